@@ -1,0 +1,53 @@
+# InfAdapter-Gym. `make leaderboard` runs the benchmark; `make test` runs the tests.
+# Each target installs what it needs into a local virtual environment (.venv) on first use.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# The CPU build of torch that this machine kind carries; pinned before everything else so that
+# stable-baselines3 cannot pull a multi-GB CUDA build.
+TORCH_PIN := torch==2.13.0
+OUT ?= results/leaderboard
+
+.PHONY: install leaderboard test test-expensive bench lint format typecheck check clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
+	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	@$(BIN)/python -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); \
+	sys.exit(0 if torch.__version__ == want else f'pip replaced torch {want} by {torch.__version__}')"
+	@touch $(STAMP)
+
+leaderboard: $(STAMP)
+	$(BIN)/infadapter leaderboard --out $(OUT)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q --ignore=tests/benchmarks
+
+test-expensive: $(STAMP)
+	$(BIN)/python -m pytest -q -m expensive
+
+bench: $(STAMP)
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .benchmarks

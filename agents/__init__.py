@@ -1,0 +1,1 @@
+"""Policies for InfAdapter-v0."""

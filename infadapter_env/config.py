@@ -1,0 +1,120 @@
+"""Typed, validated settings of the environment (the keyword arguments of ``gym.make``)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from infadapter_env.deployment import ACTION_MODES
+from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
+from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
+from infadapter_env.simulation import DISPATCHERS
+from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
+
+
+@dataclass(frozen=True)
+class EnvConfig:
+    """Every setting of ``InfAdapter-v0``; see the environment docstring for their meaning."""
+
+    scenario: str = "paper"
+    trace: Any = None
+    episode_length_s: int | None = None
+    skip_gaps: bool = True
+    rate_multiplier: float = 1.0
+    interval_s: int = 30
+    slo_ms: int = 750
+    budget_cores: int = 20
+    alpha: float = PAPER_ALPHA
+    beta: float = PAPER_BETA
+    gamma: float = PAPER_GAMMA
+    dispatcher: str = "accuracy_first"
+    capacity_model: str = "measured"
+    action_mode: str = "cores"
+    queue_factor: float = 1.25
+    min_cores: int = PAPER_MIN_CORES
+    max_replicas: int | None = None
+    weights: Weights = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        _check_choice("scenario", self.scenario, SCENARIOS)
+        _check_choice("dispatcher", self.dispatcher, DISPATCHERS)
+        _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
+        _check_choice("action_mode", self.action_mode, ACTION_MODES)
+        _check_choice("slo_ms", self.slo_ms, SLO_CHOICES_MS)
+        _check_int("interval_s", self.interval_s, 1, 3600)
+        _check_int("budget_cores", self.budget_cores, 1, 1000)
+        _check_int("min_cores", self.min_cores, 1, MAX_PROFILED_CORES)
+        if self.episode_length_s is not None:
+            _check_int("episode_length_s", self.episode_length_s, self.interval_s, 10**8)
+        if self.max_replicas is not None:
+            _check_int("max_replicas", self.max_replicas, 1, 1000)
+        if not isinstance(self.skip_gaps, bool):
+            raise ValueError(f"skip_gaps must be True or False, got {self.skip_gaps!r}")
+        _check_number("rate_multiplier", self.rate_multiplier, low=0.0, low_open=True)
+        _check_number("queue_factor", self.queue_factor, low=0.0)
+        if self.min_cores > self.budget_cores:
+            raise ValueError(f"min_cores ({self.min_cores}) cannot exceed budget_cores ({self.budget_cores})")
+        object.__setattr__(self, "weights", Weights(self.alpha, self.beta, self.gamma))
+
+    @classmethod
+    def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
+        """Build from keyword arguments, naming any unknown key and the valid ones."""
+        valid = sorted(f.name for f in fields(cls) if f.init)
+        unknown = sorted(set(kwargs) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown InfAdapter-v0 setting(s) {unknown}; valid settings: {', '.join(valid)}")
+        return cls(**kwargs)
+
+    @property
+    def max_cores_per_replica(self) -> int:
+        return min(self.budget_cores, MAX_PROFILED_CORES)
+
+    @property
+    def replica_limit(self) -> int:
+        return self.max_replicas if self.max_replicas is not None else max(self.budget_cores // self.min_cores, 1)
+
+    def source_trace(self) -> Trace:
+        """The trace episodes are drawn from (before the rate multiplier and windowing)."""
+        if self.trace is None:
+            return scenario(self.scenario)
+        if isinstance(self.trace, Trace):
+            return self.trace
+        if isinstance(self.trace, str | Path):
+            return load_trace_file(self.trace)
+        return from_array(self.trace)
+
+    def recorded(self) -> dict[str, Any]:
+        """The settings as plain values, for result rows (a custom trace is recorded by name)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
+        if isinstance(self.trace, Trace):
+            out["trace"] = self.trace.name
+        elif self.trace is not None and not isinstance(self.trace, str | Path):
+            out["trace"] = "array"
+        elif isinstance(self.trace, Path):
+            out["trace"] = str(self.trace)
+        return out
+
+    def replace(self, **changes: Any) -> EnvConfig:
+        return dataclasses.replace(self, **changes)
+
+
+def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:
+    if value not in allowed or isinstance(value, bool):
+        raise ValueError(f"{name} must be one of {', '.join(map(repr, allowed))}; got {value!r}")
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+
+
+def _check_number(name: str, value: object, low: float, low_open: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    if ok and (value <= low if low_open else value < low):  # type: ignore[operator]
+        ok = False
+    if not ok:
+        bound = f"> {low}" if low_open else f">= {low}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")

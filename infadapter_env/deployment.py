@@ -1,0 +1,143 @@
+"""Deployments (replicas x cores per variant) and how an action becomes one.
+
+Action modes:
+
+``cores``
+    ``MultiDiscrete([max_cores + 1] * V)``: cores of the single replica of each variant, 0 = off
+    (the paper's vertical setting).
+``replicas``
+    ``MultiDiscrete([max_replicas + 1] * V + [max_cores + 1] * V)``: replicas of each variant, then
+    cores per replica; a variant is off when either is 0 (horizontal scaling).
+``deployment``
+    ``Discrete(N)`` over every single-replica deployment that fits the budget with 0 or at least
+    ``min_cores`` cores per variant (20,529 with the defaults), in lexicographic order.
+
+The rule for an action that breaks a constraint (reported in ``info["action_fix"]``):
+
+1. an active replica with fewer than ``min_cores`` cores is raised to ``min_cores``;
+2. if the deployment then needs more than ``budget_cores`` cores, it is rejected and the previous
+   target deployment is kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+ACTION_MODES = ("cores", "replicas", "deployment")
+
+
+def enumerate_deployments(n_variants: int, min_cores: int, max_cores: int, budget_cores: int) -> np.ndarray:
+    """Every single-replica deployment within the budget, as rows of cores (lexicographic order)."""
+    sizes = [0, *range(min_cores, max_cores + 1)]
+    rows: list[tuple[int, ...]] = []
+
+    def extend(prefix: tuple[int, ...], left: int) -> None:
+        if len(prefix) == n_variants:
+            rows.append(prefix)
+            return
+        for size in sizes:
+            if size > left:
+                break
+            extend((*prefix, size), left - size)
+
+    extend((), budget_cores)
+    return np.array(rows, dtype=np.int64)
+
+
+Deployment = tuple[tuple[int, ...], tuple[int, ...]]  # (replicas, cores per replica), per variant
+
+
+@dataclass(frozen=True)
+class ActionDecoder:
+    """Checks actions of one mode and turns them into validated (replicas, cores) tuples."""
+
+    mode: str
+    n_variants: int
+    min_cores: int
+    max_cores: int
+    max_replicas: int
+    budget_cores: int
+    table: np.ndarray | None = None  # rows of the ``deployment`` mode
+    upper: tuple[int, ...] = field(init=False)  # largest value of each action entry
+    _rows: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        n = self.n_variants
+        if self.mode == "cores":
+            upper: tuple[int, ...] = (self.max_cores,) * n
+        elif self.mode == "replicas":
+            upper = (self.max_replicas,) * n + (self.max_cores,) * n
+        else:
+            upper = (len(self.table) - 1,) if self.table is not None else (0,)
+        object.__setattr__(self, "upper", upper)
+        rows = tuple(map(tuple, self.table.tolist())) if self.table is not None else ()
+        object.__setattr__(self, "_rows", rows)
+
+    def check(self, action: object) -> list[int]:
+        """The action as a list of ints, or a ``ValueError`` naming why it is outside the space."""
+        try:
+            array = np.asarray(action)
+            values = array.reshape(-1).tolist()
+        except (TypeError, ValueError):
+            values = None
+        if self.mode == "deployment" and values is not None and array.ndim != 0:
+            values = None
+        ok = values is not None and len(values) == len(self.upper)
+        if ok:
+            for value, high in zip(values, self.upper, strict=True):  # type: ignore[arg-type]
+                if (
+                    isinstance(value, bool)
+                    or not isinstance(value, int | float)
+                    or value != int(value)
+                    or not 0 <= value <= high
+                ):
+                    ok = False
+        if not ok:
+            shape = "one integer" if self.mode == "deployment" else f"{len(self.upper)} integers"
+            raise ValueError(
+                f"action {action!r} is outside the action space of mode {self.mode!r}: "
+                f"expected {shape}, entry i in 0..{list(self.upper)}[i]"
+            )
+        return [int(v) for v in values]  # type: ignore[union-attr]
+
+    def decode(self, values: list[int], previous: Deployment) -> tuple[Deployment, str | None]:
+        """The deployment an (already checked) action asks for, and the rule applied, if any."""
+        n = self.n_variants
+        if self.mode == "deployment":
+            cores = self._rows[values[0]]
+            return (tuple(1 if c else 0 for c in cores), cores), None
+        if self.mode == "cores":
+            cores_list = values
+            replicas_list = [1 if c else 0 for c in values]
+        else:
+            pairs = [(r, c) if r and c else (0, 0) for r, c in zip(values[:n], values[n:], strict=True)]
+            replicas_list = [r for r, _ in pairs]
+            cores_list = [c for _, c in pairs]
+        fix = None
+        if any(0 < c < self.min_cores for c in cores_list):
+            cores_list = [self.min_cores if 0 < c < self.min_cores else c for c in cores_list]
+            fix = "raised_to_min_cores"
+        if sum(r * c for r, c in zip(replicas_list, cores_list, strict=True)) > self.budget_cores:
+            return previous, "over_budget_kept_previous"
+        return (tuple(replicas_list), tuple(cores_list)), fix
+
+    def encode(self, replicas: np.ndarray, cores: np.ndarray) -> np.ndarray | int:
+        """The action of this mode that asks for (replicas, cores); the inverse of ``decode``."""
+        replicas = np.asarray(replicas, dtype=np.int64)
+        cores = np.asarray(cores, dtype=np.int64)
+        if self.mode == "cores":
+            if np.any(replicas > 1):
+                raise ValueError("the 'cores' action mode has one replica per variant; use action_mode='replicas'")
+            return np.where(replicas > 0, cores, 0)
+        if self.mode == "replicas":
+            return np.concatenate([replicas, np.where(replicas > 0, cores, 0)])
+        assert self.table is not None
+        wanted = np.where(replicas > 0, cores, 0)
+        if np.any(replicas > 1):
+            raise ValueError("the 'deployment' action mode has one replica per variant")
+        matches = np.flatnonzero((self.table == wanted).all(axis=1))
+        if matches.size == 0:
+            raise ValueError(f"deployment {wanted.tolist()} is not in the feasible table (budget or min cores)")
+        return int(matches[0])

@@ -1,0 +1,351 @@
+"""The Gymnasium shell around the simulation: holds the state, calls the pure physics."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from infadapter_env.config import EnvConfig
+from infadapter_env.deployment import ActionDecoder, enumerate_deployments
+from infadapter_env.objective import average_accuracy, loading_cost, objective_value, resource_cost
+from infadapter_env.profiles import load_profile
+from infadapter_env.simulation import ClusterState, IntervalArrivals, deploy, empty_state, simulate_interval
+from infadapter_env.traces import HISTORY_S, Trace, draw_window
+
+HISTORY_MINUTES = 10
+SIM_VERSION = "v0"
+
+
+class InfAdapterEnv(gym.Env[np.ndarray, Any]):
+    """InfAdapter-v0: serve an ImageNet inference service with a set of ResNet variants.
+
+    ## Description
+    Replays a per-second request trace (by default the paper's slice of a real Twitter trace: day 15,
+    minutes 82-103) against measured capacity profiles of ResNet18/34/50/101/152 on CPU cores. Every
+    ``interval_s`` seconds (30) the agent picks which variants run and how many cores (and replicas)
+    each gets, within a budget of ``budget_cores`` (20). The reward is the InfAdapter objective
+    ``alpha * AA - (beta * RC + gamma * LC)`` (Salmani et al., EuroMLSys 2023) with the accuracy
+    measured on the requests actually answered within the P99 SLO (``slo_ms``, 750 ms).
+
+    Simulation (tick model ``v0``, module ``infadapter_env.simulation``): 1 s ticks. Capacity of a
+    variant = replicas x th(cores), th from the profile (``capacity_model``). A changed variant loads
+    for its load time (6.44-8.52 s) and is ready at the start of tick ceil(load time); until then its
+    previous deployment keeps serving (rolling update), a new variant serves nothing. The dispatcher
+    (``accuracy_first``: most accurate variant first up to capacity; or ``proportional``) routes each
+    tick's arrivals; requests that do not fit wait in a per-variant queue bounded by
+    ``queue_factor x capacity`` (they are late: SLO violations) and beyond it are dropped
+    (violations too). A removed variant stops at once; its queue is lost.
+
+    ## Action Space
+    ``action_mode="cores"`` (default): ``MultiDiscrete([C + 1] * 5)``, C = min(budget_cores, 20):
+    cores of one replica per variant, index 0 = ResNet18 ... 4 = ResNet152, 0 = off.
+    ``action_mode="replicas"``: ``MultiDiscrete([R + 1] * 5 + [C + 1] * 5)``, R = ``max_replicas``
+    (default budget_cores // min_cores): replicas per variant, then cores per replica.
+    ``action_mode="deployment"``: ``Discrete(N)``, N = 20,529 single-replica deployments that fit the
+    budget with 0 or >= min_cores cores per variant; ``action_masks()`` marks the ones allowed now
+    (all of them in v0, whose budget is fixed; the mask is there for MaskablePPO).
+    Invalid requests: an active replica below ``min_cores`` is raised to ``min_cores``; a deployment
+    over the budget is rejected and the previous one kept. ``info["action_fix"]`` names the rule applied.
+
+    ## Observation Space
+    ``Box(shape=(41,), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
+    at least 1), V = 5 variants ordered ResNet18..152.
+
+    | index | meaning                                                     | min | max               | unit     |
+    |-------|-------------------------------------------------------------|-----|-------------------|----------|
+    | 0-9   | peak arrival rate of each of the last 10 minutes, oldest first | 0 | P                 | req/s    |
+    | 10    | mean arrival rate of the last interval                      | 0   | P                 | req/s    |
+    | 11    | peak arrival rate of the last interval                      | 0   | P                 | req/s    |
+    | 12-16 | target cores per replica, per variant                       | 0   | C                 | cores    |
+    | 17-21 | target replicas, per variant                                | 0   | R                 | replicas |
+    | 22-26 | load time left before the target serves, per variant        | 0   | 8.52              | s        |
+    | 27-31 | utilisation of the serving capacity last interval, per variant | 0 | 1                | fraction |
+    | 32-36 | queued (late) requests, per variant                         | 0   | queue_factor x R x max th | requests |
+    | 37    | SLO-violation fraction of last interval's arrivals          | 0   | 1                 | fraction |
+    | 38    | dropped fraction of last interval's arrivals                | 0   | 1                 | fraction |
+    | 39    | RC: target cores / budget_cores                             | 0   | 1                 | fraction |
+    | 40    | episode progress                                            | 0   | 1                 | fraction |
+
+    Before the first interval, "last interval" entries are 0 and the minute peaks come from the
+    10 minutes of trace that precede the episode (synthetic and user traces repeat their first value).
+
+    ## Rewards
+    ``reward = alpha * AA_effective - beta * cores / budget_cores - gamma * LC``, computed by
+    ``infadapter_env.objective``. AA_effective = sum over variants of accuracy x requests answered
+    within the SLO, over all arrivals (late and dropped requests count 0; an interval with no
+    arrivals scores the AA of rate 0). LC = longest load time among variants started or resized by
+    this action / longest load time of any variant. ``info`` carries every term.
+
+    ## Starting State
+    Nothing deployed, empty queues. An episode is the whole trace, or (with ``episode_length_s``) a
+    window drawn by the generator seeded in ``reset(seed=...)``, skipping the daily data gaps unless
+    ``skip_gaps=False``.
+
+    ## Episode End
+    Never terminates; truncates when the trace (or window) ends, after
+    ``floor(length / interval_s)`` steps (42 for the paper slice). Leftover seconds are not played.
+
+    ## Arguments
+    | argument | default | meaning |
+    |----------|---------|---------|
+    | scenario | "paper" | "paper", "train" (days 0-13), "test" (days 14-21) or "full" |
+    | trace | None | overrides scenario: a ``Trace``, a path to a text/CSV file of per-second counts, or an array |
+    | episode_length_s | None | None = the whole trace; else windows of this length drawn at reset |
+    | skip_gaps | True | windows avoid runs of >= 60 zero seconds (data gaps) |
+    | rate_multiplier | 1.0 | scales every rate |
+    | interval_s | 30 | seconds between decisions |
+    | slo_ms | 750 | P99 SLO: 500, 750, 1000 or 1500 (the profiled ones) |
+    | budget_cores | 20 | core budget B |
+    | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
+    | dispatcher | "accuracy_first" | or "proportional" |
+    | capacity_model | "measured" | the world's capacity: "measured" table or paper "linear_fit" x 0.8 |
+    | action_mode | "cores" | "cores", "replicas" or "deployment" |
+    | queue_factor | 1.25 | queue bound as a multiple of capacity (paper code) |
+    | min_cores | 2 | minimum cores of an active replica (paper code) |
+    | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
+
+    ## Version History
+    - v0: initial tick model (this docstring).
+    """
+
+    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's convention)
+
+    def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
+        if render_mode not in (None, "ansi"):
+            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        self.render_mode = render_mode
+        self.config = EnvConfig.from_kwargs(**kwargs)
+        cfg = self.config
+        self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores)
+        self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
+        length = cfg.episode_length_s or self.source.length_s
+        if length > self.source.length_s:
+            raise ValueError(
+                f"episode_length_s {length} exceeds trace {self.source.name!r} of {self.source.length_s} s"
+            )
+        self.n_steps = length // cfg.interval_s
+        if self.n_steps < 1:
+            raise ValueError(
+                f"trace {self.source.name!r} ({length} s) is shorter than one interval ({cfg.interval_s} s)"
+            )
+        n_var = len(self.profile.variants)
+        max_cores = cfg.max_cores_per_replica
+        table = None
+        if cfg.action_mode == "cores":
+            self.action_space = spaces.MultiDiscrete([max_cores + 1] * n_var)
+        elif cfg.action_mode == "replicas":
+            self.action_space = spaces.MultiDiscrete([cfg.replica_limit + 1] * n_var + [max_cores + 1] * n_var)
+        else:
+            table = enumerate_deployments(n_var, cfg.min_cores, max_cores, cfg.budget_cores)
+            self.action_space = spaces.Discrete(len(table))
+        self.decoder = ActionDecoder(
+            cfg.action_mode, n_var, cfg.min_cores, max_cores, cfg.replica_limit, cfg.budget_cores, table
+        )
+        self._load_times = self.profile.load_time_s.tolist()
+        self._accuracy = self.profile.accuracy.tolist()
+        peak = max(float(self.source.arrivals.max()), float(self.source.history.max(initial=0.0)), 1.0)
+        max_capacity = float(self.profile.per_replica_rps.max())
+        backlog_cap = cfg.queue_factor * cfg.replica_limit * max_capacity
+        high = np.concatenate(
+            [
+                np.full(12, peak),
+                np.full(n_var, max_cores),
+                np.full(n_var, cfg.replica_limit),
+                np.full(n_var, float(self.profile.load_time_s.max())),
+                np.ones(n_var),
+                np.full(n_var, max(backlog_cap, 1.0)),
+                np.ones(4),
+            ]
+        ).astype(np.float32)
+        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self._obs_high = high
+        self._state: ClusterState | None = None
+        self._episode: Trace | None = None
+        self._last_info: dict[str, Any] = {}
+
+    # ----------------------------------------------------------------- gymnasium API
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
+        super().reset(seed=seed)
+        cfg = self.config
+        if cfg.episode_length_s is None:
+            episode = self.source
+        else:
+            episode = draw_window(self.source, cfg.episode_length_s, self.np_random, cfg.skip_gaps)
+        self._episode = episode
+        played = self.n_steps * cfg.interval_s
+        per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)
+        self._intervals = IntervalArrivals.batch(per_tick)
+        self._minute_peaks = _minute_peaks(episode, self.n_steps + 1, cfg.interval_s).tolist()
+        self._state = empty_state(len(self.profile.variants))
+        self._target = ((0,) * len(self.profile.variants), (0,) * len(self.profile.variants))
+        self._step = 0
+        self._obs = np.zeros(self._obs_high.shape, dtype=np.float32)
+        self._obs[:HISTORY_MINUTES] = self._minute_peaks[0]
+        np.minimum(self._obs, self._obs_high, out=self._obs)
+        info = {
+            "trace": episode.name,
+            "trace_start_s": episode.start_s,
+            "n_steps": self.n_steps,
+            "variants": list(self.profile.names),
+            "settings": self.config.recorded() | {"sim_version": SIM_VERSION},
+        }
+        self._last_info = info
+        return self._obs.copy(), info
+
+    def step(self, action: Any) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
+        if self._state is None:
+            raise RuntimeError("InfAdapter-v0: call reset() before step()")
+        if self._step >= self.n_steps:
+            raise RuntimeError("InfAdapter-v0: the episode has ended; call reset()")
+        values = self.decoder.check(action)
+        cfg = self.config
+        state = self._state
+        previous = self._target
+        (replicas_t, cores_t), fix = self.decoder.decode(values, previous)
+        lost = lc = 0.0
+        if (replicas_t, cores_t) != previous:
+            lc = loading_cost(
+                list(zip(*previous, strict=True)), list(zip(replicas_t, cores_t, strict=True)), self._load_times
+            )
+            state, lost = deploy(state, np.array(replicas_t), np.array(cores_t), self.profile)
+            self._target = (replicas_t, cores_t)
+        state, result = simulate_interval(
+            state, self._intervals[self._step], self.profile, cfg.dispatcher, cfg.queue_factor
+        )
+        self._state = state
+        self._step += 1
+
+        total = result.arrivals
+        mean_rate = total / cfg.interval_s
+        target_capacity = state.target_capacity_rps.tolist()
+        in_slo = result.in_slo.tolist()
+        if total > 0:
+            aa_effective = sum(a * s for a, s in zip(self._accuracy, in_slo, strict=True)) / total
+            violation_rate = result.violated / total
+            drop_rate = result.dropped / total
+        else:
+            aa_effective = average_accuracy(target_capacity, self._accuracy, 0.0)
+            violation_rate = drop_rate = 0.0
+        aa_planned = average_accuracy(target_capacity, self._accuracy, mean_rate)
+        total_cores = sum(r * c for r, c in zip(replicas_t, cores_t, strict=True))
+        rc = resource_cost(total_cores, cfg.budget_cores)
+        weights = cfg.weights
+        reward = objective_value(aa_effective, rc, lc, weights)
+        utilisation = result.utilisation.tolist()
+        loading_left = state.loading_left_s.tolist()
+        backlog = state.backlog.tolist()
+
+        minute_peaks = self._minute_peaks[self._step]
+        obs = np.array(
+            [
+                *minute_peaks,
+                mean_rate,
+                result.peak_rate_rps,
+                *cores_t,
+                *replicas_t,
+                *loading_left,
+                *utilisation,
+                *backlog,
+                violation_rate,
+                drop_rate,
+                rc,
+                self._step / self.n_steps,
+            ],
+            dtype=np.float32,
+        )
+        np.minimum(obs, self._obs_high, out=obs)
+        self._obs = obs
+
+        info = {
+            "step": self._step,
+            "time_s": self._step * cfg.interval_s,
+            "arrivals": total,
+            "mean_rate_rps": mean_rate,
+            "peak_rate_rps": result.peak_rate_rps,
+            "served_in_slo": float(result.in_slo.sum()),
+            "served_in_slo_by_variant": in_slo,
+            "violated": result.violated,
+            "late": result.late,
+            "dropped": result.dropped,
+            "lost_on_removal": lost,
+            "slo_violation_rate": violation_rate,
+            "drop_rate": drop_rate,
+            "aa_effective": aa_effective,
+            "aa_planned": aa_planned,
+            "rc": rc,
+            "lc": lc,
+            "cores": total_cores,
+            "reward": reward,
+            "reward_terms": {
+                "accuracy": weights.alpha * aa_effective,
+                "resource": -weights.beta * rc,
+                "loading": -weights.gamma * lc,
+            },
+            "objective_planned": objective_value(aa_planned, rc, lc, weights),
+            "replicas": list(replicas_t),
+            "cores_per_replica": list(cores_t),
+            "capacity_rps": target_capacity,
+            "loading_left_s": loading_left,
+            "utilisation": utilisation,
+            "backlog": backlog,
+            "action_fix": fix,
+        }
+        self._last_info = info
+        truncated = self._step >= self.n_steps
+        return obs.copy(), reward, False, truncated, info
+
+    def action_masks(self) -> np.ndarray:
+        """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""
+        if self.decoder.table is None:
+            raise RuntimeError("action_masks() exists for action_mode='deployment' only")
+        return np.ones(len(self.decoder.table), dtype=bool)
+
+    def render(self) -> str | None:
+        if self.render_mode != "ansi":
+            return None
+        return format_summary(self._last_info, self.profile.names)
+
+    # ----------------------------------------------------------------- helpers
+    def encode_action(self, replicas: Any, cores: Any) -> Any:
+        """The action of this env's mode for a deployment (replicas and cores per variant)."""
+        return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
+
+
+def _minute_peaks(episode: Trace, n_points: int, interval_s: int) -> np.ndarray:
+    """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
+    10 minutes before it, oldest first."""
+    history = episode.history[-HISTORY_S:]
+    if history.size < HISTORY_S:
+        pad_value = history[0] if history.size else episode.arrivals[0]
+        history = np.concatenate([np.full(HISTORY_S - history.size, pad_value), history])
+    joined = np.concatenate([history, episode.arrivals])
+    starts = np.arange(n_points)[:, None] * interval_s + np.arange(HISTORY_MINUTES)[None, :] * 60
+    seconds = starts[..., None] + np.arange(60)
+    return joined[seconds].max(axis=-1)
+
+
+def format_summary(info: dict[str, Any], names: tuple[str, ...]) -> str:
+    """A readable summary of the last interval (the ``ansi`` render)."""
+    if "step" not in info:
+        return f"InfAdapter-v0 reset: trace {info.get('trace')}, {info.get('n_steps')} steps\n"
+    lines = [
+        f"step {info['step']} (t={info['time_s']} s)  arrivals {info['arrivals']:.0f} "
+        f"(mean {info['mean_rate_rps']:.1f}, peak {info['peak_rate_rps']:.0f} req/s)",
+        f"  in SLO {info['served_in_slo']:.0f}  violated {info['violated']:.0f} "
+        f"({100 * info['slo_violation_rate']:.1f} %)  dropped {info['dropped']:.0f}",
+        f"  AA effective {info['aa_effective']:.4f}  planned {info['aa_planned']:.4f}  "
+        f"cores {info['cores']}  RC {info['rc']:.3f}  LC {info['lc']:.3f}  reward {info['reward']:.4f}",
+        f"  {'variant':<10}{'replicas':>9}{'cores':>6}{'cap req/s':>10}{'util':>6}{'queue':>7}{'load s':>7}",
+    ]
+    for i, name in enumerate(names):
+        lines.append(
+            f"  {name:<10}{info['replicas'][i]:>9}{info['cores_per_replica'][i]:>6}"
+            f"{info['capacity_rps'][i]:>10.1f}{info['utilisation'][i]:>6.2f}"
+            f"{info['backlog'][i]:>7.1f}{info['loading_left_s'][i]:>7.2f}"
+        )
+    if info.get("action_fix"):
+        lines.append(f"  action fixed: {info['action_fix']}")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,92 @@
+"""The InfAdapter objective: ``alpha * AA - (beta * RC + gamma * LC)``; the one implementation.
+
+- AA, average accuracy: accuracy of each variant weighted by the share of the rate it answers, the
+  most accurate variant filled first up to its capacity. Rate above the total capacity is answered
+  by nobody and counts as accuracy 0.
+- RC, resource cost: allocated cores divided by the core budget.
+- LC, loading cost: the longest load time among variants that are newly started or resized, divided
+  by the longest load time of any variant (a removed variant costs nothing).
+
+The environment's reward, every agent and the leaderboard use these functions.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+PAPER_ALPHA = 1.0
+PAPER_BETA = 0.05
+PAPER_GAMMA = 0.001
+
+
+@dataclass(frozen=True)
+class Weights:
+    """Objective weights (paper code defaults)."""
+
+    alpha: float = PAPER_ALPHA
+    beta: float = PAPER_BETA
+    gamma: float = PAPER_GAMMA
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"objective weight {name} must be a finite number >= 0, got {value!r}")
+
+
+def served_shares(capacity_rps: Sequence[float], rate_rps: float) -> list[float]:
+    """Rate (req/s) each variant answers when the most accurate is filled first.
+
+    Variants are ordered from least to most accurate, as everywhere in this package.
+    """
+    shares = [0.0] * len(capacity_rps)
+    remaining = rate_rps
+    for index in range(len(capacity_rps) - 1, -1, -1):
+        if remaining <= 0:
+            break
+        take = min(capacity_rps[index], remaining)
+        shares[index] = take
+        remaining -= take
+    return shares
+
+
+def average_accuracy(capacity_rps: Sequence[float], accuracy: Sequence[float], rate_rps: float) -> float:
+    """AA for a rate: accuracy weighted by served share; unserved rate counts 0.
+
+    At rate 0 it is the accuracy of the most accurate variant with capacity (the one a request
+    would reach), or 0 if nothing runs.
+    """
+    if rate_rps <= 0:
+        for index in range(len(capacity_rps) - 1, -1, -1):
+            if capacity_rps[index] > 0:
+                return float(accuracy[index])
+        return 0.0
+    shares = served_shares(capacity_rps, rate_rps)
+    return sum(a * s for a, s in zip(accuracy, shares, strict=True)) / rate_rps
+
+
+def resource_cost(total_cores: float, budget_cores: float) -> float:
+    """RC: allocated cores over the budget."""
+    return total_cores / budget_cores
+
+
+def loading_cost(
+    previous: Sequence[tuple[int, int]], new: Sequence[tuple[int, int]], load_time_s: Sequence[float]
+) -> float:
+    """LC: the longest load among variants started or resized, over the longest load time.
+
+    ``previous`` and ``new`` hold ``(replicas, cores)`` per variant; ``(0, 0)`` or any zero means off.
+    """
+    longest = 0.0
+    for before, after, load in zip(previous, new, load_time_s, strict=True):
+        active_after = after[0] > 0 and after[1] > 0
+        if active_after and tuple(before) != tuple(after):
+            longest = max(longest, load)
+    return longest / max(load_time_s)
+
+
+def objective_value(aa: float, rc: float, lc: float, weights: Weights) -> float:
+    """``alpha * AA - (beta * RC + gamma * LC)``."""
+    return weights.alpha * aa - (weights.beta * rc + weights.gamma * lc)

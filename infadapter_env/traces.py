@@ -1,0 +1,240 @@
+"""Request traces: the shipped Twitter trace, its named scenarios, windows, user files, synthetic loads.
+
+A trace is a per-second count of arriving requests (requests/s at 1 s resolution). Every trace
+carries the seconds that precede it (``history``), so a controller has a forecasting history from
+the first decision on; synthetic and user traces, which have no past, repeat their first value.
+"""
+
+from __future__ import annotations
+
+import lzma
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from infadapter_env.datafiles import data_file
+
+DAY_S = 86_400
+HISTORY_S = 600
+TWITTER_LENGTH_S = 1_899_061
+PAPER_SLICE_S = (15 * DAY_S + 82 * 60, 15 * DAY_S + 103 * 60)
+TRAIN_DAYS = (0, 14)  # days 0-13 (the paper's LSTM training split)
+TEST_DAYS = (14, 22)  # days 14-21 (the last day is partial)
+GAP_MIN_S = 60  # a run of at least this many zero seconds is a hole in the source data
+SCENARIOS = ("paper", "train", "test", "full")
+SYNTHETIC_KINDS = ("constant", "step", "sine", "bursty")
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Per-second arrivals of one episode source, with the seconds that precede it."""
+
+    name: str
+    arrivals: np.ndarray
+    history: np.ndarray
+    start_s: int = 0
+
+    def __post_init__(self) -> None:
+        for label, values in (("arrivals", self.arrivals), ("history", self.history)):
+            if values.ndim != 1:
+                raise ValueError(f"trace {self.name!r}: {label} must be one-dimensional")
+            if values.size and (not np.all(np.isfinite(values)) or values.min() < 0):
+                raise ValueError(f"trace {self.name!r}: {label} must be finite and >= 0")
+        if self.arrivals.size == 0:
+            raise ValueError(f"trace {self.name!r} is empty")
+
+    @property
+    def length_s(self) -> int:
+        return int(self.arrivals.size)
+
+    def scaled(self, multiplier: float) -> Trace:
+        """The same trace with every rate multiplied by ``multiplier`` (> 0)."""
+        if not (isinstance(multiplier, int | float) and math.isfinite(multiplier) and multiplier > 0):
+            raise ValueError(f"rate multiplier must be a finite number > 0, got {multiplier!r}")
+        if multiplier == 1:
+            return self
+        return Trace(f"{self.name}x{multiplier:g}", self.arrivals * multiplier, self.history * multiplier, self.start_s)
+
+    def window(self, start_s: int, length_s: int) -> Trace:
+        """The ``length_s`` seconds from ``start_s``, with the seconds before it as history."""
+        if length_s < 1 or start_s < 0 or start_s + length_s > self.length_s:
+            raise ValueError(
+                f"window [{start_s}, {start_s + length_s}) is outside trace {self.name!r} of {self.length_s} s"
+            )
+        joined = np.concatenate([self.history, self.arrivals])
+        begin = self.history.size + start_s
+        return Trace(
+            f"{self.name}[{start_s}:{start_s + length_s}]",
+            joined[begin : begin + length_s],
+            joined[max(begin - HISTORY_S, 0) : begin],
+            self.start_s + start_s,
+        )
+
+
+@lru_cache(maxsize=1)
+def load_twitter() -> np.ndarray:
+    """The whole 22-day Twitter trace (1,899,061 s), read-only float64 requests per second."""
+    path = data_file("traces", "workload.txt.xz")
+    with lzma.open(path, "rt") as handle:
+        values = np.array(handle.read().split(), dtype=np.float64)
+    if values.size != TWITTER_LENGTH_S:
+        raise ValueError(f"{path}: expected {TWITTER_LENGTH_S} values, found {values.size}")
+    values.setflags(write=False)
+    return values
+
+
+def _twitter_range(name: str, begin_s: int, end_s: int) -> Trace:
+    full = load_twitter()
+    end_s = min(end_s, full.size)
+    return Trace(name, full[begin_s:end_s], full[max(begin_s - HISTORY_S, 0) : begin_s], begin_s)
+
+
+def scenario(name: str) -> Trace:
+    """A named slice of the Twitter trace.
+
+    ``paper``: day 15, minutes 82-103 (1,260 s), the paper's experiment. ``train``: days 0-13.
+    ``test``: days 14-21. ``full``: all 22 days.
+    """
+    if name == "paper":
+        return _twitter_range("paper", *PAPER_SLICE_S)
+    if name == "train":
+        return _twitter_range("train", TRAIN_DAYS[0] * DAY_S, TRAIN_DAYS[1] * DAY_S)
+    if name == "test":
+        return _twitter_range("test", TEST_DAYS[0] * DAY_S, TEST_DAYS[1] * DAY_S)
+    if name == "full":
+        return _twitter_range("full", 0, TWITTER_LENGTH_S)
+    raise ValueError(f"unknown scenario {name!r}; valid scenarios: {', '.join(SCENARIOS)}")
+
+
+def gap_mask(arrivals: np.ndarray, min_run_s: int = GAP_MIN_S) -> np.ndarray:
+    """True for every second inside a run of at least ``min_run_s`` zero seconds."""
+    zero = np.concatenate([[False], arrivals == 0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    mask = np.zeros(arrivals.size, dtype=bool)
+    for begin, end in zip(edges[::2], edges[1::2], strict=True):
+        if end - begin >= min_run_s:
+            mask[begin:end] = True
+    return mask
+
+
+def valid_window_starts(trace: Trace, length_s: int, skip_gaps: bool = True) -> np.ndarray:
+    """Every start second of a ``length_s`` window inside ``trace`` (avoiding data gaps if asked)."""
+    count = trace.length_s - length_s + 1
+    if length_s < 1 or count < 1:
+        raise ValueError(f"window length {length_s} s does not fit trace {trace.name!r} of {trace.length_s} s")
+    if not skip_gaps:
+        return np.arange(count)
+    in_gap = np.concatenate([[0], np.cumsum(gap_mask(trace.arrivals))])
+    gap_seconds = in_gap[length_s:] - in_gap[:count]
+    starts = np.flatnonzero(gap_seconds == 0)
+    if starts.size == 0:
+        raise ValueError(f"no {length_s} s window of trace {trace.name!r} avoids the data gaps")
+    return starts
+
+
+def draw_window(trace: Trace, length_s: int, rng: np.random.Generator, skip_gaps: bool = True) -> Trace:
+    """A window of ``length_s`` seconds at a start drawn uniformly by ``rng``."""
+    starts = valid_window_starts(trace, length_s, skip_gaps)
+    return trace.window(int(starts[rng.integers(starts.size)]), length_s)
+
+
+def from_array(values: object, name: str = "user") -> Trace:
+    """A trace from per-second counts; the history repeats the first value."""
+    try:
+        arrivals = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"trace {name!r}: per-second counts must be numbers ({exc})") from exc
+    if arrivals.ndim != 1 or arrivals.size == 0:
+        raise ValueError(f"trace {name!r}: expected a non-empty 1-D sequence of per-second counts")
+    bad = np.flatnonzero(~np.isfinite(arrivals) | (arrivals < 0))
+    if bad.size:
+        raise ValueError(f"trace {name!r}: value {arrivals[bad[0]]!r} at second {bad[0]} is not a finite count >= 0")
+    arrivals.setflags(write=False)
+    return Trace(name, arrivals, np.full(HISTORY_S, arrivals[0]))
+
+
+def load_trace_file(path: str | Path) -> Trace:
+    """Read per-second counts from a text or CSV file.
+
+    Numbers are separated by white space, commas or new lines. In a ``.csv`` file a first line that
+    is not numeric is taken as a header (the first column is read if there are several).
+    """
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ValueError(f"cannot read trace file {path}: {exc.strerror or exc}") from exc
+    lines = text.splitlines()
+    is_csv = path.suffix.lower() == ".csv"
+    values: list[float] = []
+    has_header = False
+    for line_no, line in enumerate(lines, start=1):
+        tokens = line.replace(",", " ").split()
+        if is_csv and line_no == 1 and tokens and not _is_number(tokens[0]):
+            has_header = True
+            continue
+        if has_header:
+            tokens = tokens[:1]
+        for token in tokens:
+            try:
+                value = float(token)
+            except ValueError:
+                raise ValueError(
+                    f"{path}, line {line_no}: {token!r} is not a number (per-second request count)"
+                ) from None
+            if not math.isfinite(value):
+                raise ValueError(f"{path}, line {line_no}: {token!r} is not finite; counts must be finite numbers >= 0")
+            if value < 0:
+                raise ValueError(f"{path}, line {line_no}: {token!r} is negative; counts must be >= 0")
+            values.append(value)
+    if not values:
+        raise ValueError(f"{path}: no per-second counts found (the file is empty)")
+    return from_array(values, name=path.stem)
+
+
+def _is_number(token: str) -> bool:
+    try:
+        float(token)
+    except ValueError:
+        return False
+    return True
+
+
+def synthetic(kind: str, length_s: int, **params: float) -> Trace:
+    """A synthetic trace for tests and what-if runs.
+
+    - ``constant``: ``rate``.
+    - ``step``: ``low`` until ``at_s``, then ``high``.
+    - ``sine``: ``mean + amplitude * sin(2 pi t / period_s)`` (a diurnal pattern with ``period_s = 86400``).
+    - ``bursty``: ``base`` with bursts of ``burst`` extra requests/s lasting ``burst_s`` every ``every_s``.
+    """
+    defaults: dict[str, dict[str, float]] = {
+        "constant": {"rate": 50.0},
+        "step": {"low": 30.0, "high": 150.0, "at_s": length_s / 2},
+        "sine": {"mean": 100.0, "amplitude": 50.0, "period_s": 600.0},
+        "bursty": {"base": 50.0, "burst": 150.0, "burst_s": 20.0, "every_s": 180.0},
+    }
+    if kind not in defaults:
+        raise ValueError(f"unknown synthetic trace kind {kind!r}; valid kinds: {', '.join(SYNTHETIC_KINDS)}")
+    unknown = set(params) - set(defaults[kind])
+    if unknown:
+        raise ValueError(
+            f"synthetic {kind!r} trace: unknown parameter(s) {sorted(unknown)}; valid: {sorted(defaults[kind])}"
+        )
+    if not isinstance(length_s, int) or length_s < 1:
+        raise ValueError(f"synthetic trace length_s must be a positive integer, got {length_s!r}")
+    p = {**defaults[kind], **params}
+    t = np.arange(length_s, dtype=np.float64)
+    if kind == "constant":
+        arrivals = np.full(length_s, p["rate"])
+    elif kind == "step":
+        arrivals = np.where(t < p["at_s"], p["low"], p["high"])
+    elif kind == "sine":
+        arrivals = p["mean"] + p["amplitude"] * np.sin(2 * np.pi * t / p["period_s"])
+    else:
+        arrivals = p["base"] + np.where((t % p["every_s"]) < p["burst_s"], p["burst"], 0.0)
+    label = ",".join(f"{key}={value:g}" for key, value in sorted(p.items()))
+    return from_array(arrivals, name=f"{kind}({label})")

@@ -1,0 +1,226 @@
+"""The Gymnasium environment: API conformance, determinism, the reward, and bad input."""
+
+from __future__ import annotations
+
+import pickle
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env as gym_check_env
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+from infadapter_env import ENV_IDS, InfAdapterEnv
+from infadapter_env.objective import Weights, objective_value
+from infadapter_env.traces import synthetic
+
+MODES = ("cores", "replicas", "deployment")
+
+
+@pytest.mark.parametrize("env_id", ENV_IDS)
+@pytest.mark.parametrize("mode", MODES)
+def test_gymnasium_and_sb3_checkers_pass_without_warnings(env_id, mode):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        env = gym.make(env_id, action_mode=mode)
+        gym_check_env(env.unwrapped, skip_render_check=False)
+        sb3_check_env(env.unwrapped, warn=True)
+
+
+def rollout(env: gym.Env, seed: int, steps: int) -> list:
+    obs, _ = env.reset(seed=seed)
+    env.action_space.seed(seed)
+    out = [obs]
+    for _ in range(steps):
+        obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+        out.append((obs, reward, info["violated"]))
+        if terminated or truncated:
+            obs, _ = env.reset()
+            out.append(obs)
+    return out
+
+
+def assert_same(a: list, b: list) -> None:
+    assert len(a) == len(b)
+    for x, y in zip(a, b, strict=True):
+        if isinstance(x, tuple):
+            np.testing.assert_array_equal(x[0], y[0])
+            assert x[1:] == y[1:]
+        else:
+            np.testing.assert_array_equal(x, y)
+
+
+def test_same_seed_gives_identical_episodes():
+    first = rollout(gym.make("InfAdapterShort-v0"), seed=3, steps=50)
+    again = rollout(gym.make("InfAdapterShort-v0"), seed=3, steps=50)
+    other = rollout(gym.make("InfAdapterShort-v0"), seed=4, steps=50)
+    assert_same(first, again)
+    with pytest.raises(AssertionError):
+        assert_same(first, other)
+
+
+def test_pickling_round_trips_mid_episode():
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=1)
+    env.step(np.array([0, 0, 8, 0, 12]))
+    clone = pickle.loads(pickle.dumps(env))
+    action = np.array([4, 0, 0, 0, 16])
+    a = env.step(action)
+    b = clone.step(action)
+    np.testing.assert_array_equal(a[0], b[0])
+    assert a[1] == b[1] and a[4]["violated"] == b[4]["violated"]
+
+
+def test_sync_vector_env_runs():
+    envs = gym.make_vec("InfAdapterShort-v0", num_envs=3, vectorization_mode="sync")
+    obs, _ = envs.reset(seed=0)
+    assert obs.shape == (3, 41)
+    for _ in range(25):  # crosses the 20-step episode end: autoreset
+        obs, reward, _, _, _ = envs.step(envs.action_space.sample())
+    assert reward.shape == (3,)
+    envs.close()
+
+
+def test_paper_episode_has_42_steps_and_truncates():
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    for step in range(42):
+        _, _, terminated, truncated, info = env.step(np.array([6, 0, 0, 0, 12]))
+        assert not terminated
+        assert truncated == (step == 41)
+    assert info["time_s"] == 1260
+    with pytest.raises(RuntimeError, match="episode has ended"):
+        env.step(np.array([6, 0, 0, 0, 12]))
+
+
+def test_reward_equals_the_objective_module_value():
+    env = gym.make("InfAdapter-v0", beta=0.1, gamma=0.01)
+    env.reset(seed=0)
+    accuracy = env.unwrapped.profile.accuracy
+    for action in ([0, 0, 8, 0, 12], [0, 0, 8, 0, 12], [10, 0, 0, 0, 10], [0, 0, 0, 0, 0]):
+        _, reward, _, _, info = env.step(np.array(action))
+        if info["arrivals"] > 0:
+            aa = float(np.dot(accuracy, info["served_in_slo_by_variant"])) / info["arrivals"]
+            assert info["aa_effective"] == pytest.approx(aa)
+        assert reward == pytest.approx(
+            objective_value(info["aa_effective"], info["rc"], info["lc"], Weights(1, 0.1, 0.01))
+        )
+        assert info["rc"] == sum(action) / 20
+        terms = info["reward_terms"]
+        assert reward == pytest.approx(terms["accuracy"] + terms["resource"] + terms["loading"])
+        assert info["arrivals"] == pytest.approx(info["served_in_slo"] + info["violated"])
+
+
+def test_loading_cost_counts_the_longest_started_or_resized_variant():
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0, 0, 8, 0, 12]))  # starts resnet50 and resnet152
+    assert info["lc"] == pytest.approx(1.0)
+    _, _, _, _, info = env.step(np.array([0, 0, 8, 0, 12]))  # unchanged
+    assert info["lc"] == 0
+    _, _, _, _, info = env.step(np.array([0, 0, 10, 0, 0]))  # resizes resnet50, removes resnet152
+    assert info["lc"] == pytest.approx(6.82 / 8.52)
+
+
+def test_effective_accuracy_counts_answers_in_slo_only():
+    trace = synthetic("constant", 600, rate=60.0)
+    env = gym.make("InfAdapter-v0", trace=trace)
+    env.reset(seed=0)
+    env.step(np.array([4, 0, 0, 0, 12]))
+    _, _, _, _, info = env.step(np.array([4, 0, 0, 0, 12]))
+    expected = (0.69758 * 21 + 0.78312 * 39) / 60
+    assert info["aa_effective"] == pytest.approx(expected)
+    assert info["aa_planned"] == pytest.approx(expected)
+    assert info["slo_violation_rate"] == 0
+
+
+def test_action_rules_are_applied_and_flagged():
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([1, 0, 0, 0, 0]))
+    assert info["cores_per_replica"] == [2, 0, 0, 0, 0] and info["action_fix"] == "raised_to_min_cores"
+    _, _, _, _, info = env.step(np.array([20, 0, 0, 0, 20]))
+    assert info["cores_per_replica"] == [2, 0, 0, 0, 0] and info["action_fix"] == "over_budget_kept_previous"
+    _, _, _, _, info = env.step(np.array([0, 0, 0, 0, 20]))
+    assert info["action_fix"] is None
+
+
+def test_replicas_mode_scales_horizontally():
+    env = gym.make("InfAdapter-v0", action_mode="replicas")
+    env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([0, 0, 3, 0, 0, 0, 0, 4, 0, 0]))
+    assert info["replicas"] == [0, 0, 3, 0, 0] and info["cores"] == 12
+    assert info["capacity_rps"][2] == 3 * 36
+
+
+def test_deployment_mode_and_masks():
+    env = gym.make("InfAdapter-v0", action_mode="deployment")
+    env.reset(seed=0)
+    assert env.action_space.n == 20_529
+    masks = env.unwrapped.action_masks()
+    assert masks.shape == (20_529,) and masks.all()
+    action = env.unwrapped.encode_action([0, 0, 1, 0, 1], [0, 0, 8, 0, 12])
+    _, _, _, _, info = env.step(action)
+    assert info["cores_per_replica"] == [0, 0, 8, 0, 12]
+
+
+def test_ansi_render_summarises_the_interval():
+    env = gym.make("InfAdapter-v0", render_mode="ansi")
+    env.reset(seed=0)
+    env.step(np.array([0, 0, 8, 0, 12]))
+    text = env.render()
+    assert "step 1 (t=30 s)" in text and "resnet152" in text and "reward" in text
+
+
+def test_observation_reports_history_and_deployment():
+    env = gym.make("InfAdapter-v0")
+    obs, _ = env.reset(seed=0)
+    history = env.unwrapped._episode.history
+    assert obs[9] == history[-60:].max() and obs[0] == history[:60].max()
+    obs, _, _, _, _ = env.step(np.array([0, 0, 8, 0, 12]))
+    assert obs[12:17].tolist() == [0, 0, 8, 0, 12] and obs[17:22].tolist() == [0, 0, 1, 0, 1]
+    assert obs[40] == pytest.approx(1 / 42)
+
+
+@pytest.mark.filterwarnings("ignore:.*render_mode='human'")
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budjet_cores": 10}, r"unknown InfAdapter-v0 setting\(s\) \['budjet_cores'\]; valid settings: "),
+        ({"interval_s": 0}, "interval_s must be an integer in 1..3600"),
+        ({"slo_ms": 800}, "slo_ms must be one of 500, 750, 1000, 1500"),
+        ({"beta": -1}, "objective weight beta must be a finite number >= 0"),
+        ({"dispatcher": "random"}, "dispatcher must be one of"),
+        ({"action_mode": "continuous"}, "action_mode must be one of"),
+        ({"scenario": "day7"}, "scenario must be one of"),
+        ({"rate_multiplier": 0}, "rate_multiplier must be a finite number > 0"),
+        ({"episode_length_s": 10**7}, "exceeds trace"),
+        ({"render_mode": "human"}, "render_mode must be None or 'ansi'"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make("InfAdapter-v0", **kwargs)
+
+
+@pytest.mark.parametrize("action", [[0, 0, 21, 0, 0], [0, 0, -1, 0, 0], [1, 2, 3], [0.5, 0, 0, 0, 0], "x"])
+def test_actions_outside_the_space_are_rejected(action):
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space"):
+        env.step(np.array(action) if not isinstance(action, str) else action)
+
+
+def test_step_before_reset_is_an_error():
+    with pytest.raises(RuntimeError, match="reset"):
+        InfAdapterEnv().step(np.zeros(5, dtype=np.int64))
+    with pytest.raises(gym.error.ResetNeeded):
+        gym.make("InfAdapter-v0").step(np.zeros(5, dtype=np.int64))
+
+
+def test_malformed_trace_file_is_reported_by_the_env(tmp_path):
+    path = tmp_path / "trace.txt"
+    path.write_text("10 11\n12 NaN\n")
+    with pytest.raises(ValueError, match=r"trace.txt, line 2: 'NaN' is not finite"):
+        gym.make("InfAdapter-v0", trace=str(path))

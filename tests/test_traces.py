@@ -1,0 +1,136 @@
+"""Traces: the shipped Twitter data, scenarios, windows, user files and synthetic loads."""
+
+from __future__ import annotations
+
+import hashlib
+import lzma
+
+import numpy as np
+import pytest
+
+from infadapter_env import traces
+from infadapter_env.datafiles import data_file
+
+WORKLOAD_SHA256 = "2285592cbc653db1e495f4587edd38af43915b4724cc83ee4c3d13346e1e6055"
+
+
+def test_shipped_trace_is_the_provenance_file():
+    with lzma.open(data_file("traces", "workload.txt.xz"), "rb") as handle:
+        assert hashlib.sha256(handle.read()).hexdigest() == WORKLOAD_SHA256
+
+
+def test_full_trace_statistics_match_provenance():
+    full = traces.load_twitter()
+    assert full.size == 1_899_061
+    assert full.mean() == pytest.approx(63.60, abs=0.01)
+    assert int((full == 0).sum()) == 37_899
+    assert not full.flags.writeable
+
+
+def test_paper_slice_matches_the_paper():
+    paper = traces.scenario("paper")
+    assert paper.length_s == 1260
+    assert paper.start_s == 15 * 86_400 + 82 * 60
+    assert paper.arrivals.sum() == 121_697
+    assert (paper.arrivals.min(), paper.arrivals.max()) == (27, 274)
+    assert paper.history.size == traces.HISTORY_S
+
+
+def test_train_and_test_split_by_day():
+    train, test = traces.scenario("train"), traces.scenario("test")
+    assert train.length_s == 14 * 86_400
+    assert test.start_s == 14 * 86_400
+    assert train.length_s + test.length_s == 1_899_061
+
+
+def test_unknown_scenario_lists_valid_ones():
+    with pytest.raises(ValueError, match="valid scenarios: paper, train, test, full"):
+        traces.scenario("day3")
+
+
+def test_windows_skip_the_daily_gap_unless_asked():
+    train = traces.scenario("train")
+    gaps = traces.gap_mask(train.arrivals)
+    assert gaps[84_661 : 84_661 + 1_739].all()
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        window = traces.draw_window(train, 3_600, rng)
+        assert not traces.gap_mask(window.arrivals).any()
+        assert window.history.size == traces.HISTORY_S
+        np.testing.assert_array_equal(window.arrivals, train.arrivals[window.start_s : window.start_s + 3_600])
+    starts_all = traces.valid_window_starts(train, 3_600, skip_gaps=False)
+    starts_clean = traces.valid_window_starts(train, 3_600)
+    assert starts_clean.size < starts_all.size
+    assert 84_661 in starts_all and 84_661 not in starts_clean
+
+
+def test_same_generator_seed_gives_the_same_window():
+    test = traces.scenario("test")
+    first = traces.draw_window(test, 600, np.random.default_rng(7))
+    again = traces.draw_window(test, 600, np.random.default_rng(7))
+    assert first.start_s == again.start_s
+
+
+def test_rate_multiplier_scales_arrivals_and_history():
+    paper = traces.scenario("paper")
+    doubled = paper.scaled(2.0)
+    np.testing.assert_array_equal(doubled.arrivals, 2 * paper.arrivals)
+    np.testing.assert_array_equal(doubled.history, 2 * paper.history)
+    with pytest.raises(ValueError, match="rate multiplier must be a finite number > 0"):
+        paper.scaled(-1)
+
+
+@pytest.mark.parametrize("kind", traces.SYNTHETIC_KINDS)
+def test_synthetic_traces_have_the_asked_length(kind):
+    trace = traces.synthetic(kind, 900)
+    assert trace.length_s == 900 and trace.arrivals.min() >= 0
+
+
+def test_synthetic_shapes():
+    step = traces.synthetic("step", 100, low=10, high=90, at_s=40)
+    assert step.arrivals[39] == 10 and step.arrivals[40] == 90
+    bursty = traces.synthetic("bursty", 200, base=5, burst=20, burst_s=10, every_s=100)
+    assert bursty.arrivals[:10].tolist() == [25] * 10 and bursty.arrivals[10] == 5
+    with pytest.raises(ValueError, match="unknown parameter"):
+        traces.synthetic("constant", 10, level=3)
+    with pytest.raises(ValueError, match="valid kinds"):
+        traces.synthetic("square", 10)
+
+
+def test_user_trace_files(tmp_path):
+    text = tmp_path / "counts.txt"
+    text.write_text("1 2 3\n4\n\n5 ")
+    assert traces.load_trace_file(text).arrivals.tolist() == [1, 2, 3, 4, 5]
+    csv = tmp_path / "counts.csv"
+    csv.write_text("requests,other\n7,1\n8,1\n")
+    assert traces.load_trace_file(csv).arrivals.tolist() == [7, 8]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("1 2\n3 x\n", r"line 2: 'x' is not a number"),
+        ("1\n-4\n", r"line 2: '-4' is negative"),
+        ("1 nan\n", r"line 1: 'nan' is not finite"),
+        ("", "no per-second counts found"),
+        ("\n  \n", "no per-second counts found"),
+    ],
+)
+def test_malformed_trace_files_name_file_and_line(tmp_path, content, message):
+    path = tmp_path / "bad.txt"
+    path.write_text(content)
+    with pytest.raises(ValueError, match=message) as info:
+        traces.load_trace_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_trace_file_is_reported(tmp_path):
+    with pytest.raises(ValueError, match="cannot read trace file"):
+        traces.load_trace_file(tmp_path / "nope.txt")
+
+
+def test_arrays_with_bad_values_are_rejected():
+    with pytest.raises(ValueError, match="at second 1"):
+        traces.from_array([1.0, float("inf")])
+    with pytest.raises(ValueError, match="non-empty 1-D"):
+        traces.from_array([])
