@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from infadapter_env.deployment import ACTION_MODES
+from infadapter_env.observation import N_VARIANTS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
 from infadapter_env.simulation import DISPATCHERS
@@ -36,6 +37,7 @@ class EnvConfig:
     queue_factor: float = 1.25
     min_cores: int = PAPER_MIN_CORES
     max_replicas: int | None = None
+    initial_cores: tuple[int, ...] | None = None
     weights: Weights = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -55,9 +57,26 @@ class EnvConfig:
             raise ValueError(f"skip_gaps must be True or False, got {self.skip_gaps!r}")
         _check_number("rate_multiplier", self.rate_multiplier, low=0.0, low_open=True)
         _check_number("queue_factor", self.queue_factor, low=0.0)
+        if self.initial_cores is not None:
+            self._check_initial_cores()
         if self.min_cores > self.budget_cores:
             raise ValueError(f"min_cores ({self.min_cores}) cannot exceed budget_cores ({self.budget_cores})")
         object.__setattr__(self, "weights", Weights(self.alpha, self.beta, self.gamma))
+
+    def _check_initial_cores(self) -> None:
+        cores = self.initial_cores
+        limit = min(self.budget_cores, MAX_PROFILED_CORES)
+        ok = isinstance(cores, tuple | list) and len(cores) == N_VARIANTS
+        ok = ok and all(
+            isinstance(c, int) and not isinstance(c, bool) and (c == 0 or self.min_cores <= c <= limit)
+            for c in cores  # type: ignore[union-attr]
+        )
+        if not ok or sum(cores) > self.budget_cores:  # type: ignore[arg-type]
+            raise ValueError(
+                f"initial_cores must give {N_VARIANTS} core counts, each 0 or {self.min_cores}..{limit}, "
+                f"summing to at most budget_cores={self.budget_cores}; got {cores!r}"
+            )
+        object.__setattr__(self, "initial_cores", tuple(cores))  # type: ignore[arg-type]
 
     @classmethod
     def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
@@ -95,6 +114,8 @@ class EnvConfig:
             out["trace"] = "array"
         elif isinstance(self.trace, Path):
             out["trace"] = str(self.trace)
+        if self.initial_cores is not None:
+            out["initial_cores"] = list(self.initial_cores)
         return out
 
     def replace(self, **changes: Any) -> EnvConfig:

@@ -10,12 +10,13 @@ from gymnasium import spaces
 
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
+from infadapter_env import observation as obs_layout
+from infadapter_env.observation import HISTORY_MINUTES, SIZE
 from infadapter_env.objective import average_accuracy, loading_cost, objective_value, resource_cost
 from infadapter_env.profiles import load_profile
 from infadapter_env.simulation import ClusterState, IntervalArrivals, deploy, empty_state, simulate_interval
 from infadapter_env.traces import HISTORY_S, Trace, draw_window
 
-HISTORY_MINUTES = 10
 SIM_VERSION = "v0"
 
 
@@ -37,7 +38,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     (``accuracy_first``: most accurate variant first up to capacity; or ``proportional``) routes each
     tick's arrivals; requests that do not fit wait in a per-variant queue bounded by
     ``queue_factor x capacity`` (they are late: SLO violations) and beyond it are dropped
-    (violations too). A removed variant stops at once; its queue is lost.
+    (violations too). A removed variant keeps serving until the variants started or resized by the
+    same decision are ready (make before break), or stops at once if none is; its queue is then lost.
 
     ## Action Space
     ``action_mode="cores"`` (default): ``MultiDiscrete([C + 1] * 5)``, C = min(budget_cores, 20):
@@ -80,7 +82,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     this action / longest load time of any variant. ``info`` carries every term.
 
     ## Starting State
-    Nothing deployed, empty queues. An episode is the whole trace, or (with ``episode_length_s``) a
+    Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole trace, or (with ``episode_length_s``) a
     window drawn by the generator seeded in ``reset(seed=...)``, skipping the daily data gaps unless
     ``skip_gaps=False``.
 
@@ -106,6 +108,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | queue_factor | 1.25 | queue bound as a multiple of capacity (paper code) |
     | min_cores | 2 | minimum cores of an active replica (paper code) |
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
+    | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
 
     ## Version History
     - v0: initial tick model (this docstring).
@@ -160,6 +163,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
                 np.ones(4),
             ]
         ).astype(np.float32)
+        assert high.size == SIZE
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._obs_high = high
         self._state: ClusterState | None = None
@@ -179,16 +183,20 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)
         self._intervals = IntervalArrivals.batch(per_tick)
         self._minute_peaks = _minute_peaks(episode, self.n_steps + 1, cfg.interval_s).tolist()
-        self._state = empty_state(len(self.profile.variants))
-        self._target = ((0,) * len(self.profile.variants), (0,) * len(self.profile.variants))
+        self._state, self._target = self._initial_state()
         self._step = 0
         self._obs = np.zeros(self._obs_high.shape, dtype=np.float32)
         self._obs[:HISTORY_MINUTES] = self._minute_peaks[0]
+        replicas, cores = self._target
+        self._obs[obs_layout.CORES] = cores
+        self._obs[obs_layout.REPLICAS] = replicas
+        self._obs[obs_layout.RESOURCE_COST] = resource_cost(sum(r * c for r, c in zip(replicas, cores, strict=True)), cfg.budget_cores)
         np.minimum(self._obs, self._obs_high, out=self._obs)
         info = {
             "trace": episode.name,
             "trace_start_s": episode.start_s,
             "n_steps": self.n_steps,
+            "history_minutes": min(episode.real_history_s, HISTORY_S) // 60,
             "variants": list(self.profile.names),
             "settings": self.config.recorded() | {"sim_version": SIM_VERSION},
         }
@@ -205,12 +213,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         state = self._state
         previous = self._target
         (replicas_t, cores_t), fix = self.decoder.decode(values, previous)
-        lost = lc = 0.0
+        lc = 0.0
         if (replicas_t, cores_t) != previous:
             lc = loading_cost(
                 list(zip(*previous, strict=True)), list(zip(replicas_t, cores_t, strict=True)), self._load_times
             )
-            state, lost = deploy(state, np.array(replicas_t), np.array(cores_t), self.profile)
+            state = deploy(state, np.array(replicas_t), np.array(cores_t), self.profile)
             self._target = (replicas_t, cores_t)
         state, result = simulate_interval(
             state, self._intervals[self._step], self.profile, cfg.dispatcher, cfg.queue_factor
@@ -270,7 +278,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             "violated": result.violated,
             "late": result.late,
             "dropped": result.dropped,
-            "lost_on_removal": lost,
+            "lost_on_removal": result.lost,
             "slo_violation_rate": violation_rate,
             "drop_rate": drop_rate,
             "aa_effective": aa_effective,
@@ -309,6 +317,20 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return format_summary(self._last_info, self.profile.names)
 
     # ----------------------------------------------------------------- helpers
+    def _initial_state(self) -> tuple[ClusterState, tuple[tuple[int, ...], tuple[int, ...]]]:
+        """Empty cluster, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
+        n_var = len(self.profile.variants)
+        state = empty_state(n_var)
+        cores = self.config.initial_cores
+        if cores is None:
+            return state, ((0,) * n_var, (0,) * n_var)
+        replicas = tuple(1 if c else 0 for c in cores)
+        state = deploy(state, np.array(replicas), np.array(cores), self.profile)
+        state = ClusterState(
+            state.replicas, state.cores, state.target_capacity_rps, state.target_capacity_rps, np.zeros(n_var), state.backlog
+        )
+        return state, (replicas, tuple(cores))
+
     def encode_action(self, replicas: Any, cores: Any) -> Any:
         """The action of this env's mode for a deployment (replicas and cores per variant)."""
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))

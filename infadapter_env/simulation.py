@@ -11,8 +11,10 @@ Time runs in 1 s ticks. Per tick and per variant:
 
 A deployment change starts a load of the variant's ``load_time_s``; the load finishes at the start
 of tick ``ceil(load_time_s)`` after the decision. Until then the previous deployment of that variant
-keeps serving (rolling update); a newly started variant serves nothing. A removed variant stops at
-once and its backlog is lost (already counted as violated). Request counts are fluid (real numbers).
+keeps serving (rolling update); a newly started variant serves nothing. A removed variant keeps
+serving until every variant started or resized by the same decision is ready (make before break),
+or stops at once if the decision starts nothing; when it stops, its queue is lost (those requests
+were already counted as violated). Request counts are fluid (real numbers).
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class IntervalResult:
     served: np.ndarray  # served at all (in SLO or late), per variant
     late: float  # queued, served (or lost) after their tick
     dropped: float  # turned away at a full queue
+    lost: float  # queued requests discarded when their variant stopped (already counted as late)
     capacity_seconds: np.ndarray  # sum over ticks of each variant's serving capacity
 
     @property
@@ -73,25 +76,24 @@ def empty_state(n_variants: int) -> ClusterState:
     )
 
 
-def deploy(
-    state: ClusterState, replicas: np.ndarray, cores: np.ndarray, profile: CapacityProfile
-) -> tuple[ClusterState, float]:
-    """Apply a new target deployment; returns the new state and the backlog lost by removals.
+def deploy(state: ClusterState, replicas: np.ndarray, cores: np.ndarray, profile: CapacityProfile) -> ClusterState:
+    """Apply a new target deployment.
 
-    Unchanged variants keep their state. Changed variants start loading; removed ones stop now.
+    Unchanged variants keep their state. Started or resized variants load for their load time while
+    the previous deployment serves. Removed variants serve until every variant started or resized
+    by the same decision is ready (make before break), or stop at once if there is none.
     """
     active = (replicas > 0) & (cores > 0)
     replicas = np.where(active, replicas, 0)
     cores = np.where(active, cores, 0)
     changed = (replicas != state.replicas) | (cores != state.cores)
     if not changed.any():
-        return state, 0.0
+        return state
     target_capacity = profile.capacity_rps(replicas, cores)
-    loading = np.where(changed & active, profile.load_time_s, np.where(changed, 0.0, state.loading_left_s))
-    serving = np.where(active, state.serving_capacity_rps, 0.0)
-    lost = float(state.backlog[~active].sum())
-    backlog = np.where(active, state.backlog, 0.0)
-    return ClusterState(replicas, cores, target_capacity, serving, loading, backlog), lost
+    starting = changed & active
+    handover_s = float(profile.load_time_s[starting].max()) if starting.any() else 0.0
+    loading = np.where(starting, profile.load_time_s, np.where(changed, handover_s, state.loading_left_s))
+    return ClusterState(replicas, cores, target_capacity, state.serving_capacity_rps, loading, state.backlog)
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,7 +217,7 @@ def simulate_interval(
                 in_slo = np.array(closed_form)
             else:
                 in_slo = _route_fast(per_tick, capacity, dispatcher)
-            result = IntervalResult(arrivals.total, arrivals.peak, in_slo, in_slo, 0.0, 0.0, capacity * n_ticks)
+            result = IntervalResult(arrivals.total, arrivals.peak, in_slo, in_slo, 0.0, 0.0, 0.0, capacity * n_ticks)
             return state, result
     ready_tick = np.ceil(loading).astype(np.int64)
     # Segments of constant serving capacity, split where a load finishes inside the interval.
@@ -225,9 +227,13 @@ def simulate_interval(
     in_slo = np.zeros(backlog.size)
     served = np.zeros(backlog.size)
     capacity_seconds = np.zeros(backlog.size)
-    late = dropped = 0.0
+    late = dropped = lost = 0.0
     for begin, end in pairwise(bounds):
         capacity = np.where(ready_tick <= begin, state.target_capacity_rps, state.serving_capacity_rps)
+        stopped = (capacity == 0) & (backlog > 0)
+        if stopped.any():
+            lost += float(backlog[stopped].sum())
+            backlog = np.where(stopped, 0.0, backlog)
         segment = per_tick[begin:end]
         capacity_seconds += capacity * (end - begin)
         if not backlog.any() and segment.max(initial=0.0) <= capacity.sum():
@@ -250,4 +256,5 @@ def simulate_interval(
         loading_left_s=np.where(done, 0.0, loading - n_ticks),
         backlog=backlog,
     )
-    return new_state, IntervalResult(arrivals.total, arrivals.peak, in_slo, served, late, dropped, capacity_seconds)
+    result = IntervalResult(arrivals.total, arrivals.peak, in_slo, served, late, dropped, lost, capacity_seconds)
+    return new_state, result

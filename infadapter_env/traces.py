@@ -36,6 +36,7 @@ class Trace:
     arrivals: np.ndarray
     history: np.ndarray
     start_s: int = 0
+    padded_history_s: int = 0  # leading seconds of ``history`` that repeat a value, not real data
 
     def __post_init__(self) -> None:
         for label, values in (("arrivals", self.arrivals), ("history", self.history)):
@@ -56,7 +57,18 @@ class Trace:
             raise ValueError(f"rate multiplier must be a finite number > 0, got {multiplier!r}")
         if multiplier == 1:
             return self
-        return Trace(f"{self.name}x{multiplier:g}", self.arrivals * multiplier, self.history * multiplier, self.start_s)
+        return Trace(
+            f"{self.name}x{multiplier:g}",
+            self.arrivals * multiplier,
+            self.history * multiplier,
+            self.start_s,
+            self.padded_history_s,
+        )
+
+    @property
+    def real_history_s(self) -> int:
+        """Seconds of genuine trace that precede the first second."""
+        return int(self.history.size - self.padded_history_s)
 
     def window(self, start_s: int, length_s: int) -> Trace:
         """The ``length_s`` seconds from ``start_s``, with the seconds before it as history."""
@@ -66,11 +78,13 @@ class Trace:
             )
         joined = np.concatenate([self.history, self.arrivals])
         begin = self.history.size + start_s
+        history_begin = max(begin - HISTORY_S, 0)
         return Trace(
             f"{self.name}[{start_s}:{start_s + length_s}]",
             joined[begin : begin + length_s],
-            joined[max(begin - HISTORY_S, 0) : begin],
+            joined[history_begin:begin],
             self.start_s + start_s,
+            max(self.padded_history_s - history_begin, 0),
         )
 
 
@@ -153,7 +167,7 @@ def from_array(values: object, name: str = "user") -> Trace:
     if bad.size:
         raise ValueError(f"trace {name!r}: value {arrivals[bad[0]]!r} at second {bad[0]} is not a finite count >= 0")
     arrivals.setflags(write=False)
-    return Trace(name, arrivals, np.full(HISTORY_S, arrivals[0]))
+    return Trace(name, arrivals, np.full(HISTORY_S, arrivals[0]), padded_history_s=HISTORY_S)
 
 
 def load_trace_file(path: str | Path) -> Trace:

@@ -224,3 +224,38 @@ def test_malformed_trace_file_is_reported_by_the_env(tmp_path):
     path.write_text("10 11\n12 NaN\n")
     with pytest.raises(ValueError, match=r"trace.txt, line 2: 'NaN' is not finite"):
         gym.make("InfAdapter-v0", trace=str(path))
+
+
+def test_observation_layout_names_match_the_observation():
+    from infadapter_env import observation as layout
+
+    env = gym.make("InfAdapter-v0", action_mode="replicas")
+    env.reset(seed=0)
+    obs, _, _, _, info = env.step(np.array([1, 0, 2, 0, 1, 6, 0, 4, 0, 12]))
+    assert obs.shape == (layout.SIZE,)
+    assert obs[layout.CORES].tolist() == info["cores_per_replica"]
+    assert obs[layout.REPLICAS].tolist() == info["replicas"]
+    assert obs[layout.MEAN_RATE] == pytest.approx(info["mean_rate_rps"])
+    assert obs[layout.PEAK_RATE] == info["peak_rate_rps"]
+    assert obs[layout.VIOLATION_RATE] == pytest.approx(info["slo_violation_rate"])
+    assert obs[layout.RESOURCE_COST] == pytest.approx(info["rc"])
+    np.testing.assert_allclose(obs[layout.UTILISATION], info["utilisation"], rtol=1e-6)
+
+
+def test_reset_info_counts_real_history_minutes():
+    _, info = gym.make("InfAdapter-v0").reset(seed=0)
+    assert info["history_minutes"] == 10
+    _, info = gym.make("InfAdapter-v0", trace=synthetic("constant", 300)).reset(seed=0)
+    assert info["history_minutes"] == 0
+
+
+def test_initial_cores_start_warm():
+    env = gym.make("InfAdapter-v0", initial_cores=(0, 0, 8, 0, 12))
+    obs, _ = env.reset(seed=0)
+    assert obs[12:17].tolist() == [0, 0, 8, 0, 12] and obs[39] == 1.0
+    _, _, _, _, info = env.step(np.array([0, 0, 8, 0, 12]))
+    assert info["lc"] == 0 and info["dropped"] == 0 and info["served_in_slo"] == info["arrivals"]
+    with pytest.raises(ValueError, match="initial_cores must give 5 core counts"):
+        gym.make("InfAdapter-v0", initial_cores=(1, 0, 0, 0, 0))
+    with pytest.raises(ValueError, match="summing to at most budget_cores=20"):
+        gym.make("InfAdapter-v0", initial_cores=(20, 0, 0, 0, 2))

@@ -48,8 +48,7 @@ def test_load_above_capacity_builds_the_computed_backlog_and_drops(measured):
 
 def test_resize_serves_the_old_deployment_until_loaded(measured):
     state = serving_state(measured, RESNET50_8)
-    resized, lost = deploy(state, np.array([0, 0, 1, 0, 0]), np.array([0, 0, 16, 0, 0]), measured)
-    assert lost == 0
+    resized = deploy(state, np.array([0, 0, 1, 0, 0]), np.array([0, 0, 16, 0, 0]), measured)
     # ResNet50 loads in 6.82 s: ticks 0..6 still run on 8 cores (78 req/s), ticks 7..29 on 16 (162).
     new_state, result = simulate_interval(resized, one_interval([120.0] * 30), measured)
     assert result.capacity_seconds[2] == pytest.approx(78 * 7 + 162 * 23)
@@ -58,17 +57,29 @@ def test_resize_serves_the_old_deployment_until_loaded(measured):
 
 
 def test_a_new_variant_serves_nothing_until_loaded(measured):
-    state, _ = deploy(empty_state(5), np.array([0, 0, 1, 0, 0]), np.array(RESNET50_8), measured)
+    state = deploy(empty_state(5), np.array([0, 0, 1, 0, 0]), np.array(RESNET50_8), measured)
     _, result = simulate_interval(state, one_interval([50.0] * 30), measured)
     # No capacity for 7 ticks (queue bound 0): 350 requests dropped, the rest served in SLO.
     assert result.dropped == pytest.approx(350)
     assert result.in_slo.sum() == pytest.approx(50 * 23)
 
 
-def test_removing_a_variant_loses_its_queue(measured):
+def test_removing_a_variant_alone_stops_it_at_once_and_loses_its_queue(measured):
     state = serving_state(measured, RESNET50_8, backlog=[0, 0, 40, 0, 0])
-    removed, lost = deploy(state, np.zeros(5, dtype=np.int64), np.zeros(5, dtype=np.int64), measured)
-    assert lost == 40 and removed.backlog.sum() == 0
+    removed = deploy(state, np.zeros(5, dtype=np.int64), np.zeros(5, dtype=np.int64), measured)
+    after, result = simulate_interval(removed, one_interval([10.0] * 30), measured)
+    assert result.lost == 40 and after.backlog.sum() == 0
+    assert result.dropped == 300 and result.served.sum() == 0
+
+
+def test_a_replaced_variant_serves_until_its_replacement_is_ready(measured):
+    # Switch ResNet50 (8 cores) for ResNet152 (12 cores, loads in 8.52 s): make before break.
+    state = serving_state(measured, RESNET50_8)
+    switched = deploy(state, np.array([0, 0, 0, 0, 1]), np.array([0, 0, 0, 0, 12]), measured)
+    after, result = simulate_interval(switched, one_interval([30.0] * 30), measured)
+    assert result.late == 0 and result.dropped == 0
+    assert result.in_slo.tolist() == pytest.approx([0, 0, 30 * 9, 0, 30 * 21])
+    assert after.serving_capacity_rps.tolist() == [0, 0, 0, 0, 39]
 
 
 def test_accuracy_first_routing_fills_the_most_accurate_variant(measured):

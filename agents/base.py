@@ -1,0 +1,95 @@
+"""The one interface every policy implements, and what a policy may know about the environment.
+
+An agent sees only what the environment publishes: the reset ``info`` (its ``settings``), the
+observation, and each step's ``info``. It never reads the environment's private state.
+
+    agent.reset(reset_info)
+    action = agent.act(observation, info)   # info: the reset info first, then each step's info
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from infadapter_env.deployment import ActionDecoder, enumerate_deployments
+from infadapter_env.objective import Weights
+from infadapter_env.observation import N_VARIANTS
+from infadapter_env.profiles import MAX_PROFILED_CORES, CapacityProfile, load_profile
+
+
+@dataclass(frozen=True)
+class EnvSettings:
+    """The environment settings an agent plans with, read from ``reset_info["settings"]``."""
+
+    budget_cores: int
+    slo_ms: int
+    min_cores: int
+    interval_s: int
+    action_mode: str
+    max_replicas: int
+    weights: Weights
+    raw: Mapping[str, Any]
+
+    @classmethod
+    def from_info(cls, info: Mapping[str, Any]) -> EnvSettings:
+        try:
+            s = info["settings"]
+        except KeyError:
+            raise ValueError("agent.reset() needs the info dict returned by env.reset() (no 'settings' in it)") from None
+        budget = int(s["budget_cores"])
+        min_cores = int(s["min_cores"])
+        max_replicas = s["max_replicas"] if s["max_replicas"] is not None else max(budget // min_cores, 1)
+        return cls(
+            budget,
+            int(s["slo_ms"]),
+            min_cores,
+            int(s["interval_s"]),
+            str(s["action_mode"]),
+            int(max_replicas),
+            Weights(float(s["alpha"]), float(s["beta"]), float(s["gamma"])),
+            s,
+        )
+
+    @property
+    def max_cores(self) -> int:
+        return min(self.budget_cores, MAX_PROFILED_CORES)
+
+    def planning_profile(self, capacity_model: str = "linear_fit") -> CapacityProfile:
+        return load_profile(self.slo_ms, capacity_model, self.min_cores)
+
+    def encoder(self) -> ActionDecoder:
+        return _encoder(self.action_mode, self.min_cores, self.max_cores, self.max_replicas, self.budget_cores)
+
+    def action(self, replicas: Any, cores: Any) -> Any:
+        """The action of the env's action mode for a deployment (replicas, cores per variant)."""
+        return self.encoder().encode(np.asarray(replicas), np.asarray(cores))
+
+
+@lru_cache(maxsize=8)
+def _encoder(mode: str, min_cores: int, max_cores: int, max_replicas: int, budget: int) -> ActionDecoder:
+    table = enumerate_deployments(N_VARIANTS, min_cores, max_cores, budget) if mode == "deployment" else None
+    return ActionDecoder(mode, N_VARIANTS, min_cores, max_cores, max_replicas, budget, table)
+
+
+class Agent(abc.ABC):
+    """Base class: ``reset`` reads the settings; subclasses implement ``act``."""
+
+    name: str = "agent"
+    settings: EnvSettings
+
+    def reset(self, info: Mapping[str, Any]) -> None:
+        self.settings = EnvSettings.from_info(info)
+
+    @abc.abstractmethod
+    def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
+        """The next action, in the env's action space."""
+
+    def decision_info(self) -> dict[str, Any]:
+        """What the agent decided last and why (forecast, fallback flags, ...); empty by default."""
+        return {}

@@ -1,0 +1,147 @@
+"""Forecasters of the next interval's peak request rate, and the paper code's stabiliser.
+
+| name | forecast | source |
+|---|---|---|
+| ``lstm`` | the paper's LSTM over the last 10 per-minute peaks; EWM while fewer than 10 real minutes exist | InfAdapter paper and code |
+| ``ewm`` | exponentially weighted mean of the per-minute peaks, span 10 (pandas ``ewm(span=10, adjust=True)``) | paper code's fallback |
+| ``last`` | the last minute's peak | naive baseline |
+| ``oracle`` | the true peak of the next interval, read from the trace | upper bound, not deployable |
+
+Forecast errors on the test days are in ``agents/README.md`` (made by ``scripts/train_lstm.py``).
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from infadapter_env.traces import load_twitter
+
+FORECASTERS = ("lstm", "ewm", "last", "oracle")
+EWM_SPAN = 10
+
+
+class Forecaster(abc.ABC):
+    """Predicts the peak rate (req/s) of the next interval from the per-minute peaks seen so far."""
+
+    name = "forecaster"
+
+    def reset(self, info: Mapping[str, Any]) -> None:  # noqa: B027 (optional hook)
+        """Called with the env's reset info."""
+
+    @abc.abstractmethod
+    def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
+        """``peaks_rps``: the real per-minute peaks available, oldest first (may be shorter than 10)."""
+
+
+def ewm_mean(values: np.ndarray, span: int = EWM_SPAN) -> float:
+    """pandas' ``Series(values).ewm(span=span, adjust=True).mean().iloc[-1]``."""
+    if values.size == 0:
+        return 0.0
+    decay = 1.0 - 2.0 / (span + 1.0)
+    weights = decay ** np.arange(values.size - 1, -1, -1)
+    return float(weights @ values / weights.sum())
+
+
+class EWMForecaster(Forecaster):
+    name = "ewm"
+
+    def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
+        return ewm_mean(peaks_rps)
+
+
+class LastValueForecaster(Forecaster):
+    name = "last"
+
+    def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
+        return float(peaks_rps[-1]) if peaks_rps.size else 0.0
+
+
+class LSTMForecaster(Forecaster):
+    name = "lstm"
+
+    def __init__(self) -> None:
+        from agents.lstm import load_model  # torch is imported only when the LSTM is used
+
+        self.model = load_model()
+
+    def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
+        from agents.lstm import WINDOW_MINUTES, predict
+
+        if peaks_rps.size < WINDOW_MINUTES:
+            return ewm_mean(peaks_rps)
+        return predict(self.model, peaks_rps)
+
+
+class OracleForecaster(Forecaster):
+    """Reads the true peak of the span a decision made now must serve: the next interval plus the
+    longest load time (``lookahead_s``, 9 s), because a deployment keeps serving until the next one
+    has loaded. Without ``arrivals`` it rebuilds the episode's trace from the settings of a Twitter
+    scenario; for a custom trace pass its per-second ``arrivals`` (from the trace's first second)."""
+
+    name = "oracle"
+
+    def __init__(self, arrivals: np.ndarray | None = None, lookahead_s: int = 9) -> None:
+        self.given = None if arrivals is None else np.asarray(arrivals, dtype=float)
+        self.lookahead_s = lookahead_s
+
+    def reset(self, info: Mapping[str, Any]) -> None:
+        settings = info["settings"]
+        if self.given is not None:
+            self.arrivals = self.given
+            self.offset = 0
+        elif settings.get("trace") is None:
+            self.arrivals = load_twitter() * float(settings["rate_multiplier"])
+            self.offset = int(info["trace_start_s"])
+        else:
+            raise ValueError(
+                "the oracle forecaster needs the per-second arrivals of a custom trace: "
+                "pass arrivals=... (the Twitter scenarios are rebuilt from the settings)"
+            )
+        self.interval_s = int(settings["interval_s"])
+
+    def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
+        start = self.offset + int(info.get("time_s", 0))
+        upcoming = self.arrivals[start : start + self.interval_s + self.lookahead_s]
+        return float(upcoming.max()) if upcoming.size else 0.0
+
+
+def make_forecaster(name: str, arrivals: np.ndarray | None = None) -> Forecaster:
+    if name == "lstm":
+        return LSTMForecaster()
+    if name == "ewm":
+        return EWMForecaster()
+    if name == "last":
+        return LastValueForecaster()
+    if name == "oracle":
+        return OracleForecaster(arrivals)
+    raise ValueError(f"unknown forecaster {name!r}; valid forecasters: {', '.join(FORECASTERS)}")
+
+
+class Stabiliser:
+    """Scale up at once; scale down only after ``patience`` consecutive lower forecasts (paper code: 4),
+    then to the highest of those lower forecasts."""
+
+    def __init__(self, patience: int = 4) -> None:
+        if patience < 1:
+            raise ValueError(f"stabiliser patience must be >= 1, got {patience}")
+        self.patience = patience
+        self.reset()
+
+    def reset(self) -> None:
+        self.level: float | None = None
+        self.lower: list[float] = []
+
+    def update(self, forecast: float) -> float:
+        if self.level is None or forecast >= self.level:
+            self.level = forecast
+            self.lower = []
+        else:
+            self.lower.append(forecast)
+            if len(self.lower) >= self.patience:
+                self.level = max(self.lower)
+                self.lower = []
+        return self.level

@@ -1,0 +1,142 @@
+"""Train the InfAdapter LSTM forecaster on the training days and report its test-day errors.
+
+    python scripts/train_lstm.py --seed 0            (or: infadapter train-lstm --seed 0)
+
+Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
+10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
+per-minute peaks, the target is the next minute's peak. The weights go to
+``agents/weights/lstm_forecaster.pt`` and a report (command, seed, versions, errors next to EWM and
+last-value) to ``agents/weights/lstm_forecaster.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from agents.forecast import ewm_mean
+from agents.lstm import REPORT_FILE, WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
+from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
+from scripts.arguments import arg, parse
+from scripts.provenance import git_commit
+
+
+@dataclass
+class Args:
+    """Train the LSTM peak-rate forecaster."""
+
+    seed: int = arg(0, "seed of torch and numpy")
+    hidden_size: int = arg(25, "LSTM units (paper code: 25)")
+    epochs: int = arg(60, "maximum training epochs")
+    patience: int = arg(8, "stop after this many epochs without a better validation loss")
+    batch_size: int = arg(256, "minibatch size")
+    learning_rate: float = arg(3e-3, "Adam learning rate")
+    scale_rps: float = arg(100.0, "rates are divided by this inside the network")
+    out: str = arg(str(WEIGHTS_FILE), "where to write the weights (the report goes beside it as .json)")
+
+
+def day_peaks(first_day: int, last_day: int) -> np.ndarray:
+    series = load_twitter()[first_day * DAY_S : last_day * DAY_S]
+    return minute_peaks(series[series != 0])
+
+
+def errors(forecast: np.ndarray, actual: np.ndarray) -> dict[str, float]:
+    diff = forecast - actual
+    return {
+        "mae_rps": float(np.abs(diff).mean()),
+        "rmse_rps": float(np.sqrt((diff**2).mean())),
+        "mape_pct": float(100 * np.abs(diff / actual).mean()),
+        "under_forecast_pct": float(100 * (diff < 0).mean()),
+    }
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse(Args, argv)
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.use_deterministic_algorithms(True)
+    torch.set_num_threads(1)
+    started = time.time()
+
+    x, y = windows(day_peaks(*TRAIN_DAYS))
+    split = int(0.9 * len(x))
+    x_train, y_train = torch.tensor(x[:split]), torch.tensor(y[:split])
+    x_val, y_val = torch.tensor(x[split:]), torch.tensor(y[split:])
+    x_test, y_test = windows(day_peaks(*TEST_DAYS))
+
+    model = PeakLSTM(args.hidden_size, args.scale_rps)
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    generator = torch.Generator().manual_seed(args.seed)
+    best, best_state, stale, history = float("inf"), None, 0, []
+    for epoch in range(args.epochs):
+        model.train()
+        for batch in torch.randperm(len(x_train), generator=generator).split(args.batch_size):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x_train[batch]) / args.scale_rps, y_train[batch] / args.scale_rps)
+            loss.backward()
+            optimiser.step()
+        model.eval()
+        with torch.no_grad():
+            val_mae = float((model(x_val) - y_val).abs().mean())
+        history.append(val_mae)
+        print(f"epoch {epoch + 1:3d}  validation MAE {val_mae:.3f} req/s", flush=True)
+        if val_mae < best - 1e-4:
+            best, best_state, stale = val_mae, {k: v.clone() for k, v in model.state_dict().items()}, 0
+        else:
+            stale += 1
+            if stale >= args.patience:
+                break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    with torch.no_grad():
+        lstm_test = model(torch.tensor(x_test)).numpy()
+    report = {
+        "command": "python scripts/train_lstm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "args": asdict(args),
+        "hidden_size": args.hidden_size,
+        "epochs_run": len(history),
+        "best_validation_mae_rps": best,
+        "train_seconds": round(time.time() - started, 1),
+        "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
+        "git_commit": git_commit(),
+        "data": {
+            "train": f"days {TRAIN_DAYS[0]}-{TRAIN_DAYS[1] - 1}, zeros removed, {len(x)} windows (last 10 % validation)",
+            "test": f"days {TEST_DAYS[0]}-{TEST_DAYS[1] - 1}, zeros removed, {len(x_test)} windows",
+            "window_minutes": WINDOW_MINUTES,
+        },
+        "test_errors": {
+            "lstm": errors(lstm_test, y_test),
+            "ewm": errors(np.array([ewm_mean(row.astype(float)) for row in x_test]), y_test),
+            "last": errors(x_test[:, -1], y_test),
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), out)
+    out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
+    print(markdown_table(report))
+    return report
+
+
+def markdown_table(report: dict) -> str:
+    lines = [
+        "| forecaster | MAE (req/s) | RMSE (req/s) | MAPE (%) | under-forecasts (%) |",
+        "|---|---|---|---|---|",
+    ]
+    for name, e in report["test_errors"].items():
+        lines.append(
+            f"| {name} | {e['mae_rps']:.2f} | {e['rmse_rps']:.2f} | {e['mape_pct']:.2f} | {e['under_forecast_pct']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
