@@ -1,6 +1,6 @@
 """Train the InfAdapter LSTM forecaster on the training days and report its test-day errors.
 
-    python scripts/train_lstm.py --seed 0            (or: infadapter train-lstm --seed 0)
+    python -m scripts.train_lstm --seed 0            (or: infadapter train-lstm --seed 0)
 
 Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
 10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
@@ -25,7 +25,7 @@ from agents.forecast import ewm_mean
 from agents.lstm import REPORT_FILE, WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from scripts.arguments import arg, parse
-from scripts.provenance import git_commit
+from scripts.provenance import REPO_ROOT, git_commit
 
 
 @dataclass
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.no_grad():
         lstm_test = model(torch.tensor(x_test)).numpy()
     report = {
-        "command": "python scripts/train_lstm.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "args": asdict(args),
+        "command": "python -m scripts.train_lstm " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "args": asdict(args) | {"out": relative_to_repo(Path(args.out))},
         "hidden_size": args.hidden_size,
         "epochs_run": len(history),
         "best_validation_mae_rps": best,
@@ -124,6 +124,13 @@ def main(argv: list[str] | None = None) -> dict:
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))
     return report
+
+
+def relative_to_repo(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
 
 
 def markdown_table(report: dict) -> str:
