@@ -41,7 +41,9 @@ class EnvSettings:
         try:
             s = info["settings"]
         except KeyError:
-            raise ValueError("agent.reset() needs the info dict returned by env.reset() (no 'settings' in it)") from None
+            raise ValueError(
+                "agent.reset() needs the info dict returned by env.reset() (no 'settings' in it)"
+            ) from None
         budget = int(s["budget_cores"])
         min_cores = int(s["min_cores"])
         max_replicas = s["max_replicas"] if s["max_replicas"] is not None else max(budget // min_cores, 1)

@@ -1,11 +1,11 @@
 """Forecasters of the next interval's peak request rate, and the paper code's stabiliser.
 
-| name | forecast | source |
-|---|---|---|
-| ``lstm`` | the paper's LSTM over the last 10 per-minute peaks; EWM while fewer than 10 real minutes exist | InfAdapter paper and code |
-| ``ewm`` | exponentially weighted mean of the per-minute peaks, span 10 (pandas ``ewm(span=10, adjust=True)``) | paper code's fallback |
-| ``last`` | the last minute's peak | naive baseline |
-| ``oracle`` | the true peak of the next interval, read from the trace | upper bound, not deployable |
+- ``lstm``: the paper's LSTM over the last 10 per-minute peaks (InfAdapter paper and code);
+  EWM while fewer than 10 real minutes of history exist.
+- ``ewm``: exponentially weighted mean of the per-minute peaks, span 10, as pandas
+  ``ewm(span=10, adjust=True)`` (the paper code's fallback).
+- ``last``: the last minute's peak (naive baseline).
+- ``oracle``: the true peak of the span to serve, read from the trace (an upper bound, not deployable).
 
 Forecast errors on the test days are in ``agents/README.md`` (made by ``scripts/train_lstm.py``).
 """

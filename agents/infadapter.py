@@ -127,6 +127,7 @@ class MSPlusAgent(InfAdapterAgent):
 
 def oracle_agent(**options: Any) -> InfAdapterAgent:
     """InfAdapter fed the true peak of the span to serve, with no margin and no stabilisation."""
-    agent = InfAdapterAgent(**({"forecaster": "oracle", "margin": 0.0, "stabilise": False} | options))
+    settings: dict[str, Any] = {"forecaster": "oracle", "margin": 0.0, "stabilise": False}
+    agent = InfAdapterAgent(**(settings | options))
     agent.name = "oracle"
     return agent

@@ -33,9 +33,9 @@ class PeakLSTM(nn.Module):
 
     def forward(self, peaks_rps: torch.Tensor) -> torch.Tensor:
         """``peaks_rps``: (batch, 10) per-minute peaks in req/s; returns (batch,) forecasts in req/s."""
-        scaled = (peaks_rps / self.scale_rps).unsqueeze(-1)
-        out, _ = self.lstm(scaled)
-        return self.head(out[:, -1, :]).squeeze(-1) * self.scale_rps
+        scale: torch.Tensor = self.scale_rps  # type: ignore[assignment]
+        out, _ = self.lstm((peaks_rps / scale).unsqueeze(-1))
+        return self.head(out[:, -1, :]).squeeze(-1) * scale
 
 
 def minute_peaks(per_second: np.ndarray) -> np.ndarray:

@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any
 
 from infadapter_env.deployment import ACTION_MODES
-from infadapter_env.observation import N_VARIANTS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
+from infadapter_env.observation import N_VARIANTS
 from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
 from infadapter_env.simulation import DISPATCHERS
 from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario

@@ -8,11 +8,11 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from infadapter_env import observation as obs_layout
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
-from infadapter_env import observation as obs_layout
-from infadapter_env.observation import HISTORY_MINUTES, SIZE
 from infadapter_env.objective import average_accuracy, loading_cost, objective_value, resource_cost
+from infadapter_env.observation import HISTORY_MINUTES, SIZE
 from infadapter_env.profiles import load_profile
 from infadapter_env.simulation import ClusterState, IntervalArrivals, deploy, empty_state, simulate_interval
 from infadapter_env.traces import HISTORY_S, Trace, draw_window
@@ -82,7 +82,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     this action / longest load time of any variant. ``info`` carries every term.
 
     ## Starting State
-    Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole trace, or (with ``episode_length_s``) a
+    Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole
+    trace, or (with ``episode_length_s``) a
     window drawn by the generator seeded in ``reset(seed=...)``, skipping the daily data gaps unless
     ``skip_gaps=False``.
 
@@ -190,7 +191,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         replicas, cores = self._target
         self._obs[obs_layout.CORES] = cores
         self._obs[obs_layout.REPLICAS] = replicas
-        self._obs[obs_layout.RESOURCE_COST] = resource_cost(sum(r * c for r, c in zip(replicas, cores, strict=True)), cfg.budget_cores)
+        self._obs[obs_layout.RESOURCE_COST] = resource_cost(
+            sum(r * c for r, c in zip(replicas, cores, strict=True)), cfg.budget_cores
+        )
         np.minimum(self._obs, self._obs_high, out=self._obs)
         info = {
             "trace": episode.name,
@@ -327,7 +330,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         replicas = tuple(1 if c else 0 for c in cores)
         state = deploy(state, np.array(replicas), np.array(cores), self.profile)
         state = ClusterState(
-            state.replicas, state.cores, state.target_capacity_rps, state.target_capacity_rps, np.zeros(n_var), state.backlog
+            state.replicas,
+            state.cores,
+            state.target_capacity_rps,
+            state.target_capacity_rps,
+            np.zeros(n_var),
+            state.backlog,
         )
         return state, (replicas, tuple(cores))
 

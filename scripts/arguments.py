@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def arg(default: Any, help: str) -> Any:  # noqa: A002 (argparse's word)
+def arg(default: Any, help: str) -> Any:
     """A dataclass field with a default and a help text."""
     if isinstance(default, list | dict):
         return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})

@@ -1,5 +1,42 @@
-"""Command-line entry point."""
+"""``infadapter``: one entry point to the project's scripts.
+
+infadapter leaderboard [...]   the benchmark (scripts/leaderboard.py)
+infadapter validate CSV        replay leaderboard rows and check them (scripts/validate.py)
+infadapter solve [...]         what-if questions to the InfAdapter solver (scripts/solve.py)
+infadapter train-lstm [...]    train the LSTM forecaster (scripts/train_lstm.py)
+infadapter agents              list the registered agents
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+COMMANDS = {
+    "leaderboard": "scripts.leaderboard",
+    "validate": "scripts.validate",
+    "solve": "scripts.solve",
+    "train-lstm": "scripts.train_lstm",
+}
 
 
-def main() -> None:
-    raise SystemExit("not yet")
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__)
+        return 0 if argv else 2
+    command, rest = argv[0], argv[1:]
+    if command == "agents":
+        import agents
+
+        print("\n".join(agents.names()))
+        return 0
+    if command not in COMMANDS:
+        print(f"infadapter: unknown command {command!r}; valid: {', '.join([*COMMANDS, 'agents'])}", file=sys.stderr)
+        return 2
+    result = importlib.import_module(COMMANDS[command]).main(rest)
+    return result if isinstance(result, int) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from agents.forecast import ewm_mean
-from agents.lstm import REPORT_FILE, WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
+from agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from scripts.arguments import arg, parse
 from scripts.provenance import REPO_ROOT, git_commit
@@ -108,7 +108,8 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
         "git_commit": git_commit(),
         "data": {
-            "train": f"days {TRAIN_DAYS[0]}-{TRAIN_DAYS[1] - 1}, zeros removed, {len(x)} windows (last 10 % validation)",
+            "train": f"days {TRAIN_DAYS[0]}-{TRAIN_DAYS[1] - 1}, zeros removed, {len(x)} windows "
+            "(last 10 % validation)",
             "test": f"days {TEST_DAYS[0]}-{TEST_DAYS[1] - 1}, zeros removed, {len(x_test)} windows",
             "window_minutes": WINDOW_MINUTES,
         },
@@ -140,7 +141,8 @@ def markdown_table(report: dict) -> str:
     ]
     for name, e in report["test_errors"].items():
         lines.append(
-            f"| {name} | {e['mae_rps']:.2f} | {e['rmse_rps']:.2f} | {e['mape_pct']:.2f} | {e['under_forecast_pct']:.1f} |"
+            f"| {name} | {e['mae_rps']:.2f} | {e['rmse_rps']:.2f} | {e['mape_pct']:.2f} "
+            f"| {e['under_forecast_pct']:.1f} |"
         )
     return "\n".join(lines)
 

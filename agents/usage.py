@@ -1,0 +1,34 @@
+"""What the usage-driven autoscalers see: CPU usage derived from the observation, and the variant they scale.
+
+The simulator does not model CPU time, so usage is derived: a variant whose replicas served a
+fraction ``u`` of their capacity last interval is taken to have used ``u x cores x replicas``
+cores. Like a CPU-throttled pod, usage can never exceed the allocation, so an overloaded
+variant reports its full allocation, not its demand.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from infadapter_env import observation as layout
+from infadapter_env.profiles import load_variants
+
+
+def variant_index(variant: str | int) -> int:
+    """Index of a variant given as ``"resnet50"``, ``"50"`` or ``50``."""
+    variants = load_variants()
+    for index, v in enumerate(variants):
+        if variant in (v.name, v.depth, str(v.depth)):
+            return index
+    valid = ", ".join(f"{v.name} ({v.depth})" for v in variants)
+    raise ValueError(f"unknown variant {variant!r}; valid variants: {valid}")
+
+
+def cpu_usage_cores(observation: np.ndarray, variant: int) -> float:
+    """Cores the variant used last interval (utilisation x allocated cores)."""
+    cores = float(observation[layout.CORES][variant]) * float(observation[layout.REPLICAS][variant])
+    return float(observation[layout.UTILISATION][variant]) * cores
+
+
+def one_variant(n_variants: int, variant: int, value: int) -> list[int]:
+    return [value if v == variant else 0 for v in range(n_variants)]

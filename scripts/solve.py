@@ -1,0 +1,87 @@
+"""What-if questions to the InfAdapter solver, with the same code the agent uses.
+
+    infadapter solve --rate 120 --previous 152:20 --beta 0.05 --solver ilp --json
+
+prints the chosen deployment, every term of the objective and the solve time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
+from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
+from infadapter_env.profiles import CAPACITY_MODELS, SLO_CHOICES_MS, load_profile, load_variants
+
+
+def parse_previous(text: str) -> tuple[int, ...]:
+    """``"152:20"`` or ``"18:4,152:16"`` (depth or name : cores) into cores per variant."""
+    variants = load_variants()
+    cores = [0] * len(variants)
+    if not text.strip():
+        return tuple(cores)
+    for part in text.split(","):
+        name, sep, count = part.strip().partition(":")
+        index = next((i for i, v in enumerate(variants) if name in (v.name, str(v.depth))), None)
+        if not sep or index is None or not count.strip().isdigit():
+            valid = ", ".join(str(v.depth) for v in variants)
+            raise ValueError(
+                f"--previous: {part.strip()!r} is not VARIANT:CORES "
+                f"(VARIANT one of {valid} or resnetNN, CORES an integer)"
+            )
+        cores[index] = int(count)
+    return tuple(cores)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="infadapter solve", description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=float, required=True, help="forecast peak rate to serve (req/s)")
+    parser.add_argument("--previous", default="", help="current deployment, e.g. 152:20 or 18:4,152:16 (default: none)")
+    parser.add_argument("--alpha", type=float, default=PAPER_ALPHA, help=f"accuracy weight (default {PAPER_ALPHA})")
+    parser.add_argument("--beta", type=float, default=PAPER_BETA, help=f"resource-cost weight (default {PAPER_BETA})")
+    parser.add_argument("--gamma", type=float, default=PAPER_GAMMA, help=f"loading-cost weight (default {PAPER_GAMMA})")
+    parser.add_argument(
+        "--solver", default="fast", help=f"one of {', '.join(SOLVERS)}, or 'single' for MS+ (default fast)"
+    )
+    parser.add_argument("--backend", default="cbc", help=f"ILP backend: {', '.join(ILP_BACKENDS)} (default cbc)")
+    parser.add_argument("--slo-ms", type=int, default=750, help=f"SLO, one of {SLO_CHOICES_MS} (default 750)")
+    parser.add_argument("--budget-cores", type=int, default=20, help="core budget (default 20)")
+    parser.add_argument("--capacity-model", default="linear_fit", help=f"one of {CAPACITY_MODELS} (default linear_fit)")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of text")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        previous = parse_previous(args.previous)
+        weights = Weights(args.alpha, args.beta, args.gamma)
+        model = PlanningModel(load_profile(args.slo_ms, args.capacity_model), args.budget_cores)
+        if args.solver == "single":
+            decision = solve_single_variant(model, args.rate, previous, weights)
+        else:
+            decision = solve(model, args.rate, previous, weights, args.solver, args.backend)
+    except ValueError as exc:
+        print(f"infadapter solve: error: {exc}", file=sys.stderr)
+        return 2
+    result = decision.as_dict(model.profile.names)
+    result["previous"] = list(previous)
+    result["weights"] = {"alpha": weights.alpha, "beta": weights.beta, "gamma": weights.gamma}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        deployment = ", ".join(f"{name} x {cores} cores" for name, cores in result["deployment"].items()) or "nothing"
+        print(f"deployment: {deployment}{'  (fallback: rate not servable within budget)' if decision.fallback else ''}")
+        print(f"capacity {decision.capacity_rps:.1f} req/s for a rate of {decision.rate_rps:.1f} req/s")
+        print(
+            f"objective {decision.objective:.6f} = {weights.alpha} x AA {decision.aa:.5f} - "
+            f"({weights.beta} x RC {decision.rc:.3f} + {weights.gamma} x LC {decision.lc:.3f})"
+        )
+        print(f"solver {decision.solver}: {1000 * decision.solve_time_s:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

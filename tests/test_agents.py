@@ -1,0 +1,150 @@
+"""Every agent: runs on the environment, and behaves as its source says on loads with known answers."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import agents
+from agents.forecast import Stabiliser, ewm_mean
+from infadapter_env.traces import synthetic
+
+
+def run_episode(agent: agents.Agent, **env_kwargs) -> list[dict]:
+    env = gym.make("InfAdapter-v0", **env_kwargs)
+    obs, info = env.reset(seed=0)
+    agent.reset(info)
+    infos = []
+    while True:
+        action = agent.act(obs, info)
+        assert env.action_space.contains(np.asarray(action) if not np.isscalar(action) else action), action
+        obs, _, terminated, truncated, info = env.step(action)
+        assert info["action_fix"] is None, (agent.name, info["action_fix"])
+        infos.append(info)
+        if terminated or truncated:
+            return infos
+
+
+@pytest.mark.parametrize("name", agents.names())
+def test_every_agent_plays_a_whole_paper_episode_with_valid_actions(name):
+    infos = run_episode(agents.make(name), action_mode="replicas")
+    assert len(infos) == 42
+
+
+@pytest.mark.parametrize("name", ["infadapter", "ms+", "oracle", "vpa-50", "autopilot", "static-over"])
+def test_vertical_agents_also_speak_the_cores_and_deployment_modes(name):
+    assert len(run_episode(agents.make(name), action_mode="cores")) == 42
+    assert len(run_episode(agents.make(name), action_mode="deployment")) == 42
+
+
+def test_unknown_agent_lists_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown agent 'vpa'; valid agents: infadapter, ms\+, oracle, vpa-18"):
+        agents.make("vpa")
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "message"),
+    [
+        (
+            "infadapter",
+            {"forecaster": "arima"},
+            "unknown forecaster 'arima'; valid forecasters: lstm, ewm, last, oracle",
+        ),
+        ("infadapter", {"solver": "gurobi"}, "unknown solver 'gurobi'"),
+        ("vpa-50", {"update_mode": "auto"}, "unknown VPA update mode"),
+        ("hpa", {"variant": "vgg16"}, r"unknown variant 'vgg16'; valid variants: resnet18 \(18\)"),
+    ],
+)
+def test_bad_agent_options_are_named(name, options, message):
+    with pytest.raises(ValueError, match=message):
+        agents.make(name, **options)
+
+
+def test_replica_agents_need_the_replicas_action_mode():
+    env = gym.make("InfAdapter-v0")
+    _, info = env.reset(seed=0)
+    with pytest.raises(ValueError, match="needs action_mode='replicas'"):
+        agents.make("hpa").reset(info)
+
+
+def test_oracle_has_no_violations_on_a_feasible_trace():
+    # The paper slice peaks at 274 req/s, within the budget; start warm so no load gap opens at t = 0.
+    infos = run_episode(agents.make("oracle"), initial_cores=(0, 0, 8, 0, 12))
+    assert sum(i["violated"] for i in infos) == 0
+    assert sum(i["arrivals"] for i in infos) == 121_697  # every request of the paper slice
+
+
+def test_infadapter_with_ilp_and_fast_solver_play_the_same_episode():
+    fast = run_episode(agents.make("infadapter", solver="fast"))
+    ilp = run_episode(agents.make("infadapter", solver="ilp"))
+    assert [i["reward"] for i in fast] == pytest.approx([i["reward"] for i in ilp], abs=1e-9)
+
+
+def test_infadapter_lstm_agent_reports_its_decisions():
+    agent = agents.make("infadapter")
+    infos = run_episode(agent)
+    decision = agent.decision_info()
+    assert decision["forecast_rps"] > 0 and decision["planned_rate_rps"] >= decision["forecast_rps"]
+    assert not decision["fallback"] and sum(i["violated"] for i in infos) < sum(i["arrivals"] for i in infos)
+
+
+def test_an_unservable_rate_is_flagged_not_raised():
+    agent = agents.make("infadapter", forecaster="last")
+    run_episode(agent, trace=synthetic("constant", 300, rate=900.0))
+    assert agent.decision_info()["fallback"] is True
+    assert agent.decision_info()["cores"] == [20, 0, 0, 0, 0]
+
+
+def test_stabiliser_scales_down_after_four_lower_forecasts():
+    stabiliser = Stabiliser(4)
+    levels = [stabiliser.update(x) for x in [100, 120, 90, 95, 80, 85, 130, 70]]
+    assert levels == [100, 120, 120, 120, 120, 95, 130, 130]
+
+
+def test_ewm_matches_pandas_adjusted_mean():
+    pandas = pytest.importorskip("pandas")
+    values = np.array([50.0, 80, 65, 90, 120, 70])
+    assert ewm_mean(values) == pytest.approx(pandas.Series(values).ewm(span=10).mean().iloc[-1])
+
+
+STEP_UP = synthetic("step", 1800, low=30, high=150, at_s=600)  # the step starts interval 21
+
+
+def trajectory(name: str, trace, key: str) -> list[int]:
+    infos = run_episode(agents.make(name), trace=trace, action_mode="replicas")
+    return [i[key][2] for i in infos]  # ResNet50, the variant these baselines scale
+
+
+def test_vpa_scales_up_once_its_histogram_catches_up():
+    cores = trajectory("vpa-50", STEP_UP, "cores_per_replica")
+    # 20 low samples before the step. The 90th percentile moves once high samples weigh more than
+    # 10 %: k / (20 + k) > 0.1 first holds for k = 3, so the 3rd overloaded interval (23) triggers a
+    # scale-up that serves from interval 24 on: a lag of 3 intervals after the step.
+    assert cores[20] == cores[22] == 4
+    assert cores[23] == 5
+    assert cores[-1] > 15  # and it keeps growing by its 15 % margin until usage fits
+
+
+def test_hpa_scales_out_quickly_and_in_only_after_its_window():
+    replicas = trajectory("hpa", STEP_UP, "replicas")
+    assert replicas[19] == 2  # 30 req/s on 36 req/s replicas: 2 replicas at 70 % target
+    assert replicas[21] == 3 and replicas[22] == 5  # ceil(2 x 1.0 / 0.7) = 3, then ceil(3 / 0.7) = 5
+    step_down = synthetic("step", 2400, low=150, high=30, at_s=900)  # the drop starts interval 31
+    replicas = trajectory("hpa", step_down, "replicas")
+    assert replicas[30:40] == [5] * 10  # held for the 300 s (10-interval) stabilisation window
+    assert replicas[40] == 2
+
+
+def test_static_over_has_no_violations_and_static_under_violates_at_peaks():
+    over = agents.make("static-over")
+    infos = run_episode(over, initial_cores=(13, 0, 7, 0, 0))
+    assert sum(i["violated"] for i in infos) == 0 and all(i["cores"] == 20 for i in infos)
+    under = run_episode(agents.make("static-under"), initial_cores=(0, 0, 13, 0, 0))
+    capacity = sum(under[0]["capacity_rps"])
+    # Violations only where the load exceeded the capacity in that interval or the one before
+    # (a queue built at a peak drains into the next interval).
+    overloaded = [i["peak_rate_rps"] > capacity for i in under]
+    violating = [k for k, i in enumerate(under) if i["violated"] > 0]
+    assert violating and all(overloaded[k] or overloaded[k - 1] for k in violating)
+    assert sum(i["violated"] for i in under) > 0.3 * sum(i["arrivals"] for i in under)
