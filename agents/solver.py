@@ -27,7 +27,7 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import lru_cache
 
 import numpy as np
 import pulp
@@ -56,9 +56,9 @@ class PlanningModel:
     def max_cores(self) -> int:
         return min(self.budget_cores, self.profile.max_cores_per_replica)
 
-    @cached_property
+    @property
     def table(self) -> _DeploymentTable:
-        return _DeploymentTable.build(self)
+        return _deployment_table(self.profile, self.budget_cores)
 
     def capacity(self, cores: tuple[int, ...]) -> list[float]:
         return [float(self.profile.per_replica_rps[v, c]) for v, c in enumerate(cores)]
@@ -100,6 +100,13 @@ class _DeploymentTable:
             columns(more_accurate),
             columns(load),
         )
+
+
+@lru_cache(maxsize=16)
+def _deployment_table(profile: CapacityProfile, budget_cores: int) -> _DeploymentTable:
+    """Built once per profile object (``load_profile`` caches those) and budget: agents re-create
+    planning models every episode."""
+    return _DeploymentTable.build(PlanningModel(profile, budget_cores))
 
 
 @dataclass(frozen=True)

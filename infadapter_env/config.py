@@ -23,6 +23,7 @@ class EnvConfig:
     scenario: str = "paper"
     trace: Any = None
     episode_length_s: int | None = None
+    window_start_s: int | None = None
     skip_gaps: bool = True
     rate_multiplier: float = 1.0
     interval_s: int = 30
@@ -51,6 +52,10 @@ class EnvConfig:
         _check_int("min_cores", self.min_cores, 1, MAX_PROFILED_CORES)
         if self.episode_length_s is not None:
             _check_int("episode_length_s", self.episode_length_s, self.interval_s, 10**8)
+        if self.window_start_s is not None:
+            _check_int("window_start_s", self.window_start_s, 0, 10**8)
+            if self.episode_length_s is None:
+                raise ValueError("window_start_s needs episode_length_s (the length of the fixed window)")
         if self.max_replicas is not None:
             _check_int("max_replicas", self.max_replicas, 1, 1000)
         if not isinstance(self.skip_gaps, bool):

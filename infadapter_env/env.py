@@ -97,6 +97,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | scenario | "paper" | "paper", "train" (days 0-13), "test" (days 14-21) or "full" |
     | trace | None | overrides scenario: a ``Trace``, a path to a text/CSV file of per-second counts, or an array |
     | episode_length_s | None | None = the whole trace; else windows of this length drawn at reset |
+    | window_start_s | None | with episode_length_s: a fixed window from this second of the trace |
     | skip_gaps | True | windows avoid runs of >= 60 zero seconds (data gaps) |
     | rate_multiplier | 1.0 | scales every rate |
     | interval_s | 30 | seconds between decisions |
@@ -126,9 +127,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores)
         self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
         length = cfg.episode_length_s or self.source.length_s
-        if length > self.source.length_s:
+        if (cfg.window_start_s or 0) + length > self.source.length_s:
             raise ValueError(
-                f"episode_length_s {length} exceeds trace {self.source.name!r} of {self.source.length_s} s"
+                f"episode_length_s {length} from window_start_s {cfg.window_start_s or 0} exceeds "
+                f"trace {self.source.name!r} of {self.source.length_s} s"
             )
         self.n_steps = length // cfg.interval_s
         if self.n_steps < 1:
@@ -177,6 +179,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         cfg = self.config
         if cfg.episode_length_s is None:
             episode = self.source
+        elif cfg.window_start_s is not None:
+            episode = self.source.window(cfg.window_start_s, cfg.episode_length_s)
         else:
             episode = draw_window(self.source, cfg.episode_length_s, self.np_random, cfg.skip_gaps)
         self._episode = episode

@@ -80,7 +80,7 @@ def load_measured_capacity() -> dict[tuple[int, int], np.ndarray]:
     return table
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # identity semantics: hashable, and cached per object
 class CapacityProfile:
     """Capacity of every variant per replica, at one SLO, under one capacity model.
 

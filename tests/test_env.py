@@ -249,6 +249,16 @@ def test_reset_info_counts_real_history_minutes():
     assert info["history_minutes"] == 0
 
 
+def test_fixed_window_replays_the_same_seconds_of_the_trace():
+    from infadapter_env.traces import scenario
+
+    env = gym.make("InfAdapter-v0", scenario="test", episode_length_s=600, window_start_s=3_600)
+    _, info = env.reset(seed=5)
+    assert info["trace_start_s"] == scenario("test").start_s + 3_600
+    with pytest.raises(ValueError, match="window_start_s needs episode_length_s"):
+        gym.make("InfAdapter-v0", window_start_s=10)
+
+
 def test_initial_cores_start_warm():
     env = gym.make("InfAdapter-v0", initial_cores=(0, 0, 8, 0, 12))
     obs, _ = env.reset(seed=0)
