@@ -26,7 +26,8 @@ def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | No
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
-        default = field.default if field.default is not dataclasses.MISSING else field.default_factory()  # type: ignore[misc]
+        factory: Any = field.default_factory
+        default = field.default if field.default is not dataclasses.MISSING else factory()
         help_text = f"{field.metadata.get('help', '')} (default: {default})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)

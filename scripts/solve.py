@@ -72,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        deployment = ", ".join(f"{name} x {cores} cores" for name, cores in result["deployment"].items()) or "nothing"
+        chosen = decision.as_dict(model.profile.names)["deployment"]
+        assert isinstance(chosen, dict)
+        deployment = ", ".join(f"{name} x {cores} cores" for name, cores in chosen.items()) or "nothing"
         print(f"deployment: {deployment}{'  (fallback: rate not servable within budget)' if decision.fallback else ''}")
         print(f"capacity {decision.capacity_rps:.1f} req/s for a rate of {decision.rate_rps:.1f} req/s")
         print(

@@ -1,0 +1,88 @@
+"""Leaderboard figures: the beta sweep (the paper's evaluation figure) and one episode's timeline."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+from infadapter_env.profiles import load_variants
+from infadapter_env.traces import scenario as load_scenario
+from scripts.protocol import replay
+
+
+def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
+    """SLO violations, effective accuracy and mean cores against beta, one line per agent."""
+    panels = [
+        ("slo_violation_pct", "SLO violations (%)"),
+        ("aa_effective", "effective accuracy"),
+        ("mean_cores", "mean cores (cost)"),
+    ]
+    agents = sorted({r["agent"] for r in rows})
+    betas = sorted({float(r["beta"]) for r in rows})
+    fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
+    for ax, (column, label) in zip(axes, panels, strict=True):
+        for agent in agents:
+            ys = []
+            for beta in betas:
+                values = [float(r[column]) for r in rows if r["agent"] == agent and float(r["beta"]) == beta]
+                ys.append(np.mean(values) if values else np.nan)
+            style = "-o" if agent in ("infadapter", "oracle") else "--."
+            ax.plot(betas, ys, style, label=agent, linewidth=2 if agent == "infadapter" else 1)
+        ax.set_xscale("log")
+        ax.set_xlabel("beta (resource-cost weight)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle("InfAdapter-Gym: every agent over the beta sweep (mean over scenarios and seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def episode_arrivals(settings: dict) -> np.ndarray:
+    """Per-second arrivals of a leaderboard episode, from its recorded settings."""
+    trace = load_scenario(settings["scenario"]).scaled(float(settings["rate_multiplier"]))
+    if settings.get("window_start_s") is not None:
+        trace = trace.window(int(settings["window_start_s"]), int(settings["episode_length_s"]))
+    return trace.arrivals
+
+
+def timeline(row: dict[str, str], path: Path) -> Path:
+    """One episode: arrival rate against the capacity of each variant (stacked), cores, violations."""
+    settings = json.loads(row["env_settings"])
+    infos = replay(settings, json.loads(row["actions"]))
+    interval = int(settings["interval_s"])
+    arrivals = episode_arrivals(settings)[: len(infos) * interval]
+    edges = np.arange(len(infos) + 1) * interval
+    names = [v.name for v in load_variants()]
+    # Repeat the last interval's values so that the post-step drawing covers the whole episode.
+    capacity = np.array([i["capacity_rps"] for i in [*infos, infos[-1]]])
+    cores = [i["cores"] for i in [*infos, infos[-1]]]
+
+    fig, (ax_rate, ax_cores, ax_viol) = plt.subplots(3, 1, figsize=(12, 8), sharex=True, height_ratios=[3, 1.2, 1.2])
+    ax_rate.stackplot(edges, capacity.T, labels=[f"{n} target capacity" for n in names], step="post", alpha=0.45)
+    ax_rate.plot(np.arange(arrivals.size), arrivals, color="black", linewidth=0.8, label="arrivals (req/s)")
+    ax_rate.set_ylabel("req/s")
+    ax_rate.legend(loc="upper left", fontsize=8, ncols=3)
+    ax_rate.set_title(
+        f"{row['agent']} on {row['scenario']} (beta {row['beta']}): objective {float(row['objective']):.4f}, "
+        f"SLO violations {float(row['slo_violation_pct']):.2f} %"
+    )
+    ax_cores.step(edges, cores, where="post", color="tab:purple")
+    ax_cores.set_ylabel("cores")
+    ax_viol.bar(edges[:-1], [i["violated"] for i in infos], width=interval, align="edge", color="tab:red")
+    ax_viol.set_ylabel("violated\nrequests")
+    ax_viol.set_xlabel("time (s)")
+    for ax in (ax_rate, ax_cores, ax_viol):
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

@@ -1,0 +1,136 @@
+"""The leaderboard harness: rows, validation, resume, backends, and bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from scripts import leaderboard, validate
+from scripts.protocol import COLUMNS, TEST_WINDOW_STARTS, TIMING_COLUMNS, held_out_window_starts
+
+TINY = ["--agents", "static-under", "ms+", "--scenarios", "paper", "--betas", "0.02,0.1", "--no-figures"]
+
+
+def read(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def comparable(rows: list[dict[str, str]]) -> list[tuple]:
+    """Rows without the measured timing columns, in key order."""
+    keep = [c for c in COLUMNS if c not in TIMING_COLUMNS]
+    return sorted(tuple(row[c] for c in keep) for row in rows)
+
+
+@pytest.fixture(scope="module")
+def tiny_sweep(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("tiny")
+    assert leaderboard.main([*TINY, "--backend", "serial", "--out", str(out)]) == 0
+    return out
+
+
+def test_held_out_windows_are_the_ones_the_recorded_seed_draws():
+    assert held_out_window_starts() == TEST_WINDOW_STARTS
+
+
+def test_tiny_sweep_writes_every_column_and_validates(tiny_sweep, capsys):
+    rows = read(tiny_sweep / "leaderboard.csv")
+    assert len(rows) == 4 and list(rows[0]) == list(COLUMNS)
+    assert {(r["agent"], r["beta"]) for r in rows} == {(a, b) for a in ("static-under", "ms+") for b in ("0.02", "0.1")}
+    assert all(r["steps"] == "42" and r["git_commit"] and r["actions"].startswith("[[") for r in rows)
+    assert (tiny_sweep / "summary.md").read_text().count("| 1 |") == 2
+    assert validate.main([str(tiny_sweep / "leaderboard.csv")]) == 0
+    assert "4 of 4 rows valid" in capsys.readouterr().out
+
+
+def tamper_actions(text: str) -> str:
+    actions = json.loads(text)
+    actions[5] = [0, 0, 0, 0, 1, 0, 0, 0, 0, 2]  # ResNet152 on 2 cores at step 6: no agent here does that
+    return json.dumps(actions)
+
+
+@pytest.mark.parametrize(("column", "change"), [("objective", lambda _: "0.9"), ("actions", tamper_actions)])
+def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys):
+    rows = read(tiny_sweep / "leaderboard.csv")
+    rows[1][column] = change(rows[1][column])
+    path = tmp_path / "tampered.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    assert validate.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "line 3" in out and "checksum does not match" in out and "3 of 4 rows valid" in out
+
+
+def test_a_killed_sweep_resumes_to_exactly_the_full_set(tiny_sweep, tmp_path):
+    out = tmp_path / "resume"
+    command = [sys.executable, "-m", "scripts.cli", "leaderboard", *TINY, "--backend", "serial", "--out", str(out)]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    path = out / "leaderboard.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 2):
+        time.sleep(0.05)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    finished = len(path.read_text().splitlines()) - 1
+    assert 1 <= finished < 4
+    with path.open("a") as handle:  # a row torn in the middle of its write
+        handle.write("ms+,0.1,paper,0,0.7,")
+    assert leaderboard.main([*TINY, "--backend", "serial", "--out", str(out)]) == 0
+    rows = read(path)
+    assert len(rows) == 4 and len({(r["agent"], r["beta"]) for r in rows}) == 4
+    assert comparable(rows) == comparable(read(tiny_sweep / "leaderboard.csv"))
+
+
+def test_serial_and_local_parallel_give_identical_rows(tiny_sweep, tmp_path):
+    out = tmp_path / "parallel"
+    assert leaderboard.main([*TINY, "--backend", "local", "--workers", "2", "--out", str(out)]) == 0
+    assert comparable(read(out / "leaderboard.csv")) == comparable(read(tiny_sweep / "leaderboard.csv"))
+
+
+def test_ray_backend_gives_identical_rows(tiny_sweep, tmp_path):
+    import ray  # installed by the test set-up (make install: the [ray] extra)
+
+    assert ray.__version__
+    out = tmp_path / "ray"
+    assert leaderboard.main([*TINY, "--backend", "ray", "--workers", "2", "--out", str(out)]) == 0
+    assert comparable(read(out / "leaderboard.csv")) == comparable(read(tiny_sweep / "leaderboard.csv"))
+
+
+def test_figures_are_drawn(tmp_path):
+    args = ["--agents", "infadapter", "static-over", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    assert leaderboard.main([*args, "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "beta_sweep.png").stat().st_size > 10_000
+    assert (tmp_path / "timeline_infadapter_paper_beta0.05.png").stat().st_size > 10_000
+    assert "Verdict" not in (tmp_path / "summary.md").read_text()  # no VPA in this sweep: no headline verdict
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--agents", "vpa"], "unknown agent 'vpa'; valid agents: infadapter, ms+, oracle"),
+        (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: paper, test1, test2, test3, test4"),
+        (["--betas", "0.1;0.2"], "--betas: '0.1;0.2' is not a number"),
+        (["--betas", "0.1,-1"], "--betas: -1.0 is not a finite number >= 0"),
+        (["--backend", "spark"], "unknown backend 'spark'"),
+    ],
+)
+def test_bad_input_is_reported_not_raised(args, message, tmp_path, capsys):
+    assert leaderboard.main([*args, "--out", str(tmp_path)]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_is_reported(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert leaderboard.main([*TINY, "--out", str(blocker / "sub")]) == 2
+    assert "is not writable" in capsys.readouterr().err
