@@ -112,7 +112,13 @@ class Task:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Play one episode of an agent and return its leaderboard row."""
+    """Play one episode of an agent and return its leaderboard row.
+
+    Torch runs on one thread: parallel workers would otherwise oversubscribe the cores and the
+    measured decision times would mostly measure that contention."""
+    import torch
+
+    torch.set_num_threads(1)
     scenario = scenarios()[task.scenario]
     env = gym.make("InfAdapter-v0", **env_kwargs(scenario, task.beta))
     settings_before = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
