@@ -15,7 +15,7 @@ from infadapter_env.objective import average_accuracy, loading_cost, objective_v
 from infadapter_env.observation import HISTORY_MINUTES, SIZE
 from infadapter_env.profiles import load_profile
 from infadapter_env.simulation import ClusterState, IntervalArrivals, deploy, empty_state, simulate_interval
-from infadapter_env.traces import HISTORY_S, Trace, draw_window
+from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
 SIM_VERSION = "v0"
 
@@ -169,6 +169,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         assert high.size == SIZE
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._obs_high = high
+        self._window_starts: np.ndarray | None = None  # computed at the first reset that draws a window
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._last_info: dict[str, Any] = {}
@@ -182,7 +183,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         elif cfg.window_start_s is not None:
             episode = self.source.window(cfg.window_start_s, cfg.episode_length_s)
         else:
-            episode = draw_window(self.source, cfg.episode_length_s, self.np_random, cfg.skip_gaps)
+            if self._window_starts is None:
+                self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
+            episode = draw_window(self.source, cfg.episode_length_s, self.np_random, cfg.skip_gaps, self._window_starts)
         self._episode = episode
         played = self.n_steps * cfg.interval_s
         per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)

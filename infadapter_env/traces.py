@@ -76,15 +76,16 @@ class Trace:
             raise ValueError(
                 f"window [{start_s}, {start_s + length_s}) is outside trace {self.name!r} of {self.length_s} s"
             )
-        joined = np.concatenate([self.history, self.arrivals])
-        begin = self.history.size + start_s
-        history_begin = max(begin - HISTORY_S, 0)
+        # Slice, never copy the whole source: windows of the 22-day trace are drawn at every reset.
+        from_history = min(max(HISTORY_S - start_s, 0), self.history.size)
+        own = self.arrivals[max(start_s - HISTORY_S, 0) : start_s]
+        history = np.concatenate([self.history[self.history.size - from_history :], own]) if from_history else own
         return Trace(
             f"{self.name}[{start_s}:{start_s + length_s}]",
-            joined[begin : begin + length_s],
-            joined[history_begin:begin],
+            self.arrivals[start_s : start_s + length_s],
+            history,
             self.start_s + start_s,
-            max(self.padded_history_s - history_begin, 0),
+            max(self.padded_history_s - (self.history.size - from_history), 0),
         )
 
 
@@ -149,9 +150,19 @@ def valid_window_starts(trace: Trace, length_s: int, skip_gaps: bool = True) -> 
     return starts
 
 
-def draw_window(trace: Trace, length_s: int, rng: np.random.Generator, skip_gaps: bool = True) -> Trace:
-    """A window of ``length_s`` seconds at a start drawn uniformly by ``rng``."""
-    starts = valid_window_starts(trace, length_s, skip_gaps)
+def draw_window(
+    trace: Trace,
+    length_s: int,
+    rng: np.random.Generator,
+    skip_gaps: bool = True,
+    starts: np.ndarray | None = None,
+) -> Trace:
+    """A window of ``length_s`` seconds at a start drawn uniformly by ``rng``.
+
+    ``starts``: the result of ``valid_window_starts`` for these arguments, when the caller keeps it
+    (computing it scans the whole trace)."""
+    if starts is None:
+        starts = valid_window_starts(trace, length_s, skip_gaps)
     return trace.window(int(starts[rng.integers(starts.size)]), length_s)
 
 

@@ -64,6 +64,18 @@ def test_windows_skip_the_daily_gap_unless_asked():
     assert 84_661 in starts_all and 84_661 not in starts_clean
 
 
+@pytest.mark.parametrize("start", [0, 1, 250, 599, 600, 601, 5_000])
+def test_window_history_is_the_seconds_before_it(start):
+    source = traces.synthetic("sine", 6_000, period_s=77.0)
+    source = traces.Trace("s", source.arrivals, np.arange(600.0), padded_history_s=100)
+    joined = np.concatenate([source.history, source.arrivals])
+    window = source.window(start, 300)
+    begin = 600 + start
+    np.testing.assert_array_equal(window.history, joined[max(begin - 600, 0) : begin])
+    np.testing.assert_array_equal(window.arrivals, joined[begin : begin + 300])
+    assert window.padded_history_s == max(100 - max(begin - 600, 0), 0)
+
+
 def test_same_generator_seed_gives_the_same_window():
     test = traces.scenario("test")
     first = traces.draw_window(test, 600, np.random.default_rng(7))
