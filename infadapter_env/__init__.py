@@ -25,10 +25,15 @@ except PackageNotFoundError:  # running from a source tree that is not installed
 ENV_IDS = ("InfAdapter-v0", "InfAdapterShort-v0")
 
 if "InfAdapter-v0" not in registry:
-    register(id="InfAdapter-v0", entry_point="infadapter_env.env:InfAdapterEnv")
+    register(
+        id="InfAdapter-v0",
+        entry_point="infadapter_env.env:InfAdapterEnv",
+        vector_entry_point="infadapter_env.vector:InfAdapterVectorEnv",
+    )
     register(
         id="InfAdapterShort-v0",
         entry_point="infadapter_env.env:InfAdapterEnv",
+        vector_entry_point="infadapter_env.vector:InfAdapterVectorEnv",
         max_episode_steps=20,
         kwargs={"scenario": "train", "episode_length_s": 600},
     )

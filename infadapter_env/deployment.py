@@ -123,6 +123,55 @@ class ActionDecoder:
             return previous, "over_budget_kept_previous"
         return (tuple(replicas_list), tuple(cores_list)), fix
 
+    def check_batch(self, actions: object, n_envs: int) -> np.ndarray:
+        """A batch of actions as an (N, entries) int array, or a ``ValueError`` naming the first bad one."""
+        try:
+            array = np.asarray(actions)
+        except (TypeError, ValueError):
+            array = np.asarray([None])
+        expected = (n_envs,) if self.mode == "deployment" else (n_envs, len(self.upper))
+        integral = np.issubdtype(array.dtype, np.integer) or (
+            np.issubdtype(array.dtype, np.floating) and bool(np.all(np.mod(array, 1) == 0))
+        )
+        if array.shape != expected or not integral:
+            raise ValueError(
+                f"actions must be an array of shape {expected} of integers for action mode {self.mode!r}, "
+                f"got shape {array.shape} and dtype {array.dtype}"
+            )
+        values = array.astype(np.int64).reshape(n_envs, -1)
+        bad = np.flatnonzero(((values < 0) | (values > np.asarray(self.upper))).any(axis=1))
+        if bad.size:
+            raise ValueError(
+                f"action {values[bad[0]].tolist()} of environment {bad[0]} is outside the action space of mode "
+                f"{self.mode!r}: entry i in 0..{list(self.upper)}[i]"
+            )
+        return values
+
+    def decode_batch(
+        self, values: np.ndarray, previous_replicas: np.ndarray, previous_cores: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``decode`` for a batch of checked actions: replicas, cores (N, V) and the rule applied
+        per environment (0: none, 1: raised to min cores, 2: over budget, previous kept)."""
+        n = self.n_variants
+        if self.mode == "deployment":
+            assert self.table is not None
+            cores = self.table[values[:, 0]]
+            return (cores > 0).astype(np.int64), cores, np.zeros(len(values), dtype=np.int8)
+        if self.mode == "cores":
+            cores = values
+            replicas = (cores > 0).astype(np.int64)
+        else:
+            active = (values[:, :n] > 0) & (values[:, n:] > 0)
+            replicas, cores = np.where(active, values[:, :n], 0), np.where(active, values[:, n:], 0)
+        below = (cores > 0) & (cores < self.min_cores)
+        fix = below.any(axis=1).astype(np.int8)
+        cores = np.where(below, self.min_cores, cores)
+        over = (replicas * cores).sum(axis=1) > self.budget_cores
+        fix[over] = 2
+        replicas = np.where(over[:, None], previous_replicas, replicas)
+        cores = np.where(over[:, None], previous_cores, cores)
+        return replicas, cores, fix
+
     def encode(self, replicas: np.ndarray, cores: np.ndarray) -> np.ndarray | int:
         """The action of this mode that asks for (replicas, cores); the inverse of ``decode``."""
         replicas = np.asarray(replicas, dtype=np.int64)

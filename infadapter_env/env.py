@@ -190,8 +190,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         played = self.n_steps * cfg.interval_s
         per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)
         self._intervals = IntervalArrivals.batch(per_tick)
-        self._minute_peaks = _minute_peaks(episode, self.n_steps + 1, cfg.interval_s).tolist()
-        self._state, self._target = self._initial_state()
+        joined = with_history(episode, self.n_steps * cfg.interval_s)
+        self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s).tolist()
+        self._state, self._target = self.initial_state()
         self._step = 0
         self._obs = np.zeros(self._obs_high.shape, dtype=np.float32)
         self._obs[:HISTORY_MINUTES] = self._minute_peaks[0]
@@ -256,10 +257,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         loading_left = state.loading_left_s.tolist()
         backlog = state.backlog.tolist()
 
-        minute_peaks = self._minute_peaks[self._step]
+        peaks = self._minute_peaks[self._step]
         obs = np.array(
             [
-                *minute_peaks,
+                *peaks,
                 mean_rate,
                 result.peak_rate_rps,
                 *cores_t,
@@ -327,7 +328,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return format_summary(self._last_info, self.profile.names)
 
     # ----------------------------------------------------------------- helpers
-    def _initial_state(self) -> tuple[ClusterState, tuple[tuple[int, ...], tuple[int, ...]]]:
+    def initial_state(self) -> tuple[ClusterState, tuple[tuple[int, ...], tuple[int, ...]]]:
         """Empty cluster, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
         n_var = len(self.profile.variants)
         state = empty_state(n_var)
@@ -351,17 +352,28 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
 
 
-def _minute_peaks(episode: Trace, n_points: int, interval_s: int) -> np.ndarray:
-    """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
-    10 minutes before it, oldest first."""
+def with_history(episode: Trace, played_s: int) -> np.ndarray:
+    """The 10 minutes before the episode (a short history repeats its first value) and the first
+    ``played_s`` seconds of it, as one array."""
     history = episode.history[-HISTORY_S:]
     if history.size < HISTORY_S:
         pad_value = history[0] if history.size else episode.arrivals[0]
         history = np.concatenate([np.full(HISTORY_S - history.size, pad_value), history])
-    joined = np.concatenate([history, episode.arrivals])
+    return np.concatenate([history, episode.arrivals[:played_s]])
+
+
+def minute_peaks(joined: np.ndarray, n_points: int, interval_s: int) -> np.ndarray:
+    """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
+    10 minutes before it, oldest first. ``joined``: ``with_history`` arrays, (..., seconds)."""
+    if 60 % interval_s == 0:
+        # Minutes are whole numbers of intervals: maxima of interval blocks, then of block runs.
+        usable = (joined.shape[-1] // interval_s) * interval_s
+        blocks = joined[..., :usable].reshape(*joined.shape[:-1], -1, interval_s).max(axis=-1)
+        per_minute = np.lib.stride_tricks.sliding_window_view(blocks, 60 // interval_s, axis=-1).max(axis=-1)
+        index = np.arange(n_points)[:, None] + np.arange(HISTORY_MINUTES)[None, :] * (60 // interval_s)
+        return per_minute[..., index]
     starts = np.arange(n_points)[:, None] * interval_s + np.arange(HISTORY_MINUTES)[None, :] * 60
-    seconds = starts[..., None] + np.arange(60)
-    return joined[seconds].max(axis=-1)
+    return joined[..., starts[..., None] + np.arange(60)].max(axis=-1)
 
 
 def format_summary(info: dict[str, Any], names: tuple[str, ...]) -> str:

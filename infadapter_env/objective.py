@@ -16,6 +16,8 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 PAPER_ALPHA = 1.0
 PAPER_BETA = 0.05
 PAPER_GAMMA = 0.001
@@ -65,6 +67,29 @@ def average_accuracy(capacity_rps: Sequence[float], accuracy: Sequence[float], r
         return 0.0
     shares = served_shares(capacity_rps, rate_rps)
     return sum(a * s for a, s in zip(accuracy, shares, strict=True)) / rate_rps
+
+
+def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
+    """``average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
+    more_accurate = np.cumsum(capacity_rps[:, ::-1], axis=1)[:, ::-1] - capacity_rps
+    shares = np.clip(rate_rps[:, None] - more_accurate, 0.0, capacity_rps)
+    served = shares @ accuracy / np.where(rate_rps > 0, rate_rps, 1.0)
+    running = capacity_rps > 0
+    top = running.shape[1] - 1 - np.argmax(running[:, ::-1], axis=1)
+    at_zero = np.where(running.any(axis=1), accuracy[top], 0.0)
+    return np.where(rate_rps > 0, served, at_zero)
+
+
+def loading_cost_batch(
+    previous_replicas: np.ndarray,
+    previous_cores: np.ndarray,
+    replicas: np.ndarray,
+    cores: np.ndarray,
+    load_time_s: np.ndarray,
+) -> np.ndarray:
+    """``loading_cost`` for N decisions at once (arrays of shape (N, V))."""
+    started = (replicas > 0) & (cores > 0) & ((replicas != previous_replicas) | (cores != previous_cores))
+    return np.where(started, load_time_s, 0.0).max(axis=1) / load_time_s.max()
 
 
 def resource_cost(total_cores: float, budget_cores: float) -> float:
