@@ -164,7 +164,7 @@ class ActionDecoder:
             active = (values[:, :n] > 0) & (values[:, n:] > 0)
             replicas, cores = np.where(active, values[:, :n], 0), np.where(active, values[:, n:], 0)
         below = (cores > 0) & (cores < self.min_cores)
-        fix = below.any(axis=1).astype(np.int8)
+        fix = np.asarray(below.any(axis=1), dtype=np.int8)
         cores = np.where(below, self.min_cores, cores)
         over = (replicas * cores).sum(axis=1) > self.budget_cores
         fix[over] = 2

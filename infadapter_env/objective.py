@@ -15,8 +15,11 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 import numpy as np
+
+Value = TypeVar("Value", float, np.ndarray)  # a scalar, or one value per environment
 
 PAPER_ALPHA = 1.0
 PAPER_BETA = 0.05
@@ -92,7 +95,7 @@ def loading_cost_batch(
     return np.where(started, load_time_s, 0.0).max(axis=1) / load_time_s.max()
 
 
-def resource_cost(total_cores: float, budget_cores: float) -> float:
+def resource_cost(total_cores: Value, budget_cores: float) -> Value:
     """RC: allocated cores over the budget."""
     return total_cores / budget_cores
 
@@ -112,6 +115,6 @@ def loading_cost(
     return longest / max(load_time_s)
 
 
-def objective_value(aa: float, rc: float, lc: float, weights: Weights) -> float:
-    """``alpha * AA - (beta * RC + gamma * LC)``."""
+def objective_value(aa: Value, rc: Value, lc: Value, weights: Weights) -> Value:
+    """``alpha * AA - (beta * RC + gamma * LC)``; elementwise on arrays (the batched env)."""
     return weights.alpha * aa - (weights.beta * rc + weights.gamma * lc)

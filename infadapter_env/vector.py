@@ -54,11 +54,11 @@ class InfAdapterVectorEnv(VectorEnv):
         self.metadata = {**self.template.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = None
         self.n_steps = min(self.template.n_steps, max_episode_steps or self.template.n_steps)
-        self._obs_high = self.single_observation_space.high
+        self._obs_high = self.template._obs_high
         self._accuracy = self.profile.accuracy
         self._load_time = self.profile.load_time_s
         self._window_starts: np.ndarray | None = None
-        n, v, interval = num_envs, len(self.profile.variants), self.config.interval_s
+        n, interval = num_envs, self.config.interval_s
         self._arrivals = ArrivalsBatch.of(np.zeros((n, self.n_steps, interval)))
         self._minute_peaks = np.zeros((n, self.n_steps + 1, layout.HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
@@ -93,7 +93,7 @@ class InfAdapterVectorEnv(VectorEnv):
         rewards = np.zeros(n)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
-        restarting = np.flatnonzero(self._autoreset) if self.autoreset_mode == AutoresetMode.NEXT_STEP else []
+        restarting = np.flatnonzero(self._autoreset & (self.autoreset_mode == AutoresetMode.NEXT_STEP))
         if len(restarting):
             self._reset_rows(restarting)
         live = np.flatnonzero(~self._autoreset) if len(restarting) else np.arange(n)
