@@ -44,6 +44,7 @@ def _register_builtin() -> None:
     from agents.autopilot import AutopilotAgent
     from agents.hpa import HPAAgent
     from agents.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
+    from agents.learned import learned_agent
     from agents.mark import MArkAgent
     from agents.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
     from agents.vpa import VPAAgent
@@ -58,6 +59,8 @@ def _register_builtin() -> None:
     register("autopilot", AutopilotAgent)
     register("static-over", lambda **kw: StaticAgent(**({"rate_rps": OVER_RATE_RPS} | kw)))
     register("static-under", lambda **kw: StaticAgent(**({"rate_rps": UNDER_RATE_RPS} | kw)))
+    for learned in ("ppo", "maskable-ppo", "a2c"):
+        register(learned, learned_agent(learned))
 
 
 _register_builtin()

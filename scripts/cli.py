@@ -4,6 +4,7 @@ infadapter leaderboard [...]   the benchmark (scripts/leaderboard.py)
 infadapter validate CSV        replay leaderboard rows and check them (scripts/validate.py)
 infadapter solve [...]         what-if questions to the InfAdapter solver (scripts/solve.py)
 infadapter train-lstm [...]    train the LSTM forecaster (scripts/train_lstm.py)
+infadapter train --algo ppo     train a stable-baselines3 policy (scripts/train_rl.py)
 infadapter agents              list the registered agents
 """
 
@@ -17,6 +18,7 @@ COMMANDS = {
     "validate": "scripts.validate",
     "solve": "scripts.solve",
     "train-lstm": "scripts.train_lstm",
+    "train": "scripts.train_rl",
 }
 
 

@@ -120,13 +120,37 @@ def run_task(task: Task) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     scenario = scenarios()[task.scenario]
-    env = gym.make("InfAdapter-v0", **env_kwargs(scenario, task.beta))
-    settings_before = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
-    agent = agents.make(task.agent)
-    obs, info = env.reset(seed=task.seed)
+    started = time.perf_counter()
+    metrics, actions, settings = play(agents.make(task.agent), env_kwargs(scenario, task.beta), task.seed)
+    row: dict[str, Any] = {
+        "agent": task.agent,
+        "beta": task.beta,
+        "scenario": task.scenario,
+        "seed": task.seed,
+        **{k: v for k, v in metrics.items() if k != "decision_s"},
+        "decision_ms_mean": 1e3 * statistics.fmean(metrics["decision_s"]),
+        "decision_ms_p99": 1e3 * float(np.percentile(metrics["decision_s"], 99)),
+        "wall_s": time.perf_counter() - started,
+        "actions": json.dumps(actions, separators=(",", ":")),
+        "env_settings": json.dumps(settings | {"seed": task.seed}, sort_keys=True),
+        "agent_options": json.dumps({}),
+        "package_version": infadapter_env.__version__,
+        "git_commit": git_commit(),
+    }
+    row = {k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
+    row["row_sha256"] = row_digest(row)
+    return row
+
+
+def play(agent: agents.Agent, kwargs: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], list, dict[str, Any]]:
+    """One episode of ``agent`` in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
+    and fallbacks), its actions, and the env's recorded settings. The agent sees only observations
+    and copies of the infos; a change of the env's settings voids the episode."""
+    env = gym.make("InfAdapter-v0", **kwargs)
+    settings = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
+    obs, info = env.reset(seed=seed)
     agent.reset(copy.deepcopy(info))
     actions, infos, decision_s, fallbacks = [], [], [], 0
-    started = time.perf_counter()
     while True:
         tick = time.perf_counter()
         action = agent.act(obs, copy.deepcopy(info))
@@ -137,28 +161,10 @@ def run_task(task: Task) -> dict[str, Any]:
         infos.append(info)
         if terminated or truncated:
             break
-    wall_s = time.perf_counter() - started
-    if env.unwrapped.config.recorded() != settings_before:  # type: ignore[attr-defined]
-        raise RuntimeError(f"agent {task.agent!r} changed the environment's settings; its row is void")
-    row: dict[str, Any] = {
-        "agent": task.agent,
-        "beta": task.beta,
-        "scenario": task.scenario,
-        "seed": task.seed,
-        **episode_metrics(infos),
-        "fallbacks": fallbacks,
-        "decision_ms_mean": 1e3 * statistics.fmean(decision_s),
-        "decision_ms_p99": 1e3 * float(np.percentile(decision_s, 99)),
-        "wall_s": wall_s,
-        "actions": json.dumps(actions, separators=(",", ":")),
-        "env_settings": json.dumps(settings_before | {"seed": task.seed}, sort_keys=True),
-        "agent_options": json.dumps({}),
-        "package_version": infadapter_env.__version__,
-        "git_commit": git_commit(),
-    }
-    row = {k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
-    row["row_sha256"] = row_digest(row)
-    return row
+    if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
+        raise RuntimeError(f"agent {agent.name!r} changed the environment's settings; its episode is void")
+    metrics = episode_metrics(infos) | {"fallbacks": fallbacks, "decision_s": decision_s}
+    return metrics, actions, settings
 
 
 def episode_metrics(infos: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,0 +1,82 @@
+"""The batched ``InfAdapter-v0`` as a stable-baselines3 ``VecEnv``, so SB3 trains on it directly.
+
+SB3 expects an ended episode to restart within the same step, with the last observation in
+``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``: the wrapped vector env runs in
+Gymnasium's ``SAME_STEP`` autoreset mode and this class translates its dict-of-arrays infos.
+``env_method("action_masks")`` serves sb3-contrib's MaskablePPO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+
+from infadapter_env.vector import InfAdapterVectorEnv
+
+
+class InfAdapterSB3VecEnv(VecEnv):
+    """``num_envs`` environments of one setting (the keyword arguments of ``gym.make("InfAdapter-v0")``)."""
+
+    def __init__(self, num_envs: int, max_episode_steps: int | None = None, **env_kwargs: Any) -> None:
+        self.vector = InfAdapterVectorEnv(
+            num_envs, autoreset_mode=AutoresetMode.SAME_STEP, max_episode_steps=max_episode_steps, **env_kwargs
+        )
+        super().__init__(num_envs, self.vector.single_observation_space, self.vector.single_action_space)
+        self.metadata = self.vector.metadata
+        self._actions: np.ndarray | None = None
+
+    def reset(self) -> VecEnvObs:
+        seeds = [s if s is not None else None for s in self._seeds]
+        obs, _ = self.vector.reset(seed=seeds if any(s is not None for s in seeds) else None)
+        self._reset_seeds()
+        self._reset_options()
+        return obs
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = np.asarray(actions)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        assert self._actions is not None, "step_async() first"
+        obs, rewards, terminated, truncated, info = self.vector.step(self._actions)
+        dones = terminated | truncated
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i in np.flatnonzero(dones).tolist():
+            infos[i]["terminal_observation"] = info["final_obs"][i]
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
+        return obs, rewards.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self.vector.close()
+
+    def action_masks(self) -> np.ndarray:
+        return self.vector.action_masks()
+
+    # SB3 asks these of its envs; this one env object stands for all of them.
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        return [getattr(self.vector.template, attr_name) for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        raise AttributeError(
+            f"the batched InfAdapter env has one setting for all environments; cannot set {attr_name!r}"
+        )
+
+    def env_method(self, method_name: str, *args: Any, indices: VecEnvIndices = None, **kwargs: Any) -> list[Any]:
+        rows = self._indices(indices)
+        if method_name == "action_masks":
+            masks = self.vector.action_masks()
+            return [masks[i] for i in rows]
+        return [getattr(self.vector.template, method_name)(*args, **kwargs) for _ in rows]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
+        return [False for _ in self._indices(indices)]
+
+    def _indices(self, indices: VecEnvIndices) -> Sequence[int]:
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return list(indices)
