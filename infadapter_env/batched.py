@@ -67,6 +67,9 @@ class ArrivalsBatch:
 
     def take(self, rows: np.ndarray, steps: np.ndarray) -> ArrivalsBatch:
         """The interval ``steps[i]`` of environment ``rows[i]`` from an (environments, steps, ticks) batch."""
+        if rows.size == len(self.total) and steps.min(initial=0) == steps.max(initial=0):
+            step = int(steps[0]) if steps.size else 0  # every environment at the same step: views, no copies
+            return ArrivalsBatch(*(getattr(self, f)[:, step] for f in self.__slots__))  # type: ignore[attr-defined]
         return ArrivalsBatch(*(getattr(self, f)[rows, steps] for f in self.__slots__))  # type: ignore[attr-defined]
 
     def select(self, rows: np.ndarray) -> ArrivalsBatch:
@@ -93,6 +96,8 @@ def deploy_batch(state: BatchState, replicas: np.ndarray, cores: np.ndarray, pro
     replicas = np.where(active, replicas, 0)
     cores = np.where(active, cores, 0)
     changed = (replicas != state.replicas) | (cores != state.cores)
+    if not changed.any():
+        return state
     target = capacity_batch(profile, replicas, cores)
     starting = changed & active
     handover_s = np.where(starting, profile.load_time_s, 0.0).max(axis=1, keepdims=True)
@@ -108,9 +113,13 @@ def _more_accurate(values: np.ndarray) -> np.ndarray:
 def _steady(arrivals: ArrivalsBatch, capacity: np.ndarray, dispatcher: str) -> np.ndarray:
     """In-SLO requests when no queue can form: the closed form of ``simulation``'s fast path."""
     if dispatcher == "accuracy_first":
+        # Variant v answers E(more_v) - E(more_v + cap_v), E(x) = sum of max(arrivals - x, 0), and
+        # more_v + cap_v = more_(v-1). With E(total capacity) = 0 (steady: no tick exceeds it) and
+        # E(0) = all arrivals, only the V - 1 inner thresholds need a search.
         more = _more_accurate(capacity)
-        excess = arrivals.excess(np.concatenate([more, more + capacity], axis=1))
-        return excess[:, : capacity.shape[1]] - excess[:, capacity.shape[1] :]
+        inner = arrivals.excess(np.ascontiguousarray(more[:, :-1]))
+        levels = np.concatenate([np.zeros((len(more), 1)), inner, arrivals.total[:, None]], axis=1)
+        return np.diff(levels, axis=1)
     total = capacity.sum(axis=1, keepdims=True)
     return arrivals.total[:, None] * capacity / np.maximum(total, 1e-300)
 

@@ -186,11 +186,10 @@ class InfAdapterVectorEnv(VectorEnv):
         mean_rate = total / cfg.interval_s
         has_arrivals = total > 0
         divisor = np.where(has_arrivals, total, 1.0)
-        aa_effective = np.where(
-            has_arrivals,
-            result.in_slo @ self._accuracy / divisor,
-            average_accuracy_batch(state.target_capacity_rps, self._accuracy, np.zeros_like(total)),
-        )
+        aa_effective = result.in_slo @ self._accuracy / divisor
+        if not has_arrivals.all():  # the AA of rate 0, as the scalar env scores an empty interval
+            at_zero = average_accuracy_batch(state.target_capacity_rps, self._accuracy, np.zeros_like(total))
+            aa_effective = np.where(has_arrivals, aa_effective, at_zero)
         violated = result.late + result.dropped
         violation_rate = np.where(has_arrivals, violated / divisor, 0.0)
         drop_rate = np.where(has_arrivals, result.dropped / divisor, 0.0)

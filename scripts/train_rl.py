@@ -7,9 +7,9 @@ Discrete deployment action with masks), ``a2c`` (MultiDiscrete cores action). Tr
 are windows of the training days (days 0-13) drawn by the seeded env; observations are normalised
 (VecNormalize), and the statistics are saved with the policy. Writes the checkpoint to ``--out``
 (default ``agents/checkpoints/<algo>``: ``policy.zip``, ``vecnormalize.pkl``, ``meta.json`` with
-the command, seed, versions, commit, wall time and the evaluation on the leaderboard scenarios), and
-the training log (``progress.csv``) and learning curve (``learning_curve.png``) to
-``--log-dir/<run name>``; run names follow ``{env}__{algo}__{seed}__{time}``.
+the command, seed, versions, commit, wall time and the evaluation on the leaderboard scenarios,
+and a copy of the training log ``progress.csv`` and ``learning_curve.png``); the SB3 log goes to
+``--log-dir/<run name>``, run names following ``{env}__{algo}__{seed}__{time}``.
 """
 
 from __future__ import annotations
@@ -124,10 +124,12 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
         "run_name": run_name,
     }
     (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    curve = learning_curve(log_dir / "progress.csv", log_dir / "learning_curve.png", run_name)
+    if curve is not None:  # the log and the curve ship with the policy
+        shutil.copy(log_dir / "progress.csv", staging / "progress.csv")
+        shutil.copy(curve, staging / "learning_curve.png")
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)  # the checkpoint appears whole or not at all
-    curve = learning_curve(log_dir / "progress.csv", log_dir / "learning_curve.png", run_name)
-    meta["learning_curve"] = _relative(curve) if curve else None
     if args.evaluate:
         meta["evaluation"] = evaluate(out, args.beta)
         print(json.dumps(meta["evaluation"], indent=2))
