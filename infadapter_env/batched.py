@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infadapter_env.profiles import CapacityProfile
+from infadapter_env.rows import row_any, row_max, row_sum, sum_after
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,41 +50,59 @@ class BatchResult:
 
 @dataclass(frozen=True, slots=True)
 class ArrivalsBatch:
-    """``simulation.IntervalArrivals`` of N environments: per-tick arrivals and their sorted form."""
+    """``simulation.IntervalArrivals`` of N environments: per-tick arrivals and their sorted form.
+
+    One interval per environment has arrays (N, ...); the vector env keeps every interval of an
+    episode step-major, (steps, N, ...), so that one step of all environments is a contiguous view.
+    ``keys`` (optional) holds the sorted arrivals shifted by ``row x spread`` for ``excess``.
+    """
 
     per_tick: np.ndarray  # (N, ticks)
     ascending: np.ndarray  # (N, ticks)
     tail_sums: np.ndarray  # (N, ticks + 1): tail_sums[:, k] = ascending[:, k:].sum(axis=1)
     total: np.ndarray  # (N,)
     peak: np.ndarray  # (N,)
+    keys: np.ndarray | None = None  # (N, ticks): ascending + row index x spread
+    spread: float = 0.0
 
     @classmethod
-    def of(cls, per_tick: np.ndarray) -> ArrivalsBatch:
-        """From (..., ticks) arrivals; any leading axes are kept (e.g. environments x steps)."""
+    def of(cls, per_tick: np.ndarray, spread: float = 0.0) -> ArrivalsBatch:
+        """From (..., N, ticks) arrivals; with ``spread`` > every arrival and threshold, keys are kept."""
         ascending = np.sort(per_tick, axis=-1)
         tails = np.zeros((*per_tick.shape[:-1], per_tick.shape[-1] + 1))
         tails[..., :-1] = np.cumsum(ascending[..., ::-1], axis=-1)[..., ::-1]
-        return cls(per_tick, ascending, tails, tails[..., 0].copy(), ascending[..., -1].copy())
+        keys = ascending + np.arange(per_tick.shape[-2])[:, None] * spread if spread else None
+        return cls(per_tick, ascending, tails, tails[..., 0].copy(), ascending[..., -1].copy(), keys, spread)
 
     def take(self, rows: np.ndarray, steps: np.ndarray) -> ArrivalsBatch:
-        """The interval ``steps[i]`` of environment ``rows[i]`` from an (environments, steps, ticks) batch."""
-        if rows.size == len(self.total) and steps.min(initial=0) == steps.max(initial=0):
-            step = int(steps[0]) if steps.size else 0  # every environment at the same step: views, no copies
-            return ArrivalsBatch(*(getattr(self, f)[:, step] for f in self.__slots__))  # type: ignore[attr-defined]
-        return ArrivalsBatch(*(getattr(self, f)[rows, steps] for f in self.__slots__))  # type: ignore[attr-defined]
+        """Interval ``steps[i]`` of environment ``rows[i]``, from a step-major (steps, N, ...) batch."""
+        if rows.size and rows.size == self.total.shape[-1] and steps.min() == steps.max():
+            step = int(steps[0])  # every environment at the same step: contiguous views
+            keys = self.keys[step] if self.keys is not None else None
+            per_tick, ascending, tails, total, peak = (getattr(self, f)[step] for f in _ARRAYS)
+            return ArrivalsBatch(per_tick, ascending, tails, total, peak, keys, self.spread)
+        per_tick, ascending, tails, total, peak = (getattr(self, f)[steps, rows] for f in _ARRAYS)
+        return ArrivalsBatch(per_tick, ascending, tails, total, peak)
 
     def select(self, rows: np.ndarray) -> ArrivalsBatch:
-        return ArrivalsBatch(*(getattr(self, f)[rows] for f in self.__slots__))  # type: ignore[attr-defined]
+        per_tick, ascending, tails, total, peak = (getattr(self, f)[rows] for f in _ARRAYS)
+        return ArrivalsBatch(per_tick, ascending, tails, total, peak)
 
     def excess(self, thresholds: np.ndarray) -> np.ndarray:
         """``sum over ticks of max(arrivals - x, 0)`` for thresholds (N, K), by one search over all rows:
         each row's sorted arrivals are shifted into a range of their own."""
         n, ticks = self.ascending.shape
-        spread = 2.0 * (max(float(self.peak.max(initial=0.0)), float(thresholds.max(initial=0.0))) + 1.0)
+        spread, keys = self.spread, self.keys
+        if keys is None or thresholds.max(initial=0.0) >= spread / 2:
+            spread = 2.0 * (max(float(self.peak.max(initial=0.0)), float(thresholds.max(initial=0.0))) + 1.0)
+            keys = self.ascending + np.arange(n)[:, None] * spread
         offsets = np.arange(n)[:, None] * spread
-        above = np.searchsorted((self.ascending + offsets).ravel(), (thresholds + offsets).ravel(), side="right")
+        above = np.searchsorted(keys.ravel(), (thresholds + offsets).ravel(), side="right")
         above = above.reshape(thresholds.shape) - np.arange(n)[:, None] * ticks
         return np.take_along_axis(self.tail_sums, above, axis=1) - thresholds * (ticks - above)
+
+
+_ARRAYS = ("per_tick", "ascending", "tail_sums", "total", "peak")
 
 
 def capacity_batch(profile: CapacityProfile, replicas: np.ndarray, cores: np.ndarray) -> np.ndarray:
@@ -100,14 +119,9 @@ def deploy_batch(state: BatchState, replicas: np.ndarray, cores: np.ndarray, pro
         return state
     target = capacity_batch(profile, replicas, cores)
     starting = changed & active
-    handover_s = np.where(starting, profile.load_time_s, 0.0).max(axis=1, keepdims=True)
+    handover_s = row_max(np.where(starting, profile.load_time_s, 0.0))[:, None]
     loading = np.where(starting, profile.load_time_s, np.where(changed, handover_s, state.loading_left_s))
     return BatchState(replicas, cores, target, state.serving_capacity_rps, loading, state.backlog)
-
-
-def _more_accurate(values: np.ndarray) -> np.ndarray:
-    """For each variant, the sum over the variants more accurate than it (later along the last axis)."""
-    return np.cumsum(values[..., ::-1], axis=-1)[..., ::-1] - values
 
 
 def _steady(arrivals: ArrivalsBatch, capacity: np.ndarray, dispatcher: str) -> np.ndarray:
@@ -116,11 +130,11 @@ def _steady(arrivals: ArrivalsBatch, capacity: np.ndarray, dispatcher: str) -> n
         # Variant v answers E(more_v) - E(more_v + cap_v), E(x) = sum of max(arrivals - x, 0), and
         # more_v + cap_v = more_(v-1). With E(total capacity) = 0 (steady: no tick exceeds it) and
         # E(0) = all arrivals, only the V - 1 inner thresholds need a search.
-        more = _more_accurate(capacity)
+        more = sum_after(capacity)
         inner = arrivals.excess(np.ascontiguousarray(more[:, :-1]))
         levels = np.concatenate([np.zeros((len(more), 1)), inner, arrivals.total[:, None]], axis=1)
-        return np.diff(levels, axis=1)
-    total = capacity.sum(axis=1, keepdims=True)
+        return levels[:, 1:] - levels[:, :-1]
+    total = row_sum(capacity)[:, None]
     return arrivals.total[:, None] * capacity / np.maximum(total, 1e-300)
 
 
@@ -141,7 +155,7 @@ def _ticks(
         rate = arrivals[:, tick]
         capacity = np.where(ready_tick <= tick, state.target_capacity_rps, state.serving_capacity_rps)
         stopped = (capacity == 0) & (queue > 0)
-        lost += np.where(stopped, queue, 0.0).sum(axis=1)
+        lost += row_sum(np.where(stopped, queue, 0.0))
         queue[stopped] = 0.0
         capacity_seconds += capacity
         from_queue = np.minimum(queue, capacity)
@@ -150,20 +164,20 @@ def _ticks(
         room = capacity - from_queue
         space = np.maximum(queue_factor * capacity - queue, 0.0)
         if dispatcher == "accuracy_first":
-            take = np.clip(rate[:, None] - _more_accurate(room), 0.0, room)
-            remaining = np.maximum(rate - take.sum(axis=1), 0.0)
-            put = np.clip(remaining[:, None] - _more_accurate(space), 0.0, space)
-            turned_away = remaining - put.sum(axis=1)
+            take = np.clip(rate[:, None] - sum_after(room), 0.0, room)
+            remaining = np.maximum(rate - row_sum(take), 0.0)
+            put = np.clip(remaining[:, None] - sum_after(space), 0.0, space)
+            turned_away = remaining - row_sum(put)
         else:
-            total = capacity.sum(axis=1, keepdims=True)
+            total = row_sum(capacity)[:, None]
             share = rate[:, None] * capacity / np.maximum(total, 1e-300)
             take = np.minimum(share, room)
             put = np.minimum(share - take, space)
-            turned_away = (share - take - put).sum(axis=1) + np.where(total[:, 0] <= 0, rate, 0.0)
+            turned_away = row_sum(share - take - put) + np.where(total[:, 0] <= 0, rate, 0.0)
         in_slo += take
         served += take
         queue += put
-        late += put.sum(axis=1)
+        late += row_sum(put)
         dropped += turned_away
     n_ticks = arrivals.shape[1]
     done = ready_tick <= n_ticks
@@ -194,7 +208,7 @@ def simulate_interval_batch(
     n_env, n_var = state.backlog.shape
     n_ticks = arrivals.per_tick.shape[1]
     capacity = state.target_capacity_rps
-    steady = ~state.loading_left_s.any(axis=1) & ~state.backlog.any(axis=1) & (arrivals.peak <= capacity.sum(axis=1))
+    steady = ~row_any(state.loading_left_s) & ~row_any(state.backlog) & (arrivals.peak <= row_sum(capacity))
     if steady.all():
         in_slo = _steady(arrivals, capacity, dispatcher)
         zeros = np.zeros(n_env)

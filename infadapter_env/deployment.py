@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infadapter_env.rows import row_any, row_sum
+
 ACTION_MODES = ("cores", "replicas", "deployment")
 
 
@@ -61,6 +63,7 @@ class ActionDecoder:
     budget_cores: int
     table: np.ndarray | None = None  # rows of the ``deployment`` mode
     upper: tuple[int, ...] = field(init=False)  # largest value of each action entry
+    _upper_array: np.ndarray = field(init=False, repr=False)
     _rows: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -72,6 +75,7 @@ class ActionDecoder:
         else:
             upper = (len(self.table) - 1,) if self.table is not None else (0,)
         object.__setattr__(self, "upper", upper)
+        object.__setattr__(self, "_upper_array", np.asarray(upper))
         rows = tuple(map(tuple, self.table.tolist())) if self.table is not None else ()
         object.__setattr__(self, "_rows", rows)
 
@@ -138,9 +142,10 @@ class ActionDecoder:
                 f"actions must be an array of shape {expected} of integers for action mode {self.mode!r}, "
                 f"got shape {array.shape} and dtype {array.dtype}"
             )
-        values = array.astype(np.int64).reshape(n_envs, -1)
-        bad = np.flatnonzero(((values < 0) | (values > np.asarray(self.upper))).any(axis=1))
-        if bad.size:
+        values = array.astype(np.int64, copy=False).reshape(n_envs, -1)
+        outside = (values < 0) | (values > self._upper_array)
+        if outside.any():
+            bad = np.flatnonzero(row_any(outside))
             raise ValueError(
                 f"action {values[bad[0]].tolist()} of environment {bad[0]} is outside the action space of mode "
                 f"{self.mode!r}: entry i in 0..{list(self.upper)}[i]"
@@ -164,12 +169,14 @@ class ActionDecoder:
             active = (values[:, :n] > 0) & (values[:, n:] > 0)
             replicas, cores = np.where(active, values[:, :n], 0), np.where(active, values[:, n:], 0)
         below = (cores > 0) & (cores < self.min_cores)
-        fix = np.asarray(below.any(axis=1), dtype=np.int8)
-        cores = np.where(below, self.min_cores, cores)
-        over = (replicas * cores).sum(axis=1) > self.budget_cores
-        fix[over] = 2
-        replicas = np.where(over[:, None], previous_replicas, replicas)
-        cores = np.where(over[:, None], previous_cores, cores)
+        fix = np.asarray(row_any(below), dtype=np.int8)
+        if fix.any():
+            cores = np.where(below, self.min_cores, cores)
+        over = row_sum(replicas * cores) > self.budget_cores
+        if over.any():
+            fix[over] = 2
+            replicas = np.where(over[:, None], previous_replicas, replicas)
+            cores = np.where(over[:, None], previous_cores, cores)
         return replicas, cores, fix
 
     def encode(self, replicas: np.ndarray, cores: np.ndarray) -> np.ndarray | int:

@@ -112,6 +112,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
 
+    ## Vector Environment
+    ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
+    ``infadapter_env.vector.InfAdapterVectorEnv``: the same world for N environments in array
+    operations, step for step equal to ``SyncVectorEnv`` of this class for the same seeds.
+
     ## Version History
     - v0: initial tick model (this docstring).
     """

@@ -19,6 +19,8 @@ from typing import TypeVar
 
 import numpy as np
 
+from infadapter_env.rows import row_any, row_max, sum_after
+
 Value = TypeVar("Value", float, np.ndarray)  # a scalar, or one value per environment
 
 PAPER_ALPHA = 1.0
@@ -74,12 +76,14 @@ def average_accuracy(capacity_rps: Sequence[float], accuracy: Sequence[float], r
 
 def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
     """``average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
-    more_accurate = np.cumsum(capacity_rps[:, ::-1], axis=1)[:, ::-1] - capacity_rps
+    more_accurate = sum_after(capacity_rps)
     shares = np.clip(rate_rps[:, None] - more_accurate, 0.0, capacity_rps)
     served = shares @ accuracy / np.where(rate_rps > 0, rate_rps, 1.0)
+    if (rate_rps > 0).all():
+        return served
     running = capacity_rps > 0
     top = running.shape[1] - 1 - np.argmax(running[:, ::-1], axis=1)
-    at_zero = np.where(running.any(axis=1), accuracy[top], 0.0)
+    at_zero = np.where(row_any(running), accuracy[top], 0.0)
     return np.where(rate_rps > 0, served, at_zero)
 
 
@@ -92,7 +96,7 @@ def loading_cost_batch(
 ) -> np.ndarray:
     """``loading_cost`` for N decisions at once (arrays of shape (N, V))."""
     started = (replicas > 0) & (cores > 0) & ((replicas != previous_replicas) | (cores != previous_cores))
-    return np.where(started, load_time_s, 0.0).max(axis=1) / load_time_s.max()
+    return row_max(np.where(started, load_time_s, 0.0)) / load_time_s.max()
 
 
 def resource_cost(total_cores: Value, budget_cores: float) -> Value:

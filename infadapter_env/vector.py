@@ -21,9 +21,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from infadapter_env import observation as layout
-from infadapter_env.batched import ArrivalsBatch, BatchState, capacity_batch, deploy_batch, simulate_interval_batch
+from infadapter_env.batched import ArrivalsBatch, BatchState, deploy_batch, simulate_interval_batch
 from infadapter_env.env import InfAdapterEnv, minute_peaks, with_history
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
+from infadapter_env.rows import row_sum
 from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
 FIXES = np.array([None, "raised_to_min_cores", "over_budget_kept_previous"], dtype=object)
@@ -59,7 +60,13 @@ class InfAdapterVectorEnv(VectorEnv):
         self._load_time = self.profile.load_time_s
         self._window_starts: np.ndarray | None = None
         n, interval = num_envs, self.config.interval_s
-        self._arrivals = ArrivalsBatch.of(np.zeros((n, self.n_steps, interval)))
+        # Larger than any arrival rate or total capacity, so that precomputed search keys stay valid.
+        capacity_bound = self.config.replica_limit * float(self.profile.per_replica_rps.max()) * len(self._accuracy)
+        self._spread = 2.0 * (max(float(self.template.source.arrivals.max()), capacity_bound) + 1.0)
+        self._arrivals = ArrivalsBatch.of(np.zeros((self.n_steps, n, interval)), self._spread)
+        # The whole trace or a fixed window is the same episode in every environment, every time:
+        # prepared once here instead of at every reset.
+        self._fixed_episode = self.config.episode_length_s is None or self.config.window_start_s is not None
         self._minute_peaks = np.zeros((n, self.n_steps + 1, layout.HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
@@ -70,6 +77,9 @@ class InfAdapterVectorEnv(VectorEnv):
         self._initial = BatchState(*(np.repeat(getattr(initial, f)[None], n, axis=0) for f in BatchState.__slots__))
         self._state = self._initial
         self._obs = np.zeros((n, layout.SIZE), dtype=np.float32)
+        if self._fixed_episode:
+            everyone = np.arange(n)
+            self._prepare_episodes(everyone, [self._draw_episode(self._rngs[0])] * n)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -96,9 +106,13 @@ class InfAdapterVectorEnv(VectorEnv):
         restarting = np.flatnonzero(self._autoreset & (self.autoreset_mode == AutoresetMode.NEXT_STEP))
         if len(restarting):
             self._reset_rows(restarting)
-        live = np.flatnonzero(~self._autoreset) if len(restarting) else np.arange(n)
-        info = self._step_rows(live, values[live], rewards)
-        truncated[live] = self._steps[live] >= self.n_steps
+        if len(restarting):
+            live = np.flatnonzero(~self._autoreset)
+            info = self._step_rows(live, values[live], rewards)
+            truncated[live] = self._steps[live] >= self.n_steps
+        else:
+            info = self._step_rows(np.arange(n), values, rewards)
+            truncated = self._steps >= self.n_steps
         if self.autoreset_mode == AutoresetMode.SAME_STEP and truncated.any():
             # Gymnasium's convention: the ended episodes' last observation and step info move to
             # final_obs / final_info; the top level carries their reset info.
@@ -121,18 +135,25 @@ class InfAdapterVectorEnv(VectorEnv):
         return np.broadcast_to(self.template.action_masks(), (self.num_envs, self.single_action_space.n)).copy()  # type: ignore[attr-defined]
 
     # ------------------------------------------------------------------ internals
-    def _reset_rows(self, rows: np.ndarray) -> None:
+    def _prepare_episodes(self, rows: np.ndarray, episodes: list[Trace]) -> None:
+        """Arrivals, sorted forms, search keys and minute peaks of ``episodes`` into ``rows``."""
         cfg = self.config
         played = self.n_steps * cfg.interval_s
-        episodes = [self._draw_episode(self._rngs[i]) for i in rows.tolist()]
         joined = np.stack([with_history(episode, played) for episode in episodes])
-        per_tick = joined[:, HISTORY_S:].reshape(len(rows), self.n_steps, cfg.interval_s)
+        per_tick = joined[:, HISTORY_S:].reshape(len(episodes), self.n_steps, cfg.interval_s).swapaxes(0, 1)
         fresh = ArrivalsBatch.of(per_tick)
-        for name in ArrivalsBatch.__slots__:  # type: ignore[attr-defined]
-            getattr(self._arrivals, name)[rows] = getattr(fresh, name)
+        for name in ("per_tick", "ascending", "tail_sums", "total", "peak"):
+            getattr(self._arrivals, name)[:, rows] = getattr(fresh, name)
+        assert self._arrivals.keys is not None
+        self._arrivals.keys[:, rows] = self._arrivals.ascending[:, rows] + rows[:, None] * self._spread
         self._minute_peaks[rows] = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._trace_start[rows] = [episode.start_s for episode in episodes]
         self._history_minutes[rows] = [min(episode.real_history_s, HISTORY_S) // 60 for episode in episodes]
+
+    def _reset_rows(self, rows: np.ndarray) -> None:
+        cfg = self.config
+        if not self._fixed_episode:
+            self._prepare_episodes(rows, [self._draw_episode(self._rngs[i]) for i in rows.tolist()])
         self._steps[rows] = 0
         state = self._state
         fields = {}
@@ -166,7 +187,10 @@ class InfAdapterVectorEnv(VectorEnv):
         full = self._state
         state = full if rows.size == self.num_envs else full.select(rows)
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
-        lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self._load_time)
+        if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
+            lc = np.zeros(rows.size)  # nothing started or resized anywhere
+        else:
+            lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self._load_time)
         state = deploy_batch(state, replicas, cores, self.profile)
         arrivals = self._arrivals.take(rows, self._steps[rows])
         state, result = simulate_interval_batch(state, arrivals, cfg.dispatcher, cfg.queue_factor)
@@ -181,6 +205,7 @@ class InfAdapterVectorEnv(VectorEnv):
             self._state = BatchState(**fields)
         self._steps[rows] += 1
         steps = self._steps[rows]
+        synchronised = rows.size == self.num_envs and steps.min() == steps.max()
 
         total = result.arrivals
         mean_rate = total / cfg.interval_s
@@ -194,31 +219,35 @@ class InfAdapterVectorEnv(VectorEnv):
         violation_rate = np.where(has_arrivals, violated / divisor, 0.0)
         drop_rate = np.where(has_arrivals, result.dropped / divisor, 0.0)
         aa_planned = average_accuracy_batch(state.target_capacity_rps, self._accuracy, mean_rate)
-        total_cores = (replicas * cores).sum(axis=1)
+        total_cores = row_sum(replicas * cores).astype(np.int64)
         rc = resource_cost(total_cores, cfg.budget_cores)
         weights = cfg.weights
         reward = objective_value(aa_effective, rc, lc, weights)
         rewards[rows] = reward
         utilisation = result.utilisation
 
-        obs = np.concatenate(
-            [
-                self._minute_peaks[rows, steps],
-                mean_rate[:, None],
-                result.peak_rate_rps[:, None],
-                cores,
-                replicas,
-                state.loading_left_s,
-                utilisation,
-                state.backlog,
-                violation_rate[:, None],
-                drop_rate[:, None],
-                rc[:, None],
-                (steps / self.n_steps)[:, None],
-            ],
-            axis=1,
-        ).astype(np.float32)
-        self._obs[rows] = np.minimum(obs, self._obs_high)
+        # Filled column block by column block, each converted to float32 on assignment, as the
+        # scalar env converts its list.
+        obs = np.empty((rows.size, layout.SIZE), dtype=np.float32)
+        obs[:, layout.MINUTE_PEAKS] = (
+            self._minute_peaks[:, int(steps[0])] if synchronised else self._minute_peaks[rows, steps]
+        )
+        obs[:, layout.MEAN_RATE] = mean_rate
+        obs[:, layout.PEAK_RATE] = result.peak_rate_rps
+        obs[:, layout.CORES] = cores
+        obs[:, layout.REPLICAS] = replicas
+        obs[:, layout.LOADING_LEFT] = state.loading_left_s
+        obs[:, layout.UTILISATION] = utilisation
+        obs[:, layout.BACKLOG] = state.backlog
+        obs[:, layout.VIOLATION_RATE] = violation_rate
+        obs[:, layout.DROP_RATE] = drop_rate
+        obs[:, layout.RESOURCE_COST] = rc
+        obs[:, layout.PROGRESS] = steps / self.n_steps
+        np.minimum(obs, self._obs_high, out=obs)
+        if rows.size == self.num_envs:
+            self._obs = obs
+        else:
+            self._obs[rows] = obs
 
         n = self.num_envs
         info: dict[str, Any] = {}
@@ -239,7 +268,7 @@ class InfAdapterVectorEnv(VectorEnv):
         put("arrivals", total)
         put("mean_rate_rps", mean_rate)
         put("peak_rate_rps", result.peak_rate_rps)
-        put("served_in_slo", result.in_slo.sum(axis=1))
+        put("served_in_slo", row_sum(result.in_slo))
         put("violated", violated)
         put("late", result.late)
         put("dropped", result.dropped)
@@ -255,7 +284,7 @@ class InfAdapterVectorEnv(VectorEnv):
         put("objective_planned", objective_value(aa_planned, rc, lc, weights))
         put("replicas", replicas)
         put("cores_per_replica", cores)
-        put("capacity_rps", capacity_batch(self.profile, replicas, cores))
+        put("capacity_rps", state.target_capacity_rps)
         put("loading_left_s", state.loading_left_s)
         put("utilisation", utilisation)
         put("backlog", state.backlog)

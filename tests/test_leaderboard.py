@@ -71,24 +71,28 @@ def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys
     assert "line 3" in out and "checksum does not match" in out and "3 of 4 rows valid" in out
 
 
-def test_a_killed_sweep_resumes_to_exactly_the_full_set(tiny_sweep, tmp_path):
+def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
+    sweep = ["--agents", "static-under", "ms+", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "serial"]  # 24 rows
+    reference = tmp_path / "reference"
+    assert leaderboard.main([*sweep, "--out", str(reference)]) == 0
     out = tmp_path / "resume"
-    command = [sys.executable, "-m", "scripts.cli", "leaderboard", *TINY, "--backend", "serial", "--out", str(out)]
+    command = [sys.executable, "-m", "scripts.cli", "leaderboard", *sweep, "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     path = out / "leaderboard.csv"
     deadline = time.time() + 120
     while time.time() < deadline and (not path.exists() or len(path.read_text().splitlines()) < 2):
-        time.sleep(0.05)
+        time.sleep(0.005)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
     finished = len(path.read_text().splitlines()) - 1
-    assert 1 <= finished < 4
+    assert 1 <= finished < 24
     with path.open("a") as handle:  # a row torn in the middle of its write
         handle.write("ms+,0.1,paper,0,0.7,")
-    assert leaderboard.main([*TINY, "--backend", "serial", "--out", str(out)]) == 0
+    assert leaderboard.main([*sweep, "--out", str(out)]) == 0
     rows = read(path)
-    assert len(rows) == 4 and len({(r["agent"], r["beta"]) for r in rows}) == 4
-    assert comparable(rows) == comparable(read(tiny_sweep / "leaderboard.csv"))
+    assert len(rows) == 24 and len({(r["agent"], r["beta"], r["scenario"]) for r in rows}) == 24
+    assert comparable(rows) == comparable(read(reference / "leaderboard.csv"))
 
 
 def test_serial_and_local_parallel_give_identical_rows(tiny_sweep, tmp_path):
