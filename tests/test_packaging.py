@@ -16,6 +16,12 @@ assert "site" in str(path) or "wheel_root" in str(path), path
 env = gym.make("InfAdapter-v0")
 env.reset(seed=0)
 obs, reward, *_ = env.step(np.array([0, 0, 8, 0, 12]))
+import agents
+for name in ("infadapter", "ppo"):
+    agent = agents.make(name)
+    obs, info = env.reset(seed=0)
+    agent.reset(info)
+    env.step(agent.act(obs, info))
 print("ok", path)
 """
 
@@ -49,6 +55,9 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_env/data/profiles/capacity_result_Feb_21.csv",
         "infadapter_env/data/profiles/variants.csv",
         "agents/__init__.py",
+        "agents/weights/lstm_forecaster.pt",
+        "agents/checkpoints/ppo/policy.zip",
+        "agents/checkpoints/maskable-ppo/vecnormalize.pkl",
         "scripts/cli.py",
     ):
         assert needed in names, needed
