@@ -28,6 +28,14 @@ def git_commit() -> str:
     return commit + ("+dirty" if dirty else "")
 
 
+def relative_to_repo(path: Path) -> str:
+    """``path`` relative to the repository when inside it (recorded paths then travel with the repo)."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for package in ("infadapter-gym", "gymnasium", "numpy", "pulp", "torch", "stable-baselines3"):

@@ -25,7 +25,7 @@ from agents.forecast import ewm_mean
 from agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from scripts.arguments import arg, parse
-from scripts.provenance import REPO_ROOT, git_commit
+from scripts.provenance import git_commit, relative_to_repo
 
 
 @dataclass
@@ -125,13 +125,6 @@ def main(argv: list[str] | None = None) -> dict:
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))
     return report
-
-
-def relative_to_repo(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def markdown_table(report: dict) -> str:

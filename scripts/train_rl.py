@@ -30,7 +30,7 @@ from agents.learned import CHECKPOINTS, LearnedAgent
 from agents.sb3_env import InfAdapterSB3VecEnv
 from scripts.arguments import arg, parse
 from scripts.protocol import env_kwargs, play, scenarios
-from scripts.provenance import REPO_ROOT, git_commit, versions
+from scripts.provenance import git_commit, relative_to_repo, versions
 
 ALGOS = {"ppo": "cores", "a2c": "cores", "maskable-ppo": "deployment"}
 
@@ -116,7 +116,7 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
         "algo": args.algo,
         "action_mode": ALGOS[args.algo],
         "command": "python -m scripts.train_rl " + " ".join(argv),
-        "args": asdict(args) | {"out": _relative(out), "log_dir": args.log_dir},
+        "args": asdict(args) | {"out": relative_to_repo(out), "log_dir": args.log_dir},
         "train_env": settings | {"num_envs": args.num_envs, "env": "InfAdapter-v0 (batched)"},
         "train_wall_s": round(wall_s, 1),
         "versions": versions(),
@@ -176,13 +176,6 @@ def learning_curve(progress: Path, png: Path, title: str) -> Path | None:
     fig.savefig(png, dpi=110)
     plt.close(fig)
     return png
-
-
-def _relative(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(REPO_ROOT))
-    except ValueError:
-        return str(path)
 
 
 def main(argv: list[str] | None = None) -> int:
