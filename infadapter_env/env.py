@@ -183,19 +183,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         cfg = self.config
-        if cfg.episode_length_s is None:
-            episode = self.source
-        elif cfg.window_start_s is not None:
-            episode = self.source.window(cfg.window_start_s, cfg.episode_length_s)
-        else:
-            if self._window_starts is None:
-                self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
-            episode = draw_window(self.source, cfg.episode_length_s, self.np_random, cfg.skip_gaps, self._window_starts)
-        self._episode = episode
+        episode = self._episode = self.draw_episode(self.np_random)
         played = self.n_steps * cfg.interval_s
         per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)
         self._intervals = IntervalArrivals.batch(per_tick)
-        joined = with_history(episode, self.n_steps * cfg.interval_s)
+        joined = with_history(episode, played)
         self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s).tolist()
         self._state, self._target = self.initial_state()
         self._step = 0
@@ -333,6 +325,17 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return format_summary(self._last_info, self.profile.names)
 
     # ----------------------------------------------------------------- helpers
+    def draw_episode(self, rng: np.random.Generator) -> Trace:
+        """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
+        cfg = self.config
+        if cfg.episode_length_s is None:
+            return self.source
+        if cfg.window_start_s is not None:
+            return self.source.window(cfg.window_start_s, cfg.episode_length_s)
+        if self._window_starts is None:
+            self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
+        return draw_window(self.source, cfg.episode_length_s, rng, cfg.skip_gaps, self._window_starts)
+
     def initial_state(self) -> tuple[ClusterState, tuple[tuple[int, ...], tuple[int, ...]]]:
         """Empty cluster, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
         n_var = len(self.profile.variants)

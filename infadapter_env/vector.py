@@ -25,7 +25,7 @@ from infadapter_env.batched import ArrivalsBatch, BatchState, deploy_batch, simu
 from infadapter_env.env import InfAdapterEnv, minute_peaks, with_history
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
 from infadapter_env.rows import row_sum
-from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
+from infadapter_env.traces import HISTORY_S, Trace
 
 FIXES = np.array([None, "raised_to_min_cores", "over_budget_kept_previous"], dtype=object)
 
@@ -58,7 +58,6 @@ class InfAdapterVectorEnv(VectorEnv):
         self._obs_high = self.template._obs_high
         self._accuracy = self.profile.accuracy
         self._load_time = self.profile.load_time_s
-        self._window_starts: np.ndarray | None = None
         n, interval = num_envs, self.config.interval_s
         # Larger than any arrival rate or total capacity, so that precomputed search keys stay valid.
         capacity_bound = self.config.replica_limit * float(self.profile.per_replica_rps.max()) * len(self._accuracy)
@@ -79,7 +78,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._obs = np.zeros((n, layout.SIZE), dtype=np.float32)
         if self._fixed_episode:
             everyone = np.arange(n)
-            self._prepare_episodes(everyone, [self._draw_episode(self._rngs[0])] * n)
+            self._prepare_episodes(everyone, [self.template.draw_episode(self._rngs[0])] * n)
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -153,7 +152,7 @@ class InfAdapterVectorEnv(VectorEnv):
     def _reset_rows(self, rows: np.ndarray) -> None:
         cfg = self.config
         if not self._fixed_episode:
-            self._prepare_episodes(rows, [self._draw_episode(self._rngs[i]) for i in rows.tolist()])
+            self._prepare_episodes(rows, [self.template.draw_episode(self._rngs[i]) for i in rows.tolist()])
         self._steps[rows] = 0
         state = self._state
         fields = {}
@@ -170,17 +169,6 @@ class InfAdapterVectorEnv(VectorEnv):
         total_cores = (self._state.cores[rows] * self._state.replicas[rows]).sum(axis=1)
         obs[rows, layout.RESOURCE_COST] = resource_cost(total_cores, cfg.budget_cores)
         np.minimum(obs, self._obs_high, out=obs)
-
-    def _draw_episode(self, rng: np.random.Generator) -> Trace:
-        """The scalar env's episode choice, with this env's generator."""
-        cfg, source = self.config, self.template.source
-        if cfg.episode_length_s is None:
-            return source
-        if cfg.window_start_s is not None:
-            return source.window(cfg.window_start_s, cfg.episode_length_s)
-        if self._window_starts is None:
-            self._window_starts = valid_window_starts(source, cfg.episode_length_s, cfg.skip_gaps)
-        return draw_window(source, cfg.episode_length_s, rng, cfg.skip_gaps, self._window_starts)
 
     def _step_rows(self, rows: np.ndarray, values: np.ndarray, rewards: np.ndarray) -> dict[str, Any]:
         cfg = self.config
