@@ -17,7 +17,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/pip install --quiet "$(TORCH_PIN)" numpy
 	$(BIN)/python -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
 	$(BIN)/pip install --quiet -e ".[dev,ray]"
 	@$(BIN)/python -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); \

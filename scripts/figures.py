@@ -26,6 +26,8 @@ def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
     agents = sorted({r["agent"] for r in rows})
     betas = sorted({float(r["beta"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
+    palette = plt.get_cmap("tab20").colors  # distinct colours for up to 20 agents
+    colours = {agent: palette[k % len(palette)] for k, agent in enumerate(agents)}
     for ax, (column, label) in zip(axes, panels, strict=True):
         for agent in agents:
             ys = []
@@ -33,7 +35,7 @@ def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
                 values = [float(r[column]) for r in rows if r["agent"] == agent and float(r["beta"]) == beta]
                 ys.append(np.mean(values) if values else np.nan)
             style = "-o" if agent in ("infadapter", "oracle") else "--."
-            ax.plot(betas, ys, style, label=agent, linewidth=2 if agent == "infadapter" else 1)
+            ax.plot(betas, ys, style, label=agent, color=colours[agent], linewidth=2 if agent == "infadapter" else 1)
         ax.set_xscale("log")
         ax.set_xlabel("beta (resource-cost weight)")
         ax.set_ylabel(label)
