@@ -78,7 +78,7 @@ class InfAdapterAgent(Agent):
         profile = load_profile(self.slo_ms or self.settings.slo_ms, self.capacity_model, self.settings.min_cores)
         self.model = PlanningModel(profile, self.settings.budget_cores)
         if self.solver == "fast":
-            assert self.model.table.total_capacity.size  # build the search table now, not in the first decision
+            _ = self.model.table  # build the search table now, not in the first decision
         self.forecaster.reset(info)
         if self.stabiliser is not None:
             self.stabiliser.reset()

@@ -26,7 +26,7 @@ def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
     agents = sorted({r["agent"] for r in rows})
     betas = sorted({float(r["beta"]) for r in rows})
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
-    palette = plt.get_cmap("tab20").colors  # distinct colours for up to 20 agents
+    palette = [plt.get_cmap("tab20")(k) for k in range(20)]  # distinct colours for up to 20 agents
     colours = {agent: palette[k % len(palette)] for k, agent in enumerate(agents)}
     for ax, (column, label) in zip(axes, panels, strict=True):
         for agent in agents:

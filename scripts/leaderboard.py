@@ -200,15 +200,16 @@ def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterat
 
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(Args, argv)
     try:
-        return run(args)
+        return run(args, command=" ".join(["infadapter leaderboard", *argv]))
     except UsageError as exc:
         print(f"infadapter leaderboard: error: {exc}", file=sys.stderr)
         return 2
 
 
-def run(args: Args) -> int:
+def run(args: Args, command: str) -> int:
     if args.backend not in BACKENDS:
         raise UsageError(f"unknown backend {args.backend!r}; valid backends: {', '.join(BACKENDS)}")
     agent_names = check_names("agent", args.agents, agents.names())
@@ -245,7 +246,7 @@ def run(args: Args) -> int:
     all_rows, _ = read_rows(path)
     wanted = {(a, b, s, seed) for a in agent_names for b in betas for s in scenario_names for seed in args.seeds}
     selected = [row for row in all_rows if row_key(row) in wanted]
-    summary = write_summary(out, selected, command=" ".join(["infadapter leaderboard", *sys.argv[2:]]))
+    summary = write_summary(out, selected, command=command)
     print(summary)
     if args.figures:
         from scripts.figures import beta_sweep, timeline

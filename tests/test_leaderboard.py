@@ -46,7 +46,9 @@ def test_tiny_sweep_writes_every_column_and_validates(tiny_sweep, capsys):
     assert len(rows) == 4 and list(rows[0]) == list(COLUMNS)
     assert {(r["agent"], r["beta"]) for r in rows} == {(a, b) for a in ("static-under", "ms+") for b in ("0.02", "0.1")}
     assert all(r["steps"] == "42" and r["git_commit"] and r["actions"].startswith("[[") for r in rows)
-    assert (tiny_sweep / "summary.md").read_text().count("| 1 |") == 2
+    summary = (tiny_sweep / "summary.md").read_text()
+    assert summary.count("| 1 |") == 2
+    assert "Command: `infadapter leaderboard --agents static-under ms+ --scenarios paper" in summary
     assert validate.main([str(tiny_sweep / "leaderboard.csv")]) == 0
     assert "4 of 4 rows valid" in capsys.readouterr().out
 
