@@ -204,7 +204,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             "trace": episode.name,
             "trace_start_s": episode.start_s,
             "n_steps": self.n_steps,
-            "history_minutes": min(episode.real_history_s, HISTORY_S) // 60,
+            "history_minutes": episode.real_history_minutes,
             "variants": list(self.profile.names),
             "settings": self.config.recorded() | {"sim_version": SIM_VERSION},
         }

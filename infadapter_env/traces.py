@@ -66,6 +66,11 @@ class Trace:
         )
 
     @property
+    def real_history_minutes(self) -> int:
+        """Whole minutes of genuine trace in the (at most 10-minute) history a controller sees."""
+        return min(self.real_history_s, HISTORY_S) // 60
+
+    @property
     def real_history_s(self) -> int:
         """Seconds of genuine trace that precede the first second."""
         return int(self.history.size - self.padded_history_s)

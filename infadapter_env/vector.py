@@ -77,8 +77,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._state = self._initial
         self._obs = np.zeros((n, layout.SIZE), dtype=np.float32)
         if self._fixed_episode:
-            everyone = np.arange(n)
-            self._prepare_episodes(everyone, [self.template.draw_episode(self._rngs[0])] * n)
+            self._prepare_episodes(np.arange(n), [self.template.draw_episode(self._rngs[0])])
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -105,7 +104,6 @@ class InfAdapterVectorEnv(VectorEnv):
         restarting = np.flatnonzero(self._autoreset & (self.autoreset_mode == AutoresetMode.NEXT_STEP))
         if len(restarting):
             self._reset_rows(restarting)
-        if len(restarting):
             live = np.flatnonzero(~self._autoreset)
             info = self._step_rows(live, values[live], rewards)
             truncated[live] = self._steps[live] >= self.n_steps
@@ -135,7 +133,8 @@ class InfAdapterVectorEnv(VectorEnv):
 
     # ------------------------------------------------------------------ internals
     def _prepare_episodes(self, rows: np.ndarray, episodes: list[Trace]) -> None:
-        """Arrivals, sorted forms, search keys and minute peaks of ``episodes`` into ``rows``."""
+        """Arrivals, sorted forms, search keys and minute peaks of ``episodes`` into ``rows``
+        (one episode per row, or a single episode for every row)."""
         cfg = self.config
         played = self.n_steps * cfg.interval_s
         joined = np.stack([with_history(episode, played) for episode in episodes])
@@ -147,7 +146,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._arrivals.keys[:, rows] = self._arrivals.ascending[:, rows] + rows[:, None] * self._spread
         self._minute_peaks[rows] = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._trace_start[rows] = [episode.start_s for episode in episodes]
-        self._history_minutes[rows] = [min(episode.real_history_s, HISTORY_S) // 60 for episode in episodes]
+        self._history_minutes[rows] = [episode.real_history_minutes for episode in episodes]
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         cfg = self.config
