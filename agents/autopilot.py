@@ -56,7 +56,7 @@ class AutopilotAgent(Agent):
             self.samples.append(cpu_usage_cores(observation, self.variant))
             level = float(np.percentile(np.array(self.samples), self.percentile))
             self.cores = self._clamp(level * (1 + self.margin))
-        cores = one_variant(5, self.variant, self.cores)
+        cores = one_variant(self.variant, self.cores)
         return self.settings.action([1 if c else 0 for c in cores], cores)
 
     def decision_info(self) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from infadapter_env import observation as layout
+from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.traces import load_twitter
 
 FORECASTERS = ("lstm", "ewm", "last", "oracle")
@@ -35,6 +37,13 @@ class Forecaster(abc.ABC):
     @abc.abstractmethod
     def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
         """``peaks_rps``: the real per-minute peaks available, oldest first (may be shorter than 10)."""
+
+
+def real_minute_peaks(observation: np.ndarray, info: Mapping[str, Any], history_minutes: int) -> np.ndarray:
+    """The per-minute peaks of the observation that are genuine trace: the ``history_minutes`` the
+    episode started with (reset info) plus the minutes played since, at most 10, oldest first."""
+    real = min(HISTORY_MINUTES, history_minutes + int(info.get("time_s", 0)) // 60)
+    return np.asarray(observation[layout.MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
 
 
 def ewm_mean(values: np.ndarray, span: int = EWM_SPAN) -> float:

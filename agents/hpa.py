@@ -72,8 +72,8 @@ class HPAAgent(Agent):
             self.recent.append(self.desired)
             # Scale up at once; scale down only to the highest recommendation of the window.
             self.replicas = self.desired if self.desired > self.replicas else max(self.recent)
-        replicas = one_variant(5, self.variant, self.replicas)
-        return self.settings.action(replicas, one_variant(5, self.variant, self.cores_per_replica))
+        replicas = one_variant(self.variant, self.replicas)
+        return self.settings.action(replicas, one_variant(self.variant, self.cores_per_replica))
 
     def decision_info(self) -> dict[str, Any]:
         return {"replicas": self.replicas, "desired_replicas": self.desired}

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent
-from agents.forecast import Stabiliser, make_forecaster
-from agents.solver import Decision, PlanningModel, solve, solve_single_variant
+from agents.forecast import Stabiliser, make_forecaster, real_minute_peaks
+from agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
 from infadapter_env import observation as layout
 from infadapter_env.objective import Weights
 from infadapter_env.observation import HISTORY_MINUTES
@@ -54,12 +54,7 @@ class InfAdapterAgent(Agent):
         capacity_model: str = "linear_fit",
         arrivals: np.ndarray | None = None,
     ) -> None:
-        from agents.solver import ILP_BACKENDS, SOLVERS
-
-        if solver not in SOLVERS:
-            raise ValueError(f"unknown solver {solver!r}; valid solvers: {', '.join(SOLVERS)}")
-        if backend not in ILP_BACKENDS:
-            raise ValueError(f"unknown ILP backend {backend!r}; valid backends: {', '.join(ILP_BACKENDS)}")
+        check_solver(solver, backend)
         if not 0 <= margin <= 10:
             raise ValueError(f"margin must be a fraction in 0..10, got {margin!r}")
         self.solver, self.backend, self.margin = solver, backend, margin
@@ -87,10 +82,7 @@ class InfAdapterAgent(Agent):
 
     def forecast(self, observation: np.ndarray, info: Mapping[str, Any]) -> tuple[float, float]:
         """(raw forecast, rate to plan for) in req/s."""
-        elapsed_minutes = int(info.get("time_s", 0)) // 60
-        real = min(HISTORY_MINUTES, self.history_minutes + elapsed_minutes)
-        peaks = np.asarray(observation[layout.MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
-        raw = self.forecaster.predict(peaks, info)
+        raw = self.forecaster.predict(real_minute_peaks(observation, info, self.history_minutes), info)
         rate = raw * (1.0 + self.margin)
         if self.stabiliser is not None:
             rate = self.stabiliser.update(rate)

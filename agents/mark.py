@@ -23,9 +23,8 @@ from typing import Any
 import numpy as np
 
 from agents.base import Agent
-from agents.forecast import make_forecaster
+from agents.forecast import make_forecaster, real_minute_peaks
 from agents.usage import one_variant, variant_index
-from infadapter_env import observation as layout
 from infadapter_env.observation import HISTORY_MINUTES
 
 
@@ -53,13 +52,12 @@ class MArkAgent(Agent):
         self.replicas, self.forecast_rps = 1, 0.0
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
-        real = min(HISTORY_MINUTES, self.history_minutes + int(info.get("time_s", 0)) // 60)
-        peaks = np.asarray(observation[layout.MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
+        peaks = real_minute_peaks(observation, info, self.history_minutes)
         self.forecast_rps = self.forecaster.predict(peaks, info)
         needed = self.forecast_rps * (1 + self.margin) / self.replica_rps
         self.replicas = min(max(math.ceil(needed - 1e-9), 1), self.max_replicas)
-        replicas = one_variant(5, self.variant, self.replicas)
-        return self.settings.action(replicas, one_variant(5, self.variant, self.cores_per_replica))
+        replicas = one_variant(self.variant, self.replicas)
+        return self.settings.action(replicas, one_variant(self.variant, self.cores_per_replica))
 
     def decision_info(self) -> dict[str, Any]:
         return {"replicas": self.replicas, "forecast_rps": self.forecast_rps}

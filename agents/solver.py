@@ -153,6 +153,14 @@ def evaluate(
     return objective_value(aa, rc, lc, weights), aa, rc, lc
 
 
+def check_solver(solver: str, backend: str) -> None:
+    """A clear error for a solver or ILP backend name that does not exist."""
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; valid solvers: {', '.join(SOLVERS)}")
+    if backend not in ILP_BACKENDS:
+        raise ValueError(f"unknown ILP backend {backend!r}; valid backends: {', '.join(ILP_BACKENDS)}")
+
+
 def check_rate(rate_rps: float) -> float:
     if not isinstance(rate_rps, int | float) or isinstance(rate_rps, bool) or not np.isfinite(rate_rps):
         raise ValueError(f"rate must be a finite number of requests/s, got {rate_rps!r}")
@@ -180,10 +188,7 @@ def solve(
     backend: str = "cbc",
 ) -> Decision:
     """The optimal deployment for ``rate_rps`` coming from ``previous`` (cores per variant)."""
-    if solver not in SOLVERS:
-        raise ValueError(f"unknown solver {solver!r}; valid solvers: {', '.join(SOLVERS)}")
-    if backend not in ILP_BACKENDS:
-        raise ValueError(f"unknown ILP backend {backend!r}; valid backends: {', '.join(ILP_BACKENDS)}")
+    check_solver(solver, backend)
     rate = check_rate(rate_rps)
     previous = check_previous(model, previous)
     started = time.perf_counter()

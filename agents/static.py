@@ -19,6 +19,7 @@ import numpy as np
 
 from agents.base import Agent
 from agents.solver import PlanningModel, solve
+from infadapter_env.observation import N_VARIANTS
 
 OVER_RATE_RPS = 300.0
 UNDER_RATE_RPS = 100.0
@@ -36,7 +37,7 @@ class StaticAgent(Agent):
             self.cores = tuple(self.fixed)
         else:
             model = PlanningModel(self.settings.planning_profile(), self.settings.budget_cores)
-            self.cores = solve(model, self.rate_rps, (0,) * 5, self.settings.weights).cores
+            self.cores = solve(model, self.rate_rps, (0,) * N_VARIANTS, self.settings.weights).cores
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         return self.settings.action([1 if c else 0 for c in self.cores], self.cores)

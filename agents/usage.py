@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from infadapter_env import observation as layout
+from infadapter_env.observation import N_VARIANTS
 from infadapter_env.profiles import load_variants
 
 
@@ -30,5 +31,6 @@ def cpu_usage_cores(observation: np.ndarray, variant: int) -> float:
     return float(observation[layout.UTILISATION][variant]) * cores
 
 
-def one_variant(n_variants: int, variant: int, value: int) -> list[int]:
-    return [value if v == variant else 0 for v in range(n_variants)]
+def one_variant(variant: int, value: int) -> list[int]:
+    """``value`` for ``variant``, 0 for every other variant."""
+    return [value if v == variant else 0 for v in range(N_VARIANTS)]

@@ -117,7 +117,7 @@ class VPAAgent(Agent):
                 self.lower_streak += 1
                 if self.lower_streak >= self.downscale_patience:
                     self.cores, self.lower_streak = rec["target"], 0
-        cores = one_variant(5, self.variant, self.cores)
+        cores = one_variant(self.variant, self.cores)
         return self.settings.action([1 if c else 0 for c in cores], cores)
 
     def decision_info(self) -> dict[str, Any]:
