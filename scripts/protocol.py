@@ -29,6 +29,7 @@ import numpy as np
 
 import agents
 import infadapter_env
+from infadapter_env.observation import N_VARIANTS
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
 from scripts.provenance import git_commit
@@ -106,10 +107,6 @@ class Task:
     scenario: str
     seed: int
 
-    @property
-    def key(self) -> tuple[str, float, str, int]:
-        return (self.agent, float(self.beta), self.scenario, int(self.seed))
-
 
 def run_task(task: Task) -> dict[str, Any]:
     """Play one episode of an agent and return its leaderboard row.
@@ -163,16 +160,19 @@ def play(agent: agents.Agent, kwargs: Mapping[str, Any], seed: int) -> tuple[dic
             break
     if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
         raise RuntimeError(f"agent {agent.name!r} changed the environment's settings; its episode is void")
-    metrics = episode_metrics(infos) | {"fallbacks": fallbacks, "decision_s": decision_s}
+    metrics = episode_metrics(infos, settings) | {"fallbacks": fallbacks, "decision_s": decision_s}
     return metrics, actions, settings
 
 
-def episode_metrics(infos: list[dict[str, Any]]) -> dict[str, Any]:
-    """The metric columns of a row from the per-step infos (the one place they are computed)."""
+def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The metric columns of a row from the per-step infos and the env's recorded settings (the one
+    place they are computed). A reconfiguration is a step whose deployment differs from the one
+    before it; before the first step runs the starting deployment (``initial_cores`` or nothing)."""
     arrivals = sum(i["arrivals"] for i in infos)
     served_accuracy = sum(i["aa_effective"] * i["arrivals"] for i in infos)
-    deployments = [(tuple(i["replicas"]), tuple(i["cores_per_replica"])) for i in infos]
-    changes = sum(1 for a, b in pairwise(deployments) if a != b)
+    start = settings.get("initial_cores") or [0] * N_VARIANTS
+    deployments = [(tuple(1 if c else 0 for c in start), tuple(start))]
+    deployments += [(tuple(i["replicas"]), tuple(i["cores_per_replica"])) for i in infos]
     return {
         "objective": statistics.fmean(i["reward"] for i in infos),
         "slo_violation_pct": 100 * sum(i["violated"] for i in infos) / arrivals if arrivals else 0.0,
@@ -181,7 +181,7 @@ def episode_metrics(infos: list[dict[str, Any]]) -> dict[str, Any]:
         "aa_planned": statistics.fmean(i["aa_planned"] for i in infos),
         "mean_cores": statistics.fmean(i["cores"] for i in infos),
         "loading_cost": statistics.fmean(i["lc"] for i in infos),
-        "reconfigurations": changes + (deployments[0] != ((0,) * 5, (0,) * 5)),
+        "reconfigurations": sum(1 for a, b in pairwise(deployments) if a != b),
         "arrivals": arrivals,
         "steps": len(infos),
     }

@@ -28,10 +28,11 @@ def check_row(row: dict[str, str]) -> list[str]:
     if row_digest(row) != row["row_sha256"]:
         problems.append("checksum does not match the row's content")
     try:
-        infos = replay(json.loads(row["env_settings"]), json.loads(row["actions"]))
+        settings = json.loads(row["env_settings"])
+        infos = replay(settings, json.loads(row["actions"]))
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]
-    metrics = episode_metrics(infos)
+    metrics = episode_metrics(infos, settings)
     for column in REPLAYED:
         recorded, replayed = float(row[column]), float(metrics[column])
         if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):

@@ -140,3 +140,13 @@ def test_unwritable_output_folder_is_reported(tmp_path, capsys):
     blocker.write_text("not a folder")
     assert leaderboard.main([*TINY, "--out", str(blocker / "sub")]) == 2
     assert "is not writable" in capsys.readouterr().err
+
+
+def test_reconfigurations_count_changes_from_the_starting_deployment():
+    from scripts.protocol import episode_metrics, replay
+
+    settings = {"scenario": "paper", "initial_cores": [0, 0, 8, 0, 12], "seed": 0}
+    warm = replay(settings, [[0, 0, 8, 0, 12]] * 3 + [[0, 0, 10, 0, 0]])
+    assert episode_metrics(warm, settings)["reconfigurations"] == 1
+    cold = replay({"scenario": "paper", "seed": 0}, [[0, 0, 8, 0, 12]] * 4)
+    assert episode_metrics(cold, {"scenario": "paper"})["reconfigurations"] == 1
