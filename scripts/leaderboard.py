@@ -223,17 +223,10 @@ def run(args: Args, command: str) -> int:
         print(f"dropped {dropped} half-written, edited or duplicate row(s) of {path}; they will be redone")
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
-    tasks = [
-        Task(a, b, s, seed)
-        for b in betas
-        for s in scenario_names
-        for seed in args.seeds
-        for a in agent_names
-        if (a, b, s, seed) not in done
-    ]
-    total = len(agent_names) * len(betas) * len(scenario_names) * len(args.seeds)
+    wanted = [(a, b, s, seed) for b in betas for s in scenario_names for seed in args.seeds for a in agent_names]
+    tasks = [Task(*key) for key in wanted if key not in done]
     if done:
-        print(f"resuming: {total - len(tasks)} of {total} rows already in {path}")
+        print(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
     try:
         with tqdm(total=len(tasks), desc="leaderboard", unit="episode", file=sys.stderr) as bar:
             for row in execute(tasks, args.backend, args.workers, args.address):
@@ -244,8 +237,8 @@ def run(args: Args, command: str) -> int:
         return 130
 
     all_rows, _ = read_rows(path)
-    wanted = {(a, b, s, seed) for a in agent_names for b in betas for s in scenario_names for seed in args.seeds}
-    selected = [row for row in all_rows if row_key(row) in wanted]
+    wanted_keys = set(wanted)
+    selected = [row for row in all_rows if row_key(row) in wanted_keys]
     summary = write_summary(out, selected, command=command)
     print(summary)
     if args.figures:
