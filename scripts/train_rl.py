@@ -141,8 +141,9 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
 def evaluate(checkpoint: Path, beta: float) -> dict[str, Any]:
     """Mean objective and SLO violations over the leaderboard scenarios, at the training beta."""
     per_scenario: dict[str, dict[str, float]] = {}
+    agent = LearnedAgent(checkpoint)  # loaded once; play() resets it for every episode
     for name, scenario in scenarios().items():
-        metrics = play(LearnedAgent(checkpoint), env_kwargs(scenario, beta), seed=0)[0]
+        metrics = play(agent, env_kwargs(scenario, beta), seed=0)[0]
         per_scenario[name] = {k: round(metrics[k], 5) for k in ("objective", "slo_violation_pct", "mean_cores")}
     mean = round(statistics.fmean(r["objective"] for r in per_scenario.values()), 5)
     return {"scenarios": per_scenario, "mean_objective": mean, "beta": beta}
