@@ -8,12 +8,16 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from infadapter_env.arrivals import ARRIVAL_PROCESSES
 from infadapter_env.deployment import ACTION_MODES
+from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
-from infadapter_env.simulation import DISPATCHERS
 from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
+
+
+SIMULATORS = ("fast", "request")
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,8 @@ class EnvConfig:
     min_cores: int = PAPER_MIN_CORES
     max_replicas: int | None = None
     initial_cores: tuple[int, ...] | None = None
+    simulator: str = "fast"
+    arrivals: str = "poisson"
     weights: Weights = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -47,6 +53,8 @@ class EnvConfig:
         _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
         _check_choice("action_mode", self.action_mode, ACTION_MODES)
         _check_choice("slo_ms", self.slo_ms, SLO_CHOICES_MS)
+        _check_choice("simulator", self.simulator, SIMULATORS)
+        _check_choice("arrivals", self.arrivals, ARRIVAL_PROCESSES)
         _check_int("interval_s", self.interval_s, 1, 3600)
         _check_int("budget_cores", self.budget_cores, 1, 1000)
         _check_int("min_cores", self.min_cores, 1, MAX_PROFILED_CORES)

@@ -8,16 +8,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from infadapter_env import observation as obs_layout
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
-from infadapter_env.objective import average_accuracy, loading_cost, objective_value, resource_cost
-from infadapter_env.observation import HISTORY_MINUTES, SIZE
+from infadapter_env.fast_sim import ClusterState, IntervalResult, empty_state, loaded_state
+from infadapter_env.observation import HISTORY_MINUTES
+from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
 from infadapter_env.profiles import load_profile
-from infadapter_env.simulation import ClusterState, IntervalArrivals, deploy, empty_state, simulate_interval
+from infadapter_env.request_sim import RequestSimulator, simulate_requests
+from infadapter_env.service_model import load_service_model
 from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
-SIM_VERSION = "v0"
+SIM_VERSION = "v1"
 
 
 class InfAdapterEnv(gym.Env[np.ndarray, Any]):
@@ -155,28 +156,15 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self.decoder = ActionDecoder(
             cfg.action_mode, n_var, cfg.min_cores, max_cores, cfg.replica_limit, cfg.budget_cores, table
         )
-        self._load_times = self.profile.load_time_s.tolist()
-        self._accuracy = self.profile.accuracy.tolist()
         peak = max(float(self.source.arrivals.max()), float(self.source.history.max(initial=0.0)), 1.0)
-        max_capacity = float(self.profile.per_replica_rps.max())
-        backlog_cap = cfg.queue_factor * cfg.replica_limit * max_capacity
-        high = np.concatenate(
-            [
-                np.full(12, peak),
-                np.full(n_var, max_cores),
-                np.full(n_var, cfg.replica_limit),
-                np.full(n_var, float(self.profile.load_time_s.max())),
-                np.ones(n_var),
-                np.full(n_var, max(backlog_cap, 1.0)),
-                np.ones(4),
-            ]
-        ).astype(np.float32)
-        assert high.size == SIZE
+        high = observation_high(cfg, self.profile, peak)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
         self._obs_high = high
+        self.pipeline = StepPipeline(cfg, self.profile, self.decoder, high)
         self._window_starts: np.ndarray | None = None  # computed at the first reset that draws a window
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
+        self._requests: RequestSimulator | None = None
         self._last_info: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- gymnasium API
@@ -185,21 +173,18 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         cfg = self.config
         episode = self._episode = self.draw_episode(self.np_random)
         played = self.n_steps * cfg.interval_s
-        per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, cfg.interval_s)
-        self._intervals = IntervalArrivals.batch(per_tick)
+        self._per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
         joined = with_history(episode, played)
-        self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s).tolist()
-        self._state, self._target = self.initial_state()
+        self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
+        self._state = self.initial_state(1)
+        if cfg.simulator == "request":
+            self._requests = RequestSimulator(
+                self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
+            )
+            serving = list(zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True))
+            self._requests.start_episode(episode.arrivals[:played], serving)
         self._step = 0
-        self._obs = np.zeros(self._obs_high.shape, dtype=np.float32)
-        self._obs[:HISTORY_MINUTES] = self._minute_peaks[0]
-        replicas, cores = self._target
-        self._obs[obs_layout.CORES] = cores
-        self._obs[obs_layout.REPLICAS] = replicas
-        self._obs[obs_layout.RESOURCE_COST] = resource_cost(
-            sum(r * c for r, c in zip(replicas, cores, strict=True)), cfg.budget_cores
-        )
-        np.minimum(self._obs, self._obs_high, out=self._obs)
+        self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0])[0]
         info = {
             "trace": episode.name,
             "trace_start_s": episode.start_s,
@@ -216,102 +201,26 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise RuntimeError("InfAdapter-v0: call reset() before step()")
         if self._step >= self.n_steps:
             raise RuntimeError("InfAdapter-v0: the episode has ended; call reset()")
-        values = self.decoder.check(action)
-        cfg = self.config
-        state = self._state
-        previous = self._target
-        (replicas_t, cores_t), fix = self.decoder.decode(values, previous)
-        lc = 0.0
-        if (replicas_t, cores_t) != previous:
-            lc = loading_cost(
-                list(zip(*previous, strict=True)), list(zip(replicas_t, cores_t, strict=True)), self._load_times
-            )
-            state = deploy(state, np.array(replicas_t), np.array(cores_t), self.profile)
-            self._target = (replicas_t, cores_t)
-        state, result = simulate_interval(
-            state, self._intervals[self._step], self.profile, cfg.dispatcher, cfg.queue_factor
+        values = np.asarray([self.decoder.check(action)], dtype=np.int64)
+        step = self._step
+        simulate = self.pipeline.fast if self._requests is None else self._simulate_requests
+        self._state, reward, obs, arrays = self.pipeline.step(
+            self._state,
+            values,
+            self._per_tick[step],
+            self._minute_peaks[None, step + 1],
+            np.array([step + 1]),
+            self.n_steps,
+            simulate,
         )
-        self._state = state
-        self._step += 1
-
-        total = result.arrivals
-        mean_rate = total / cfg.interval_s
-        target_capacity = state.target_capacity_rps.tolist()
-        in_slo = result.in_slo.tolist()
-        if total > 0:
-            aa_effective = sum(a * s for a, s in zip(self._accuracy, in_slo, strict=True)) / total
-            violation_rate = result.violated / total
-            drop_rate = result.dropped / total
-        else:
-            aa_effective = average_accuracy(target_capacity, self._accuracy, 0.0)
-            violation_rate = drop_rate = 0.0
-        aa_planned = average_accuracy(target_capacity, self._accuracy, mean_rate)
-        total_cores = sum(r * c for r, c in zip(replicas_t, cores_t, strict=True))
-        rc = resource_cost(total_cores, cfg.budget_cores)
-        weights = cfg.weights
-        reward = objective_value(aa_effective, rc, lc, weights)
-        utilisation = result.utilisation.tolist()
-        loading_left = state.loading_left_s.tolist()
-        backlog = state.backlog.tolist()
-
-        peaks = self._minute_peaks[self._step]
-        obs = np.array(
-            [
-                *peaks,
-                mean_rate,
-                result.peak_rate_rps,
-                *cores_t,
-                *replicas_t,
-                *loading_left,
-                *utilisation,
-                *backlog,
-                violation_rate,
-                drop_rate,
-                rc,
-                self._step / self.n_steps,
-            ],
-            dtype=np.float32,
-        )
-        np.minimum(obs, self._obs_high, out=obs)
-        self._obs = obs
-
-        info = {
-            "step": self._step,
-            "time_s": self._step * cfg.interval_s,
-            "arrivals": total,
-            "mean_rate_rps": mean_rate,
-            "peak_rate_rps": result.peak_rate_rps,
-            "served_in_slo": float(result.in_slo.sum()),
-            "served_in_slo_by_variant": in_slo,
-            "violated": result.violated,
-            "late": result.late,
-            "dropped": result.dropped,
-            "lost_on_removal": result.lost,
-            "slo_violation_rate": violation_rate,
-            "drop_rate": drop_rate,
-            "aa_effective": aa_effective,
-            "aa_planned": aa_planned,
-            "rc": rc,
-            "lc": lc,
-            "cores": total_cores,
-            "reward": reward,
-            "reward_terms": {
-                "accuracy": weights.alpha * aa_effective,
-                "resource": -weights.beta * rc,
-                "loading": -weights.gamma * lc,
-            },
-            "objective_planned": objective_value(aa_planned, rc, lc, weights),
-            "replicas": list(replicas_t),
-            "cores_per_replica": list(cores_t),
-            "capacity_rps": target_capacity,
-            "loading_left_s": loading_left,
-            "utilisation": utilisation,
-            "backlog": backlog,
-            "action_fix": fix,
-        }
+        self._step = step + 1
+        self._obs = obs[0]
+        info = scalar_info(arrays, self.config.weights)
+        if self._requests is not None:
+            info["rescheduled_late"] = self._requests.rescheduled_late
         self._last_info = info
         truncated = self._step >= self.n_steps
-        return obs.copy(), reward, False, truncated, info
+        return self._obs.copy(), float(reward[0]), False, truncated, info
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""
@@ -336,28 +245,25 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
         return draw_window(self.source, cfg.episode_length_s, rng, cfg.skip_gaps, self._window_starts)
 
-    def initial_state(self) -> tuple[ClusterState, tuple[tuple[int, ...], tuple[int, ...]]]:
-        """Empty cluster, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
+    def initial_state(self, n_envs: int) -> ClusterState:
+        """Empty clusters, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
         n_var = len(self.profile.variants)
-        state = empty_state(n_var)
         cores = self.config.initial_cores
         if cores is None:
-            return state, ((0,) * n_var, (0,) * n_var)
-        replicas = tuple(1 if c else 0 for c in cores)
-        state = deploy(state, np.array(replicas), np.array(cores), self.profile)
-        state = ClusterState(
-            state.replicas,
-            state.cores,
-            state.target_capacity_rps,
-            state.target_capacity_rps,
-            np.zeros(n_var),
-            state.backlog,
-        )
-        return state, (replicas, tuple(cores))
+            return empty_state(n_envs, n_var)
+        cores_arr = np.repeat(np.array([cores], dtype=np.int64), n_envs, axis=0)
+        return loaded_state((cores_arr > 0).astype(np.int64), cores_arr)
 
     def encode_action(self, replicas: Any, cores: Any) -> Any:
         """The action of this env's mode for a deployment (replicas and cores per variant)."""
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
+
+    def _simulate_requests(self, state: ClusterState, per_tick: np.ndarray) -> tuple[ClusterState, IntervalResult]:
+        """The request-level simulator's interval (``pipeline.Simulate``) for this env (N = 1)."""
+        assert self._requests is not None
+        return simulate_requests(
+            self._requests, state, self._step * self.config.interval_s, per_tick.shape[1], self.pipeline.tables
+        )
 
 
 def with_history(episode: Trace, played_s: int) -> np.ndarray:

@@ -57,7 +57,8 @@ def episode_arrivals(settings: dict) -> np.ndarray:
 
 
 def timeline(row: dict[str, str], path: Path) -> Path:
-    """One episode: arrival rate against the capacity of each variant (stacked), cores, violations."""
+    """One episode: arrival rate against the capacity of each variant (stacked), cores, P99 latency
+    against the SLO, violations."""
     settings = json.loads(row["env_settings"])
     infos = replay(settings, json.loads(row["actions"]))
     interval = int(settings["interval_s"])
@@ -68,7 +69,9 @@ def timeline(row: dict[str, str], path: Path) -> Path:
     capacity = np.array([i["capacity_rps"] for i in [*infos, infos[-1]]])
     cores = [i["cores"] for i in [*infos, infos[-1]]]
 
-    fig, (ax_rate, ax_cores, ax_viol) = plt.subplots(3, 1, figsize=(12, 8), sharex=True, height_ratios=[3, 1.2, 1.2])
+    fig, (ax_rate, ax_cores, ax_latency, ax_viol) = plt.subplots(
+        4, 1, figsize=(12, 10), sharex=True, height_ratios=[3, 1.2, 1.5, 1.2]
+    )
     ax_rate.stackplot(edges, capacity.T, labels=[f"{n} target capacity" for n in names], step="post", alpha=0.45)
     ax_rate.plot(np.arange(arrivals.size), arrivals, color="black", linewidth=0.8, label="arrivals (req/s)")
     ax_rate.set_ylabel("req/s")
@@ -79,10 +82,16 @@ def timeline(row: dict[str, str], path: Path) -> Path:
     )
     ax_cores.step(edges, cores, where="post", color="tab:purple")
     ax_cores.set_ylabel("cores")
+    p99 = [i["latency_p99_ms"] for i in [*infos, infos[-1]]]
+    ax_latency.step(edges, p99, where="post", color="tab:blue", label="P99 latency of the interval")
+    ax_latency.axhline(float(settings["slo_ms"]), color="tab:red", linestyle="--", label=f"SLO {settings['slo_ms']} ms")
+    ax_latency.set_yscale("log")
+    ax_latency.set_ylabel("P99 latency (ms)")
+    ax_latency.legend(loc="upper left", fontsize=8)
     ax_viol.bar(edges[:-1], [i["violated"] for i in infos], width=interval, align="edge", color="tab:red")
     ax_viol.set_ylabel("violated\nrequests")
     ax_viol.set_xlabel("time (s)")
-    for ax in (ax_rate, ax_cores, ax_viol):
+    for ax in (ax_rate, ax_cores, ax_latency, ax_viol):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -275,6 +275,8 @@ def write_summary(out: Path, rows: list[dict[str, str]], command: str) -> str:
         ("objective", "objective", "{:.4f}"),
         ("SLO viol. %", "slo_violation_pct", "{:.2f}"),
         ("dropped %", "dropped_pct", "{:.2f}"),
+        ("P99 ms (mean)", "p99_mean_ms", "{:.0f}"),
+        ("P99 ms (worst)", "p99_worst_ms", "{:.0f}"),
         ("accuracy (eff.)", "aa_effective", "{:.4f}"),
         ("mean cores", "mean_cores", "{:.2f}"),
         ("LC", "loading_cost", "{:.3f}"),

@@ -29,6 +29,7 @@ import numpy as np
 
 import agents
 import infadapter_env
+from infadapter_env.env import SIM_VERSION
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
@@ -54,6 +55,8 @@ METRIC_COLUMNS = (
     "loading_cost",
     "reconfigurations",
     "fallbacks",
+    "p99_mean_ms",
+    "p99_worst_ms",
     "arrivals",
     "steps",
 )
@@ -129,7 +132,7 @@ def run_task(task: Task) -> dict[str, Any]:
         "decision_ms_p99": 1e3 * float(np.percentile(metrics["decision_s"], 99)),
         "wall_s": time.perf_counter() - started,
         "actions": json.dumps(actions, separators=(",", ":")),
-        "env_settings": json.dumps(settings | {"seed": task.seed}, sort_keys=True),
+        "env_settings": json.dumps(settings | {"seed": task.seed, "sim_version": SIM_VERSION}, sort_keys=True),
         "agent_options": json.dumps({}),
         "package_version": infadapter_env.__version__,
         "git_commit": git_commit(),
@@ -182,6 +185,8 @@ def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) ->
         "mean_cores": statistics.fmean(i["cores"] for i in infos),
         "loading_cost": statistics.fmean(i["lc"] for i in infos),
         "reconfigurations": sum(1 for a, b in pairwise(deployments) if a != b),
+        "p99_mean_ms": statistics.fmean(i["latency_p99_ms"] for i in infos),
+        "p99_worst_ms": max(i["latency_p99_ms"] for i in infos),
         "arrivals": arrivals,
         "steps": len(infos),
     }
@@ -191,6 +196,7 @@ def replay(env_settings: Mapping[str, Any], actions: list[Any]) -> list[dict[str
     """Re-run an episode from its recorded settings and actions; the per-step infos."""
     settings = dict(env_settings)
     seed = settings.pop("seed")
+    settings.pop("sim_version", None)
     if settings.get("initial_cores") is not None:
         settings["initial_cores"] = tuple(settings["initial_cores"])
     env = gym.make("InfAdapter-v0", **settings)

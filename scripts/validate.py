@@ -2,7 +2,8 @@
 
     infadapter validate results/leaderboard/leaderboard.csv        (or: python -m scripts.validate ...)
 
-A row passes when its checksum matches its content and replaying its actions in an environment
+A row passes when it was recorded with this version's simulation physics (``sim_version``), its
+checksum matches its content, and replaying its actions in an environment
 built from its recorded settings gives the same metrics (within 1e-9). Timing columns are
 measurements and are not checked; ``fallbacks`` comes from the agent and is covered by the checksum.
 Exit status 0 if every row passes, 1 otherwise.
@@ -17,6 +18,7 @@ import math
 import sys
 from pathlib import Path
 
+from infadapter_env.env import SIM_VERSION
 from scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest
 
 REPLAYED = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
@@ -29,6 +31,13 @@ def check_row(row: dict[str, str]) -> list[str]:
         problems.append("checksum does not match the row's content")
     try:
         settings = json.loads(row["env_settings"])
+        recorded_version = settings.get("sim_version", "v0")
+        if recorded_version != SIM_VERSION:
+            return [
+                *problems,
+                f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
+                f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
+            ]
         infos = replay(settings, json.loads(row["actions"]))
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]

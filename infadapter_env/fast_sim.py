@@ -1,0 +1,386 @@
+"""The fast simulator (``simulator="fast"``, the default): fluid queues per 1 s tick with calibrated
+latencies, for N environments at once in array operations (the scalar env is N = 1).
+
+Per tick and variant (``cap``: capacity at the SLO from the profile, which the dispatcher uses;
+``mu``: what the servers complete per second, replicas x workers / mean service time from the
+calibrated service model; ``q``: requests waiting):
+
+1. the dispatcher splits the tick's arrivals: ``accuracy_first`` gives each variant, most accurate
+   first, up to ``cap``; ``proportional`` and ``quota`` split in proportion to ``cap``;
+2. a variant admits at most ``queue_factor x cap + mu - q`` requests in the tick (its queue bound,
+   plus what it completes meanwhile); under ``accuracy_first`` what one variant cannot admit goes
+   to the next with room, most accurate first; the rest is dropped;
+3. the queue evolves as ``q <- max(q + admitted - mu, 0)``; a request admitted a fraction ``x`` into
+   the tick waits ``max(q + (admitted - mu) x, 0) / mu`` for the queue ahead of it (evaluated at
+   x = 1/4 and 3/4), and then the server's steady-state latency under Poisson arrivals at
+   utilisation ``min(admitted / mu, 0.99)`` (behind a queue: the service time alone), read from
+   ``profiles/latency_quantiles.npz``;
+4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
+
+Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
+distributions (each tail approximated as exponential around its own quantile, which makes the
+mixture quantile a log-sum-exp of the ticks' quantiles; exact when the ticks are alike). Loading,
+rolling updates and make-before-break follow ``deploy``. ``tests/test_fast_vs_request.py`` and
+``scripts/validate_fast.py`` hold this model to the request-level simulator.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+from infadapter_env.profiles import CapacityProfile
+from infadapter_env.rows import row_any, row_max, row_sum, sum_after
+from infadapter_env.service_model import load_latency_table, load_service_model
+
+DISPATCHERS = ("accuracy_first", "proportional", "quota")
+RHO_STEP = 0.005
+RHO_MAX = 0.99
+THRESHOLD_STEPS = 64  # the over-SLO table's remaining-budget grid: SLO x j / 64
+WAIT_POINTS = (0.25, 0.75)  # where in a tick the fluid wait of its admitted requests is read
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterState:
+    """What N clusters run, per variant (arrays (N, V)): the target deployment, what serves now,
+    the seconds until the target serves, and the waiting requests."""
+
+    replicas: np.ndarray  # target replicas (int)
+    cores: np.ndarray  # target cores per replica (int)
+    serving_replicas: np.ndarray  # (int)
+    serving_cores: np.ndarray  # (int)
+    loading_left_s: np.ndarray
+    backlog: np.ndarray
+
+    def select(self, rows: np.ndarray) -> ClusterState:
+        return ClusterState(*(getattr(self, f)[rows] for f in self.__slots__))  # type: ignore[attr-defined]
+
+    def put(self, rows: np.ndarray, part: ClusterState) -> ClusterState:
+        """This state with ``rows`` replaced by ``part``."""
+        out = {}
+        for name in self.__slots__:  # type: ignore[attr-defined]
+            column = getattr(self, name).copy()
+            column[rows] = getattr(part, name)
+            out[name] = column
+        return ClusterState(**out)
+
+
+def empty_state(n_envs: int, n_variants: int) -> ClusterState:
+    ints = np.zeros((n_envs, n_variants), dtype=np.int64)
+    return ClusterState(ints, ints, ints, ints, np.zeros((n_envs, n_variants)), np.zeros((n_envs, n_variants)))
+
+
+def loaded_state(replicas: np.ndarray, cores: np.ndarray) -> ClusterState:
+    """A deployment (N, V) already loaded and serving, with empty queues."""
+    zeros = np.zeros(replicas.shape)
+    return ClusterState(replicas, cores, replicas.copy(), cores.copy(), zeros, zeros.copy())
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalResult:
+    """What happened in one interval in N environments (counts are requests)."""
+
+    arrivals: np.ndarray  # (N,)
+    peak_rate_rps: np.ndarray  # (N,)
+    in_slo: np.ndarray  # (N, V) served within the SLO
+    served: np.ndarray  # (N, V) admitted and served (in or over the SLO)
+    over_slo: np.ndarray  # (N,) served with a latency over the SLO
+    dropped: np.ndarray  # (N,) turned away (full queues, nothing serving)
+    lost: np.ndarray  # (N,) waiting requests discarded when their variant stopped (already counted)
+    busy: np.ndarray  # (N, V) fraction of the serving capacity (mu) used
+    p50_ms: np.ndarray  # (N, V) 0 where a variant served nothing
+    p99_ms: np.ndarray  # (N, V)
+    p50_ms_all: np.ndarray  # (N,)
+    p99_ms_all: np.ndarray  # (N,)
+
+    @property
+    def violated(self) -> np.ndarray:
+        return self.over_slo + self.dropped
+
+
+@dataclass(frozen=True, eq=False)
+class ServerTables:
+    """What the fast model reads per (variant, cores): capacities, service rates and latency tables
+    at one SLO (``over[v, c, rho, j]`` = P(latency > SLO x j / 64))."""
+
+    slo_s: float
+    capacity_rps: np.ndarray  # (V, C+1) per replica, at the SLO
+    service_rps: np.ndarray  # (V, C+1) per replica
+    load_time_s: np.ndarray  # (V,)
+    over: np.ndarray  # (V, C+1, R, J+1), flattened lookups use ``over_flat``
+    q50_s: np.ndarray  # (V, C+1, R)
+    s50_s: np.ndarray  # (V, C+1, R): tail scale around the median
+    q99_s: np.ndarray
+    s99_s: np.ndarray
+
+    @property
+    def n_rho(self) -> int:
+        return self.q50_s.shape[2]
+
+
+@lru_cache(maxsize=16)
+def server_tables(profile: CapacityProfile) -> ServerTables:
+    """The tables of ``profile``'s variants at its SLO (cached per profile)."""
+    service = load_service_model()
+    table = load_latency_table()
+    fine = np.arange(0.0, RHO_MAX + 1e-9, RHO_STEP)
+    grid = np.clip(fine, table.rho[0], table.rho[-1])
+    # Quantiles on the fine utilisation grid, linear between the simulated points.
+    upper = np.clip(np.searchsorted(table.rho, grid), 1, table.rho.size - 1)
+    weight = (grid - table.rho[upper - 1]) / (table.rho[upper] - table.rho[upper - 1])
+    q = table.quantile_s
+    q_fine = q[:, :, upper - 1] * (1 - weight)[None, None, :, None] + q[:, :, upper] * weight[None, None, :, None]
+    q_fine = np.maximum.accumulate(q_fine, axis=-1)  # quantiles never decrease with the level
+    levels = table.levels
+    slo_s = profile.slo_ms / 1000.0
+
+    def level(p: float) -> int:
+        return int(np.flatnonzero(np.isclose(levels, p))[0])
+
+    q50, q70, q99, q995 = (q_fine[..., level(p)] for p in (0.5, 0.7, 0.99, 0.995))
+    s50 = np.maximum(q70 - q50, 1e-6) / np.log(0.5 / 0.3)
+    s99 = np.maximum(q995 - q99, 1e-6) / np.log(0.01 / 0.005)
+    thresholds = slo_s * np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
+    over = np.stack([tail_probability(q_fine, levels, x) for x in thresholds], axis=-1)
+    rates = service.service_rps[: len(profile.variants)]
+    return ServerTables(slo_s, profile.per_replica_rps, rates, profile.load_time_s, over, q50, s50, q99, s99)
+
+
+def tail_probability(quantiles: np.ndarray, levels: np.ndarray, x: float) -> np.ndarray:
+    """P(latency > x) from quantiles (..., L) at cumulative ``levels``: linear between stored
+    quantiles, from 0 at latency 0 to the first, exponential beyond the last."""
+    below = (quantiles <= x).sum(axis=-1)
+    n = levels.size
+    lower_q = np.where(below > 0, np.take_along_axis(quantiles, np.maximum(below - 1, 0)[..., None], -1)[..., 0], 0.0)
+    lower_p = np.where(below > 0, levels[np.maximum(below - 1, 0)], 0.0)
+    upper_q = np.take_along_axis(quantiles, np.minimum(below, n - 1)[..., None], -1)[..., 0]
+    upper_p = levels[np.minimum(below, n - 1)]
+    span = np.maximum(upper_q - lower_q, 1e-12)
+    inside = lower_p + (upper_p - lower_p) * np.clip((x - lower_q) / span, 0.0, 1.0)
+    last_scale = np.maximum(quantiles[..., -1] - quantiles[..., -2], 1e-9) / np.log(
+        (1 - levels[-2]) / (1 - levels[-1])
+    )
+    beyond = 1.0 - (1 - levels[-1]) * np.exp(-np.maximum(x - quantiles[..., -1], 0.0) / last_scale)
+    cdf = np.where(below >= n, beyond, inside)
+    return 1.0 - cdf
+
+
+def deploy(state: ClusterState, replicas: np.ndarray, cores: np.ndarray, load_time_s: np.ndarray) -> ClusterState:
+    """Apply new target deployments (N, V).
+
+    Unchanged variants keep their state. Started or resized variants load for their load time while
+    the previous deployment serves. Removed variants serve until every variant started or resized by
+    the same decision is ready (make before break), or stop at once if there is none.
+    """
+    active = (replicas > 0) & (cores > 0)
+    replicas = np.where(active, replicas, 0)
+    cores = np.where(active, cores, 0)
+    changed = (replicas != state.replicas) | (cores != state.cores)
+    if not changed.any():
+        return state
+    starting = changed & active
+    handover_s = row_max(np.where(starting, load_time_s, 0.0))[:, None]
+    loading = np.where(starting, load_time_s, np.where(changed, handover_s, state.loading_left_s))
+    return ClusterState(replicas, cores, state.serving_replicas, state.serving_cores, loading, state.backlog)
+
+
+def simulate_interval(
+    state: ClusterState,
+    per_tick: np.ndarray,
+    tables: ServerTables,
+    dispatcher: str = "accuracy_first",
+    queue_factor: float = 1.25,
+) -> tuple[ClusterState, IntervalResult]:
+    """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function."""
+    n_env, n_ticks = per_tick.shape
+    variant = np.arange(state.cores.shape[1])
+    cap = state.serving_replicas * tables.capacity_rps[variant, state.serving_cores]
+    mu = state.serving_replicas * tables.service_rps[variant, state.serving_cores]
+    peak = per_tick.max(axis=1)
+    steady = (
+        ~row_any(state.loading_left_s)
+        & ~row_any(state.backlog)
+        & (peak <= row_sum(cap))
+        & ~row_any(cap > mu)
+    )
+    if steady.all():
+        return state, _steady(state, per_tick, cap, mu, peak, tables, dispatcher)
+    moving = np.flatnonzero(~steady)
+    moved_state, moved = _ticks(state.select(moving), per_tick[moving], tables, dispatcher, queue_factor)
+    if not steady.any():
+        return moved_state, moved
+    calm = np.flatnonzero(steady)
+    still = _steady(state.select(calm), per_tick[calm], cap[calm], mu[calm], peak[calm], tables, dispatcher)
+    fields = {}
+    for name in IntervalResult.__slots__:  # type: ignore[attr-defined]
+        part = getattr(moved, name)
+        column = np.empty((n_env, *part.shape[1:]), dtype=part.dtype)
+        column[moving] = part
+        column[calm] = getattr(still, name)
+        fields[name] = column
+    return state.put(moving, moved_state), IntervalResult(**fields)
+
+
+def _split(rate: np.ndarray, cap: np.ndarray, dispatcher: str) -> np.ndarray:
+    """The dispatcher's split of arrivals ``rate`` (..., 1) over capacities ``cap`` (..., V)."""
+    if dispatcher == "accuracy_first":
+        return np.clip(rate - sum_after(cap) if cap.ndim == 2 else rate - _sum_after_3d(cap), 0.0, cap)
+    if dispatcher == "quota":  # the round robin's integer quotas
+        cap = np.rint(cap)
+    total = cap.sum(axis=-1, keepdims=True)
+    return rate * cap / np.maximum(total, 1e-300)
+
+
+def _sum_after_3d(x: np.ndarray) -> np.ndarray:
+    return np.flip(np.cumsum(np.flip(x, -1), -1), -1) - x
+
+
+def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResult:
+    """No loading, no queue, every tick within the capacity: all ticks at once."""
+    admitted = _split(per_tick[:, :, None], cap[:, None, :], dispatcher)  # (N, T, V)
+    rho = admitted / np.maximum(mu[:, None, :], 1e-12)
+    cores = np.broadcast_to(state.serving_cores[:, None, :], admitted.shape)
+    wait = np.zeros_like(admitted)
+    served = admitted.sum(axis=1)
+    busy = served / np.maximum(mu * per_tick.shape[1], 1e-12)
+    zeros = np.zeros(per_tick.shape[0])
+    return _score(per_tick.sum(axis=1), peak, admitted, wait, rho, cores, tables, served, zeros, zeros, busy)
+
+
+def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterState, IntervalResult]:
+    """Tick by tick, with queues and loads finishing inside the interval."""
+    n_env, n_ticks = per_tick.shape
+    n_var = state.cores.shape[1]
+    variant = np.arange(n_var)
+    ready_tick = np.ceil(state.loading_left_s)
+    queue = state.backlog.copy()
+    k = len(WAIT_POINTS)
+    admitted_at = np.zeros((n_env, n_ticks * k, n_var))
+    wait_at = np.zeros_like(admitted_at)
+    rho_at = np.zeros_like(admitted_at)
+    cores_at = np.zeros(admitted_at.shape, dtype=np.int64)
+    served = np.zeros((n_env, n_var))
+    busy_seconds = np.zeros((n_env, n_var))
+    dropped = np.zeros(n_env)
+    lost = np.zeros(n_env)
+    for tick in range(n_ticks):
+        switched = ready_tick <= tick
+        replicas = np.where(switched, state.replicas, state.serving_replicas)
+        cores = np.where(switched, state.cores, state.serving_cores)
+        cap = replicas * tables.capacity_rps[variant, cores]
+        mu = replicas * tables.service_rps[variant, cores]
+        stopped = (mu == 0) & (queue > 0)
+        lost += row_sum(np.where(stopped, queue, 0.0))
+        queue = np.where(stopped, 0.0, queue)
+        rate = per_tick[:, tick]
+        room = np.maximum(queue_factor * cap + mu - queue, 0.0)
+        routed = _split(rate[:, None], cap, dispatcher)
+        take = np.minimum(routed, room)
+        if dispatcher == "accuracy_first":
+            spill = np.maximum(rate - row_sum(take), 0.0)
+            left = room - take
+            put = np.clip(spill[:, None] - sum_after(left), 0.0, left)
+            take = take + put
+        dropped += np.maximum(rate - row_sum(take), 0.0)
+        safe_mu = np.maximum(mu, 1e-12)
+        for j, x in enumerate(WAIT_POINTS):
+            slot = tick * k + j
+            admitted_at[:, slot] = take / k
+            wait = np.maximum(queue + (take - mu) * x, 0.0) / safe_mu
+            wait_at[:, slot] = wait
+            # Behind a queue the server is saturated and the fluid wait is the queueing: only the
+            # service time is left (the table's lightest load).
+            rho_at[:, slot] = np.where(wait > 0, 0.0, take / safe_mu)
+            cores_at[:, slot] = cores
+        done = np.minimum(queue + take, mu)
+        served += done
+        busy_seconds += np.where(mu > 0, done / safe_mu, 0.0)
+        queue = queue + take - done
+    finished = ready_tick <= n_ticks
+    new_state = ClusterState(
+        state.replicas,
+        state.cores,
+        np.where(finished, state.replicas, state.serving_replicas),
+        np.where(finished, state.cores, state.serving_cores),
+        np.where(finished, 0.0, state.loading_left_s - n_ticks),
+        queue,
+    )
+    total_admitted = admitted_at.sum(axis=1)
+    busy = busy_seconds / n_ticks
+    result = _score(
+        per_tick.sum(axis=1),
+        per_tick.max(axis=1),
+        admitted_at,
+        wait_at,
+        rho_at,
+        cores_at,
+        tables,
+        total_admitted,
+        dropped,
+        lost,
+        busy,
+    )
+    return new_state, result
+
+
+def _score(arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy) -> IntervalResult:
+    """Violations and latency quantiles of admitted requests (N, K, V) with fluid ``wait`` (s) ahead
+    of them, at utilisation ``rho`` of servers with ``cores`` cores per replica."""
+    n_var = admitted.shape[2]
+    n_rho = tables.n_rho
+    rho_index = np.minimum((np.minimum(rho, RHO_MAX) / RHO_STEP + 0.5).astype(np.int64), n_rho - 1)
+    base = (np.arange(n_var) * tables.q50_s.shape[1] + cores) * n_rho + rho_index  # (N, K, V)
+    # P(latency > SLO) given the wait: the over table at the remaining budget, linear in between.
+    budget = 1.0 - wait / tables.slo_s
+    position = np.clip(budget, 0.0, 1.0) * THRESHOLD_STEPS
+    low = np.minimum(position.astype(np.int64), THRESHOLD_STEPS - 1)
+    frac = position - low
+    over_flat = tables.over.reshape(-1)
+    row = base * (THRESHOLD_STEPS + 1)
+    over = over_flat[row + low] * (1 - frac) + over_flat[row + low + 1] * frac
+    over = np.where(budget <= 0, 1.0, over)
+    over_slo = (admitted * over).sum(axis=1)
+    in_slo = served - over_slo
+    p50, p50_all = _mixture_quantile(admitted, wait + tables.q50_s.reshape(-1)[base], tables.s50_s.reshape(-1)[base])
+    p99, p99_all = _mixture_quantile(admitted, wait + tables.q99_s.reshape(-1)[base], tables.s99_s.reshape(-1)[base])
+    return IntervalResult(
+        arrivals,
+        peak,
+        np.maximum(in_slo, 0.0),
+        served,
+        row_sum(np.minimum(over_slo, served)),
+        dropped,
+        lost,
+        busy,
+        1000.0 * p50,
+        1000.0 * p99,
+        1000.0 * p50_all,
+        1000.0 * p99_all,
+    )
+
+
+def _mixture_quantile(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The quantile of mixtures whose components (N, K, V) have ``quantile`` and exponential tail
+    ``scale``: per variant (N, V) and over all variants (N,); 0 where the weight is 0.
+
+    With tails ``P_c(L > x) = (1 - p) exp(-(x - q_c) / s)``, the mixture's quantile solves
+    ``sum_c share_c exp((q_c - x) / s) = 1``: ``x = s log sum_c share_c exp(q_c / s)``."""
+    n_env, k, n_var = weight.shape
+    per_variant = _solve_mixture(weight, quantile, scale)
+    overall = _solve_mixture(*(a.reshape(n_env, k * n_var, 1) for a in (weight, quantile, scale)))[:, 0]
+    return per_variant, overall
+
+
+def _solve_mixture(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """``_mixture_quantile`` along axis 1 of (N, K, M) arrays."""
+    total = weight.sum(axis=1)
+    share = weight / np.maximum(total[:, None, :], 1e-300)
+    s_mean = np.maximum((share * scale).sum(axis=1), 1e-12)
+    present = weight > 0
+    top = np.where(present, quantile, -np.inf).max(axis=1)
+    top = np.where(np.isfinite(top), top, 0.0)
+    terms = np.where(present, share * np.exp(np.minimum(quantile - top[:, None, :], 0.0) / s_mean[:, None, :]), 0.0)
+    value = top + s_mean * np.log(np.maximum(terms.sum(axis=1), 1e-300))
+    return np.where(total > 0, value, 0.0)

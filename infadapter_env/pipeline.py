@@ -1,0 +1,180 @@
+"""One step of N environments over arrays: decode, deploy, simulate, score, observe, report.
+
+The scalar ``InfAdapterEnv`` runs it with N = 1 and the vector ``InfAdapterVectorEnv`` with N
+environments, so scoring, the observation and the info are written once. The simulation itself is
+passed in: the fast model (``fast_sim.simulate_interval``) or the request-level simulator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from infadapter_env import observation as layout
+from infadapter_env.config import EnvConfig
+from infadapter_env.deployment import ActionDecoder
+from infadapter_env.fast_sim import ClusterState, IntervalResult, deploy, server_tables
+from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
+from infadapter_env.profiles import CapacityProfile
+from infadapter_env.rows import row_sum
+
+FIXES = np.array([None, "raised_to_min_cores", "over_budget_kept_previous"], dtype=object)
+P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
+
+Simulate = Callable[[ClusterState, np.ndarray], tuple[ClusterState, IntervalResult]]
+
+
+def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
+    """Upper bounds of the observation (the table in the env docstring)."""
+    n_var = len(profile.variants)
+    max_capacity = float(profile.per_replica_rps.max())
+    backlog_cap = config.queue_factor * config.replica_limit * max_capacity
+    high = np.zeros(layout.SIZE)
+    high[layout.MINUTE_PEAKS] = peak_rps
+    high[layout.MEAN_RATE] = high[layout.PEAK_RATE] = peak_rps
+    high[layout.CORES] = config.max_cores_per_replica
+    high[layout.REPLICAS] = config.replica_limit
+    high[layout.LOADING_LEFT] = float(profile.load_time_s.max())
+    high[layout.UTILISATION] = 1.0
+    high[layout.BACKLOG] = max(backlog_cap, 1.0)
+    high[[layout.VIOLATION_RATE, layout.DROP_RATE, layout.RESOURCE_COST, layout.PROGRESS]] = 1.0
+    high[layout.P99_OVER_SLO] = P99_OBSERVATION_CAP
+    assert n_var == layout.N_VARIANTS
+    return high.astype(np.float32)
+
+
+class StepPipeline:
+    """The step of ``InfAdapter-v0`` for N environments with one set of settings."""
+
+    def __init__(self, config: EnvConfig, profile: CapacityProfile, decoder: ActionDecoder, high: np.ndarray) -> None:
+        self.config = config
+        self.profile = profile
+        self.decoder = decoder
+        self.high = high
+        self.tables = server_tables(profile)
+        self.accuracy = profile.accuracy
+        self.load_time = profile.load_time_s
+
+    def fast(self, state: ClusterState, per_tick: np.ndarray) -> tuple[ClusterState, IntervalResult]:
+        """The fast model's interval (``Simulate``)."""
+        from infadapter_env.fast_sim import simulate_interval
+
+        return simulate_interval(state, per_tick, self.tables, self.config.dispatcher, self.config.queue_factor)
+
+    def reset_observation(self, state: ClusterState, minute_peaks: np.ndarray) -> np.ndarray:
+        """The observation before the first interval (N, SIZE)."""
+        obs = np.zeros((len(minute_peaks), layout.SIZE), dtype=np.float32)
+        obs[:, layout.MINUTE_PEAKS] = minute_peaks
+        obs[:, layout.CORES] = state.cores
+        obs[:, layout.REPLICAS] = state.replicas
+        obs[:, layout.RESOURCE_COST] = resource_cost(row_sum(state.cores * state.replicas), self.config.budget_cores)
+        np.minimum(obs, self.high, out=obs)
+        return obs
+
+    def step(
+        self,
+        state: ClusterState,
+        values: np.ndarray,
+        per_tick: np.ndarray,
+        minute_peaks: np.ndarray,
+        steps_done: np.ndarray,
+        n_steps: int,
+        simulate: Simulate,
+    ) -> tuple[ClusterState, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+        """Apply checked actions ``values`` (N, entries) and play one interval of ``per_tick`` (N, T).
+
+        ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
+        steps played after this one. Returns the new state, rewards, observations and info arrays."""
+        cfg = self.config
+        replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
+        if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
+            lc = np.zeros(len(values))  # nothing started or resized anywhere
+        else:
+            lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
+        state = deploy(state, replicas, cores, self.load_time)
+        state, result = simulate(state, per_tick)
+
+        total = result.arrivals
+        mean_rate = total / cfg.interval_s
+        has_arrivals = total > 0
+        divisor = np.where(has_arrivals, total, 1.0)
+        target_capacity = replicas * self.profile.per_replica_rps[np.arange(replicas.shape[1]), cores]
+        aa_effective = result.in_slo @ self.accuracy / divisor
+        if not has_arrivals.all():  # an interval without arrivals scores the AA of rate 0
+            at_zero = average_accuracy_batch(target_capacity, self.accuracy, np.zeros_like(total))
+            aa_effective = np.where(has_arrivals, aa_effective, at_zero)
+        violated = result.over_slo + result.dropped
+        violation_rate = np.where(has_arrivals, violated / divisor, 0.0)
+        drop_rate = np.where(has_arrivals, result.dropped / divisor, 0.0)
+        aa_planned = average_accuracy_batch(target_capacity, self.accuracy, mean_rate)
+        total_cores = row_sum(replicas * cores).astype(np.int64)
+        rc = resource_cost(total_cores, cfg.budget_cores)
+        weights = cfg.weights
+        reward = objective_value(aa_effective, rc, lc, weights)
+
+        obs = np.empty((len(values), layout.SIZE), dtype=np.float32)
+        obs[:, layout.MINUTE_PEAKS] = minute_peaks
+        obs[:, layout.MEAN_RATE] = mean_rate
+        obs[:, layout.PEAK_RATE] = result.peak_rate_rps
+        obs[:, layout.CORES] = cores
+        obs[:, layout.REPLICAS] = replicas
+        obs[:, layout.LOADING_LEFT] = state.loading_left_s
+        obs[:, layout.UTILISATION] = result.busy
+        obs[:, layout.BACKLOG] = state.backlog
+        obs[:, layout.VIOLATION_RATE] = violation_rate
+        obs[:, layout.DROP_RATE] = drop_rate
+        obs[:, layout.RESOURCE_COST] = rc
+        obs[:, layout.PROGRESS] = steps_done / n_steps
+        obs[:, layout.P99_OVER_SLO] = result.p99_ms / cfg.slo_ms
+        np.minimum(obs, self.high, out=obs)
+
+        info = {
+            "step": steps_done,
+            "time_s": steps_done * cfg.interval_s,
+            "arrivals": total,
+            "mean_rate_rps": mean_rate,
+            "peak_rate_rps": result.peak_rate_rps,
+            "served_in_slo": row_sum(result.in_slo),
+            "served_in_slo_by_variant": result.in_slo,
+            "violated": violated,
+            "over_slo": result.over_slo,
+            "dropped": result.dropped,
+            "lost_on_removal": result.lost,
+            "slo_violation_rate": violation_rate,
+            "drop_rate": drop_rate,
+            "latency_p50_ms": result.p50_ms_all,
+            "latency_p99_ms": result.p99_ms_all,
+            "latency_p50_ms_by_variant": result.p50_ms,
+            "latency_p99_ms_by_variant": result.p99_ms,
+            "aa_effective": aa_effective,
+            "aa_planned": aa_planned,
+            "rc": rc,
+            "lc": lc,
+            "cores": total_cores,
+            "reward": reward,
+            "objective_planned": objective_value(aa_planned, rc, lc, weights),
+            "replicas": replicas,
+            "cores_per_replica": cores,
+            "capacity_rps": target_capacity,
+            "loading_left_s": state.loading_left_s,
+            "utilisation": result.busy,
+            "backlog": state.backlog,
+            "action_fix": FIXES[fix],
+        }
+        return state, reward, obs, info
+
+
+def scalar_info(info: dict[str, np.ndarray], weights: Any) -> dict[str, Any]:
+    """The info of environment 0 of a step as plain Python values (the scalar env's info)."""
+    out: dict[str, Any] = {}
+    for key, value in info.items():
+        item = value[0]
+        out[key] = item.tolist() if isinstance(item, np.ndarray) else (item.item() if hasattr(item, "item") else item)
+    out["reward_terms"] = {
+        "accuracy": weights.alpha * out["aa_effective"],
+        "resource": -weights.beta * out["rc"],
+        "loading": -weights.gamma * out["lc"],
+    }
+    return out

@@ -1,0 +1,338 @@
+"""The request-level reference simulator (``simulator="request"``): every request, one by one.
+
+Each request gets an arrival time (``infadapter_env.arrivals``), a variant (the dispatcher), a
+replica of that variant (uniformly at random, as Kubernetes' iptables proxy picks a pod), a place
+in that replica's FIFO queue, a service time (``infadapter_env.service_model``) and so a latency;
+or it is dropped. Per replica the queue is exact (``queueing.fifo_finish_times``' rule: start when
+arrived and a worker is free).
+
+Dispatchers (``state`` = what serves now; ``cap`` = the serving capacity at the SLO, from the
+profile):
+
+- ``accuracy_first``: the most accurate variant that has not yet taken ``cap`` requests in the
+  current second (a per-second allowance, ``floor((s + 1) cap) - floor(s cap)``); when every
+  allowance is spent, the most accurate variant; a replica whose queue is full passes the request
+  on to the next variant in order of accuracy; with no room anywhere the request is dropped;
+- ``proportional``: a variant drawn with probability proportional to ``cap``; dropped if full;
+- ``quota``: the original dispatcher's interleaved weighted round robin
+  (``auto_tuner/dispatcher/main.py``) over integer quotas ``round(cap)`` (the quotas it starts
+  with: the variants' capacities); dropped if full.
+
+A replica's queue holds at most ``queue_factor x cap / replicas`` waiting requests (TF-Serving's
+``max_enqueued_batches``, 1.25 x capacity in the paper code). A changed variant switches to its new
+deployment at the start of second ``ceil(load time)`` after the decision (the fast model's rule);
+requests still waiting in the old replicas then move, in order, to the new ones (or are lost if
+the variant stops). Latencies are attributed to the interval in which a request arrived; a request
+that is still waiting when a later decision's change takes effect is rescheduled, and only then
+can its already reported latency differ from its final one (``info["rescheduled_late"]`` counts
+them; with ``queue_factor = 1.25`` waits are far shorter than any load time, so it stays 0).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from infadapter_env.arrivals import request_times, whole_counts
+from infadapter_env.fast_sim import ClusterState, IntervalResult, ServerTables
+from infadapter_env.profiles import CapacityProfile
+from infadapter_env.service_model import ServiceModel
+
+SERVICE_CHUNK = 2048
+
+
+@dataclass
+class Replica:
+    """One model server: ``workers`` FIFO workers, a bounded waiting queue."""
+
+    variant: int
+    cores: int
+    bound: float
+    free_at: list[float]
+    # (start time, request index, arrival time) of admitted requests, in start order; entries
+    # whose start has passed are dropped lazily, so the rest are the waiting requests.
+    pending: deque = field(default_factory=deque)
+
+
+@dataclass
+class RequestRecords:
+    """The requests of one interval: arrival (s), variant (-1: dropped), latency (s, NaN: dropped)."""
+
+    arrival_s: np.ndarray
+    variant: np.ndarray
+    latency_s: np.ndarray
+
+
+class RequestSimulator:
+    """Exact request-level simulation of one environment, interval by interval."""
+
+    def __init__(
+        self,
+        profile: CapacityProfile,
+        service: ServiceModel,
+        dispatcher: str,
+        queue_factor: float,
+        arrivals: str,
+        rng: np.random.Generator,
+    ) -> None:
+        self.profile = profile
+        self.service = service
+        self.dispatcher = dispatcher
+        self.queue_factor = queue_factor
+        self.arrival_process = arrivals
+        self.rng = rng
+        n_var = len(profile.variants)
+        self.n_variants = n_var
+        self.serving: list[tuple[int, int]] = [(0, 0)] * n_var
+        self.replicas: list[list[Replica]] = [[] for _ in range(n_var)]
+        self._service_buffers: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        self._times = np.zeros(0)
+        self._second_index = np.zeros(0, dtype=np.int64)
+        self._wrr = (0, 1)  # the round-robin's (index, round)
+        self.rescheduled_late = 0
+        self._lost = 0
+
+    # ------------------------------------------------------------------ episode set-up
+    def start_episode(self, per_second: np.ndarray, serving: list[tuple[int, int]]) -> None:
+        """Draw every request time of the episode; start serving ``serving`` (replicas, cores) at t = 0."""
+        counts = whole_counts(per_second)
+        self._times = request_times(counts, self.arrival_process, self.rng)
+        self._bounds = np.searchsorted(self._times, np.arange(per_second.size + 1, dtype=np.float64))
+        self.serving = [(0, 0)] * self.n_variants
+        self.replicas = [[] for _ in range(self.n_variants)]
+        self._service_buffers = {}
+        self._wrr = (0, 1)
+        self.rescheduled_late = 0
+        for v, (r, c) in enumerate(serving):
+            self._switch(v, r, c, 0.0, None)
+
+    # ------------------------------------------------------------------ one interval
+    def run_interval(
+        self, start_s: int, n_ticks: int, target: list[tuple[int, int]], ready_tick: list[int]
+    ) -> RequestRecords:
+        """Simulate seconds ``start_s .. start_s + n_ticks``. ``target[v]`` becomes what variant ``v``
+        serves at second ``start_s + ready_tick[v]`` (no change if ``ready_tick[v]`` > ``n_ticks``)."""
+        first, last = int(self._bounds[start_s]), int(self._bounds[start_s + n_ticks])
+        times = self._times[first:last]
+        n = times.size
+        variant_of = np.full(n, -1, dtype=np.int64)
+        finish = np.full(n, np.nan)
+        records = (times, variant_of, finish)
+        draws = self.rng.random(n)  # replica choice; also the variant draw of ``proportional``
+        switch_at = sorted({t for t in ready_tick if 0 <= t <= n_ticks - 1})
+        per_tick_bounds = self._bounds[start_s : start_s + n_ticks + 1] - first
+        for tick in range(n_ticks):
+            if tick in switch_at:
+                for v in range(self.n_variants):
+                    if ready_tick[v] == tick and self.serving[v] != target[v]:
+                        self._switch(v, *target[v], float(start_s + tick), records)
+            second = start_s + tick
+            allowance = self._allowances(second)
+            for i in range(int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])):
+                self._admit(i, float(times[i]), float(draws[i]), allowance, records)
+        latency = finish - times
+        return RequestRecords(times, variant_of, latency)
+
+    def waiting(self, v: int, now: float) -> int:
+        """Requests waiting (not yet started) in variant ``v``'s queues at time ``now``."""
+        total = 0
+        for replica in self.replicas[v]:
+            self._prune(replica, now)
+            total += len(replica.pending)
+        return total
+
+    def take_lost(self) -> int:
+        """Waiting requests lost when their variant stopped, since the last call."""
+        lost, self._lost = self._lost, 0
+        return lost
+
+    # ------------------------------------------------------------------ internals
+    def _capacity(self, v: int) -> float:
+        r, c = self.serving[v]
+        return r * float(self.profile.per_replica_rps[v, c]) if r and c else 0.0
+
+    def _allowances(self, second: int) -> list[int]:
+        out = []
+        for v in range(self.n_variants):
+            cap = self._capacity(v)
+            out.append(math.floor((second + 1) * cap) - math.floor(second * cap) if cap > 0 else 0)
+        return out
+
+    def _service_s(self, v: int, cores: int) -> float:
+        key = (v, cores)
+        buffer, used = self._service_buffers.get(key, (np.zeros(0), 0))
+        if used >= buffer.size:
+            buffer, used = self.service.draw_service_s(v, cores, self.rng, SERVICE_CHUNK), 0
+        self._service_buffers[key] = (buffer, used + 1)
+        return float(buffer[used])
+
+    def _order(self) -> list[int]:
+        return [v for v in range(self.n_variants - 1, -1, -1) if self.replicas[v]]
+
+    @staticmethod
+    def _prune(replica: Replica, now: float) -> None:
+        pending = replica.pending
+        while pending and pending[0][0] <= now:
+            pending.popleft()
+
+    def _has_room(self, replica: Replica, now: float) -> bool:
+        self._prune(replica, now)
+        return len(replica.pending) < replica.bound
+
+    def _pick_replica(self, v: int, draw: float) -> Replica:
+        group = self.replicas[v]
+        return group[min(int(draw * len(group)), len(group) - 1)]
+
+    def _admit(self, i: int, now: float, draw: float, allowance: list[int], records) -> None:
+        order = self._order()
+        if not order:
+            return
+        if self.dispatcher == "accuracy_first":
+            chosen = next((v for v in order if allowance[v] > 0), None)
+            if chosen is not None:
+                allowance[chosen] -= 1
+                candidates = [chosen, *(v for v in order if v != chosen)]
+            else:
+                candidates = order
+            for v in candidates:
+                replica = self._pick_replica(v, draw)
+                if self._has_room(replica, now):
+                    self._serve(replica, i, now, now, records)
+                    return
+            return
+        if self.dispatcher == "proportional":
+            caps = [self._capacity(v) for v in order]
+            total = sum(caps)
+            if total <= 0:
+                return
+            point, v = draw * total, order[-1]
+            for candidate, cap in zip(order, caps, strict=True):
+                if point < cap:
+                    v = candidate
+                    break
+                point -= cap
+            # The replica draw reuses the fraction left inside the chosen variant's share.
+            replica = self._pick_replica(v, min(point / max(self._capacity(v), 1e-12), 0.999999))
+        else:
+            v = self._next_quota()
+            if v is None:
+                return
+            replica = self._pick_replica(v, draw)
+        if self._has_room(replica, now):
+            self._serve(replica, i, now, now, records)
+
+    def _next_quota(self) -> int | None:
+        quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
+        top = max(quotas)
+        if top <= 0:
+            return None
+        index, rnd = self._wrr
+        while True:
+            v = index
+            index += 1
+            if index == self.n_variants:
+                index, rnd = 0, rnd + 1
+                if rnd > top:
+                    rnd = 1
+            if quotas[v] >= rnd and quotas[v] > 0:
+                self._wrr = (index, rnd)
+                return v
+
+    def _serve(self, replica: Replica, i: int, arrival: float, now: float, records) -> None:
+        service = self._service_s(replica.variant, replica.cores)
+        earliest = replica.free_at[0]
+        start = now if now > earliest else earliest
+        heapq.heapreplace(replica.free_at, start + service)
+        replica.pending.append((start, i, arrival))
+        times, variant_of, finish = records
+        if i >= 0:
+            variant_of[i] = replica.variant
+            finish[i] = start + service
+
+    def _switch(self, v: int, replicas: int, cores: int, now: float, records) -> None:
+        """Variant ``v`` now serves ``replicas`` x ``cores``; waiting requests move to the new replicas."""
+        waiting = []
+        for old in self.replicas[v]:
+            waiting.extend(entry for entry in old.pending if entry[0] > now)
+        waiting.sort()
+        self.serving[v] = (replicas, cores) if replicas and cores else (0, 0)
+        if not (replicas and cores):
+            self.replicas[v] = []
+        else:
+            workers = int(self.service.workers[v, cores])
+            bound = self.queue_factor * float(self.profile.per_replica_rps[v, cores])
+            self.replicas[v] = [Replica(v, cores, bound, [now] * workers) for _ in range(replicas)]
+        for _, i, arrival in waiting:
+            index = i if records is not None and 0 <= i < records[0].size and records[0][i] == arrival else -1
+            if index < 0:
+                self.rescheduled_late += 1
+            if not self.replicas[v]:
+                self._lost += 1
+                if index >= 0:
+                    records[1][index] = -1
+                    records[2][index] = np.nan
+                continue
+            replica = self._pick_replica(v, float(self.rng.random()))
+            self._serve(replica, index, arrival, now, records or (np.zeros(0), np.zeros(0), np.zeros(0)))
+
+
+def simulate_requests(
+    engine: RequestSimulator, state: ClusterState, start_s: int, n_ticks: int, tables: ServerTables
+) -> tuple[ClusterState, IntervalResult]:
+    """One interval of one environment (arrays with N = 1) on the request-level simulator, with the
+    fast model's bookkeeping of loads (a target serves from second ``ceil(loading_left_s)``)."""
+    n_var = engine.n_variants
+    target = list(zip(state.replicas[0].tolist(), state.cores[0].tolist(), strict=True))
+    loading = state.loading_left_s[0]
+    ready = [int(math.ceil(x)) if x > 0 else 0 for x in loading.tolist()]
+    switch_tick = [ready[v] if engine.serving[v] != target[v] and ready[v] < n_ticks else n_ticks + 1 for v in range(n_var)]
+    records = engine.run_interval(start_s, n_ticks, target, switch_tick)
+    end_s = float(start_s + n_ticks)
+    served = records.variant >= 0
+    latency_ms = records.latency_s * 1000.0
+    in_slo = np.zeros(n_var)
+    served_by = np.zeros(n_var)
+    p50 = np.zeros(n_var)
+    p99 = np.zeros(n_var)
+    for v in range(n_var):
+        mine = latency_ms[records.variant == v]
+        served_by[v] = mine.size
+        if mine.size:
+            in_slo[v] = float((mine <= tables.slo_s * 1000.0).sum())
+            p50[v], p99[v] = np.percentile(mine, [50, 99])
+    all_served = latency_ms[served]
+    p50_all, p99_all = np.percentile(all_served, [50, 99]) if all_served.size else (0.0, 0.0)
+    finished = np.array([r <= n_ticks for r in ready])
+    new_replicas = np.where(finished, state.replicas[0], state.serving_replicas[0])
+    new_cores = np.where(finished, state.cores[0], state.serving_cores[0])
+    variant = np.arange(n_var)
+    mu = new_replicas * tables.service_rps[variant, new_cores]
+    busy = np.minimum(served_by / np.maximum(mu * n_ticks, 1e-12), 1.0)
+    new_state = ClusterState(
+        state.replicas,
+        state.cores,
+        new_replicas[None],
+        new_cores[None],
+        np.where(finished, 0.0, loading - n_ticks)[None],
+        np.array([[engine.waiting(v, end_s) for v in range(n_var)]], dtype=float),
+    )
+    counts = np.bincount(np.floor(records.arrival_s - start_s).astype(np.int64).clip(0, n_ticks - 1), minlength=n_ticks)
+    result = IntervalResult(
+        np.array([float(records.arrival_s.size)]),
+        np.array([float(counts.max(initial=0))]),
+        in_slo[None],
+        served_by[None],
+        np.array([float(served_by.sum() - in_slo.sum())]),
+        np.array([float((~served).sum())]),
+        np.array([float(engine.take_lost())]),
+        busy[None],
+        p50[None],
+        p99[None],
+        np.array([p50_all]),
+        np.array([p99_all]),
+    )
+    return new_state, result

@@ -1,0 +1,330 @@
+"""Calibrate the request-level service model to the measured profile, and tabulate its latencies.
+
+    infadapter calibrate              (or: python -m scripts.calibrate_service)
+
+For every (variant, cores) of ``profiles/capacity_result_Feb_21.csv`` it fits a server of
+``workers = cores`` FIFO workers with Gamma service times (mean, coefficient of variation) by
+replaying the original profiler inside the simulator (``auto_tuner/experiments/capacity_experiment.py``
+of the InfAdapter code):
+
+- the P99 test: Poisson arrivals at the profiled capacity for 16 s; the P99 is Prometheus'
+  ``histogram_quantile(0.99, rate(request_latency_bucket[2s]))`` over TF-Serving's latency
+  histogram (buckets 10 us x 1.8^i), evaluated every 2 s, and the largest value is kept;
+- the saturation test: Poisson arrivals at 30 x cores req/s for 2 s; the throughput is the rate of
+  completions over the last 2 s, the largest of 5 repetitions.
+
+Each candidate (mean service time, CV) on a grid is scored by the median over ``--seeds`` runs;
+the chosen one has every P99 within 15 % of the measured one with the smallest saturation error,
+or, where no candidate reaches that, the smallest P99 error. Writes ``profiles/service_model.csv``,
+``profiles/latency_quantiles.npz`` (steady-state latency quantiles for the fast simulator) and
+``profiles/calibration_report.md`` (the error of every profile row, re-measured with fresh seeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from infadapter_env.datafiles import data_file
+from infadapter_env.profiles import load_variants
+from infadapter_env.queueing import fifo_sojourn_batch
+from scripts.arguments import arg, parse
+from scripts.provenance import relative_to_repo
+
+P99_TEST_S = 16.0
+WINDOW_S = 2.0
+SATURATION_TEST_S = 2.0
+SATURATION_RATE_PER_CORE = 30.0
+SATURATION_REPEATS = 5
+# TF-Serving's request-latency histogram: Exponential(10, 1.8, 33) microseconds.
+BUCKET_UPPER_MS = 0.01 * 1.8 ** np.arange(33)
+P99_TOLERANCE = 0.15
+SATURATION_TOLERANCE = 0.05
+MEAN_SCALES = np.round(np.arange(0.70, 1.301, 0.025), 3)  # mean service = scale x workers / saturation_tp
+CVS = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0])
+RHO_GRID = np.array(
+    [0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
+    + [0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99]
+)
+LEVELS = np.array(
+    [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98]
+    + [0.985, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999]
+)
+
+
+@dataclass
+class Args:
+    """Calibrate the service model to profiles/capacity_result_Feb_21.csv."""
+
+    seeds: int = arg(6, "simulated repetitions of every profiler test per candidate")
+    check_seeds: int = arg(20, "fresh repetitions for the report")
+    table_requests: int = arg(60_000, "requests per steady-state latency-table point")
+    seed: int = arg(0, "base seed")
+    out: str = arg(str(Path(__file__).resolve().parents[1] / "profiles"), "output folder")
+
+
+@dataclass(frozen=True)
+class ProfileRow:
+    depth: int
+    cores: int
+    slo_ms: int
+    capacity: float
+    p99_ms: float | None
+    saturation_tp: float
+
+
+def read_profile() -> list[ProfileRow]:
+    path = data_file("profiles", "capacity_result_Feb_21.csv")
+    with path.open(newline="") as handle:
+        return [
+            ProfileRow(
+                int(r["ARCH"]),
+                int(r["CPU"]),
+                int(r["SLA"]),
+                float(r["capacity"]),
+                float(r["p99_latency"]) if r["p99_latency"] else None,
+                float(r["saturation_tp"]),
+            )
+            for r in csv.DictReader(handle)
+        ]
+
+
+def service_times(rng: np.random.Generator, mean_s: np.ndarray, cv: np.ndarray, size: int) -> np.ndarray:
+    """(B, size) Gamma service times for per-row mean and CV (cv 0: constant)."""
+    mean_s = mean_s[:, None]
+    cv = cv[:, None]
+    shape = np.where(cv > 0, 1.0 / np.maximum(cv, 1e-9) ** 2, 1.0)
+    draws = rng.standard_gamma(np.broadcast_to(shape, (len(mean_s), size)))
+    return np.where(cv > 0, draws * mean_s / shape, mean_s)
+
+
+def poisson_arrivals(rng: np.random.Generator, rates: np.ndarray, duration_s: float) -> np.ndarray:
+    """(B, N) arrival times of Poisson streams (one rate per row) over ``duration_s``; rows end in inf."""
+    counts = rng.poisson(rates * duration_s)
+    width = max(int(counts.max()), 1)
+    times = np.sort(rng.uniform(0.0, duration_s, (len(rates), width)), axis=1)
+    return np.where(np.arange(width)[None, :] < counts[:, None], times, np.inf)
+
+
+def histogram_p99_max(arrival: np.ndarray, sojourn: np.ndarray) -> np.ndarray:
+    """Per row: the largest 2-s-window P99 (ms) by histogram interpolation, as the profiler read it."""
+    valid = np.isfinite(arrival)
+    done = np.where(valid, arrival + sojourn, np.inf)
+    latency_ms = sojourn * 1000.0
+    rows = np.arange(arrival.shape[0])[:, None]
+    n_windows = int(np.ceil(np.nanmax(np.where(valid, done, np.nan)) / WINDOW_S)) + 1
+    window = np.where(valid, np.floor(np.where(valid, done, 0.0) / WINDOW_S), 0).astype(np.int64)
+    n_buckets = BUCKET_UPPER_MS.size + 1
+    bucket = np.searchsorted(BUCKET_UPPER_MS, latency_ms)  # le buckets: value <= upper
+    flat = (rows * n_windows + window) * n_buckets + bucket
+    counts = np.bincount(flat[valid], minlength=arrival.shape[0] * n_windows * n_buckets)
+    counts = counts.reshape(arrival.shape[0], n_windows, n_buckets).astype(float)
+    cumulative = np.cumsum(counts, axis=2)
+    total = cumulative[..., -1]
+    rank = 0.99 * total
+    b = (cumulative < rank[..., None]).sum(axis=2)
+    b = np.minimum(b, n_buckets - 1)
+    upper = np.append(BUCKET_UPPER_MS, BUCKET_UPPER_MS[-1])
+    lower = np.concatenate([[0.0], BUCKET_UPPER_MS])
+    below = np.take_along_axis(cumulative, np.maximum(b - 1, 0)[..., None], axis=2)[..., 0]
+    below = np.where(b == 0, 0.0, below)
+    inside = np.take_along_axis(counts, b[..., None], axis=2)[..., 0]
+    value = lower[b] + (upper[b] - lower[b]) * (rank - below) / np.maximum(inside, 1e-12)
+    value = np.where(b >= n_buckets - 1, BUCKET_UPPER_MS[-1], value)
+    value = np.where(total > 0, value, -np.inf)
+    return value.max(axis=1)
+
+
+def p99_test(rng: np.random.Generator, rates, workers, mean_s, cv) -> np.ndarray:
+    arrival = poisson_arrivals(rng, rates, P99_TEST_S)
+    service = service_times(rng, mean_s, cv, arrival.shape[1])
+    return histogram_p99_max(arrival, fifo_sojourn_batch(arrival, service, workers))
+
+
+def saturation_test(rng: np.random.Generator, workers, mean_s, cv) -> np.ndarray:
+    rates = SATURATION_RATE_PER_CORE * workers.astype(float)
+    best = np.zeros(len(rates))
+    for _ in range(SATURATION_REPEATS):
+        arrival = poisson_arrivals(rng, rates, SATURATION_TEST_S)
+        service = service_times(rng, mean_s, cv, arrival.shape[1])
+        done = np.where(np.isfinite(arrival), arrival + fifo_sojourn_batch(arrival, service, workers), -np.inf)
+        end = done.max(axis=1)
+        completed = (done > (end - WINDOW_S)[:, None]).sum(axis=1)
+        best = np.maximum(best, completed / WINDOW_S)
+    return best
+
+
+def fit_row(rng, cores: int, points: list[tuple[float, float]], saturation: float, seeds: int):
+    """The chosen (mean_s, cv) and its scores for one (variant, cores)."""
+    scales, cvs = np.meshgrid(MEAN_SCALES, CVS, indexing="ij")
+    scales, cvs = scales.ravel(), cvs.ravel()
+    n_cand = scales.size
+    mean = scales * cores / saturation
+    workers = np.full(n_cand * seeds, cores)
+    p99 = np.zeros((len(points), n_cand))
+    for j, (rate, _) in enumerate(points):
+        runs = p99_test(rng, np.full(n_cand * seeds, rate), workers, np.repeat(mean, seeds), np.repeat(cvs, seeds))
+        p99[j] = np.median(runs.reshape(n_cand, seeds), axis=1)
+    measured = np.array([p for _, p in points])
+    errors = np.abs(p99 / measured[:, None] - 1.0) if points else np.zeros((1, n_cand))
+    sat_error = np.abs(1.0 / scales - 1.0)  # a saturated server completes workers / mean per second
+    # Most P99 points within tolerance first, then the saturation within its tolerance, then the
+    # smallest total P99 error.
+    matched = (errors <= P99_TOLERANCE).sum(axis=0)
+    score = -10.0 * matched + 5.0 * (sat_error > SATURATION_TOLERANCE) + errors.sum(axis=0) + 0.1 * sat_error
+    best = int(np.argmin(score))
+    return float(mean[best]), float(cvs[best])
+
+
+def latency_tables(rng, model: dict[tuple[int, int], tuple[int, float, float]], n_requests: int) -> np.ndarray:
+    """(V, 21, R, L) steady-state latency quantiles (ms) under Poisson load at each rho of the grid."""
+    depths = [v.depth for v in load_variants()]
+    out = np.zeros((len(depths), 21, RHO_GRID.size, LEVELS.size), dtype=np.float32)
+    warmup = n_requests // 10
+    for cores in range(1, 21):
+        keys = [(d, cores) for d in depths]
+        workers = np.repeat([model[k][0] for k in keys], RHO_GRID.size)
+        mean = np.repeat([model[k][1] for k in keys], RHO_GRID.size)
+        cv = np.repeat([model[k][2] for k in keys], RHO_GRID.size)
+        rates = np.tile(RHO_GRID, len(keys)) * workers / mean
+        gaps = rng.exponential(1.0, (rates.size, n_requests + warmup)) / rates[:, None]
+        arrival = np.cumsum(gaps, axis=1)
+        service = service_times(rng, mean, cv, n_requests + warmup)
+        sojourn = fifo_sojourn_batch(arrival, service, workers)[:, warmup:]
+        quantiles = np.quantile(sojourn, LEVELS, axis=1).T * 1000.0
+        out[:, cores] = quantiles.reshape(len(keys), RHO_GRID.size, LEVELS.size)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse(Args, argv)
+    command = "infadapter calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.perf_counter()
+    rng = np.random.default_rng(args.seed)
+    rows = read_profile()
+    by_server: dict[tuple[int, int], list[ProfileRow]] = defaultdict(list)
+    for row in rows:
+        by_server[(row.depth, row.cores)].append(row)
+    model: dict[tuple[int, int], tuple[int, float, float]] = {}
+    for n, ((depth, cores), group) in enumerate(sorted(by_server.items()), start=1):
+        points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
+        mean_s, cv = fit_row(rng, cores, points, group[0].saturation_tp, args.seeds)
+        model[(depth, cores)] = (cores, mean_s, cv)
+        print(f"[{n}/{len(by_server)}] ResNet{depth} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True)
+    out = Path(args.out)
+    write_model(out / "service_model.csv", model)
+    report = check(np.random.default_rng(args.seed + 1), rows, model, args.check_seeds)
+    tables = latency_tables(np.random.default_rng(args.seed + 2), model, args.table_requests)
+    np.savez_compressed(out / "latency_quantiles.npz", rho=RHO_GRID, levels=LEVELS, quantile_ms=tables)
+    write_report(out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started)
+    print(f"wrote {relative_to_repo(out)}: service_model.csv, latency_quantiles.npz, calibration_report.md")
+    return 0
+
+
+def write_model(path: Path, model: dict[tuple[int, int], tuple[int, float, float]]) -> None:
+    names = {v.depth: v.name for v in load_variants()}
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["variant", "depth", "cores", "workers", "mean_service_ms", "service_cv", "service_rps"])
+        for (depth, cores), (workers, mean_s, cv) in sorted(model.items()):
+            writer.writerow(
+                [names[depth], depth, cores, workers, f"{1000 * mean_s:.3f}", f"{cv:g}", f"{workers / mean_s:.2f}"]
+            )
+
+
+@dataclass(frozen=True)
+class Checked:
+    row: ProfileRow
+    simulated_p99_ms: float | None
+    simulated_saturation: float
+
+    @property
+    def p99_error(self) -> float | None:
+        if self.row.p99_ms is None or self.simulated_p99_ms is None:
+            return None
+        return self.simulated_p99_ms / self.row.p99_ms - 1.0
+
+    @property
+    def saturation_error(self) -> float:
+        return self.simulated_saturation / self.row.saturation_tp - 1.0
+
+
+def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
+    """Every profile row re-measured with fresh seeds (median of ``seeds`` runs)."""
+    servers = sorted(model)
+    workers = np.array([model[k][0] for k in servers])
+    mean = np.array([model[k][1] for k in servers])
+    cv = np.array([model[k][2] for k in servers])
+    saturation = np.median(
+        saturation_test(rng, np.repeat(workers, seeds), np.repeat(mean, seeds), np.repeat(cv, seeds)).reshape(
+            len(servers), seeds
+        ),
+        axis=1,
+    )
+    sat_of = dict(zip(servers, saturation, strict=True))
+    out = []
+    for row in rows:
+        w, m, c = model[(row.depth, row.cores)]
+        runs = p99_test(rng, np.full(seeds, row.capacity), np.full(seeds, w), np.full(seeds, m), np.full(seeds, c))
+        out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.depth, row.cores)])))
+    return out
+
+
+def write_report(path: Path, report: list[Checked], args: Args, command: str, seconds: float) -> None:
+    with_p99 = [c for c in report if c.p99_error is not None]
+    p99_ok = [c for c in with_p99 if abs(c.p99_error) <= P99_TOLERANCE]  # type: ignore[arg-type]
+    servers = {(c.row.depth, c.row.cores): c for c in report}
+    sat_ok = [c for c in servers.values() if abs(c.saturation_error) <= SATURATION_TOLERANCE]
+    over = [c for c in servers.values() if max(r.row.capacity for r in report if (r.row.depth, r.row.cores) == (c.row.depth, c.row.cores)) > c.row.saturation_tp]
+    lines = [
+        "# Service-model calibration report",
+        "",
+        f"Made by `{command}` in {seconds:.0f} s (seeds: fit {args.seed}, check {args.seed + 1}, "
+        f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here).",
+        "",
+        "Every profile row replayed as the profiler ran it (16 s Poisson test at the row's capacity, P99 = largest",
+        "2-s-window histogram quantile; saturation = 2 s at 30 req/s per core, best of 5), median of the runs.",
+        "",
+        f"- P99 within {P99_TOLERANCE:.0%}: **{len(p99_ok)} of {len(with_p99)}** rows with a measured P99 "
+        f"({len(report) - len(with_p99)} rows have none: no tested rate met their SLA).",
+        f"- Saturation throughput within {SATURATION_TOLERANCE:.0%}: **{len(sat_ok)} of {len(servers)}** servers.",
+        f"- {len(over)} servers were measured with a capacity above their saturation throughput (the 2-s burst "
+        "test under-reads a server that then sustained more for 16 s); no single server matches both, and the fit "
+        "keeps the latency curve (it decides violations) and gives up the saturation figure there.",
+        "- Other misses: rows whose P99 falls as the rate rises (non-monotone measurements, e.g. ResNet18 at 5 "
+        "cores: 130 ms at 101 req/s, 634 ms at 122) cannot all be matched by one monotone queue.",
+        "",
+        "| variant | cores | SLA ms | capacity req/s | P99 measured ms | P99 simulated ms | error | "
+        "saturation measured | simulated | error | status |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    names = {v.depth: v.name for v in load_variants()}
+    for c in report:
+        r = c.row
+        p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
+        sim_text = f"{c.simulated_p99_ms:.0f}" if c.simulated_p99_ms is not None else "-"
+        err = c.p99_error
+        err_text = f"{100 * err:+.0f} %" if err is not None else "-"
+        status = []
+        if err is None:
+            status.append("no measured P99")
+        elif abs(err) > P99_TOLERANCE:
+            status.append("P99 missed")
+        if abs(c.saturation_error) > SATURATION_TOLERANCE:
+            status.append("saturation missed" + (" (capacity > saturation_tp)" if c in over else ""))
+        lines.append(
+            f"| {names[r.depth]} | {r.cores} | {r.slo_ms} | {r.capacity:.0f} | {p99_text} | {sim_text} | {err_text} | "
+            f"{r.saturation_tp:.0f} | {c.simulated_saturation:.1f} | {100 * c.saturation_error:+.1f} % | "
+            f"{', '.join(status) or 'ok'} |"
+        )
+    path.write_text("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
