@@ -1,4 +1,4 @@
-"""The Gymnasium shell around the simulation: holds the state, calls the pure physics."""
+"""The Gymnasium shell around the simulation: holds the state, runs the step pipeline with N = 1."""
 
 from __future__ import annotations
 
@@ -32,15 +32,35 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``alpha * AA - (beta * RC + gamma * LC)`` (Salmani et al., EuroMLSys 2023) with the accuracy
     measured on the requests actually answered within the P99 SLO (``slo_ms``, 750 ms).
 
-    Simulation (tick model ``v0``, module ``infadapter_env.simulation``): 1 s ticks. Capacity of a
-    variant = replicas x th(cores), th from the profile (``capacity_model``). A changed variant loads
-    for its load time (6.44-8.52 s) and is ready at the start of tick ceil(load time); until then its
-    previous deployment keeps serving (rolling update), a new variant serves nothing. The dispatcher
-    (``accuracy_first``: most accurate variant first up to capacity; or ``proportional``) routes each
-    tick's arrivals; requests that do not fit wait in a per-variant queue bounded by
-    ``queue_factor x capacity`` (they are late: SLO violations) and beyond it are dropped
-    (violations too). A removed variant keeps serving until the variants started or resized by the
-    same decision are ready (make before break), or stops at once if none is; its queue is then lost.
+    Simulation (physics ``v1``; ``info["settings"]["sim_version"]``). A server of a variant with
+    ``c`` cores is ``c`` parallel workers taking requests from one FIFO queue, with Gamma service
+    times calibrated to the measured profile (``profiles/service_model.csv``; see
+    ``infadapter_env.service_model``). ``th(cores)``, the capacity at the SLO from the profile
+    (``capacity_model``), is what the dispatcher plans with; ``mu``, replicas x workers / mean
+    service time, is what the servers complete per second. A request's latency is its wait plus its
+    service; it violates the SLO when that exceeds ``slo_ms`` or when it is dropped. A changed
+    variant loads for its load time (6.44-8.52 s) and serves from the start of second
+    ceil(load time); until then its previous deployment keeps serving (rolling update), a new
+    variant serves nothing. A removed variant keeps serving until the variants started or resized
+    by the same decision are ready (make before break), or stops at once if none is; its waiting
+    requests are then lost. The dispatcher: ``accuracy_first`` (most accurate variant first, up to
+    ``th``; what exceeds every ``th`` queues at the most accurate variant with room),
+    ``proportional`` (in proportion to ``th``) or ``quota`` (the original dispatcher's weighted
+    round robin over quotas ``round(th)``). A replica's queue holds ``queue_factor x th`` waiting
+    requests; beyond that requests are dropped.
+
+    Two simulators of that world (``simulator``):
+
+    - ``"fast"`` (default; ``infadapter_env.fast_sim``): 1 s ticks, fluid queues, and each tick's
+      latency from the servers' steady-state latency distribution under Poisson arrivals at the
+      utilisation of the last 10 s (``profiles/latency_quantiles.npz``) plus the fluid wait.
+      Validated against the request-level simulator (README, ``infadapter validate-fast``).
+    - ``"request"`` (``infadapter_env.request_sim``): every request is simulated: its arrival time
+      inside its second (``arrivals``: ``"poisson"``, ``"uniform"``, or the original load
+      generator's ``"loadgen"``, drawn from the generator seeded by ``reset(seed=...)``), its
+      variant and replica, its place in the queue, its service time, its completion or drop.
+      About 0.5 s per paper-slice episode (122,000 requests). The fast model assumes Poisson
+      arrivals within each second whatever ``arrivals`` says.
 
     ## Action Space
     ``action_mode="cores"`` (default): ``MultiDiscrete([C + 1] * 5)``, C = min(budget_cores, 20):
@@ -54,8 +74,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     over the budget is rejected and the previous one kept. ``info["action_fix"]`` names the rule applied.
 
     ## Observation Space
-    ``Box(shape=(41,), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
-    at least 1), V = 5 variants ordered ResNet18..152.
+    ``Box(shape=(46,), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
+    at least 1), V = 5 variants ordered ResNet18..152. (``infadapter_env.observation`` names the
+    indices.)
 
     | index | meaning                                                     | min | max               | unit     |
     |-------|-------------------------------------------------------------|-----|-------------------|----------|
@@ -65,12 +86,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | 12-16 | target cores per replica, per variant                       | 0   | C                 | cores    |
     | 17-21 | target replicas, per variant                                | 0   | R                 | replicas |
     | 22-26 | load time left before the target serves, per variant        | 0   | 8.52              | s        |
-    | 27-31 | utilisation of the serving capacity last interval, per variant | 0 | 1                | fraction |
-    | 32-36 | queued (late) requests, per variant                         | 0   | queue_factor x R x max th | requests |
+    | 27-31 | busy fraction of the servers last interval (completed / mu), per variant | 0 | 1       | fraction |
+    | 32-36 | requests waiting in the queues, per variant                 | 0   | queue_factor x R x max th | requests |
     | 37    | SLO-violation fraction of last interval's arrivals          | 0   | 1                 | fraction |
     | 38    | dropped fraction of last interval's arrivals                | 0   | 1                 | fraction |
     | 39    | RC: target cores / budget_cores                             | 0   | 1                 | fraction |
     | 40    | episode progress                                            | 0   | 1                 | fraction |
+    | 41-45 | last interval's P99 latency / SLO, per variant (0: served nothing) | 0 | 20 (clipped) | fraction |
 
     Before the first interval, "last interval" entries are 0 and the minute peaks come from the
     10 minutes of trace that precede the episode (synthetic and user traces repeat their first value).
@@ -80,7 +102,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``infadapter_env.objective``. AA_effective = sum over variants of accuracy x requests answered
     within the SLO, over all arrivals (late and dropped requests count 0; an interval with no
     arrivals scores the AA of rate 0). LC = longest load time among variants started or resized by
-    this action / longest load time of any variant. ``info`` carries every term.
+    this action / longest load time of any variant. ``info`` carries every term
+    (``reward_terms``), and per interval: arrivals, ``served_in_slo`` (and per variant),
+    ``over_slo``, ``dropped``, ``violated`` (= over_slo + dropped), ``slo_violation_rate``,
+    ``latency_p50_ms`` / ``latency_p99_ms`` over the served requests (and ``_by_variant``; 0 where
+    nothing was served), ``utilisation`` (busy fraction), ``backlog``, the deployment, and
+    ``action_fix``. Requests are attributed to the interval in which they arrived.
 
     ## Starting State
     Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole
@@ -105,21 +132,27 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | slo_ms | 750 | P99 SLO: 500, 750, 1000 or 1500 (the profiled ones) |
     | budget_cores | 20 | core budget B |
     | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
-    | dispatcher | "accuracy_first" | or "proportional" |
+    | dispatcher | "accuracy_first" | or "proportional", "quota" |
     | capacity_model | "measured" | the world's capacity: "measured" table or paper "linear_fit" x 0.8 |
     | action_mode | "cores" | "cores", "replicas" or "deployment" |
     | queue_factor | 1.25 | queue bound as a multiple of capacity (paper code) |
     | min_cores | 2 | minimum cores of an active replica (paper code) |
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
+    | simulator | "fast" | "fast" (fluid ticks, calibrated latencies) or "request" (every request) |
+    | arrivals | "poisson" | request times within each second (``simulator="request"``): "poisson", "uniform", "loadgen" |
 
     ## Vector Environment
     ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
     ``infadapter_env.vector.InfAdapterVectorEnv``: the same world for N environments in array
-    operations, step for step equal to ``SyncVectorEnv`` of this class for the same seeds.
+    operations (fast simulator), step for step equal to ``SyncVectorEnv`` of this class for the
+    same seeds: both run ``infadapter_env.pipeline.StepPipeline``, this class with N = 1.
 
     ## Version History
-    - v0: initial tick model (this docstring).
+    - physics v1 (this docstring): calibrated servers and latencies, the request-level simulator,
+      P99 latency in the observation (46 entries) and info; ``utilisation`` is the busy fraction.
+    - physics v0: the tick model (a request queued past its second counted as late); 41 entries.
+    The id stays ``InfAdapter-v0`` until a release.
     """
 
     metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's convention)

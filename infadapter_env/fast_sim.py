@@ -40,6 +40,9 @@ RHO_STEP = 0.005
 RHO_MAX = 0.99
 THRESHOLD_STEPS = 64  # the over-SLO table's remaining-budget grid: SLO x j / 64
 WAIT_POINTS = (0.25, 0.75)  # where in a tick the fluid wait of its admitted requests is read
+UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation averaged over this window
+# Cumulative levels of the latency atoms from which interval quantiles are taken on the tick path.
+ATOM_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.985, 0.99, 0.993, 0.995, 0.998, 0.999)
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,15 +112,15 @@ class ServerTables:
     capacity_rps: np.ndarray  # (V, C+1) per replica, at the SLO
     service_rps: np.ndarray  # (V, C+1) per replica
     load_time_s: np.ndarray  # (V,)
-    over: np.ndarray  # (V, C+1, R, J+1), flattened lookups use ``over_flat``
-    q50_s: np.ndarray  # (V, C+1, R)
-    s50_s: np.ndarray  # (V, C+1, R): tail scale around the median
-    q99_s: np.ndarray
+    n_rho: int  # R, points of the utilisation grid
+    # Flattened (V, C+1, R[, J+1]) tables, so that a lookup is one ``take``:
+    over: np.ndarray  # P(latency > SLO x j / 64)
+    q50_s: np.ndarray  # median latency (s)
+    s50_s: np.ndarray  # its tail scale (s)
+    q99_s: np.ndarray  # P99 latency (s)
     s99_s: np.ndarray
-
-    @property
-    def n_rho(self) -> int:
-        return self.q50_s.shape[2]
+    atoms_s: np.ndarray  # (V x (C+1) x R, len(ATOM_LEVELS)) latency quantiles at ATOM_LEVELS
+    atom_mass: np.ndarray  # (len(ATOM_LEVELS),) probability each atom stands for
 
 
 @lru_cache(maxsize=16)
@@ -145,7 +148,15 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
     thresholds = slo_s * np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
     over = np.stack([tail_probability(q_fine, levels, x) for x in thresholds], axis=-1)
     rates = service.service_rps[: len(profile.variants)]
-    return ServerTables(slo_s, profile.per_replica_rps, rates, profile.load_time_s, over, q50, s50, q99, s99)
+    flat = [np.ascontiguousarray(a).reshape(-1) for a in (over, q50, s50, q99, s99)]
+    atoms = np.ascontiguousarray(q_fine[..., [level(p) for p in ATOM_LEVELS]]).reshape(-1, len(ATOM_LEVELS))
+    edges = np.concatenate([[0.0], (np.array(ATOM_LEVELS[:-1]) + np.array(ATOM_LEVELS[1:])) / 2, [1.0]])
+    mass = np.diff(edges)
+    for array in (*flat, atoms, mass):
+        array.setflags(write=False)
+    return ServerTables(
+        slo_s, profile.per_replica_rps, rates, profile.load_time_s, q50.shape[2], *flat, atoms, mass
+    )
 
 
 def tail_probability(quantiles: np.ndarray, levels: np.ndarray, x: float) -> np.ndarray:
@@ -240,13 +251,25 @@ def _sum_after_3d(x: np.ndarray) -> np.ndarray:
 def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResult:
     """No loading, no queue, every tick within the capacity: all ticks at once."""
     admitted = _split(per_tick[:, :, None], cap[:, None, :], dispatcher)  # (N, T, V)
-    rho = admitted / np.maximum(mu[:, None, :], 1e-12)
+    rho = _recent_mean(admitted) / np.maximum(mu[:, None, :], 1e-12)
     cores = np.broadcast_to(state.serving_cores[:, None, :], admitted.shape)
     wait = np.zeros_like(admitted)
     served = admitted.sum(axis=1)
     busy = served / np.maximum(mu * per_tick.shape[1], 1e-12)
     zeros = np.zeros(per_tick.shape[0])
     return _score(per_tick.sum(axis=1), peak, admitted, wait, rho, cores, tables, served, zeros, zeros, busy)
+
+
+def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np.ndarray:
+    """Mean over the last ``window`` ticks of the interval (fewer at its start) along axis 1.
+
+    A queue needs time to reach its steady state (about service / (1 - rho)^2: 9 s for ResNet50
+    at 90 %), so a one-second burst does not bring the steady-state tail of its rate."""
+    total = np.cumsum(per_tick, axis=1)
+    before = np.zeros_like(total)
+    before[:, window:] = total[:, :-window]
+    count = np.minimum(np.arange(1, per_tick.shape[1] + 1), window).reshape(1, -1, *([1] * (per_tick.ndim - 2)))
+    return (total - before) / count
 
 
 def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterState, IntervalResult]:
@@ -259,8 +282,10 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     k = len(WAIT_POINTS)
     admitted_at = np.zeros((n_env, n_ticks * k, n_var))
     wait_at = np.zeros_like(admitted_at)
-    rho_at = np.zeros_like(admitted_at)
+    queued_at = np.zeros(admitted_at.shape, dtype=bool)
     cores_at = np.zeros(admitted_at.shape, dtype=np.int64)
+    load_at = np.zeros((n_env, n_ticks, n_var))
+    mu_at = np.zeros((n_env, n_ticks, n_var))
     served = np.zeros((n_env, n_var))
     busy_seconds = np.zeros((n_env, n_var))
     dropped = np.zeros(n_env)
@@ -290,10 +315,10 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
             admitted_at[:, slot] = take / k
             wait = np.maximum(queue + (take - mu) * x, 0.0) / safe_mu
             wait_at[:, slot] = wait
-            # Behind a queue the server is saturated and the fluid wait is the queueing: only the
-            # service time is left (the table's lightest load).
-            rho_at[:, slot] = np.where(wait > 0, 0.0, take / safe_mu)
+            queued_at[:, slot] = wait > 0
             cores_at[:, slot] = cores
+        load_at[:, tick] = take
+        mu_at[:, tick] = mu
         done = np.minimum(queue + take, mu)
         served += done
         busy_seconds += np.where(mu > 0, done / safe_mu, 0.0)
@@ -309,6 +334,10 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     )
     total_admitted = admitted_at.sum(axis=1)
     busy = busy_seconds / n_ticks
+    recent = _recent_mean(load_at) / np.maximum(_recent_mean(mu_at), 1e-12)
+    # Behind a queue the server is saturated and the fluid wait is the queueing: only the service
+    # time is left (the table's lightest load).
+    rho_at = np.where(queued_at, 0.0, np.repeat(recent, k, axis=1))
     result = _score(
         per_tick.sum(axis=1),
         per_tick.max(axis=1),
@@ -321,30 +350,38 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
         dropped,
         lost,
         busy,
+        exact_quantiles=True,
     )
     return new_state, result
 
 
-def _score(arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy) -> IntervalResult:
+def _score(
+    arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy, exact_quantiles=False
+) -> IntervalResult:
     """Violations and latency quantiles of admitted requests (N, K, V) with fluid ``wait`` (s) ahead
-    of them, at utilisation ``rho`` of servers with ``cores`` cores per replica."""
+    of them, at utilisation ``rho`` of servers with ``cores`` cores per replica.
+
+    Quantiles: where the components differ only in utilisation (no waits) the log-sum-exp form;
+    with waits (``exact_quantiles``) from the components' latency atoms, sorted."""
     n_var = admitted.shape[2]
     n_rho = tables.n_rho
     rho_index = np.minimum((np.minimum(rho, RHO_MAX) / RHO_STEP + 0.5).astype(np.int64), n_rho - 1)
-    base = (np.arange(n_var) * tables.q50_s.shape[1] + cores) * n_rho + rho_index  # (N, K, V)
+    base = (np.arange(n_var) * tables.capacity_rps.shape[1] + cores) * n_rho + rho_index  # (N, K, V)
     # P(latency > SLO) given the wait: the over table at the remaining budget, linear in between.
     budget = 1.0 - wait / tables.slo_s
     position = np.clip(budget, 0.0, 1.0) * THRESHOLD_STEPS
     low = np.minimum(position.astype(np.int64), THRESHOLD_STEPS - 1)
     frac = position - low
-    over_flat = tables.over.reshape(-1)
-    row = base * (THRESHOLD_STEPS + 1)
-    over = over_flat[row + low] * (1 - frac) + over_flat[row + low + 1] * frac
+    row = base * (THRESHOLD_STEPS + 1) + low
+    over = tables.over.take(row) * (1 - frac) + tables.over.take(row + 1) * frac
     over = np.where(budget <= 0, 1.0, over)
     over_slo = (admitted * over).sum(axis=1)
     in_slo = served - over_slo
-    p50, p50_all = _mixture_quantile(admitted, wait + tables.q50_s.reshape(-1)[base], tables.s50_s.reshape(-1)[base])
-    p99, p99_all = _mixture_quantile(admitted, wait + tables.q99_s.reshape(-1)[base], tables.s99_s.reshape(-1)[base])
+    if exact_quantiles:
+        (p50, p99), (p50_all, p99_all) = _atom_quantiles(admitted, wait, base, tables)
+    else:
+        p50, p50_all = _mixture_quantile(admitted, wait + tables.q50_s.take(base), tables.s50_s.take(base))
+        p99, p99_all = _mixture_quantile(admitted, wait + tables.q99_s.take(base), tables.s99_s.take(base))
     return IntervalResult(
         arrivals,
         peak,
@@ -371,6 +408,35 @@ def _mixture_quantile(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarra
     per_variant = _solve_mixture(weight, quantile, scale)
     overall = _solve_mixture(*(a.reshape(n_env, k * n_var, 1) for a in (weight, quantile, scale)))[:, 0]
     return per_variant, overall
+
+
+def _atom_quantiles(admitted, wait, base, tables) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
+    """P50 and P99 per variant (N, V) and overall (N,) of the mixture of components (N, K, V), each
+    represented by its latency quantiles at ``ATOM_LEVELS`` shifted by its wait."""
+    n_env, k, n_var = admitted.shape
+    values = wait[..., None] + tables.atoms_s[base]  # (N, K, V, L)
+    mass = admitted[..., None] * tables.atom_mass  # (N, K, V, L)
+    per_variant = [
+        _weighted_quantiles(
+            np.moveaxis(values, 2, 1).reshape(n_env, n_var, -1), np.moveaxis(mass, 2, 1).reshape(n_env, n_var, -1)
+        )
+    ]
+    overall = _weighted_quantiles(values.reshape(n_env, 1, -1), mass.reshape(n_env, 1, -1))
+    return tuple(q for q in per_variant[0]), tuple(q[:, 0] for q in overall)
+
+
+def _weighted_quantiles(values: np.ndarray, mass: np.ndarray, levels=(0.5, 0.99)) -> list[np.ndarray]:
+    """Quantiles of weighted atoms along the last axis (0 where there is no mass)."""
+    order = np.argsort(values, axis=-1)
+    values = np.take_along_axis(values, order, axis=-1)
+    cumulative = np.cumsum(np.take_along_axis(mass, order, axis=-1), axis=-1)
+    total = cumulative[..., -1:]
+    out = []
+    for level in levels:
+        target = level * total
+        index = np.minimum((cumulative < target).sum(axis=-1, keepdims=True), values.shape[-1] - 1)
+        out.append(np.where(total[..., 0] > 0, np.take_along_axis(values, index, axis=-1)[..., 0], 0.0))
+    return out
 
 
 def _solve_mixture(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarray) -> np.ndarray:

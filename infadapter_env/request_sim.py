@@ -9,10 +9,12 @@ arrived and a worker is free).
 Dispatchers (``state`` = what serves now; ``cap`` = the serving capacity at the SLO, from the
 profile):
 
-- ``accuracy_first``: the most accurate variant that has not yet taken ``cap`` requests in the
-  current second (a per-second allowance, ``floor((s + 1) cap) - floor(s cap)``); when every
-  allowance is spent, the most accurate variant; a replica whose queue is full passes the request
-  on to the next variant in order of accuracy; with no room anywhere the request is dropped;
+- ``accuracy_first``: each request of a second that brings n requests goes to variant v with
+  probability ``share_v / n``, the shares being the fast model's split of n (most accurate first,
+  up to ``cap``; the excess to the most accurate variant): the dispatcher knows the current rate,
+  and each variant receives a Poisson stream at its planned rate. A replica whose queue is full
+  passes the request on to the other variants in order of accuracy; with no room anywhere the
+  request is dropped;
 - ``proportional``: a variant drawn with probability proportional to ``cap``; dropped if full;
 - ``quota``: the original dispatcher's interleaved weighted round robin
   (``auto_tuner/dispatcher/main.py``) over integer quotas ``round(cap)`` (the quotas it starts
@@ -130,10 +132,10 @@ class RequestSimulator:
                 for v in range(self.n_variants):
                     if ready_tick[v] == tick and self.serving[v] != target[v]:
                         self._switch(v, *target[v], float(start_s + tick), records)
-            second = start_s + tick
-            allowance = self._allowances(second)
-            for i in range(int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])):
-                self._admit(i, float(times[i]), float(draws[i]), allowance, records)
+            begin, end = int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])
+            shares = self._shares(end - begin)
+            for i in range(begin, end):
+                self._admit(i, float(times[i]), float(draws[i]), shares, records)
         latency = finish - times
         return RequestRecords(times, variant_of, latency)
 
@@ -154,13 +156,6 @@ class RequestSimulator:
     def _capacity(self, v: int) -> float:
         r, c = self.serving[v]
         return r * float(self.profile.per_replica_rps[v, c]) if r and c else 0.0
-
-    def _allowances(self, second: int) -> list[int]:
-        out = []
-        for v in range(self.n_variants):
-            cap = self._capacity(v)
-            out.append(math.floor((second + 1) * cap) - math.floor(second * cap) if cap > 0 else 0)
-        return out
 
     def _service_s(self, v: int, cores: int) -> float:
         key = (v, cores)
@@ -187,43 +182,54 @@ class RequestSimulator:
         group = self.replicas[v]
         return group[min(int(draw * len(group)), len(group) - 1)]
 
-    def _admit(self, i: int, now: float, draw: float, allowance: list[int], records) -> None:
+    def _shares(self, count: int) -> list[tuple[int, float]]:
+        """(variant, weight) of the random split of a second's ``count`` requests, most accurate first."""
         order = self._order()
-        if not order:
+        caps = [self._capacity(v) for v in order]
+        if self.dispatcher == "proportional":
+            return list(zip(order, caps, strict=True))
+        # accuracy_first: the fluid split (most accurate first, up to capacity); the excess goes to
+        # the most accurate variant (and on from a full queue).
+        shares, left = [], float(count)
+        for v, cap in zip(order, caps, strict=True):
+            take = min(cap, left)
+            shares.append((v, take))
+            left -= take
+        if order and left > 0:
+            shares[0] = (order[0], shares[0][1] + left)
+        return shares
+
+    def _admit(self, i: int, now: float, draw: float, shares: list[tuple[int, float]], records) -> None:
+        if not shares:
             return
-        if self.dispatcher == "accuracy_first":
-            chosen = next((v for v in order if allowance[v] > 0), None)
-            if chosen is not None:
-                allowance[chosen] -= 1
-                candidates = [chosen, *(v for v in order if v != chosen)]
-            else:
-                candidates = order
-            for v in candidates:
+        if self.dispatcher == "quota":
+            v = self._next_quota()
+            if v is not None:
                 replica = self._pick_replica(v, draw)
                 if self._has_room(replica, now):
                     self._serve(replica, i, now, now, records)
-                    return
             return
-        if self.dispatcher == "proportional":
-            caps = [self._capacity(v) for v in order]
-            total = sum(caps)
-            if total <= 0:
-                return
-            point, v = draw * total, order[-1]
-            for candidate, cap in zip(order, caps, strict=True):
-                if point < cap:
-                    v = candidate
-                    break
-                point -= cap
-            # The replica draw reuses the fraction left inside the chosen variant's share.
-            replica = self._pick_replica(v, min(point / max(self._capacity(v), 1e-12), 0.999999))
-        else:
-            v = self._next_quota()
-            if v is None:
-                return
-            replica = self._pick_replica(v, draw)
+        total = sum(weight for _, weight in shares)
+        if total <= 0:
+            return
+        point, v, share = draw * total, shares[-1][0], shares[-1][1]
+        for candidate, weight in shares:
+            if point < weight:
+                v, share = candidate, weight
+                break
+            point -= weight
+        # The replica draw reuses the fraction left inside the chosen variant's share.
+        replica = self._pick_replica(v, min(point / max(share, 1e-12), 0.999999))
         if self._has_room(replica, now):
             self._serve(replica, i, now, now, records)
+            return
+        if self.dispatcher == "accuracy_first":  # a full queue passes the request on
+            for other, _ in shares:
+                if other != v:
+                    replica = self._pick_replica(other, draw)
+                    if self._has_room(replica, now):
+                        self._serve(replica, i, now, now, records)
+                        return
 
     def _next_quota(self) -> int | None:
         quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
@@ -232,13 +238,13 @@ class RequestSimulator:
             return None
         index, rnd = self._wrr
         while True:
-            v = index
+            v, eligible = index, quotas[index] >= rnd
             index += 1
             if index == self.n_variants:
                 index, rnd = 0, rnd + 1
                 if rnd > top:
                     rnd = 1
-            if quotas[v] >= rnd and quotas[v] > 0:
+            if eligible:
                 self._wrr = (index, rnd)
                 return v
 
