@@ -68,10 +68,12 @@ def test_replica_agents_need_the_replicas_action_mode():
         agents.make("hpa").reset(info)
 
 
-def test_oracle_has_no_violations_on_a_feasible_trace():
+def test_oracle_has_almost_no_violations_on_a_feasible_trace():
     # The paper slice peaks at 274 req/s, within the budget; start warm so no load gap opens at t = 0.
     infos = run_episode(agents.make("oracle"), initial_cores=(0, 0, 8, 0, 12))
-    assert sum(i["violated"] for i in infos) == 0
+    # Servers run at or below their SLO capacity, where at most ~1 % of requests exceed the SLO;
+    # the oracle keeps them far enough below it that violations are a rounding error.
+    assert sum(i["violated"] for i in infos) < 1e-3 * sum(i["arrivals"] for i in infos)
     assert sum(i["arrivals"] for i in infos) == 121_697  # every request of the paper slice
 
 
@@ -128,23 +130,28 @@ def test_vpa_scales_up_once_its_histogram_catches_up():
 
 def test_hpa_scales_out_quickly_and_in_only_after_its_window():
     replicas = trajectory("hpa", STEP_UP, "replicas")
-    assert replicas[19] == 2  # 30 req/s on 36 req/s replicas: 2 replicas at 70 % target
-    assert replicas[21] == 3 and replicas[22] == 5  # ceil(2 x 1.0 / 0.7) = 3, then ceil(3 / 0.7) = 5
+    # A ResNet50 replica of 4 cores completes 46.7 req/s: 30 req/s keep it 64 % busy, within the
+    # 10 % tolerance of the 70 % target, so one replica stays.
+    assert replicas[19] == 1
+    # The step starts interval 21 and is seen after it. At 150 req/s every replica is saturated
+    # (busy 1.0): ceil(1 / 0.7) = 2, ceil(2 / 0.7) = 3, ceil(3 / 0.7) = 5; five replicas are 64 % busy.
+    assert replicas[20:25] == [1, 2, 3, 5, 5]
     step_down = synthetic("step", 2400, low=150, high=30, at_s=900)  # the drop starts interval 31
     replicas = trajectory("hpa", step_down, "replicas")
     assert replicas[30:40] == [5] * 10  # held for the 300 s (10-interval) stabilisation window
-    assert replicas[40] == 2
+    assert replicas[40] == 1  # 30 req/s on 5 x 46.7: 13 % busy, ceil(5 x 0.13 / 0.7) = 1
 
 
-def test_static_over_has_no_violations_and_static_under_violates_at_peaks():
+def test_static_over_has_almost_no_violations_and_static_under_violates_at_peaks():
     over = agents.make("static-over")
     infos = run_episode(over, initial_cores=(13, 0, 7, 0, 0))
-    assert sum(i["violated"] for i in infos) == 0 and all(i["cores"] == 20 for i in infos)
+    assert sum(i["violated"] for i in infos) < 1e-4 * sum(i["arrivals"] for i in infos)
+    assert all(i["cores"] == 20 for i in infos)
     under = run_episode(agents.make("static-under"), initial_cores=(0, 0, 13, 0, 0))
     capacity = sum(under[0]["capacity_rps"])
-    # Violations only where the load exceeded the capacity in that interval or the one before
-    # (a queue built at a peak drains into the next interval).
+    # Violations almost all where the load exceeded the capacity in that interval or the one before
+    # (a queue built at a peak drains into the next interval); elsewhere only the latency tail.
     overloaded = [i["peak_rate_rps"] > capacity for i in under]
-    violating = [k for k, i in enumerate(under) if i["violated"] > 0]
-    assert violating and all(overloaded[k] or overloaded[k - 1] for k in violating)
+    at_peaks = sum(i["violated"] for k, i in enumerate(under) if overloaded[k] or overloaded[k - 1])
+    assert at_peaks > 0.99 * sum(i["violated"] for i in under)
     assert sum(i["violated"] for i in under) > 0.3 * sum(i["arrivals"] for i in under)

@@ -12,6 +12,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from infadapter_env import ENV_IDS, InfAdapterEnv
+from infadapter_env import observation as layout
 from infadapter_env.objective import Weights, objective_value
 from infadapter_env.traces import synthetic
 
@@ -75,7 +76,7 @@ def test_pickling_round_trips_mid_episode():
 def test_sync_vector_env_runs():
     envs = gym.make_vec("InfAdapterShort-v0", num_envs=3, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)
-    assert obs.shape == (3, 41)
+    assert obs.shape == (3, layout.SIZE)
     for _ in range(25):  # crosses the 20-step episode end: autoreset
         obs, reward, _, _, _ = envs.step(envs.action_space.sample())
     assert reward.shape == (3,)
@@ -130,9 +131,13 @@ def test_effective_accuracy_counts_answers_in_slo_only():
     env.step(np.array([4, 0, 0, 0, 12]))
     _, _, _, _, info = env.step(np.array([4, 0, 0, 0, 12]))
     expected = (0.69758 * 21 + 0.78312 * 39) / 60
-    assert info["aa_effective"] == pytest.approx(expected)
+    # ResNet152 runs at its SLO capacity (39 req/s), where about 1 % of its answers exceed the SLO:
+    # they count 0, so the effective accuracy is a little below the planned one.
     assert info["aa_planned"] == pytest.approx(expected)
-    assert info["slo_violation_rate"] == 0
+    assert info["slo_violation_rate"] < 0.01
+    in_slo = info["served_in_slo_by_variant"]
+    assert info["aa_effective"] == pytest.approx((0.69758 * in_slo[0] + 0.78312 * in_slo[4]) / info["arrivals"])
+    assert expected * 0.99 < info["aa_effective"] < expected
 
 
 def test_action_rules_are_applied_and_flagged():
@@ -264,7 +269,8 @@ def test_initial_cores_start_warm():
     obs, _ = env.reset(seed=0)
     assert obs[12:17].tolist() == [0, 0, 8, 0, 12] and obs[39] == 1.0
     _, _, _, _, info = env.step(np.array([0, 0, 8, 0, 12]))
-    assert info["lc"] == 0 and info["dropped"] == 0 and info["served_in_slo"] == info["arrivals"]
+    assert info["lc"] == 0 and info["dropped"] == 0
+    assert info["served_in_slo"] == pytest.approx(info["arrivals"], rel=1e-6)
     with pytest.raises(ValueError, match="initial_cores must give 5 core counts"):
         gym.make("InfAdapter-v0", initial_cores=(1, 0, 0, 0, 0))
     with pytest.raises(ValueError, match="summing to at most budget_cores=20"):

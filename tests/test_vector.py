@@ -97,21 +97,3 @@ def test_batch_forms_of_the_objective_equal_the_scalar_ones():
             profile.load_time_s.tolist(),
         )
         assert batch_lc[i] == pytest.approx(scalar_lc)
-
-
-def test_arrivals_batch_search_matches_a_direct_sum():
-    from infadapter_env.batched import ArrivalsBatch
-
-    rng = np.random.default_rng(5)
-    per_tick = rng.uniform(0, 300, (4, 6, 30))  # steps x environments x ticks, step-major
-    batch = ArrivalsBatch.of(per_tick, spread=2_000.0)
-    steps = np.array([2, 2, 2, 2, 2, 2])
-    thresholds = rng.uniform(0, 350, (6, 3))
-    expected = np.maximum(per_tick[2][:, None, :] - thresholds[:, :, None], 0).sum(axis=-1)
-    together = batch.take(np.arange(6), steps)  # every env at one step: precomputed keys
-    assert together.keys is not None
-    np.testing.assert_allclose(together.excess(thresholds), expected, rtol=1e-12)
-    apart = batch.take(np.array([0, 3, 5]), np.array([1, 2, 3]))  # gathered: keys rebuilt
-    assert apart.keys is None
-    direct = np.maximum(per_tick[[1, 2, 3], [0, 3, 5]][:, None, :] - thresholds[:3, :, None], 0).sum(-1)
-    np.testing.assert_allclose(apart.excess(thresholds[:3]), direct, rtol=1e-12)

@@ -15,10 +15,12 @@ import pytest
 
 import infadapter_env  # noqa: F401
 
-TARGET_RATIO = 5.0
+# Targets (issue "Latency you can trust"): a fast-model step at most 5x a CartPole-v1 step when the
+# deployment serves the load, at most 8x when it is overloaded.
+TARGETS = {"steady": 5.0, "overloaded": 8.0}
 # Serves the paper slice without queues (ResNet18 at 12 cores: 289 req/s, ResNet152 at 8: 27 req/s).
 STEADY = np.array([12, 0, 0, 0, 8])
-# Under-provisioned: queues and drops every interval, so the tick-by-tick path runs.
+# Under-provisioned: queues and drops in the slice's burst, so the tick-by-tick path runs there.
 OVERLOADED = np.array([0, 0, 8, 0, 12])
 
 
@@ -56,7 +58,6 @@ def test_step_cost_relative_to_cartpole(benchmark, case, action):
     )
     benchmark(infadapter)
     print(f"\n{case}: InfAdapter-v0 step {ours_us:.1f} us, CartPole-v1 step {cartpole_us:.1f} us, ratio {ratio:.2f}")
-    if case == "steady":
-        assert ratio <= TARGET_RATIO, (
-            f"an InfAdapter-v0 step costs {ratio:.2f}x a CartPole-v1 step (target {TARGET_RATIO}x)"
-        )
+    assert ratio <= TARGETS[case], (
+        f"an InfAdapter-v0 step ({case}) costs {ratio:.2f}x a CartPole-v1 step (target {TARGETS[case]}x)"
+    )

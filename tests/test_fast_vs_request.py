@@ -1,0 +1,21 @@
+"""The fast simulator against the request-level reference on agents' real decisions (a subset of
+``scripts/validate_fast.py``, whose full table is in the README)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+
+from scripts.validate_fast import P99_TOLERANCE, VIOLATION_TOLERANCE_PTS, compare, validation_scenarios
+
+
+@pytest.mark.parametrize("agent", ["infadapter", "vpa-50", "static-under", "hpa"])
+def test_fast_model_matches_the_reference_on_the_paper_slice_and_a_test_window(agent):
+    rows = [compare(agent, scenario) for scenario in validation_scenarios(1, seed=7)]
+    for row in rows:
+        assert abs(row["violation_diff_pts"]) <= VIOLATION_TOLERANCE_PTS, row
+    errors = [e for row in rows for e in json.loads(row["p99_rel_errors"])]
+    assert len(errors) >= 60
+    assert statistics.median(errors) <= P99_TOLERANCE
