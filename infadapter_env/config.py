@@ -16,7 +16,6 @@ from infadapter_env.observation import N_VARIANTS
 from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
 from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
 
-
 SIMULATORS = ("fast", "request")
 
 

@@ -140,7 +140,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
     | simulator | "fast" | "fast" (fluid ticks, calibrated latencies) or "request" (every request) |
-    | arrivals | "poisson" | request times within each second (``simulator="request"``): "poisson", "uniform", "loadgen" |
+    | arrivals | "poisson" | times within each second (request level): "poisson", "uniform", "loadgen" |
 
     ## Vector Environment
     ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
@@ -214,7 +214,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             self._requests = RequestSimulator(
                 self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
             )
-            serving = list(zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True))
+            serving = list(
+                zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True)
+            )
             self._requests.start_episode(episode.arrivals[:played], serving)
         self._step = 0
         self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0])[0]

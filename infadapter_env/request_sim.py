@@ -254,14 +254,14 @@ class RequestSimulator:
         start = now if now > earliest else earliest
         heapq.heapreplace(replica.free_at, start + service)
         replica.pending.append((start, i, arrival))
-        times, variant_of, finish = records
+        _, variant_of, finish = records
         if i >= 0:
             variant_of[i] = replica.variant
             finish[i] = start + service
 
     def _switch(self, v: int, replicas: int, cores: int, now: float, records) -> None:
         """Variant ``v`` now serves ``replicas`` x ``cores``; waiting requests move to the new replicas."""
-        waiting = []
+        waiting: list[tuple[float, int, float]] = []
         for old in self.replicas[v]:
             waiting.extend(entry for entry in old.pending if entry[0] > now)
         waiting.sort()
@@ -294,8 +294,10 @@ def simulate_requests(
     n_var = engine.n_variants
     target = list(zip(state.replicas[0].tolist(), state.cores[0].tolist(), strict=True))
     loading = state.loading_left_s[0]
-    ready = [int(math.ceil(x)) if x > 0 else 0 for x in loading.tolist()]
-    switch_tick = [ready[v] if engine.serving[v] != target[v] and ready[v] < n_ticks else n_ticks + 1 for v in range(n_var)]
+    ready = [math.ceil(x) if x > 0 else 0 for x in loading.tolist()]
+    switch_tick = [
+        ready[v] if engine.serving[v] != target[v] and ready[v] < n_ticks else n_ticks + 1 for v in range(n_var)
+    ]
     records = engine.run_interval(start_s, n_ticks, target, switch_tick)
     end_s = float(start_s + n_ticks)
     served = records.variant >= 0

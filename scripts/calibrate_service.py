@@ -48,14 +48,12 @@ P99_TOLERANCE = 0.15
 SATURATION_TOLERANCE = 0.05
 MEAN_SCALES = np.round(np.arange(0.70, 1.301, 0.025), 3)  # mean service = scale x workers / saturation_tp
 CVS = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 1.25, 1.5, 2.0])
-RHO_GRID = np.array(
-    [0.02, 0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65, 0.7]
-    + [0.75, 0.8, 0.85, 0.88, 0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99]
-)
-LEVELS = np.array(
-    [0.01, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98]
-    + [0.985, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999]
-)
+# Utilisations of the latency tables, finer where the tail grows fast.
+RHO_GRID = np.concatenate([np.arange(0.05, 0.851, 0.05), [0.02, 0.88, 0.9, 0.92, 0.94, 0.96, 0.97, 0.98, 0.99]])
+RHO_GRID = np.round(np.sort(RHO_GRID), 2)
+# Cumulative levels of the stored quantiles, finer in the tail where the SLO lives.
+LEVELS = np.concatenate([np.arange(0.1, 0.81, 0.1), [0.01, 0.05, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98]])
+LEVELS = np.round(np.sort(np.concatenate([LEVELS, [0.985, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999]])), 3)
 
 
 @dataclass
@@ -281,7 +279,12 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
     p99_ok = [c for c in with_p99 if abs(c.p99_error) <= P99_TOLERANCE]  # type: ignore[arg-type]
     servers = {(c.row.depth, c.row.cores): c for c in report}
     sat_ok = [c for c in servers.values() if abs(c.saturation_error) <= SATURATION_TOLERANCE]
-    over = [c for c in servers.values() if max(r.row.capacity for r in report if (r.row.depth, r.row.cores) == (c.row.depth, c.row.cores)) > c.row.saturation_tp]
+    over = [
+        c
+        for c in servers.values()
+        if max(r.row.capacity for r in report if (r.row.depth, r.row.cores) == (c.row.depth, c.row.cores))
+        > c.row.saturation_tp
+    ]
     lines = [
         "# Service-model calibration report",
         "",

@@ -158,7 +158,8 @@ def main(argv: list[str] | None = None) -> int:
         "# Fast simulator against the request-level reference",
         "",
         f"Command: `{command.strip()}` ({time.perf_counter() - started:.0f} s). Beta {BETA}; scenarios: paper and "
-        f"{args.windows} held-out windows (seed {args.window_seed}); request-level replay with Poisson arrivals, seed 0.",
+        f"{args.windows} held-out windows (seed {args.window_seed}); request-level replay with Poisson "
+        "arrivals, seed 0.",
         "",
         *table,
     ]

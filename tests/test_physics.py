@@ -21,8 +21,9 @@ ACTION = np.array(RESNET50_8)
 
 
 def episode(trace, simulator, seed=0, **kwargs):
-    env = gym.make("InfAdapter-v0", trace=np.asarray(trace, dtype=float), initial_cores=RESNET50_8,
-                   simulator=simulator, **kwargs)
+    env = gym.make(
+        "InfAdapter-v0", trace=np.asarray(trace, dtype=float), initial_cores=RESNET50_8, simulator=simulator, **kwargs
+    )
     env.reset(seed=seed)
     infos = []
     for _ in range(env.unwrapped.n_steps):

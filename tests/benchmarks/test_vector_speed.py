@@ -12,7 +12,6 @@ import time
 import gymnasium as gym
 import numpy as np
 import pytest
-
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
 import infadapter_env  # noqa: F401
