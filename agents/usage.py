@@ -1,9 +1,10 @@
 """What the usage-driven autoscalers see: CPU usage derived from the observation, and the variant they scale.
 
-The simulator does not model CPU time, so usage is derived: a variant whose replicas served a
-fraction ``u`` of their capacity last interval is taken to have used ``u x cores x replicas``
-cores. Like a CPU-throttled pod, usage can never exceed the allocation, so an overloaded
-variant reports its full allocation, not its demand.
+Usage is derived from the servers' busy fraction (physics v1: completed requests over what the
+servers can complete, ``mu``): a variant whose workers were busy a fraction ``u`` of the last
+interval used ``u x cores x replicas`` cores (one worker per core). Like a CPU-throttled pod, usage
+can never exceed the allocation, so an overloaded variant reports its full allocation, not its
+demand.
 """
 
 from __future__ import annotations
