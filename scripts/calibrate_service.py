@@ -65,6 +65,7 @@ class Args:
     table_requests: int = arg(60_000, "requests per steady-state latency-table point")
     seed: int = arg(0, "base seed")
     out: str = arg(str(Path(__file__).resolve().parents[1] / "profiles"), "output folder")
+    check_only: bool = arg(False, "re-check the service model in --out and rewrite the report only")
 
 
 @dataclass(frozen=True)
@@ -209,20 +210,44 @@ def main(argv: list[str] | None = None) -> int:
     by_server: dict[tuple[int, int], list[ProfileRow]] = defaultdict(list)
     for row in rows:
         by_server[(row.depth, row.cores)].append(row)
-    model: dict[tuple[int, int], tuple[int, float, float]] = {}
-    for n, ((depth, cores), group) in enumerate(sorted(by_server.items()), start=1):
-        points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
-        mean_s, cv = fit_row(rng, cores, points, group[0].saturation_tp, args.seeds)
-        model[(depth, cores)] = (cores, mean_s, cv)
-        print(f"[{n}/{len(by_server)}] ResNet{depth} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True)
     out = Path(args.out)
-    write_model(out / "service_model.csv", model)
+    if args.check_only:
+        model = read_model(out / "service_model.csv")
+    else:
+        model = {}
+        for n, ((depth, cores), group) in enumerate(sorted(by_server.items()), start=1):
+            points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
+            mean_s, cv = fit_row(rng, cores, points, group[0].saturation_tp, args.seeds)
+            model[(depth, cores)] = (cores, mean_s, cv)
+            print(
+                f"[{n}/{len(by_server)}] ResNet{depth} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True
+            )
+        write_model(out / "service_model.csv", model)
     report = check(np.random.default_rng(args.seed + 1), rows, model, args.check_seeds)
-    tables = latency_tables(np.random.default_rng(args.seed + 2), model, args.table_requests)
-    np.savez_compressed(out / "latency_quantiles.npz", rho=RHO_GRID, levels=LEVELS, quantile_ms=tables)
+    if not args.check_only:
+        tables = latency_tables(np.random.default_rng(args.seed + 2), model, args.table_requests)
+        np.savez_compressed(out / "latency_quantiles.npz", rho=RHO_GRID, levels=LEVELS, quantile_ms=tables)
     write_report(out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started)
-    print(f"wrote {relative_to_repo(out)}: service_model.csv, latency_quantiles.npz, calibration_report.md")
+    written = (
+        "calibration_report.md"
+        if args.check_only
+        else "service_model.csv, latency_quantiles.npz, calibration_report.md"
+    )
+    print(f"wrote {relative_to_repo(out)}: {written}")
     return 0
+
+
+def read_model(path: Path) -> dict[tuple[int, int], tuple[int, float, float]]:
+    """A service model written by ``write_model``."""
+    with path.open(newline="") as handle:
+        return {
+            (int(r["depth"]), int(r["cores"])): (
+                int(r["workers"]),
+                float(r["mean_service_ms"]) / 1000,
+                float(r["service_cv"]),
+            )
+            for r in csv.DictReader(handle)
+        }
 
 
 def write_model(path: Path, model: dict[tuple[int, int], tuple[int, float, float]]) -> None:
@@ -241,6 +266,14 @@ class Checked:
     row: ProfileRow
     simulated_p99_ms: float | None
     simulated_saturation: float
+    band_ms: tuple[float, float]  # 5th and 95th percentile of the simulated runs' P99
+
+    @property
+    def within_band(self) -> bool | None:
+        """Whether the measured P99 is one the simulated profiler run would plausibly have read."""
+        if self.row.p99_ms is None:
+            return None
+        return self.band_ms[0] <= self.row.p99_ms <= self.band_ms[1]
 
     @property
     def p99_error(self) -> float | None:
@@ -270,7 +303,8 @@ def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
     for row in rows:
         w, m, c = model[(row.depth, row.cores)]
         runs = p99_test(rng, np.full(seeds, row.capacity), np.full(seeds, w), np.full(seeds, m), np.full(seeds, c))
-        out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.depth, row.cores)])))
+        band = (float(np.percentile(runs, 5)), float(np.percentile(runs, 95)))
+        out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.depth, row.cores)]), band))
     return out
 
 
@@ -288,14 +322,23 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
     lines = [
         "# Service-model calibration report",
         "",
-        f"Made by `{command}` in {seconds:.0f} s (seeds: fit {args.seed}, check {args.seed + 1}, "
-        f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here).",
+        (
+            f"Made by `{command}` in {seconds:.0f} s: the shipped service model, fitted by `infadapter calibrate` "
+            f"(seeds: fit 0, tables 2), re-checked with seed {args.seed + 1}, {args.check_seeds} runs per row."
+            if args.check_only
+            else f"Made by `{command}` in {seconds:.0f} s (seeds: fit {args.seed}, check {args.seed + 1}, "
+            f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here)."
+        ),
         "",
         "Every profile row replayed as the profiler ran it (16 s Poisson test at the row's capacity, P99 = largest",
         "2-s-window histogram quantile; saturation = 2 s at 30 req/s per core, best of 5), median of the runs.",
         "",
         f"- P99 within {P99_TOLERANCE:.0%}: **{len(p99_ok)} of {len(with_p99)}** rows with a measured P99 "
         f"({len(report) - len(with_p99)} rows have none: no tested rate met their SLA).",
+        f"- Measured P99 inside the 5-95 % range of the simulated runs' P99 (what one profiler run could read): "
+        f"**{sum(bool(c.within_band) for c in with_p99)} of {len(with_p99)}**. Each measured value is a single run, "
+        "the largest of several short windows, read from histogram buckets 80 % wide, and the binary search kept "
+        "the highest rate that happened to pass: a miss of the median is often within that noise.",
         f"- Saturation throughput within {SATURATION_TOLERANCE:.0%}: **{len(sat_ok)} of {len(servers)}** servers.",
         f"- {len(over)} servers were measured with a capacity above their saturation throughput (the 2-s burst "
         "test under-reads a server that then sustained more for 16 s); no single server matches both, and the fit "
@@ -303,7 +346,7 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
         "- Other misses: rows whose P99 falls as the rate rises (non-monotone measurements, e.g. ResNet18 at 5 "
         "cores: 130 ms at 101 req/s, 634 ms at 122) cannot all be matched by one monotone queue.",
         "",
-        "| variant | cores | SLA ms | capacity req/s | P99 measured ms | P99 simulated ms | error | "
+        "| variant | cores | SLA ms | capacity req/s | P99 measured ms | P99 simulated ms (5-95 %) | error | "
         "saturation measured | simulated | error | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
@@ -311,14 +354,14 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
     for c in report:
         r = c.row
         p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
-        sim_text = f"{c.simulated_p99_ms:.0f}" if c.simulated_p99_ms is not None else "-"
+        sim_text = f"{c.simulated_p99_ms:.0f} ({c.band_ms[0]:.0f}-{c.band_ms[1]:.0f})"
         err = c.p99_error
         err_text = f"{100 * err:+.0f} %" if err is not None else "-"
         status = []
         if err is None:
             status.append("no measured P99")
         elif abs(err) > P99_TOLERANCE:
-            status.append("P99 missed")
+            status.append("P99 missed" + (" (within run-to-run range)" if c.within_band else ""))
         if abs(c.saturation_error) > SATURATION_TOLERANCE:
             status.append("saturation missed" + (" (capacity > saturation_tp)" if c in over else ""))
         lines.append(

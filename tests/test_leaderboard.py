@@ -150,3 +150,19 @@ def test_reconfigurations_count_changes_from_the_starting_deployment():
     assert episode_metrics(warm, settings)["reconfigurations"] == 1
     cold = replay({"scenario": "paper", "seed": 0}, [[0, 0, 8, 0, 12]] * 4)
     assert episode_metrics(cold, {"scenario": "paper"})["reconfigurations"] == 1
+
+
+def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsys):
+    rows = read(tiny_sweep / "leaderboard.csv")
+    assert json.loads(rows[0]["env_settings"])["sim_version"] == "v1"
+    old = dict(rows[0])
+    settings = json.loads(old["env_settings"])
+    del settings["sim_version"]  # rows of physics v0 carried no version
+    old["env_settings"] = json.dumps(settings, sort_keys=True)
+    path = tmp_path / "old.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerow(old)
+    assert validate.main([str(path)]) == 1
+    assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in capsys.readouterr().out
