@@ -333,16 +333,19 @@ def format_summary(info: dict[str, Any], names: tuple[str, ...]) -> str:
         f"step {info['step']} (t={info['time_s']} s)  arrivals {info['arrivals']:.0f} "
         f"(mean {info['mean_rate_rps']:.1f}, peak {info['peak_rate_rps']:.0f} req/s)",
         f"  in SLO {info['served_in_slo']:.0f}  violated {info['violated']:.0f} "
-        f"({100 * info['slo_violation_rate']:.1f} %)  dropped {info['dropped']:.0f}",
+        f"({100 * info['slo_violation_rate']:.1f} %)  dropped {info['dropped']:.0f}  "
+        f"latency P50 {info['latency_p50_ms']:.0f} ms, P99 {info['latency_p99_ms']:.0f} ms",
         f"  AA effective {info['aa_effective']:.4f}  planned {info['aa_planned']:.4f}  "
         f"cores {info['cores']}  RC {info['rc']:.3f}  LC {info['lc']:.3f}  reward {info['reward']:.4f}",
-        f"  {'variant':<10}{'replicas':>9}{'cores':>6}{'cap req/s':>10}{'util':>6}{'queue':>7}{'load s':>7}",
+        f"  {'variant':<10}{'replicas':>9}{'cores':>6}{'cap req/s':>10}{'busy':>6}{'queue':>7}{'load s':>7}"
+        f"{'P99 ms':>8}",
     ]
     for i, name in enumerate(names):
         lines.append(
             f"  {name:<10}{info['replicas'][i]:>9}{info['cores_per_replica'][i]:>6}"
             f"{info['capacity_rps'][i]:>10.1f}{info['utilisation'][i]:>6.2f}"
             f"{info['backlog'][i]:>7.1f}{info['loading_left_s'][i]:>7.2f}"
+            f"{info['latency_p99_ms_by_variant'][i]:>8.0f}"
         )
     if info.get("action_fix"):
         lines.append(f"  action fixed: {info['action_fix']}")

@@ -11,10 +11,12 @@ calibrated service model; ``q``: requests waiting):
    plus what it completes meanwhile); under ``accuracy_first`` what one variant cannot admit goes
    to the next with room, most accurate first; the rest is dropped;
 3. the queue evolves as ``q <- max(q + admitted - mu, 0)``; a request admitted a fraction ``x`` into
-   the tick waits ``max(q + (admitted - mu) x, 0) / mu`` for the queue ahead of it (evaluated at
-   x = 1/4 and 3/4), and then the server's steady-state latency under Poisson arrivals at
-   utilisation ``min(admitted / mu, 0.99)`` (behind a queue: the service time alone), read from
-   ``profiles/latency_quantiles.npz``;
+   the tick has ``max(q + (admitted - mu) x, 0)`` requests ahead of it (x = 1/4 and 3/4) and waits
+   for them: that many over ``mu``, spread (three Gauss-Hermite points) by the wandering of one
+   replica's queue around the fluid one (a diffusion fed by Poisson arrivals and random service,
+   within what its drift allows, ``backlog_var``) and by the randomness of the completions ahead;
+   then comes the server's steady-state latency under Poisson arrivals at the utilisation of the
+   last 10 s (behind a queue: the service time alone), read from ``profiles/latency_quantiles.npz``;
 4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
 
 Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
@@ -40,6 +42,8 @@ RHO_STEP = 0.005
 RHO_MAX = 0.99
 THRESHOLD_STEPS = 64  # the over-SLO table's remaining-budget grid: SLO x j / 64
 WAIT_POINTS = (0.25, 0.75)  # where in a tick the fluid wait of its admitted requests is read
+# A replica's queue around the fluid one: three-point Gauss-Hermite nodes (standard deviations) and weights.
+QUEUE_SPREAD = ((-(3**0.5), 1 / 6), (0.0, 2 / 3), (3**0.5, 1 / 6))
 UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation averaged over this window
 # Cumulative levels of the latency atoms from which interval quantiles are taken on the tick path.
 ATOM_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.85, 0.93, 0.96, 0.98, 0.99, 0.995, 0.998, 0.999)
@@ -58,6 +62,7 @@ class ClusterState:
     serving_cores: np.ndarray  # (int)
     loading_left_s: np.ndarray
     backlog: np.ndarray
+    backlog_var: np.ndarray  # variance of one replica's queue around the fluid one (requests^2)
 
     def select(self, rows: np.ndarray) -> ClusterState:
         return ClusterState(*(getattr(self, f)[rows] for f in self.__slots__))  # type: ignore[attr-defined]
@@ -74,13 +79,14 @@ class ClusterState:
 
 def empty_state(n_envs: int, n_variants: int) -> ClusterState:
     ints = np.zeros((n_envs, n_variants), dtype=np.int64)
-    return ClusterState(ints, ints, ints, ints, np.zeros((n_envs, n_variants)), np.zeros((n_envs, n_variants)))
+    zeros = np.zeros((n_envs, n_variants))
+    return ClusterState(ints, ints, ints, ints, zeros, zeros.copy(), zeros.copy())
 
 
 def loaded_state(replicas: np.ndarray, cores: np.ndarray) -> ClusterState:
     """A deployment (N, V) already loaded and serving, with empty queues."""
     zeros = np.zeros(replicas.shape)
-    return ClusterState(replicas, cores, replicas.copy(), cores.copy(), zeros, zeros.copy())
+    return ClusterState(replicas, cores, replicas.copy(), cores.copy(), zeros, zeros.copy(), zeros.copy())
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +119,7 @@ class ServerTables:
     slo_s: float
     capacity_rps: np.ndarray  # (V, C+1) per replica, at the SLO
     service_rps: np.ndarray  # (V, C+1) per replica
+    service_cv: np.ndarray  # (V, C+1) coefficient of variation of the service time
     load_time_s: np.ndarray  # (V,)
     n_rho: int  # R, points of the utilisation grid
     # Flattened (V, C+1, R[, J+1]) tables, so that a lookup is one ``take``:
@@ -160,6 +167,7 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
         slo_s=slo_s,
         capacity_rps=profile.per_replica_rps,
         service_rps=rates,
+        service_cv=service.service_cv[: len(profile.variants)],
         load_time_s=profile.load_time_s,
         n_rho=q50.shape[2],
         over=over_f,
@@ -205,7 +213,9 @@ def deploy(state: ClusterState, replicas: np.ndarray, cores: np.ndarray, load_ti
     starting = changed & active
     handover_s = row_max(np.where(starting, load_time_s, 0.0))[:, None]
     loading = np.where(starting, load_time_s, np.where(changed, handover_s, state.loading_left_s))
-    return ClusterState(replicas, cores, state.serving_replicas, state.serving_cores, loading, state.backlog)
+    return ClusterState(
+        replicas, cores, state.serving_replicas, state.serving_cores, loading, state.backlog, state.backlog_var
+    )
 
 
 def simulate_interval(
@@ -296,7 +306,8 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     variant = np.arange(n_var)
     ready_tick = np.ceil(state.loading_left_s)
     queue = state.backlog.copy()
-    k = len(WAIT_POINTS)
+    variance = state.backlog_var.copy()
+    k = len(WAIT_POINTS) * len(QUEUE_SPREAD)
     admitted_at = np.zeros((n_env, n_ticks * k, n_var))
     wait_at = np.zeros_like(admitted_at)
     queued_at = np.zeros(admitted_at.shape, dtype=bool)
@@ -325,21 +336,42 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
             left = room - take
             put = np.clip(spill[:, None] - sum_after(left), 0.0, left)
             take = take + put
-        dropped += np.maximum(rate - row_sum(take), 0.0)
+        turned_away = np.maximum(rate - row_sum(take), 0.0)
+        dropped += turned_away
         safe_mu = np.maximum(mu, 1e-12)
-        for j, x in enumerate(WAIT_POINTS):
-            slot = tick * k + j
-            admitted_at[:, slot] = take / k
-            wait = np.maximum(queue + (take - mu) * x, 0.0) / safe_mu
-            wait_at[:, slot] = wait
-            queued_at[:, slot] = wait > 0
-            cores_at[:, slot] = cores
+        # One replica's queue wanders around the fluid one (Poisson arrivals, random service): a
+        # diffusion whose variance grows by (arrivals + completions x cv^2) per second while the
+        # queue lasts. Waits are read at three points of that spread.
+        per_replica = np.maximum(replicas, 1)
+        longest_wait = queue_factor * cap / safe_mu
+        mu_replica = np.maximum(mu / per_replica, 1e-12)
+        slot = tick * k
+        for x in WAIT_POINTS:
+            ahead = np.maximum(queue + (take - mu) * x, 0.0)
+            # The wait behind n requests is n completions away, themselves random (about n / mu^2).
+            spread = np.sqrt(variance + ahead / per_replica) / mu_replica
+            for z, weight in QUEUE_SPREAD:
+                wait = np.clip(ahead / safe_mu + z * spread, 0.0, longest_wait)
+                admitted_at[:, slot] = take * (weight / len(WAIT_POINTS))
+                wait_at[:, slot] = wait
+                queued_at[:, slot] = wait > 0
+                cores_at[:, slot] = cores
+                slot += 1
         load_at[:, tick] = take
         mu_at[:, tick] = mu
         done = np.minimum(queue + take, mu)
         served += done
         busy_seconds += np.where(mu > 0, done / safe_mu, 0.0)
         queue = queue + take - done
+        growth = (take + mu * tables.service_cv[variant, cores] ** 2) / per_replica
+        # ... up to what the drift of the offered load allows: against a barrier a diffusion with
+        # drift d and variance rate s2 stays within about s2 / (2 |d|) of it; and never beyond
+        # half the queue's bound.
+        full = (take >= room - 1e-9) & (room > 0)  # what was turned away was offered to full queues
+        offered = take + np.where(full, (turned_away / np.maximum(row_sum(full), 1.0))[:, None], 0.0)
+        drift = np.abs(offered - mu) / per_replica
+        reach = np.minimum(growth / np.maximum(2 * drift, 1e-12), queue_factor * cap / per_replica / 2)
+        variance = np.where(queue > 0, np.minimum(variance + growth, reach**2), 0.0)
     finished = ready_tick <= n_ticks
     new_state = ClusterState(
         state.replicas,
@@ -348,6 +380,7 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
         np.where(finished, state.cores, state.serving_cores),
         np.where(finished, 0.0, state.loading_left_s - n_ticks),
         queue,
+        variance,
     )
     total_admitted = admitted_at.sum(axis=1)
     busy = busy_seconds / n_ticks

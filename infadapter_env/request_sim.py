@@ -327,6 +327,7 @@ def simulate_requests(
         new_cores[None],
         np.where(finished, 0.0, loading - n_ticks)[None],
         np.array([[engine.waiting(v, end_s) for v in range(n_var)]], dtype=float),
+        np.zeros((1, n_var)),  # the request-level queue is exact: no spread to track
     )
     counts = np.bincount(np.floor(records.arrival_s - start_s).astype(np.int64).clip(0, n_ticks - 1), minlength=n_ticks)
     result = IntervalResult(
