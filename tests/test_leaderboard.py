@@ -24,6 +24,14 @@ def read(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(handle))
 
 
+def write(path: Path, rows: list[dict[str, str]]) -> Path:
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def comparable(rows: list[dict[str, str]]) -> list[tuple]:
     """Rows without the measured timing columns, in key order."""
     keep = [c for c in COLUMNS if c not in TIMING_COLUMNS]
@@ -63,11 +71,7 @@ def tamper_actions(text: str) -> str:
 def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys):
     rows = read(tiny_sweep / "leaderboard.csv")
     rows[1][column] = change(rows[1][column])
-    path = tmp_path / "tampered.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerows(rows)
+    path = write(tmp_path / "tampered.csv", rows)
     assert validate.main([str(path)]) == 1
     out = capsys.readouterr().out
     assert "line 3" in out and "checksum does not match" in out and "3 of 4 rows valid" in out
@@ -159,10 +163,6 @@ def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsy
     settings = json.loads(old["env_settings"])
     del settings["sim_version"]  # rows of physics v0 carried no version
     old["env_settings"] = json.dumps(settings, sort_keys=True)
-    path = tmp_path / "old.csv"
-    with path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=COLUMNS)
-        writer.writeheader()
-        writer.writerow(old)
+    path = write(tmp_path / "old.csv", [old])
     assert validate.main([str(path)]) == 1
     assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in capsys.readouterr().out
