@@ -47,7 +47,9 @@ QUEUE_SPREAD = ((-(3**0.5), 1 / 6), (0.0, 2 / 3), (3**0.5, 1 / 6))
 UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation averaged over this window
 # Cumulative levels of the latency atoms from which interval quantiles are taken on the tick path.
 ATOM_LEVELS = (0.1, 0.3, 0.5, 0.7, 0.85, 0.93, 0.96, 0.98, 0.99, 0.995, 0.998, 0.999)
-# Latency histogram for those quantiles: log-spaced bins from 1 ms to 100 s (7.5 % wide).
+# Latency histogram for those quantiles: log-spaced bins from 1 ms to 100 s (7.5 % wide). Its atoms
+# come from groups of this many ticks (their waits averaged), which costs a fifth of per-tick atoms.
+QUANTILE_GROUP_S = 5
 BIN_LOW_S, BIN_HIGH_S, N_BINS = 1e-3, 100.0, 160
 
 
@@ -251,7 +253,7 @@ def simulate_interval(
 
 
 def _split(rate: np.ndarray, cap: np.ndarray, dispatcher: str) -> np.ndarray:
-    """The dispatcher's split of arrivals ``rate`` (N, 1) over capacities ``cap`` (N, V)."""
+    """The dispatcher's split of arrivals ``rate`` (..., 1) over capacities ``cap`` (..., V)."""
     if dispatcher == "accuracy_first":
         return np.clip(rate - sum_after(cap), 0.0, cap)
     if dispatcher == "quota":  # the round robin's integer quotas
@@ -300,78 +302,38 @@ def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np
 
 
 def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterState, IntervalResult]:
-    """Tick by tick, with queues and loads finishing inside the interval."""
+    """Tick by tick, with queues and loads finishing inside the interval: the fluid recurrence runs
+    tick by tick, then every tick's latencies are read at once."""
     n_env, n_ticks = per_tick.shape
     n_var = state.cores.shape[1]
     variant = np.arange(n_var)
     ready_tick = np.ceil(state.loading_left_s)
-    queue = state.backlog.copy()
-    variance = state.backlog_var.copy()
-    k = len(WAIT_POINTS) * len(QUEUE_SPREAD)
-    admitted_at = np.zeros((n_env, n_ticks * k, n_var))
-    wait_at = np.zeros_like(admitted_at)
-    queued_at = np.zeros(admitted_at.shape, dtype=bool)
-    cores_at = np.zeros(admitted_at.shape, dtype=np.int64)
-    load_at = np.zeros((n_env, n_ticks, n_var))
-    mu_at = np.zeros((n_env, n_ticks, n_var))
-    served = np.zeros((n_env, n_var))
-    busy_seconds = np.zeros((n_env, n_var))
-    dropped = np.zeros(n_env)
-    lost = np.zeros(n_env)
-    for tick in range(n_ticks):
-        switched = ready_tick <= tick
-        replicas = np.where(switched, state.replicas, state.serving_replicas)
-        cores = np.where(switched, state.cores, state.serving_cores)
-        cap = replicas * tables.capacity_rps[variant, cores]
-        mu = replicas * tables.service_rps[variant, cores]
-        stopped = (mu == 0) & (queue > 0)
-        lost += row_sum(np.where(stopped, queue, 0.0))
-        queue = np.where(stopped, 0.0, queue)
-        rate = per_tick[:, tick]
-        room = np.maximum(queue_factor * cap + mu - queue, 0.0)
-        routed = _split(rate[:, None], cap, dispatcher)
-        take = np.minimum(routed, room)
-        if dispatcher == "accuracy_first":
-            spill = np.maximum(rate - row_sum(take), 0.0)
-            left = room - take
-            put = np.clip(spill[:, None] - sum_after(left), 0.0, left)
-            take = take + put
-        turned_away = np.maximum(rate - row_sum(take), 0.0)
-        dropped += turned_away
-        safe_mu = np.maximum(mu, 1e-12)
-        # One replica's queue wanders around the fluid one (Poisson arrivals, random service): a
-        # diffusion whose variance grows by (arrivals + completions x cv^2) per second while the
-        # queue lasts. Waits are read at three points of that spread.
-        per_replica = np.maximum(replicas, 1)
-        longest_wait = queue_factor * cap / safe_mu
-        mu_replica = np.maximum(mu / per_replica, 1e-12)
-        slot = tick * k
-        for x in WAIT_POINTS:
-            ahead = np.maximum(queue + (take - mu) * x, 0.0)
-            # The wait behind n requests is n completions away, themselves random (about n / mu^2).
-            spread = np.sqrt(variance + ahead / per_replica) / mu_replica
-            for z, weight in QUEUE_SPREAD:
-                wait = np.clip(ahead / safe_mu + z * spread, 0.0, longest_wait)
-                admitted_at[:, slot] = take * (weight / len(WAIT_POINTS))
-                wait_at[:, slot] = wait
-                queued_at[:, slot] = wait > 0
-                cores_at[:, slot] = cores
-                slot += 1
-        load_at[:, tick] = take
-        mu_at[:, tick] = mu
-        done = np.minimum(queue + take, mu)
-        served += done
-        busy_seconds += np.where(mu > 0, done / safe_mu, 0.0)
-        queue = queue + take - done
-        growth = (take + mu * tables.service_cv[variant, cores] ** 2) / per_replica
-        # ... up to what the drift of the offered load allows: against a barrier a diffusion with
-        # drift d and variance rate s2 stays within about s2 / (2 |d|) of it; and never beyond
-        # half the queue's bound.
-        full = (take >= room - 1e-9) & (room > 0)  # what was turned away was offered to full queues
-        offered = take + np.where(full, (turned_away / np.maximum(row_sum(full), 1.0))[:, None], 0.0)
-        drift = np.abs(offered - mu) / per_replica
-        reach = np.minimum(growth / np.maximum(2 * drift, 1e-12), queue_factor * cap / per_replica / 2)
-        variance = np.where(queue > 0, np.minimum(variance + growth, reach**2), 0.0)
+    # What serves at each tick (T, N, V): the target from the second its load finishes.
+    switched = ready_tick[None] <= np.arange(n_ticks)[:, None, None]
+    replicas_t = np.where(switched, state.replicas, state.serving_replicas)
+    cores_t = np.where(switched, state.cores, state.serving_cores)
+    cap_t = replicas_t * tables.capacity_rps[variant, cores_t]
+    mu_t = replicas_t * tables.service_rps[variant, cores_t]
+    per_replica_t = np.maximum(replicas_t, 1)
+    rate_t = np.ascontiguousarray(per_tick.T)  # (T, N)
+    routed_t = _split(rate_t[:, :, None], cap_t, dispatcher)
+    # Variance growth of one replica's queue per second: arrivals plus completions x cv^2 (added below).
+    noise_t = mu_t * tables.service_cv[variant, cores_t] ** 2
+    half_bound_t = queue_factor * cap_t / per_replica_t / 2
+    recurrence = _recurrence_one if n_env == 1 else _recurrence
+    queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost = recurrence(
+        state.backlog,
+        state.backlog_var,
+        rate_t,
+        routed_t,
+        cap_t,
+        mu_t,
+        noise_t,
+        per_replica_t,
+        half_bound_t,
+        queue_factor,
+        dispatcher == "accuracy_first",
+    )
     finished = ready_tick <= n_ticks
     new_state = ClusterState(
         state.replicas,
@@ -382,38 +344,168 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
         queue,
         variance,
     )
-    total_admitted = admitted_at.sum(axis=1)
-    busy = busy_seconds / n_ticks
-    recent = _recent_mean(load_at.swapaxes(1, 2)) / np.maximum(_recent_mean(mu_at.swapaxes(1, 2)), 1e-12)
+    # Latencies of every tick at once, variant-major (N, V, T, wait point, spread point). A request
+    # admitted a fraction x into the tick has the fluid queue ahead of it, spread by the queue's
+    # wandering and by the randomness of the completions ahead (about n / mu^2 for n requests).
+    safe_mu = np.maximum(mu_t, 1e-12)
+    x = np.array(WAIT_POINTS)[None, :, None, None]  # (1, X, 1, 1) against (T, X, N, V)
+    ahead = np.maximum(queue_t[:, None] + (take_t - mu_t)[:, None] * x, 0.0)
+    mu_replica = np.maximum(mu_t / per_replica_t, 1e-12)[:, None]
+    spread = np.sqrt(variance_t[:, None] + ahead / per_replica_t[:, None]) / mu_replica
+    z = np.array([node for node, _ in QUEUE_SPREAD])[None, None, :, None, None]
+    weight = np.array([w for _, w in QUEUE_SPREAD])[None, None, :, None, None] / len(WAIT_POINTS)
+    longest_wait = (queue_factor * cap_t / safe_mu)[:, None, None]
+    wait = np.clip((ahead / safe_mu[:, None])[:, :, None] + z * spread[:, :, None], 0.0, longest_wait)
+    admitted = np.broadcast_to(take_t[:, None, None] * weight, wait.shape)
+    slots = len(WAIT_POINTS) * len(QUEUE_SPREAD)
+
+    def variant_major(a: np.ndarray) -> np.ndarray:  # (T, X, Z, N, V) -> (N, V, T x X x Z)
+        return np.ascontiguousarray(np.moveaxis(a, (3, 4), (0, 1))).reshape(n_env, n_var, n_ticks * slots)
+
+    recent = _recent_mean(np.moveaxis(take_t, 0, -1)) / np.maximum(_recent_mean(np.moveaxis(mu_t, 0, -1)), 1e-12)
+    wait_c = variant_major(wait)
     # Behind a queue the server is saturated and the fluid wait is the queueing: only the service
     # time is left (the table's lightest load).
-    rho_at = np.where(queued_at.swapaxes(1, 2), 0.0, np.repeat(recent, k, axis=-1))
+    rho_c = np.where(wait_c > 0, 0.0, np.repeat(recent, slots, axis=-1))
+    cores_c = np.repeat(np.moveaxis(cores_t, 0, -1), slots, axis=-1)
+    served = take_t.sum(axis=0)
+    busy = np.where(mu_t > 0, done_t / safe_mu, 0.0).sum(axis=0) / n_ticks
     result = _score(
         per_tick.sum(axis=1),
         per_tick.max(axis=1),
-        np.ascontiguousarray(admitted_at.swapaxes(1, 2)),
-        np.ascontiguousarray(wait_at.swapaxes(1, 2)),
-        rho_at,
-        np.ascontiguousarray(cores_at.swapaxes(1, 2)),
+        variant_major(admitted),
+        wait_c,
+        rho_c,
+        cores_c,
         tables,
-        total_admitted,
+        served,
         dropped,
         lost,
         busy,
-        exact_quantiles=True,
+        exact_quantiles=slots,
     )
     return new_state, result
 
 
+def _recurrence(
+    backlog, backlog_var, rate_t, routed_t, cap_t, mu_t, noise_t, per_replica_t, half_bound_t, queue_factor, spill_over
+):
+    """The fluid queues tick by tick for N environments (arrays (T, N, V)): what each variant admits,
+    completes and keeps waiting, the variance of one replica's queue, what is dropped and lost.
+
+    Returns per tick the queue and variance at its start, admitted and completed, then the final
+    queue and variance, and the dropped and lost requests per environment. ``_recurrence_one`` is
+    the same for N = 1 in Python floats (``tests/test_vector_properties.py`` holds them equal)."""
+    n_ticks, n_env, n_var = mu_t.shape
+    queue_t = np.zeros((n_ticks, n_env, n_var))  # waiting at the start of each tick
+    variance_t = np.zeros_like(queue_t)
+    take_t = np.zeros_like(queue_t)
+    done_t = np.zeros_like(queue_t)
+    queue = backlog.copy()
+    variance = backlog_var.copy()
+    dropped = np.zeros(n_env)
+    lost = np.zeros(n_env)
+    for tick in range(n_ticks):
+        mu = mu_t[tick]
+        stopped = (mu == 0) & (queue > 0)
+        if stopped.any():
+            lost += row_sum(np.where(stopped, queue, 0.0))
+            queue = np.where(stopped, 0.0, queue)
+        rate = rate_t[tick]
+        room = np.maximum(queue_factor * cap_t[tick] + mu - queue, 0.0)
+        take = np.minimum(routed_t[tick], room)
+        if spill_over:  # accuracy_first: what one variant cannot admit goes to the next with room
+            spill = np.maximum(rate - row_sum(take), 0.0)
+            left = room - take
+            take = take + np.clip(spill[:, None] - sum_after(left), 0.0, left)
+        turned_away = np.maximum(rate - row_sum(take), 0.0)
+        dropped += turned_away
+        queue_t[tick], variance_t[tick], take_t[tick] = queue, variance, take
+        done = np.minimum(queue + take, mu)
+        done_t[tick] = done
+        queue = queue + take - done
+        # One replica's queue wanders around the fluid one: a diffusion whose variance grows while
+        # the queue lasts, up to what the drift of the offered load allows (against a barrier a
+        # diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|) of it), and
+        # never beyond half the queue's bound. What was turned away was offered to full queues.
+        per_replica = per_replica_t[tick]
+        growth = (take + noise_t[tick]) / per_replica
+        full = (take >= room - 1e-9) & (room > 0)
+        offered = take + np.where(full, (turned_away / np.maximum(row_sum(full), 1.0))[:, None], 0.0)
+        reach = np.minimum(growth / np.maximum(2 * np.abs(offered - mu) / per_replica, 1e-12), half_bound_t[tick])
+        variance = np.where(queue > 0, np.minimum(variance + growth, reach**2), 0.0)
+    return queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost
+
+
+def _recurrence_one(
+    backlog, backlog_var, rate_t, routed_t, cap_t, mu_t, noise_t, per_replica_t, half_bound_t, queue_factor, spill_over
+):
+    """``_recurrence`` for one environment in Python floats: the numpy calls of the array form cost
+    more than the arithmetic on five variants."""
+    n_ticks, _, n_var = mu_t.shape
+    order = range(n_var - 1, -1, -1)  # most accurate first
+    queue = backlog[0].tolist()
+    variance = backlog_var[0].tolist()
+    rates = rate_t[:, 0].tolist()
+    routed_all, cap_all, mu_all = routed_t[:, 0].tolist(), cap_t[:, 0].tolist(), mu_t[:, 0].tolist()
+    noise_all, replicas_all, half_all = (
+        noise_t[:, 0].tolist(),
+        per_replica_t[:, 0].tolist(),
+        half_bound_t[:, 0].tolist(),
+    )
+    queue_t, variance_t, take_t, done_t = [], [], [], []
+    dropped = lost = 0.0
+    for tick in range(n_ticks):
+        mu, cap = mu_all[tick], cap_all[tick]
+        for v in range(n_var):
+            if mu[v] == 0 and queue[v] > 0:
+                lost += queue[v]
+                queue[v] = 0.0
+        rate = rates[tick]
+        room = [max(queue_factor * cap[v] + mu[v] - queue[v], 0.0) for v in range(n_var)]
+        take = [min(r, m) for r, m in zip(routed_all[tick], room, strict=True)]
+        if spill_over:
+            spill = max(rate - sum(take), 0.0)
+            for v in order:
+                if spill <= 0:
+                    break
+                put = min(spill, room[v] - take[v])
+                if put > 0:
+                    take[v] += put
+                    spill -= put
+        turned_away = max(rate - sum(take), 0.0)
+        dropped += turned_away
+        queue_t.append(list(queue))
+        variance_t.append(list(variance))
+        take_t.append(take)
+        done = [min(q + t, m) for q, t, m in zip(queue, take, mu, strict=True)]
+        done_t.append(done)
+        queue = [q + t - d for q, t, d in zip(queue, take, done, strict=True)]
+        full = [take[v] >= room[v] - 1e-9 and room[v] > 0 for v in range(n_var)]
+        share = turned_away / max(sum(full), 1)
+        replicas, noise, half = replicas_all[tick], noise_all[tick], half_all[tick]
+        for v in range(n_var):
+            if queue[v] > 0:
+                growth = (take[v] + noise[v]) / replicas[v]
+                offered = take[v] + (share if full[v] else 0.0)
+                reach = min(growth / max(2 * abs(offered - mu[v]) / replicas[v], 1e-12), half[v])
+                variance[v] = min(variance[v] + growth, reach * reach)
+            else:
+                variance[v] = 0.0
+    as_array = [np.array(a)[:, None, :] for a in (queue_t, variance_t, take_t, done_t)]
+    return (*as_array, np.array([queue]), np.array([variance]), np.array([dropped]), np.array([lost]))
+
+
 def _score(
-    arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy, exact_quantiles=False
+    arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy, exact_quantiles=0
 ) -> IntervalResult:
     """Violations and latency quantiles of admitted requests (N, V, K) with fluid ``wait`` (s, or
     None for none) ahead of them, at utilisation ``rho`` of servers with ``cores`` cores per replica
     (broadcast against (N, V, K)).
 
     Quantiles: where the components differ only in utilisation (no waits) the log-sum-exp form;
-    with waits (``exact_quantiles``) from the components' latency atoms, sorted."""
+    with waits (``exact_quantiles`` = components per tick) from a histogram of the components'
+    latency atoms."""
     n_var = admitted.shape[1]
     n_rho = tables.n_rho
     rho_index = np.minimum((np.minimum(rho, RHO_MAX) * (1.0 / RHO_STEP) + 0.5).astype(np.int64), n_rho - 1)
@@ -432,7 +524,7 @@ def _score(
     over_slo = (admitted * over).sum(axis=-1)
     in_slo = served - over_slo
     if exact_quantiles:
-        (p50, p99), (p50_all, p99_all) = _atom_quantiles(admitted, wait, base, tables)
+        (p50, p99), (p50_all, p99_all) = _atom_quantiles(*_grouped(admitted, wait, base, exact_quantiles), tables)
     else:
         shift = 0.0 if wait is None else wait
         p50, p50_all = _mixture_quantile(admitted, shift + tables.q50_s.take(base), tables.s50_s.take(base))
@@ -463,6 +555,24 @@ def _mixture_quantile(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarra
     per_variant = _solve_mixture(weight, quantile, scale)
     overall = _solve_mixture(*(a.reshape(n_env, 1, n_var * k) for a in (weight, quantile, scale)))[:, 0]
     return per_variant, overall
+
+
+def _grouped(
+    admitted: np.ndarray, wait: np.ndarray, base: np.ndarray, slots_per_tick: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Components (N, V, T x slots) merged over groups of ``QUANTILE_GROUP_S`` ticks: admitted
+    summed, waits averaged by admitted, the table row of the group's middle tick."""
+    n_env, n_var, k = admitted.shape
+    n_ticks = k // slots_per_tick
+    group = QUANTILE_GROUP_S if n_ticks % QUANTILE_GROUP_S == 0 else 1
+    if group == 1:
+        return admitted, wait, base
+    shape = (n_env, n_var, n_ticks // group, group, slots_per_tick)
+    mass = admitted.reshape(shape)
+    total = mass.sum(axis=3)
+    mean_wait = (mass * wait.reshape(shape)).sum(axis=3) / np.maximum(total, 1e-300)
+    rows = base.reshape(shape)[:, :, :, group // 2]
+    return total.reshape(n_env, n_var, -1), mean_wait.reshape(n_env, n_var, -1), rows.reshape(n_env, n_var, -1)
 
 
 def _atom_quantiles(admitted, wait, base, tables) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:

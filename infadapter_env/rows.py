@@ -39,5 +39,5 @@ def row_max(x: np.ndarray) -> np.ndarray:
 
 
 def sum_after(x: np.ndarray) -> np.ndarray:
-    """For each column v, the sum of the columns after it (the variants more accurate than v)."""
-    return x @ _strictly_after(x.shape[1])
+    """For each column v (last axis), the sum of the columns after it (the variants more accurate than v)."""
+    return x @ _strictly_after(x.shape[-1])
