@@ -35,7 +35,7 @@ from infadapter_env.datafiles import data_file
 from infadapter_env.profiles import load_variants
 from infadapter_env.queueing import fifo_sojourn_batch
 from scripts.arguments import arg, parse
-from scripts.provenance import relative_to_repo
+from scripts.provenance import git_commit, relative_to_repo
 
 P99_TEST_S = 16.0
 WINDOW_S = 2.0
@@ -329,6 +329,8 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
             else f"Made by `{command}` in {seconds:.0f} s (seeds: fit {args.seed}, check {args.seed + 1}, "
             f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here)."
         ),
+        "",
+        f"Commit {git_commit()}, numpy {np.__version__}.",
         "",
         "Every profile row replayed as the profiler ran it (16 s Poisson test at the row's capacity, P99 = largest",
         "2-s-window histogram quantile; saturation = 2 s at 30 req/s per core, best of 5), median of the runs.",

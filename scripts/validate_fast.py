@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 
 import agents
+import infadapter_env
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
 from scripts.arguments import arg, parse
 from scripts.protocol import EPISODE_S, Scenario, env_kwargs, play, replay
+from scripts.provenance import git_commit
 
 VIOLATION_TOLERANCE_PTS = 2.0
 P99_TOLERANCE = 0.15
@@ -157,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     text = [
         "# Fast simulator against the request-level reference",
         "",
-        f"Command: `{command.strip()}` ({time.perf_counter() - started:.0f} s). Beta {BETA}; scenarios: paper and "
+        f"Command: `{command.strip()}` ({time.perf_counter() - started:.0f} s; commit {git_commit()}, "
+        f"infadapter-gym {infadapter_env.__version__}). Beta {BETA}; scenarios: paper and "
         f"{args.windows} held-out windows (seed {args.window_seed}); request-level replay with Poisson "
         "arrivals, seed 0.",
         "",
