@@ -16,6 +16,7 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 import agents
 from agents.learned import CHECKPOINTS, LearnedAgent
 from agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_env import observation as layout
 from infadapter_env.deployment import enumerate_deployments
 from infadapter_env.traces import synthetic
 from scripts.train_rl import Args, make_model
@@ -30,13 +31,13 @@ def test_vec_env_adaptor_restarts_episodes_the_sb3_way():
     env = InfAdapterSB3VecEnv(3, scenario="train", episode_length_s=600)
     env.seed(4)
     obs = env.reset()
-    assert obs.shape == (3, 41)
+    assert obs.shape == (3, layout.SIZE)
     for step in range(20):
         obs, rewards, dones, infos = env.step(np.tile([0, 0, 8, 0, 8], (3, 1)))
         assert rewards.shape == (3,) and dones.all() == (step == 19)
     assert all(info["TimeLimit.truncated"] for info in infos)
-    assert all(info["terminal_observation"][40] == 1.0 for info in infos)  # progress 1 at the end
-    assert (obs[:, 40] == 0).all()  # already the next episode's first observation
+    assert all(info["terminal_observation"][layout.PROGRESS] == 1.0 for info in infos)  # progress 1 at the end
+    assert (obs[:, layout.PROGRESS] == 0).all()  # already the next episode's first observation
     masks = InfAdapterSB3VecEnv(2, action_mode="deployment").env_method("action_masks")
     assert len(masks) == 2 and masks[0].shape == (20_529,)
 
