@@ -111,3 +111,16 @@ def test_observation_and_info_carry_latency():
     assert p99[2] > 0 and p99[0] == 0
     np.testing.assert_allclose(obs[layout.P99_OVER_SLO], np.array(p99) / 750, rtol=1e-6)
     assert 0 < info["latency_p50_ms"] < info["latency_p99_ms"] < 750
+
+
+@pytest.mark.parametrize("arrivals", ["uniform", "poisson", "loadgen"])
+def test_request_level_env_passes_the_gymnasium_checker(arrivals):
+    from gymnasium.utils.env_checker import check_env
+
+    env = gym.make("InfAdapter-v0", simulator="request", arrivals=arrivals, dispatcher="quota")
+    check_env(env.unwrapped, skip_render_check=True)
+
+
+def test_vector_env_refuses_the_request_level_simulator():
+    with pytest.raises(ValueError, match="fast simulator only"):
+        gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", simulator="request")
