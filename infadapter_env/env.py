@@ -86,7 +86,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | 12-16 | target cores per replica, per variant                       | 0   | C                 | cores    |
     | 17-21 | target replicas, per variant                                | 0   | R                 | replicas |
     | 22-26 | load time left before the target serves, per variant        | 0   | 8.52              | s        |
-    | 27-31 | busy fraction of the servers last interval (completed / mu), per variant | 0 | 1       | fraction |
+    | 27-31 | busy fraction of the servers while they served last interval (completed / mu-seconds) | 0 | 1 | fraction |
     | 32-36 | requests waiting in the queues, per variant                 | 0   | queue_factor x R x max th | requests |
     | 37    | SLO-violation fraction of last interval's arrivals          | 0   | 1                 | fraction |
     | 38    | dropped fraction of last interval's arrivals                | 0   | 1                 | fraction |

@@ -20,8 +20,10 @@ calibrated service model; ``q``: requests waiting):
 4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
 
 Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
-distributions (each tail approximated as exponential around its own quantile, which makes the
-mixture quantile a log-sum-exp of the ticks' quantiles; exact when the ticks are alike). Loading,
+distributions: without queues each tail is approximated as exponential around its own quantile,
+which makes the mixture quantile a log-sum-exp of the ticks' quantiles (exact when the ticks are
+alike); with queues the waits make the ticks unlike, and the quantiles come from a log-binned
+histogram of every 5-tick group's latency quantiles shifted by its waits. Loading,
 rolling updates and make-before-break follow ``deploy``. ``tests/test_fast_vs_request.py`` and
 ``scripts/validate_fast.py`` hold this model to the request-level simulator.
 """
@@ -369,7 +371,7 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     rho_c = np.where(wait_c > 0, 0.0, np.repeat(recent, slots, axis=-1))
     cores_c = np.repeat(np.moveaxis(cores_t, 0, -1), slots, axis=-1)
     served = take_t.sum(axis=0)
-    busy = np.where(mu_t > 0, done_t / safe_mu, 0.0).sum(axis=0) / n_ticks
+    busy = done_t.sum(axis=0) / np.maximum(mu_t.sum(axis=0), 1e-12)  # while serving, as mu changes
     result = _score(
         per_tick.sum(axis=1),
         per_tick.max(axis=1),

@@ -11,23 +11,29 @@ profile):
 
 - ``accuracy_first``: each request of a second that brings n requests goes to variant v with
   probability ``share_v / n``, the shares being the fast model's split of n (most accurate first,
-  up to ``cap``; the excess to the most accurate variant): the dispatcher knows the current rate,
-  and each variant receives a Poisson stream at its planned rate. A replica whose queue is full
-  passes the request on to the other variants in order of accuracy; with no room anywhere the
-  request is dropped;
+  up to ``cap``; the excess to the most accurate variant): the dispatcher knows the current rate.
+  A variant thus receives a random thinning of each second's count, which is less bursty than a
+  Poisson stream when it takes most of the second (the fast model's latency tables assume Poisson).
+  A replica whose queue is full passes the request on to the other variants in order of accuracy;
+  with no room anywhere the request is dropped;
 - ``proportional``: a variant drawn with probability proportional to ``cap``; dropped if full;
 - ``quota``: the original dispatcher's interleaved weighted round robin
-  (``auto_tuner/dispatcher/main.py``) over integer quotas ``round(cap)`` (the quotas it starts
-  with: the variants' capacities); dropped if full.
+  (``auto_tuner/dispatcher/main.py``) over integer quotas ``round(cap)``, restarted when they
+  change (as its ``/reset`` does); dropped if full. The original's quotas after the first decision
+  are the planned shares of the forecast rate, which the environment does not see: here they stay
+  the capacities, the quotas it starts with.
 
-A replica's queue holds at most ``queue_factor x cap / replicas`` waiting requests (TF-Serving's
-``max_enqueued_batches``, 1.25 x capacity in the paper code). A changed variant switches to its new
+A request finding a free worker starts at once; otherwise it waits if its replica's queue holds
+fewer than ``queue_factor x cap / replicas`` waiting requests (TF-Serving's ``max_enqueued_batches``,
+1.25 x capacity in the paper code), else it is dropped. A changed variant switches to its new
 deployment at the start of second ``ceil(load time)`` after the decision (the fast model's rule);
-requests still waiting in the old replicas then move, in order, to the new ones (or are lost if
-the variant stops). Latencies are attributed to the interval in which a request arrived; a request
-that is still waiting when a later decision's change takes effect is rescheduled, and only then
-can its already reported latency differ from its final one (``info["rescheduled_late"]`` counts
-them; with ``queue_factor = 1.25`` waits are far shorter than any load time, so it stays 0).
+requests still waiting in the old replicas then move, in order, to the new ones as far as their
+queues have room (the rest, and all of them if the variant stops, are lost and counted as dropped).
+Latencies are attributed to the interval in which a request arrived; a request still waiting when
+a later decision's change takes effect is rescheduled, and only then can its already reported
+latency differ from its final one (``info["rescheduled_late"]`` counts them: rare, as waits are
+bounded near a second and loads take 6.4 s or more). Requests that the load generator sends after
+the episode's last second are not played, like the seconds after the last whole interval.
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from infadapter_env.profiles import CapacityProfile
 from infadapter_env.service_model import ServiceModel
 
 SERVICE_CHUNK = 2048
+MAX_EPISODE_REQUESTS = 50_000_000  # about 2 GB of request times and 4 min of simulation
 
 
 @dataclass
@@ -95,19 +102,26 @@ class RequestSimulator:
         self._times = np.zeros(0)
         self._second_index = np.zeros(0, dtype=np.int64)
         self._wrr = (0, 1)  # the round-robin's (index, round)
+        self._quotas: list[int] = []
         self.rescheduled_late = 0
         self._lost = 0
+        self.service_seconds = np.zeros(self.n_variants)
 
     # ------------------------------------------------------------------ episode set-up
     def start_episode(self, per_second: np.ndarray, serving: list[tuple[int, int]]) -> None:
         """Draw every request time of the episode; start serving ``serving`` (replicas, cores) at t = 0."""
         counts = whole_counts(per_second)
+        if counts.sum() > MAX_EPISODE_REQUESTS:
+            raise ValueError(
+                f"the request-level simulator would simulate {counts.sum():,} requests in this episode (at most "
+                f"{MAX_EPISODE_REQUESTS:,}); lower rate_multiplier or episode_length_s, or use simulator='fast'"
+            )
         self._times = request_times(counts, self.arrival_process, self.rng)
         self._bounds = np.searchsorted(self._times, np.arange(per_second.size + 1, dtype=np.float64))
         self.serving = [(0, 0)] * self.n_variants
         self.replicas = [[] for _ in range(self.n_variants)]
         self._service_buffers = {}
-        self._wrr = (0, 1)
+        self._wrr, self._quotas = (0, 1), []
         self.rescheduled_late = 0
         for v, (r, c) in enumerate(serving):
             self._switch(v, r, c, 0.0, None)
@@ -124,18 +138,21 @@ class RequestSimulator:
         variant_of = np.full(n, -1, dtype=np.int64)
         finish = np.full(n, np.nan)
         records = (times, variant_of, finish)
-        draws = self.rng.random(n)  # replica choice; also the variant draw of ``proportional``
-        switch_at = sorted({t for t in ready_tick if 0 <= t <= n_ticks - 1})
+        draws = self.rng.random((2, n))  # the variant (and the replica in it); a replica elsewhere
         per_tick_bounds = self._bounds[start_s : start_s + n_ticks + 1] - first
-        for tick in range(n_ticks):
-            if tick in switch_at:
-                for v in range(self.n_variants):
-                    if ready_tick[v] == tick and self.serving[v] != target[v]:
-                        self._switch(v, *target[v], float(start_s + tick), records)
+        self.service_seconds = np.zeros(self.n_variants)  # what the servers could complete, per variant
+        for tick in range(n_ticks + 1):
+            for v in range(self.n_variants):
+                if ready_tick[v] == tick and self.serving[v] != target[v]:
+                    self._switch(v, *target[v], float(start_s + tick), records)
+            if tick == n_ticks:  # a load finishing with the interval serves from the next one on
+                break
+            for v, (r, c) in enumerate(self.serving):
+                self.service_seconds[v] += r * float(self.service.service_rps[v, c]) if r and c else 0.0
             begin, end = int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])
             shares = self._shares(end - begin)
             for i in range(begin, end):
-                self._admit(i, float(times[i]), float(draws[i]), shares, records)
+                self._admit(i, float(times[i]), float(draws[0, i]), float(draws[1, i]), shares, records)
         latency = finish - times
         return RequestRecords(times, variant_of, latency)
 
@@ -175,6 +192,9 @@ class RequestSimulator:
             pending.popleft()
 
     def _has_room(self, replica: Replica, now: float) -> bool:
+        """A free worker takes the request at once; otherwise it waits if the queue has room."""
+        if replica.free_at[0] <= now:
+            return True
         self._prune(replica, now)
         return len(replica.pending) < replica.bound
 
@@ -199,7 +219,9 @@ class RequestSimulator:
             shares[0] = (order[0], shares[0][1] + left)
         return shares
 
-    def _admit(self, i: int, now: float, draw: float, shares: list[tuple[int, float]], records) -> None:
+    def _admit(
+        self, i: int, now: float, draw: float, other_draw: float, shares: list[tuple[int, float]], records
+    ) -> None:
         if not shares:
             return
         if self.dispatcher == "quota":
@@ -226,13 +248,15 @@ class RequestSimulator:
         if self.dispatcher == "accuracy_first":  # a full queue passes the request on
             for other, _ in shares:
                 if other != v:
-                    replica = self._pick_replica(other, draw)
+                    replica = self._pick_replica(other, other_draw)
                     if self._has_room(replica, now):
                         self._serve(replica, i, now, now, records)
                         return
 
     def _next_quota(self) -> int | None:
         quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
+        if quotas != self._quotas:  # new quotas restart the round robin (the original's /reset)
+            self._quotas, self._wrr = quotas, (0, 1)
         top = max(quotas)
         if top <= 0:
             return None
@@ -283,6 +307,12 @@ class RequestSimulator:
                     records[2][index] = np.nan
                 continue
             replica = self._pick_replica(v, float(self.rng.random()))
+            if not self._has_room(replica, now):  # the new replicas' queues are full: lost
+                self._lost += 1
+                if index >= 0:
+                    records[1][index] = -1
+                    records[2][index] = np.nan
+                continue
             self._serve(replica, index, arrival, now, records or (np.zeros(0), np.zeros(0), np.zeros(0)))
 
 
@@ -296,7 +326,7 @@ def simulate_requests(
     loading = state.loading_left_s[0]
     ready = [math.ceil(x) if x > 0 else 0 for x in loading.tolist()]
     switch_tick = [
-        ready[v] if engine.serving[v] != target[v] and ready[v] < n_ticks else n_ticks + 1 for v in range(n_var)
+        ready[v] if engine.serving[v] != target[v] and ready[v] <= n_ticks else n_ticks + 1 for v in range(n_var)
     ]
     records = engine.run_interval(start_s, n_ticks, target, switch_tick)
     end_s = float(start_s + n_ticks)
@@ -317,9 +347,7 @@ def simulate_requests(
     finished = np.array([r <= n_ticks for r in ready])
     new_replicas = np.where(finished, state.replicas[0], state.serving_replicas[0])
     new_cores = np.where(finished, state.cores[0], state.serving_cores[0])
-    variant = np.arange(n_var)
-    mu = new_replicas * tables.service_rps[variant, new_cores]
-    busy = np.minimum(served_by / np.maximum(mu * n_ticks, 1e-12), 1.0)
+    busy = np.minimum(served_by / np.maximum(engine.service_seconds, 1e-12), 1.0)
     new_state = ClusterState(
         state.replicas,
         state.cores,

@@ -185,7 +185,8 @@ def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) ->
         "mean_cores": statistics.fmean(i["cores"] for i in infos),
         "loading_cost": statistics.fmean(i["lc"] for i in infos),
         "reconfigurations": sum(1 for a, b in pairwise(deployments) if a != b),
-        "p99_mean_ms": statistics.fmean(i["latency_p99_ms"] for i in infos),
+        # Intervals in which nothing was served have no latency (reported as 0): left out.
+        "p99_mean_ms": statistics.fmean([i["latency_p99_ms"] for i in infos if i["latency_p99_ms"] > 0] or [0.0]),
         "p99_worst_ms": max(i["latency_p99_ms"] for i in infos),
         "arrivals": arrivals,
         "steps": len(infos),

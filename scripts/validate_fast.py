@@ -146,6 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         print(f"infadapter validate-fast: unknown agent(s) {unknown}; valid: {', '.join(agents.names())}")
         return 2
+    if not 0 <= args.windows <= 200:
+        print(f"infadapter validate-fast: --windows must be in 0..200, got {args.windows}")
+        return 2
+    if args.workers < 1:
+        print(f"infadapter validate-fast: --workers must be at least 1, got {args.workers}")
+        return 2
     started = time.perf_counter()
     scenarios = validation_scenarios(args.windows, args.window_seed)
     rows = run(((name, sc) for name in names for sc in scenarios), args.workers)

@@ -124,3 +124,41 @@ def test_request_level_env_passes_the_gymnasium_checker(arrivals):
 def test_vector_env_refuses_the_request_level_simulator():
     with pytest.raises(ValueError, match="fast simulator only"):
         gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", simulator="request")
+
+
+def test_a_load_ending_with_the_interval_serves_from_the_next_one_on():
+    # interval 7 s = ceil(6.82 s), ResNet50's load: the first deployment serves the whole second
+    # interval even though the next decision already changes it again.
+    actions = [[0, 0, 8, 0, 0], [0, 0, 12, 0, 0], [0, 0, 12, 0, 0]]
+    for simulator in ("fast", "request"):
+        env = gym.make("InfAdapter-v0", trace=np.full(21, 40.0), interval_s=7, simulator=simulator)
+        env.reset(seed=0)
+        infos = [env.step(np.array(a))[4] for a in actions]
+        assert [i["dropped"] for i in infos] == pytest.approx([280, 0, 0])
+
+
+def test_busy_fraction_counts_the_seconds_a_server_served():
+    # ResNet50 (8 cores, mu 90.3) serves 40 req/s until ResNet152 has loaded (9 s), then stops.
+    for simulator in ("fast", "request"):
+        env = gym.make("InfAdapter-v0", trace=np.full(60, 40.0), initial_cores=RESNET50_8, simulator=simulator)
+        env.reset(seed=0)
+        info = env.step(np.array([0, 0, 0, 0, 12]))[4]
+        assert info["utilisation"][2] == pytest.approx(40 / 90.3, abs=0.05)
+
+
+def test_requests_moved_at_a_switch_respect_the_new_queue_bound():
+    # 100 req/s on ResNet50 at 8 cores (mu 90.3) fills its queue; at 2 cores its bound is 21.25.
+    env = gym.make("InfAdapter-v0", trace=np.full(90, 100.0), initial_cores=RESNET50_8, simulator="request")
+    env.reset(seed=0)
+    for action in ([0, 0, 8, 0, 0], [0, 0, 2, 0, 0]):
+        info = env.step(np.array(action))[4]
+    assert info["backlog"][2] <= 22  # a request joins while fewer than 21.25 wait
+
+
+def test_a_free_worker_serves_even_without_a_queue():
+    env = gym.make(
+        "InfAdapter-v0", trace=np.full(60, 40.0), initial_cores=RESNET50_8, simulator="request", queue_factor=0.0
+    )
+    env.reset(seed=0)
+    infos = [env.step(ACTION)[4] for _ in range(2)]
+    assert sum(i["dropped"] for i in infos) < 0.05 * 2400  # only arrivals finding all 8 workers busy

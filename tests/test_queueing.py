@@ -120,6 +120,6 @@ def test_request_level_simulator_is_an_exact_mmc_queue():
         latencies.append(records.latency_s)
     sojourn = np.concatenate(latencies)
     assert sojourn.size > 0.99 * N_REQUESTS and not np.isnan(sojourn).any()
-    for t in (0.1, 0.2, 0.4):
+    for t in (0.05, 0.1, 0.2):  # P = 0.70 .. 0.20: where 10^6 correlated samples resolve 1 %
         expected = mmc_sojourn_tail(t, rate, service_rate, workers)
         assert (sojourn > t).mean() == pytest.approx(expected, rel=0.01)
