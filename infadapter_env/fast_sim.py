@@ -110,10 +110,6 @@ class IntervalResult:
     p50_ms_all: np.ndarray  # (N,)
     p99_ms_all: np.ndarray  # (N,)
 
-    @property
-    def violated(self) -> np.ndarray:
-        return self.over_slo + self.dropped
-
 
 @dataclass(frozen=True, eq=False)
 class ServerTables:

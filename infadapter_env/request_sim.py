@@ -100,7 +100,6 @@ class RequestSimulator:
         self.replicas: list[list[Replica]] = [[] for _ in range(n_var)]
         self._service_buffers: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
         self._times = np.zeros(0)
-        self._second_index = np.zeros(0, dtype=np.int64)
         self._wrr = (0, 1)  # the round-robin's (index, round)
         self._quotas: list[int] = []
         self.rescheduled_late = 0

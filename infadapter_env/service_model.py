@@ -84,25 +84,6 @@ class LatencyTable:
     levels: np.ndarray  # (L,) cumulative probabilities
     quantile_s: np.ndarray  # (V, C+1, R, L)
 
-    def over_fraction(self, threshold_s: np.ndarray, rho_levels: int = 0) -> np.ndarray:
-        """P(latency > threshold) on the rho grid, per (variant, cores): (V, C+1, R) for each
-        threshold (thresholds broadcast against (V, C+1, R))."""
-        q = self.quantile_s
-        below = (q <= np.asarray(threshold_s)[..., None]).sum(axis=-1)
-        # Interpolate the cumulative probability between the bracketing stored quantiles.
-        low = np.clip(below - 1, 0, len(self.levels) - 1)
-        high = np.clip(below, 0, len(self.levels) - 1)
-        q_low = np.take_along_axis(q, low[..., None], axis=-1)[..., 0]
-        q_high = np.take_along_axis(q, high[..., None], axis=-1)[..., 0]
-        p_low = np.where(below == 0, 0.0, self.levels[low])
-        p_high = np.where(below >= len(self.levels), 1.0, self.levels[high])
-        q_low = np.where(below == 0, 0.0, q_low)
-        span = np.where(q_high > q_low, q_high - q_low, 1.0)
-        threshold = np.broadcast_to(np.asarray(threshold_s), below.shape)
-        weight = np.clip((threshold - q_low) / span, 0.0, 1.0)
-        cdf = np.where(below >= len(self.levels), 1.0, p_low + weight * (p_high - p_low))
-        return 1.0 - cdf
-
 
 @lru_cache(maxsize=1)
 def load_latency_table() -> LatencyTable:
