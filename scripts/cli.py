@@ -5,8 +5,8 @@ infadapter validate CSV        replay leaderboard rows and check them (scripts/v
 infadapter solve [...]         what-if questions to the InfAdapter solver (scripts/solve.py)
 infadapter train-lstm [...]    train the LSTM forecaster (scripts/train_lstm.py)
 infadapter train --algo ppo     train a stable-baselines3 policy (scripts/train_rl.py)
-infadapter calibrate [...]      fit the request-level service model to the profile (scripts/calibrate_service.py)
-infadapter validate-fast [...]  hold the fast simulator to the request-level one (scripts/validate_fast.py)
+infadapter calibrate [...]     fit the request-level service model to the profile (scripts/calibrate_service.py)
+infadapter validate-fast [...] hold the fast simulator to the request-level one (scripts/validate_fast.py)
 infadapter agents              list the registered agents
 """
 
