@@ -14,6 +14,7 @@ from infadapter_env.fast_sim import ClusterState, IntervalResult, empty_state, l
 from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
 from infadapter_env.profiles import load_profile
+from infadapter_env.rendering import episode_picture
 from infadapter_env.request_sim import RequestSimulator, simulate_requests
 from infadapter_env.service_model import load_service_model
 from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
@@ -123,6 +124,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | argument | default | meaning |
     |----------|---------|---------|
     | scenario | "paper" | "paper", "train" (days 0-13), "test" (days 14-21) or "full" |
+    | render_mode | None | "ansi" (text summary of the last interval) or "rgb_array" (picture of the episode so far) |
     | trace | None | overrides scenario: a ``Trace``, a path to a text/CSV file of per-second counts, or an array |
     | episode_length_s | None | None = the whole trace; else windows of this length drawn at reset |
     | window_start_s | None | with episode_length_s: a fixed window from this second of the trace |
@@ -155,11 +157,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     The id stays ``InfAdapter-v0`` until a release.
     """
 
-    metadata = {"render_modes": ["ansi"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's convention)
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 1}  # noqa: RUF012 (Gymnasium's convention)
 
     def __init__(self, render_mode: str | None = None, **kwargs: Any) -> None:
-        if render_mode not in (None, "ansi"):
-            raise ValueError(f"render_mode must be None or 'ansi', got {render_mode!r}")
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
         self.config = EnvConfig.from_kwargs(**kwargs)
         cfg = self.config
@@ -219,6 +221,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             )
             self._requests.start_episode(episode.arrivals[:played], serving)
         self._step = 0
+        self._played: list[dict[str, Any]] = []  # the infos of this episode, for the rgb_array render
         self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0])[0]
         info = {
             "trace": episode.name,
@@ -254,6 +257,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if self._requests is not None:
             info["rescheduled_late"] = self._requests.rescheduled_late
         self._last_info = info
+        if self.render_mode == "rgb_array":
+            self._played.append(info)
         truncated = self._step >= self.n_steps
         return self._obs.copy(), float(reward[0]), False, truncated, info
 
@@ -263,10 +268,17 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise RuntimeError("action_masks() exists for action_mode='deployment' only")
         return np.ones(len(self.decoder.table), dtype=bool)
 
-    def render(self) -> str | None:
-        if self.render_mode != "ansi":
-            return None
-        return format_summary(self._last_info, self.profile.names)
+    def render(self) -> str | np.ndarray | None:
+        """``ansi``: a summary of the last interval; ``rgb_array``: a picture of the episode so far."""
+        if self.render_mode == "ansi":
+            return format_summary(self._last_info, self.profile.names)
+        if self.render_mode == "rgb_array":
+            if self._episode is None:
+                raise RuntimeError("InfAdapter-v0: call reset() before render()")
+            return episode_picture(
+                self._episode.arrivals, self._played, self.config.interval_s, self.config.slo_ms, self.profile.names
+            )
+        return None
 
     # ----------------------------------------------------------------- helpers
     def draw_episode(self, rng: np.random.Generator) -> Trace:

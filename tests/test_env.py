@@ -188,7 +188,7 @@ def test_observation_reports_history_and_deployment():
     assert obs[40] == pytest.approx(1 / 42)
 
 
-@pytest.mark.filterwarnings("ignore:.*render_mode='human'")
+@pytest.mark.filterwarnings("ignore:.*render_mode='video'")
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
@@ -201,7 +201,7 @@ def test_observation_reports_history_and_deployment():
         ({"scenario": "day7"}, "scenario must be one of"),
         ({"rate_multiplier": 0}, "rate_multiplier must be a finite number > 0"),
         ({"episode_length_s": 10**7}, "exceeds trace"),
-        ({"render_mode": "human"}, "render_mode must be None or 'ansi'"),
+        ({"render_mode": "video"}, "render_mode must be None, 'ansi' or 'rgb_array'"),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs, message):
@@ -275,3 +275,20 @@ def test_initial_cores_start_warm():
         gym.make("InfAdapter-v0", initial_cores=(1, 0, 0, 0, 0))
     with pytest.raises(ValueError, match="summing to at most budget_cores=20"):
         gym.make("InfAdapter-v0", initial_cores=(20, 0, 0, 0, 2))
+
+
+def test_rgb_array_render_and_sb3_standard_entry_points():
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.env_util import make_vec_env
+
+    env = gym.make("InfAdapter-v0", render_mode="rgb_array")
+    env.reset(seed=0)
+    before = env.render()
+    for _ in range(3):
+        env.step(np.array([0, 0, 8, 0, 12]))
+    after = env.render()
+    assert before.shape == after.shape == (400, 640, 3) and after.dtype == np.uint8
+    assert not np.array_equal(before, after)  # the picture grows with the episode
+    vec = make_vec_env("InfAdapter-v0", n_envs=2)  # SB3 asks for rgb_array by default
+    assert vec.reset().shape == (2, layout.SIZE)
+    assert PPO("MlpPolicy", "InfAdapter-v0", n_steps=8, batch_size=8).learn(8) is not None
