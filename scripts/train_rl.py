@@ -6,7 +6,8 @@
 Discrete deployment action with masks), ``a2c`` (MultiDiscrete cores action). Training episodes
 are windows of the training days (days 0-13) drawn by the seeded env; observations are normalised
 (VecNormalize), and the statistics are saved with the policy. Writes the checkpoint to ``--out``
-(default ``agents/checkpoints/<algo>``: ``policy.zip``, ``vecnormalize.pkl``, ``meta.json`` with
+(default ``runs/<run name>`` in the current folder, never into the installed package; give
+``--out agents/checkpoints/<algo>`` to replace a shipped one: ``policy.zip``, ``vecnormalize.pkl``, ``meta.json`` with
 the command, seed, versions, commit, wall time and the evaluation on the leaderboard scenarios,
 and a copy of the training log ``progress.csv`` and ``learning_curve.png``); the SB3 log goes to
 ``--log-dir/<run name>``, run names following ``{env}__{algo}__{seed}__{time}``.
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.learned import CHECKPOINTS, LearnedAgent
+from agents.learned import LearnedAgent
 from agents.sb3_env import InfAdapterSB3VecEnv
 from scripts.arguments import arg, parse
 from scripts.protocol import env_kwargs, play, scenarios
@@ -49,7 +50,7 @@ class Args:
     learning_rate: float = arg(3e-4, "optimiser learning rate")
     n_steps: int = arg(64, "rollout length per environment between updates")
     hidden: int = arg(64, "units in each of the two hidden layers of policy and value networks")
-    out: str = arg("", "checkpoint folder (default: agents/checkpoints/<algo>)")
+    out: str = arg("", "checkpoint folder (default: runs/<run name>; agents/checkpoints/<algo> replaces a shipped one)")
     log_dir: str = arg("results/train", "where the training logs and learning curve go")
     evaluate: bool = arg(True, "score the policy on the leaderboard scenarios after training")
 
@@ -89,7 +90,7 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
     set_random_seed(args.seed)
     run_name = f"InfAdapter-v0__{args.algo}__{args.seed}__{int(time.time())}"
     log_dir = Path(args.log_dir) / run_name
-    out = Path(args.out) if args.out else CHECKPOINTS / args.algo
+    out = Path(args.out) if args.out else Path("runs") / run_name
     settings: dict[str, Any] = {
         "scenario": "train",
         "episode_length_s": args.episode_length_s,
