@@ -15,8 +15,10 @@ calibrated service model; ``q``: requests waiting):
    for them: that many over ``mu``, spread (three Gauss-Hermite points) by the wandering of one
    replica's queue around the fluid one (a diffusion fed by Poisson arrivals and random service,
    within what its drift allows, ``backlog_var``) and by the randomness of the completions ahead;
-   then comes the server's steady-state latency under Poisson arrivals at the utilisation of the
-   last 10 s (behind a queue: the service time alone), read from ``profiles/latency_quantiles.npz``;
+   then comes the server's steady-state latency under Poisson arrivals, read from
+   ``profiles/latency_quantiles.npz`` at the utilisation of the last 10 s made effective for the
+   burstiness of what the server really receives (``_effective_rho``; behind a queue: the service
+   time alone);
 4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
 
 Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
@@ -270,6 +272,11 @@ def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResul
         weights = np.rint(cap) if dispatcher == "quota" else cap
         admitted = rate * (weights / np.maximum(row_sum(weights), 1e-300)[:, None])[:, :, None]
     rho = _recent_mean(admitted) / np.maximum(mu[:, :, None], 1e-12)
+    # One replica's share of the arrivals (replicas are picked at random), and its throughput.
+    replicas = np.maximum(state.serving_replicas, 1)[:, :, None]
+    share = _recent_mean(admitted) / np.maximum(_recent_mean(np.broadcast_to(rate, admitted.shape)), 1e-12)
+    cv2 = (tables.service_cv[np.arange(cap.shape[1]), state.serving_cores] ** 2)[:, :, None]
+    rho = _effective_rho(rho, share / replicas, cv2, mu[:, :, None] / replicas)
     served = admitted.sum(axis=-1)
     busy = served / np.maximum(mu * per_tick.shape[1], 1e-12)
     zeros = np.zeros(per_tick.shape[0])
@@ -286,6 +293,22 @@ def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResul
         zeros,
         busy,
     )
+
+
+def _effective_rho(rho, share, cv2, mu_replica):
+    """The utilisation at which Poisson arrivals (what the latency tables hold) queue as much as the
+    stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
+
+    Kingman: the wait scales with (ca^2 + cs^2) / 2. Over windows shorter than a second the stream is
+    Poisson-like (ca^2 = 1: random times); over a second or more its counts vary only by the random
+    share (ca^2 = 1 - share). The queue remembers about ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which
+    weighs the two. The table is then read where rho / (1 - rho) is scaled by the same factor."""
+    rho = np.minimum(rho, RHO_MAX)
+    relax_s = 1.0 / np.maximum(mu_replica * (1.0 - np.sqrt(rho)) ** 2, 1e-9)
+    ca2 = 1.0 - share * relax_s / (relax_s + 1.0)
+    factor = (ca2 + cv2) / (1.0 + cv2)
+    g = factor * rho / (1.0 - rho)
+    return g / (1.0 + g)
 
 
 def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np.ndarray:
@@ -360,7 +383,12 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     def variant_major(a: np.ndarray) -> np.ndarray:  # (T, X, Z, N, V) -> (N, V, T x X x Z)
         return np.ascontiguousarray(np.moveaxis(a, (3, 4), (0, 1))).reshape(n_env, n_var, n_ticks * slots)
 
-    recent = _recent_mean(np.moveaxis(take_t, 0, -1)) / np.maximum(_recent_mean(np.moveaxis(mu_t, 0, -1)), 1e-12)
+    load = _recent_mean(np.moveaxis(take_t, 0, -1))  # (N, V, T)
+    capacity = _recent_mean(np.moveaxis(mu_t, 0, -1))
+    share = load / np.maximum(_recent_mean(np.broadcast_to(per_tick[:, None, :], load.shape)), 1e-12)
+    cv2 = np.moveaxis(tables.service_cv[variant, cores_t] ** 2, 0, -1)
+    replicas = np.moveaxis(per_replica_t, 0, -1)  # one replica's share and throughput
+    recent = _effective_rho(load / np.maximum(capacity, 1e-12), share / replicas, cv2, capacity / replicas)
     wait_c = variant_major(wait)
     # Behind a queue the server is saturated and the fluid wait is the queueing: only the service
     # time is left (the table's lightest load).
