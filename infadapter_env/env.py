@@ -53,8 +53,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     Two simulators of that world (``simulator``):
 
     - ``"fast"`` (default; ``infadapter_env.fast_sim``): 1 s ticks, fluid queues, and each tick's
-      latency from the servers' steady-state latency distribution under Poisson arrivals at the
-      utilisation of the last 10 s (``profiles/latency_quantiles.npz``) plus the fluid wait.
+      latency from the servers' steady-state latency distribution under Poisson arrivals
+      (``profiles/latency_quantiles.npz``) at the utilisation of the last 10 s, made effective for
+      the burstiness of what a replica receives, plus the fluid wait.
       Validated against the request-level simulator (README, ``infadapter validate-fast``).
     - ``"request"`` (``infadapter_env.request_sim``): every request is simulated: its arrival time
       inside its second (``arrivals``: ``"poisson"``, ``"uniform"``, or the original load
