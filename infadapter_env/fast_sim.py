@@ -266,11 +266,7 @@ def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResul
     """No loading, no queue, every tick within the capacity: all ticks at once, variant-major
     (N, V, T) so that reductions run along the contiguous axis."""
     rate = per_tick[:, None, :]
-    if dispatcher == "accuracy_first":
-        admitted = np.clip(rate - sum_after(cap)[:, :, None], 0.0, cap[:, :, None])
-    else:
-        weights = np.rint(cap) if dispatcher == "quota" else cap
-        admitted = rate * (weights / np.maximum(row_sum(weights), 1e-300)[:, None])[:, :, None]
+    admitted = np.ascontiguousarray(np.moveaxis(_split(per_tick[:, :, None], cap[:, None, :], dispatcher), 2, 1))
     rho = _recent_mean(admitted) / np.maximum(mu[:, :, None], 1e-12)
     # One replica's share of the arrivals (replicas are picked at random), and its throughput.
     replicas = np.maximum(state.serving_replicas, 1)[:, :, None]

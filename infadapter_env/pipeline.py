@@ -15,7 +15,7 @@ import numpy as np
 from infadapter_env import observation as layout
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder
-from infadapter_env.fast_sim import ClusterState, IntervalResult, deploy, server_tables
+from infadapter_env.fast_sim import ClusterState, IntervalResult, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.rows import row_sum
@@ -59,8 +59,6 @@ class StepPipeline:
 
     def fast(self, state: ClusterState, per_tick: np.ndarray) -> tuple[ClusterState, IntervalResult]:
         """The fast model's interval (``Simulate``)."""
-        from infadapter_env.fast_sim import simulate_interval
-
         return simulate_interval(state, per_tick, self.tables, self.config.dispatcher, self.config.queue_factor)
 
     def reset_observation(self, state: ClusterState, minute_peaks: np.ndarray) -> np.ndarray:
@@ -100,7 +98,7 @@ class StepPipeline:
         mean_rate = total / cfg.interval_s
         has_arrivals = total > 0
         divisor = np.where(has_arrivals, total, 1.0)
-        target_capacity = replicas * self.profile.per_replica_rps[np.arange(replicas.shape[1]), cores]
+        target_capacity = self.profile.capacity_rps(replicas, cores)
         aa_effective = result.in_slo @ self.accuracy / divisor
         if not has_arrivals.all():  # an interval without arrivals scores the AA of rate 0
             at_zero = average_accuracy_batch(target_capacity, self.accuracy, np.zeros_like(total))

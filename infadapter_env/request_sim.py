@@ -47,6 +47,7 @@ import numpy as np
 
 from infadapter_env.arrivals import request_times, whole_counts
 from infadapter_env.fast_sim import ClusterState, IntervalResult, ServerTables
+from infadapter_env.objective import served_shares
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.service_model import ServiceModel
 
@@ -204,16 +205,13 @@ class RequestSimulator:
     def _shares(self, count: int) -> list[tuple[int, float]]:
         """(variant, weight) of the random split of a second's ``count`` requests, most accurate first."""
         order = self._order()
-        caps = [self._capacity(v) for v in order]
         if self.dispatcher == "proportional":
-            return list(zip(order, caps, strict=True))
+            return [(v, self._capacity(v)) for v in order]
         # accuracy_first: the fluid split (most accurate first, up to capacity); the excess goes to
         # the most accurate variant (and on from a full queue).
-        shares, left = [], float(count)
-        for v, cap in zip(order, caps, strict=True):
-            take = min(cap, left)
-            shares.append((v, take))
-            left -= take
+        split = served_shares([self._capacity(v) for v in range(self.n_variants)], float(count))
+        shares = [(v, split[v]) for v in order]
+        left = count - sum(split)
         if order and left > 0:
             shares[0] = (order[0], shares[0][1] + left)
         return shares
