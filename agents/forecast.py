@@ -131,26 +131,27 @@ def make_forecaster(name: str, arrivals: np.ndarray | None = None) -> Forecaster
 
 
 class Stabiliser:
-    """Scale up at once; scale down only after ``patience`` consecutive lower forecasts (paper code: 4),
-    then to the highest of those lower forecasts."""
+    """The paper code's stabilisation (``auto_tuner/adapter/main.py``, ``make_decision``): a
+    planned rate at or below the rate the deployment in place was planned for is skipped (the
+    deployment is kept) up to ``patience`` consecutive times (``STABILIZATION_INTERVAL``, 4); the
+    next one is acted on. A higher rate is acted on at once. A rate acted on resets the count and
+    becomes the rate in place."""
 
     def __init__(self, patience: int = 4) -> None:
-        if patience < 1:
-            raise ValueError(f"stabiliser patience must be >= 1, got {patience}")
+        if isinstance(patience, bool) or not isinstance(patience, int) or patience < 0:
+            raise ValueError(f"stabiliser patience must be an integer >= 0, got {patience!r}")
         self.patience = patience
         self.reset()
 
-    def reset(self) -> None:
-        self.level: float | None = None
-        self.lower: list[float] = []
+    def reset(self, level: float = 0.0) -> None:
+        """Start from a deployment planned for ``level`` req/s (0: nothing deployed)."""
+        self.level = level
+        self.skipped = 0
 
-    def update(self, forecast: float) -> float:
-        if self.level is None or forecast >= self.level:
-            self.level = forecast
-            self.lower = []
-        else:
-            self.lower.append(forecast)
-            if len(self.lower) >= self.patience:
-                self.level = max(self.lower)
-                self.lower = []
-        return self.level
+    def update(self, rate: float) -> bool:
+        """Whether to act on ``rate`` (True) or keep the deployment in place (False)."""
+        if rate <= self.level and self.skipped < self.patience:
+            self.skipped += 1
+            return False
+        self.level, self.skipped = rate, 0
+        return True

@@ -1,10 +1,17 @@
 """InfAdapter (Salmani et al., EuroMLSys 2023), model switching (MS+), and the oracle.
 
-Every decision interval:
+Every decision interval (from ``first_decision_s`` on; before that the starting deployment is
+kept, as the original adapter waits ``FIRST_DECIDE_DELAY_MINUTES``):
 
 1. forecast the next interval's peak rate from the per-minute peaks in the observation
-   (``forecaster``: ``lstm`` by default, see ``agents.forecast``), plus ``margin`` (10 %);
-2. stabilise (paper code): scale up at once, scale down after 4 consecutive lower forecasts;
+   (``forecaster``: ``lstm`` by default, EWM while fewer than 10 minutes are known, see
+   ``agents.forecast``), plus ``margin`` (10 %). ``history="trace"`` counts the 10 minutes of
+   trace before the episode as known; ``history="run"`` only the minutes the run itself has seen
+   (the original adapter queries its own dispatcher's counter);
+2. stabilise (paper code, ``agents.forecast.Stabiliser``): a planned rate at or below the one in
+   place is skipped (the deployment kept) up to 4 consecutive times, the 5th is acted on; a higher
+   rate is acted on at once. The rate in place starts as the planned capacity of the starting
+   deployment (0 when empty);
 3. plan with the capacity the controller believes (``capacity_model="linear_fit"``: the paper
    code's linear fit x 0.8) and the env's objective weights and SLO, read from the reset info:
    - ``infadapter``: the integer program over every mix of variants (``agents.solver``), exact
@@ -15,9 +22,14 @@ Every decision interval:
 4. a rate that the budget cannot serve gets the paper code's fallback (ResNet18 at the full budget),
    flagged as ``fallback`` in ``decision_info()``; never an exception mid-episode.
 
+``decision_info()["quotas"]`` holds the planned quotas (req/s per variant: the planned rate split
+most accurate variant first over the planned capacities, as the paper code's solver assigns load);
+the leaderboard passes them to an env with ``dispatcher="quota"`` (``InfAdapterEnv.set_quotas``).
+
 Parameters (defaults): solver ``fast``, backend ``cbc``, forecaster ``lstm``, margin 0.1,
 stabilise True, patience 4, alpha/beta/gamma/slo_ms ``None`` (= the env's), capacity_model
-``linear_fit``. Simplification: one replica per variant (vertical scaling), as in the paper.
+``linear_fit``, first_decision_s 0, history ``"trace"``. Simplification: one replica per
+variant (vertical scaling), as in the paper.
 """
 
 from __future__ import annotations
@@ -31,9 +43,11 @@ from agents.base import Agent
 from agents.forecast import Stabiliser, make_forecaster, real_minute_peaks
 from agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
 from infadapter_env import observation as layout
-from infadapter_env.objective import Weights
+from infadapter_env.objective import Weights, served_shares
 from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.profiles import load_profile
+
+HISTORIES = ("trace", "run")
 
 
 class InfAdapterAgent(Agent):
@@ -53,10 +67,17 @@ class InfAdapterAgent(Agent):
         slo_ms: int | None = None,
         capacity_model: str = "linear_fit",
         arrivals: np.ndarray | None = None,
+        first_decision_s: int = 0,
+        history: str = "trace",
     ) -> None:
         check_solver(solver, backend)
         if not 0 <= margin <= 10:
             raise ValueError(f"margin must be a fraction in 0..10, got {margin!r}")
+        if history not in HISTORIES:
+            raise ValueError(f"history must be one of {', '.join(map(repr, HISTORIES))}; got {history!r}")
+        if isinstance(first_decision_s, bool) or not isinstance(first_decision_s, int) or first_decision_s < 0:
+            raise ValueError(f"first_decision_s must be an integer >= 0 (seconds), got {first_decision_s!r}")
+        self.first_decision_s, self.history = first_decision_s, history
         self.solver, self.backend, self.margin = solver, backend, margin
         self.forecaster = make_forecaster(forecaster, arrivals)
         self.stabiliser = Stabiliser(patience) if stabilise else None
@@ -75,26 +96,45 @@ class InfAdapterAgent(Agent):
         if self.solver == "fast":
             _ = self.model.table  # build the search table now, not in the first decision
         self.forecaster.reset(info)
-        if self.stabiliser is not None:
-            self.stabiliser.reset()
-        self.history_minutes = int(info.get("history_minutes", HISTORY_MINUTES))
+        self.started = False  # the stabiliser's starting rate is read from the first observation
+        known = int(info.get("history_minutes", HISTORY_MINUTES))
+        self.history_minutes = known if self.history == "trace" else 0
         self._decision = {}
 
     def forecast(self, observation: np.ndarray, info: Mapping[str, Any]) -> tuple[float, float]:
         """(raw forecast, rate to plan for) in req/s."""
         raw = self.forecaster.predict(real_minute_peaks(observation, info, self.history_minutes), info)
-        rate = raw * (1.0 + self.margin)
-        if self.stabiliser is not None:
-            rate = self.stabiliser.update(rate)
-        return raw, rate
+        return raw, raw * (1.0 + self.margin)
 
     def plan(self, rate: float, previous: tuple[int, ...]) -> Decision:
         return solve(self.model, rate, previous, self.weights, self.solver, self.backend)
 
+    def quotas(self, rate: float, cores: tuple[int, ...]) -> list[int]:
+        """The planned quotas: ``rate`` split most accurate first over the planned capacities."""
+        return [round(q) for q in served_shares(self.model.capacity(cores), rate)]
+
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
+        replicas = np.asarray(observation[layout.REPLICAS]).astype(int)
+        cores_now = np.asarray(observation[layout.CORES]).astype(int)
+        previous = tuple(int(c) if r > 0 else 0 for c, r in zip(cores_now, replicas, strict=True))
+        keep = self.settings.action(replicas, cores_now)
+        if not self.started:
+            self.started = True
+            if self.stabiliser is not None:
+                self.stabiliser.reset(sum(self.model.capacity(previous)))
+        if int(info.get("time_s", 0)) < self.first_decision_s:
+            self._decision = {"held": True, "fallback": False, "cores": list(previous)}
+            return keep
         raw, rate = self.forecast(observation, info)
-        replicas = np.asarray(observation[layout.REPLICAS])
-        previous = tuple(int(c) if r > 0 else 0 for c, r in zip(observation[layout.CORES], replicas, strict=True))
+        if self.stabiliser is not None and not self.stabiliser.update(rate):
+            self._decision = {
+                "forecast_rps": raw,
+                "planned_rate_rps": rate,
+                "stabilised": True,
+                "fallback": False,
+                "cores": list(previous),
+            }
+            return keep
         decision = self.plan(rate, previous)
         self._decision = {
             "forecast_rps": raw,
@@ -103,6 +143,7 @@ class InfAdapterAgent(Agent):
             "solve_time_s": decision.solve_time_s,
             "planned_objective": decision.objective,
             "cores": list(decision.cores),
+            "quotas": self.quotas(rate, decision.cores),
         }
         return self.settings.action([1 if c else 0 for c in decision.cores], decision.cores)
 

@@ -6,18 +6,34 @@ cores, ratio 1.05) whose sample weights decay with a half-life (24 h by default)
 the 90th percentile, the lower and upper bounds the 50th and 95th, each with a 15 % safety
 margin. The paper (InfAdapter, EuroMLSys 2023) uses VPA as its main baseline.
 
-Parameters (defaults): ``variant`` (the model it scales), ``update_mode``:
+The recommender starts sampling when the VPA object is created (``created_s``) and takes one
+sample per ``sample_period_s`` (60 s, VPA's recommender loop): the CPU usage of the last decision
+interval, weighted by the CPU request (the allocated cores), as VPA weights its samples.
 
-- ``"target"`` (the paper's setting): apply the target; scale up at once, scale down only after
-  ``downscale_patience`` (4) consecutive lower targets;
+What a sample reads (``usage``; the sources do not settle it, and it decides the cost claim):
+
+- ``"throttled"`` (default): the servers' busy fraction x the allocation (``agents.usage``); like a
+  CPU-throttled pod, usage never exceeds the allocation;
+- ``"busy"``: a serving process under load uses its whole allocation (TF-Serving with
+  ``inter_op_parallelism`` = cores spins its threads): the allocation whenever the variant served.
+
+Applying the target (``update_mode``), from ``first_decision_s`` on, every decision interval:
+
+- ``"target"`` (the paper code, ``auto_tuner/adapter/main.py`` with ``VPA_TYPE="P"``): the target
+  rounded up to whole cores and clamped to [min_cores, budget] (the VPA object's 2-20 bounds) is
+  applied at once when it is higher; a lower-or-equal target is skipped up to
+  ``downscale_patience`` (4) consecutive times and applied the next time; applying resets the count.
+  No recommendation yet counts as an equal target;
 - ``"bounds"`` (the VPA updater): change the size only when it falls outside [lower, upper],
-  then to the target;
+  then to the target.
 
-``initial_cores`` 8, ``half_life_s`` 86400, ``margin`` 0.15, cores clamped to [2, budget].
+Parameters (defaults): ``variant``, ``update_mode`` ``"target"``, ``initial_cores`` 8,
+``half_life_s`` 86400, ``margin`` 0.15, ``downscale_patience`` 4, ``usage`` ``"throttled"``,
+``created_s`` 0, ``sample_period_s`` 60, ``first_decision_s`` 0.
 
-Simplifications: usage is derived from utilisation (``agents.usage``), one sample per decision
-interval instead of VPA's per-minute sampling, no memory recommendation, no per-sample weighting by
-the CPU request, and a resize restarts the variant's pod with the env's load time.
+Simplifications: usage is derived from the observation's busy fraction of the last interval, no
+memory recommendation, and a resize restarts the variant's pod with the env's load time (a
+rolling update: the old size serves until the new one is ready).
 """
 
 from __future__ import annotations
@@ -30,8 +46,10 @@ import numpy as np
 
 from agents.base import Agent
 from agents.usage import cpu_usage_cores, one_variant, variant_index
+from infadapter_env import observation as layout
 
 UPDATE_MODES = ("target", "bounds")
+USAGE_SIGNALS = ("throttled", "busy")
 
 
 class DecayingHistogram:
@@ -52,9 +70,9 @@ class DecayingHistogram:
     def _bucket_end(self, index: int) -> float:
         return self.first_bucket * (self.ratio ** (index + 1) - 1) / (self.ratio - 1)
 
-    def add(self, value: float, time_s: float) -> None:
+    def add(self, value: float, time_s: float, weight: float = 1.0) -> None:
         index = min(self._bucket(value), self.n_buckets - 1)
-        self.weights[index] += 2.0 ** (time_s / self.half_life_s)
+        self.weights[index] += weight * 2.0 ** (time_s / self.half_life_s)
 
     def percentile(self, q: float) -> float:
         total = self.weights.sum()
@@ -77,19 +95,35 @@ class VPAAgent(Agent):
         half_life_s: float = 86400.0,
         margin: float = 0.15,
         downscale_patience: int = 4,
+        usage: str = "throttled",
+        created_s: int = 0,
+        sample_period_s: int = 60,
+        first_decision_s: int = 0,
     ) -> None:
         if update_mode not in UPDATE_MODES:
             raise ValueError(f"unknown VPA update mode {update_mode!r}; valid: {', '.join(UPDATE_MODES)}")
+        if usage not in USAGE_SIGNALS:
+            raise ValueError(f"unknown VPA usage signal {usage!r}; valid: {', '.join(USAGE_SIGNALS)}")
+        for name, value, low in (
+            ("created_s", created_s, 0),
+            ("sample_period_s", sample_period_s, 1),
+            ("first_decision_s", first_decision_s, 0),
+            ("downscale_patience", downscale_patience, 0),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"VPA {name} must be an integer >= {low}, got {value!r}")
         self.variant = variant_index(variant)
         self.update_mode, self.initial_cores, self.half_life_s = update_mode, initial_cores, half_life_s
-        self.margin, self.downscale_patience = margin, downscale_patience
+        self.margin, self.downscale_patience, self.usage = margin, downscale_patience, usage
+        self.created_s, self.sample_period_s, self.first_decision_s = created_s, sample_period_s, first_decision_s
         self.name = f"vpa-{variant}"
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
         self.histogram = DecayingHistogram(half_life_s=self.half_life_s)
         self.cores = self._clamp(self.initial_cores)
-        self.lower_streak = 0
+        self.skipped = 0
+        self.last_sample = -1  # index of the last sample period sampled
         self.recommendation: dict[str, int] = {}
 
     def _clamp(self, cores: float) -> int:
@@ -102,21 +136,39 @@ class VPAAgent(Agent):
             for key, q in (("lower", 0.5), ("target", 0.9), ("upper", 0.95))
         }
 
+    def sample(self, observation: np.ndarray, time_s: int) -> None:
+        """Add last interval's usage if a sample period has begun since the last sample."""
+        if time_s < self.created_s:
+            return
+        period = (time_s - self.created_s) // self.sample_period_s
+        if period <= self.last_sample:
+            return
+        self.last_sample = period
+        allocated = float(observation[layout.CORES][self.variant]) * float(observation[layout.REPLICAS][self.variant])
+        used = cpu_usage_cores(observation, self.variant)
+        if self.usage == "busy":
+            used = allocated if used > 0 else 0.0
+        self.histogram.add(used, time_s, weight=max(allocated, 1e-3))
+
+    def decide(self, target: int) -> None:
+        """The paper code's rule for a new target (``update_mode="target"``)."""
+        if target <= self.cores and self.skipped < self.downscale_patience:
+            self.skipped += 1
+            return
+        self.cores, self.skipped = target, 0
+
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
-        time_s = float(info.get("time_s", 0))
+        time_s = int(info.get("time_s", 0))
         if "step" in info:  # a step info: last interval's usage is in the observation
-            self.histogram.add(cpu_usage_cores(observation, self.variant), time_s)
-        if not self.histogram.empty:
-            rec = self.recommendation = self.recommend()
+            self.sample(observation, time_s)
+        if time_s >= self.first_decision_s:
+            self.recommendation = self.recommend() if not self.histogram.empty else {}
+            rec = self.recommendation
             if self.update_mode == "bounds":
-                if not rec["lower"] <= self.cores <= rec["upper"]:
+                if rec and not rec["lower"] <= self.cores <= rec["upper"]:
                     self.cores = rec["target"]
-            elif rec["target"] >= self.cores:
-                self.cores, self.lower_streak = rec["target"], 0
             else:
-                self.lower_streak += 1
-                if self.lower_streak >= self.downscale_patience:
-                    self.cores, self.lower_streak = rec["target"], 0
+                self.decide(rec.get("target", self.cores))
         cores = one_variant(self.variant, self.cores)
         return self.settings.action([1 if c else 0 for c in cores], cores)
 

@@ -201,6 +201,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._requests: RequestSimulator | None = None
+        self._quotas: np.ndarray | None = None  # the quota dispatcher's planned quotas (set_quotas)
         self._last_info: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- gymnasium API
@@ -213,6 +214,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         joined = with_history(episode, played)
         self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._state = self.initial_state(1)
+        self._quotas = None
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
                 self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
@@ -251,17 +253,41 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             np.array([step + 1]),
             self.n_steps,
             simulate,
+            None if self._quotas is None else self._quotas[None],
         )
         self._step = step + 1
         self._obs = obs[0]
         info = scalar_info(arrays, self.config.weights)
         if self._requests is not None:
             info["rescheduled_late"] = self._requests.rescheduled_late
+            info["p99_windows_ms"] = self._requests.window_p99_ms.tolist()
         self._last_info = info
         if self.render_mode == "rgb_array":
             self._played.append(info)
         truncated = self._step >= self.n_steps
         return self._obs.copy(), float(reward[0]), False, truncated, info
+
+    def set_quotas(self, quotas: Any) -> None:
+        """Set the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)
+        from the next step on, as the original adapter posts its planned quotas to the dispatcher;
+        ``None`` returns to ``round(th)``. The round robin runs over the variants that serve;
+        where none of them has a quota, over ``round(th)``. ``aa_planned`` becomes the
+        quota-weighted accuracy of the deployment. Only with ``dispatcher="quota"``."""
+        if self.config.dispatcher != "quota":
+            raise ValueError(f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.config.dispatcher!r}")
+        if quotas is None:
+            self._quotas = None
+            return
+        n_var = len(self.profile.variants)
+        try:
+            values = np.asarray(quotas, dtype=float).reshape(-1)
+        except (TypeError, ValueError):
+            raise ValueError(f"quotas must be {n_var} numbers >= 0 (ResNet18..152), got {quotas!r}") from None
+        if values.size != n_var or not np.all(np.isfinite(values)) or (values < 0).any():
+            raise ValueError(f"quotas must be {n_var} finite numbers >= 0 (ResNet18..152), got {quotas!r}")
+        self._quotas = values
+        if self._requests is not None:
+            self._requests.planned_quotas = values.tolist()
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""
@@ -306,7 +332,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         """The action of this env's mode for a deployment (replicas and cores per variant)."""
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
 
-    def _simulate_requests(self, state: ClusterState, per_tick: np.ndarray) -> tuple[ClusterState, IntervalResult]:
+    def _simulate_requests(
+        self, state: ClusterState, per_tick: np.ndarray, quotas: np.ndarray | None = None
+    ) -> tuple[ClusterState, IntervalResult]:
         """The request-level simulator's interval (``pipeline.Simulate``) for this env (N = 1)."""
         assert self._requests is not None
         return simulate_requests(

@@ -6,7 +6,8 @@ Per tick and variant (``cap``: capacity at the SLO from the profile, which the d
 calibrated service model; ``q``: requests waiting):
 
 1. the dispatcher splits the tick's arrivals: ``accuracy_first`` gives each variant, most accurate
-   first, up to ``cap``; ``proportional`` and ``quota`` split in proportion to ``cap``;
+   first, up to ``cap``; ``proportional`` splits in proportion to ``cap``, ``quota`` in proportion
+   to the round robin's integer quotas (``round(cap)``, or the ones the controller set);
 2. a variant admits at most ``queue_factor x cap + mu - q`` requests in the tick (its queue bound,
    plus what it completes meanwhile); under ``accuracy_first`` what one variant cannot admit goes
    to the next with room, most accurate first; the rest is dropped;
@@ -226,22 +227,30 @@ def simulate_interval(
     tables: ServerTables,
     dispatcher: str = "accuracy_first",
     queue_factor: float = 1.25,
+    quotas: np.ndarray | None = None,
 ) -> tuple[ClusterState, IntervalResult]:
-    """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function."""
+    """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function. ``quotas``
+    (N, V): the ``quota`` dispatcher's weights set by the controller (None: ``round(cap)``)."""
     n_env = per_tick.shape[0]
     variant = np.arange(state.cores.shape[1])
     cap = state.serving_replicas * tables.capacity_rps[variant, state.serving_cores]
     mu = state.serving_replicas * tables.service_rps[variant, state.serving_cores]
     peak = per_tick.max(axis=1)
     steady = ~row_any(state.loading_left_s) & ~row_any(state.backlog) & (peak <= row_sum(cap)) & ~row_any(cap > mu)
+    if quotas is not None and dispatcher == "quota":  # set quotas may send a variant more than its cap
+        steady &= ~row_any(_split(peak[:, None], cap, dispatcher, quotas) > cap + 1e-9)
     if steady.all():
-        return state, _steady(state, per_tick, cap, mu, peak, tables, dispatcher)
+        return state, _steady(state, per_tick, cap, mu, peak, tables, dispatcher, quotas)
     moving = np.flatnonzero(~steady)
-    moved_state, moved = _ticks(state.select(moving), per_tick[moving], tables, dispatcher, queue_factor)
+    moved_quotas = None if quotas is None else quotas[moving]
+    moved_state, moved = _ticks(state.select(moving), per_tick[moving], tables, dispatcher, queue_factor, moved_quotas)
     if not steady.any():
         return moved_state, moved
     calm = np.flatnonzero(steady)
-    still = _steady(state.select(calm), per_tick[calm], cap[calm], mu[calm], peak[calm], tables, dispatcher)
+    calm_quotas = None if quotas is None else quotas[calm]
+    still = _steady(
+        state.select(calm), per_tick[calm], cap[calm], mu[calm], peak[calm], tables, dispatcher, calm_quotas
+    )
     fields = {}
     for name in IntervalResult.__slots__:  # type: ignore[attr-defined]
         part = getattr(moved, name)
@@ -252,21 +261,29 @@ def simulate_interval(
     return state.put(moving, moved_state), IntervalResult(**fields)
 
 
-def _split(rate: np.ndarray, cap: np.ndarray, dispatcher: str) -> np.ndarray:
-    """The dispatcher's split of arrivals ``rate`` (..., 1) over capacities ``cap`` (..., V)."""
+def _split(rate: np.ndarray, cap: np.ndarray, dispatcher: str, quotas: np.ndarray | None = None) -> np.ndarray:
+    """The dispatcher's split of arrivals ``rate`` (..., 1) over capacities ``cap`` (..., V);
+    ``quotas`` (N, V) broadcast against ``cap`` from the right (the ``quota`` dispatcher only)."""
     if dispatcher == "accuracy_first":
         return np.clip(rate - sum_after(cap), 0.0, cap)
-    if dispatcher == "quota":  # the round robin's integer quotas
-        cap = np.rint(cap)
-    total = cap.sum(axis=-1, keepdims=True)
-    return rate * cap / np.maximum(total, 1e-300)
+    weight = cap
+    if dispatcher == "quota":  # the round robin's integer quotas, over the variants that serve
+        weight = np.rint(cap)
+        if quotas is not None:  # set quotas; where no serving variant has one, round(cap)
+            given = np.where(cap > 0, np.rint(quotas), 0.0)
+            weight = np.where(given.sum(axis=-1, keepdims=True) > 0, given, weight)
+    total = weight.sum(axis=-1, keepdims=True)
+    return rate * weight / np.maximum(total, 1e-300)
 
 
-def _steady(state, per_tick, cap, mu, peak, tables, dispatcher) -> IntervalResult:
+def _steady(state, per_tick, cap, mu, peak, tables, dispatcher, quotas=None) -> IntervalResult:
     """No loading, no queue, every tick within the capacity: all ticks at once, variant-major
     (N, V, T) so that reductions run along the contiguous axis."""
     rate = per_tick[:, None, :]
-    admitted = np.ascontiguousarray(np.moveaxis(_split(per_tick[:, :, None], cap[:, None, :], dispatcher), 2, 1))
+    quotas = None if quotas is None else quotas[:, None, :]
+    admitted = np.ascontiguousarray(
+        np.moveaxis(_split(per_tick[:, :, None], cap[:, None, :], dispatcher, quotas), 2, 1)
+    )
     rho = _recent_mean(admitted) / np.maximum(mu[:, :, None], 1e-12)
     # One replica's share of the arrivals (replicas are picked at random), and its throughput.
     replicas = np.maximum(state.serving_replicas, 1)[:, :, None]
@@ -318,7 +335,7 @@ def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np
     return total / np.minimum(np.arange(1, per_tick.shape[-1] + 1), window)
 
 
-def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterState, IntervalResult]:
+def _ticks(state, per_tick, tables, dispatcher, queue_factor, quotas=None) -> tuple[ClusterState, IntervalResult]:
     """Tick by tick, with queues and loads finishing inside the interval: the fluid recurrence runs
     tick by tick, then every tick's latencies are read at once."""
     n_env, n_ticks = per_tick.shape
@@ -333,7 +350,7 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor) -> tuple[ClusterSt
     mu_t = replicas_t * tables.service_rps[variant, cores_t]
     per_replica_t = np.maximum(replicas_t, 1)
     rate_t = np.ascontiguousarray(per_tick.T)  # (T, N)
-    routed_t = _split(rate_t[:, :, None], cap_t, dispatcher)
+    routed_t = _split(rate_t[:, :, None], cap_t, dispatcher, quotas)
     # Variance growth of one replica's queue per second: arrivals plus completions x cv^2 (added below).
     noise_t = mu_t * tables.service_cv[variant, cores_t] ** 2
     half_bound_t = queue_factor * cap_t / per_replica_t / 2

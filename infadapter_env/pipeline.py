@@ -23,7 +23,8 @@ from infadapter_env.rows import row_sum
 FIXES = np.array([None, "raised_to_min_cores", "over_budget_kept_previous"], dtype=object)
 P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
 
-Simulate = Callable[[ClusterState, np.ndarray], tuple[ClusterState, IntervalResult]]
+# (state, per_tick, quotas or None) -> (state, result)
+Simulate = Callable[[ClusterState, np.ndarray, np.ndarray | None], tuple[ClusterState, IntervalResult]]
 
 
 def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
@@ -57,9 +58,12 @@ class StepPipeline:
         self.accuracy = profile.accuracy
         self.load_time = profile.load_time_s
 
-    def fast(self, state: ClusterState, per_tick: np.ndarray) -> tuple[ClusterState, IntervalResult]:
+    def fast(
+        self, state: ClusterState, per_tick: np.ndarray, quotas: np.ndarray | None = None
+    ) -> tuple[ClusterState, IntervalResult]:
         """The fast model's interval (``Simulate``)."""
-        return simulate_interval(state, per_tick, self.tables, self.config.dispatcher, self.config.queue_factor)
+        cfg = self.config
+        return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas)
 
     def reset_observation(self, state: ClusterState, minute_peaks: np.ndarray) -> np.ndarray:
         """The observation before the first interval (N, SIZE)."""
@@ -80,11 +84,13 @@ class StepPipeline:
         steps_done: np.ndarray,
         n_steps: int,
         simulate: Simulate,
+        quotas: np.ndarray | None = None,
     ) -> tuple[ClusterState, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Apply checked actions ``values`` (N, entries) and play one interval of ``per_tick`` (N, T).
 
         ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
-        steps played after this one. Returns the new state, rewards, observations and info arrays."""
+        steps played after this one; ``quotas`` (N, V): the quota dispatcher's planned quotas, if the
+        controller set them. Returns the new state, rewards, observations and info arrays."""
         cfg = self.config
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
@@ -92,7 +98,7 @@ class StepPipeline:
         else:
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
         state = deploy(state, replicas, cores, self.load_time)
-        state, result = simulate(state, per_tick)
+        state, result = simulate(state, per_tick, quotas)
 
         total = result.arrivals
         mean_rate = total / cfg.interval_s
@@ -107,6 +113,11 @@ class StepPipeline:
         violation_rate = np.where(has_arrivals, violated / divisor, 0.0)
         drop_rate = np.where(has_arrivals, result.dropped / divisor, 0.0)
         aa_planned = average_accuracy_batch(target_capacity, self.accuracy, mean_rate)
+        if quotas is not None:  # the planned quotas' weighted accuracy (the original adapter's gauge)
+            weight = np.where(target_capacity > 0, np.rint(quotas), 0.0)
+            total_weight = weight.sum(axis=1)
+            by_quota = weight @ self.accuracy / np.maximum(total_weight, 1e-300)
+            aa_planned = np.where(total_weight > 0, by_quota, aa_planned)
         total_cores = row_sum(replicas * cores).astype(np.int64)
         rc = resource_cost(total_cores, cfg.budget_cores)
         weights = cfg.weights

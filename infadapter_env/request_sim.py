@@ -18,10 +18,11 @@ profile):
   with no room anywhere the request is dropped;
 - ``proportional``: a variant drawn with probability proportional to ``cap``; dropped if full;
 - ``quota``: the original dispatcher's interleaved weighted round robin
-  (``auto_tuner/dispatcher/main.py``) over integer quotas ``round(cap)``, restarted when they
-  change (as its ``/reset`` does); dropped if full. The original's quotas after the first decision
-  are the planned shares of the forecast rate, which the environment does not see: here they stay
-  the capacities, the quotas it starts with.
+  (``auto_tuner/dispatcher/main.py``) over integer quotas, restarted when they change (as its
+  ``/reset`` does); dropped if full. The quotas are ``round(cap)`` (what the original starts
+  with) unless the controller set its planned ones (``InfAdapterEnv.set_quotas``, the original
+  adapter's ``/reset`` call); variants that do not serve are skipped, and where no serving variant
+  has a quota the round robin runs over ``round(cap)``.
 
 A request finding a free worker starts at once; otherwise it waits if its replica's queue holds
 fewer than ``queue_factor x cap / replicas`` waiting requests (TF-Serving's ``max_enqueued_batches``,
@@ -29,11 +30,14 @@ fewer than ``queue_factor x cap / replicas`` waiting requests (TF-Serving's ``ma
 deployment at the start of second ``ceil(load time)`` after the decision (the fast model's rule);
 requests still waiting in the old replicas then move, in order, to the new ones as far as their
 queues have room (the rest, and all of them if the variant stops, are lost and counted as dropped).
-Latencies are attributed to the interval in which a request arrived; a request still waiting when
-a later decision's change takes effect is rescheduled, and only then can its already reported
-latency differ from its final one (``info["rescheduled_late"]`` counts them: rare, as waits are
-bounded near a second and loads take 6.4 s or more). Requests that the load generator sends after
-the episode's last second are not played, like the seconds after the last whole interval.
+Per interval it also reports the P99 of each 5 s window of completion times as the original
+experiments read it (``infadapter_env.prometheus``; a request completing after the interval's end
+counts in its last window). Latencies are attributed to the interval in which a request arrived; a
+request still waiting when a later decision's change takes effect is rescheduled, and only then can
+its already reported latency differ from its final one (``info["rescheduled_late"]`` counts them:
+rare, as waits are bounded near a second and loads take 6.4 s or more). Requests that the load
+generator sends after the episode's last second are not played, like the seconds after the last
+whole interval.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from infadapter_env.arrivals import request_times, whole_counts
 from infadapter_env.fast_sim import ClusterState, IntervalResult, ServerTables
 from infadapter_env.objective import served_shares
 from infadapter_env.profiles import CapacityProfile
+from infadapter_env.prometheus import EXPERIMENT_WINDOW_S, window_quantiles_ms
 from infadapter_env.service_model import ServiceModel
 
 SERVICE_CHUNK = 2048
@@ -103,9 +108,11 @@ class RequestSimulator:
         self._times = np.zeros(0)
         self._wrr = (0, 1)  # the round-robin's (index, round)
         self._quotas: list[int] = []
+        self.planned_quotas: list[float] | None = None  # set by the controller (quota dispatcher)
         self.rescheduled_late = 0
         self._lost = 0
         self.service_seconds = np.zeros(self.n_variants)
+        self.window_p99_ms = np.zeros(0)  # last interval's 5 s window P99s (0: nothing completed)
 
     # ------------------------------------------------------------------ episode set-up
     def start_episode(self, per_second: np.ndarray, serving: list[tuple[int, int]]) -> None:
@@ -122,6 +129,7 @@ class RequestSimulator:
         self.replicas = [[] for _ in range(self.n_variants)]
         self._service_buffers = {}
         self._wrr, self._quotas = (0, 1), []
+        self.planned_quotas = None
         self.rescheduled_late = 0
         for v, (r, c) in enumerate(serving):
             self._switch(v, r, c, 0.0, None)
@@ -251,7 +259,11 @@ class RequestSimulator:
                         return
 
     def _next_quota(self) -> int | None:
-        quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
+        quotas = [0] * self.n_variants
+        if self.planned_quotas is not None:
+            quotas = [round(q) if self.replicas[v] else 0 for v, q in enumerate(self.planned_quotas)]
+        if max(quotas) <= 0:
+            quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
         if quotas != self._quotas:  # new quotas restart the round robin (the original's /reset)
             self._quotas, self._wrr = quotas, (0, 1)
         top = max(quotas)
@@ -340,6 +352,10 @@ def simulate_requests(
             in_slo[v] = float((mine <= tables.slo_s * 1000.0).sum())
             p50[v], p99[v] = np.percentile(mine, [50, 99])
     all_served = latency_ms[served]
+    n_windows = math.ceil(n_ticks / EXPERIMENT_WINDOW_S)
+    done_s = records.arrival_s[served] + records.latency_s[served] - start_s
+    window = np.clip(np.floor(done_s / EXPERIMENT_WINDOW_S), 0, n_windows - 1).astype(np.int64)
+    engine.window_p99_ms = np.nan_to_num(window_quantiles_ms(window, all_served, n_windows)[0], nan=0.0)
     p50_all, p99_all = np.percentile(all_served, [50, 99]) if all_served.size else (0.0, 0.0)
     finished = np.array([r <= n_ticks for r in ready])
     new_replicas = np.where(finished, state.replicas[0], state.serving_replicas[0])

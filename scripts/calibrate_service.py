@@ -33,6 +33,7 @@ import numpy as np
 
 from infadapter_env.datafiles import data_file
 from infadapter_env.profiles import load_variants
+from infadapter_env.prometheus import window_quantiles_ms
 from infadapter_env.queueing import fifo_sojourn_batch
 from scripts.arguments import arg, parse
 from scripts.provenance import git_commit, relative_to_repo
@@ -42,8 +43,6 @@ WINDOW_S = 2.0
 SATURATION_TEST_S = 2.0
 SATURATION_RATE_PER_CORE = 30.0
 SATURATION_REPEATS = 5
-# TF-Serving's request-latency histogram: Exponential(10, 1.8, 33) microseconds.
-BUCKET_UPPER_MS = 0.01 * 1.8 ** np.arange(33)
 P99_TOLERANCE = 0.15
 SATURATION_TOLERANCE = 0.05
 MEAN_SCALES = np.round(np.arange(0.70, 1.301, 0.025), 3)  # mean service = scale x workers / saturation_tp
@@ -115,29 +114,13 @@ def histogram_p99_max(arrival: np.ndarray, sojourn: np.ndarray) -> np.ndarray:
     """Per row: the largest 2-s-window P99 (ms) by histogram interpolation, as the profiler read it."""
     valid = np.isfinite(arrival)
     done = np.where(valid, arrival + sojourn, np.inf)
-    latency_ms = sojourn * 1000.0
-    rows = np.arange(arrival.shape[0])[:, None]
     n_windows = int(np.ceil(np.nanmax(np.where(valid, done, np.nan)) / WINDOW_S)) + 1
-    window = np.where(valid, np.floor(np.where(valid, done, 0.0) / WINDOW_S), 0).astype(np.int64)
-    n_buckets = BUCKET_UPPER_MS.size + 1
-    bucket = np.searchsorted(BUCKET_UPPER_MS, latency_ms)  # le buckets: value <= upper
-    flat = (rows * n_windows + window) * n_buckets + bucket
-    counts = np.bincount(flat[valid], minlength=arrival.shape[0] * n_windows * n_buckets)
-    counts = counts.reshape(arrival.shape[0], n_windows, n_buckets).astype(float)
-    cumulative = np.cumsum(counts, axis=2)
-    total = cumulative[..., -1]
-    rank = 0.99 * total
-    b = (cumulative < rank[..., None]).sum(axis=2)
-    b = np.minimum(b, n_buckets - 1)
-    upper = np.append(BUCKET_UPPER_MS, BUCKET_UPPER_MS[-1])
-    lower = np.concatenate([[0.0], BUCKET_UPPER_MS])
-    below = np.take_along_axis(cumulative, np.maximum(b - 1, 0)[..., None], axis=2)[..., 0]
-    below = np.where(b == 0, 0.0, below)
-    inside = np.take_along_axis(counts, b[..., None], axis=2)[..., 0]
-    value = lower[b] + (upper[b] - lower[b]) * (rank - below) / np.maximum(inside, 1e-12)
-    value = np.where(b >= n_buckets - 1, BUCKET_UPPER_MS[-1], value)
-    value = np.where(total > 0, value, -np.inf)
-    return value.max(axis=1)
+    window = np.floor(done[valid] / WINDOW_S).astype(np.int64)
+    rows = np.broadcast_to(np.arange(arrival.shape[0])[:, None], arrival.shape)[valid]
+    p99 = window_quantiles_ms(window, sojourn[valid] * 1000.0, n_windows, 0.99, rows)
+    if p99.shape[0] < arrival.shape[0]:  # trailing rows without requests
+        p99 = np.vstack([p99, np.full((arrival.shape[0] - p99.shape[0], n_windows), np.nan)])
+    return np.where(np.isnan(p99), -np.inf, p99).max(axis=1)
 
 
 def p99_test(rng: np.random.Generator, rates, workers, mean_s, cv) -> np.ndarray:

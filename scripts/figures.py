@@ -13,7 +13,8 @@ import numpy as np
 
 from infadapter_env.profiles import load_variants
 from infadapter_env.traces import scenario as load_scenario
-from scripts.protocol import replay
+from scripts.aggregate import mean_ci, per_seed
+from scripts.protocol import replay, row_quotas
 
 
 def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
@@ -48,6 +49,65 @@ def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
     return path
 
 
+COLOUR_SLOTS = ("infadapter", "ms+", "vpa-18", "vpa-34", "vpa-50", "vpa-101", "vpa-152")
+
+
+def paper_figure(rows: list[dict[str, str]], path: Path) -> Path:
+    """The paper's evaluation figure: per beta, grouped bars of SLO violations, accuracy loss
+    against ResNet152 and mean cores, for InfAdapter, MS+ and every VPA variant, with 95 % CIs
+    over seeds (whiskers)."""
+    top_accuracy = load_variants()[-1].accuracy
+    vpas = sorted(
+        {r["agent"] for r in rows if r["agent"].startswith("vpa-")},
+        key=lambda a: (a.split("/")[-1] != "throttled", int(a.split("/")[0].removeprefix("vpa-"))),
+    )
+    order = ["infadapter", "ms+", *vpas]
+    contenders = [a for a in order if any(r["agent"] == a for r in rows)]
+    betas = sorted({r["beta"] for r in rows}, key=float)
+    panels = [
+        ("slo_violation_pct", "SLO violations (% of requests)", 1.0),
+        ("aa_planned", "accuracy loss vs ResNet152 (points)", -100.0),
+        ("mean_cores", "mean cores (cost)", 1.0),
+    ]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(15, 11), sharex=True)
+    width = 0.8 / max(len(contenders), 1)
+    palette = plt.get_cmap("tab10")
+    for ax, (column, label, scale) in zip(axes, panels, strict=True):
+        for k, agent in enumerate(contenders):
+            means, halves = [], []
+            for beta in betas:
+                mine = [r for r in rows if r["agent"] == agent and r["beta"] == beta]
+                mean, half = mean_ci(per_seed(mine, column)) if mine else (np.nan, 0.0)
+                means.append(scale * mean + (100 * top_accuracy if scale < 0 else 0.0))
+                halves.append(abs(scale) * half)
+            x = np.arange(len(betas)) + (k - (len(contenders) - 1) / 2) * width
+            busy = agent.endswith("/busy")
+            base = agent.split("/")[0]  # a VPA variant has one colour; the busy signal is hatched
+            colour = palette(COLOUR_SLOTS.index(base) if base in COLOUR_SLOTS else 9)
+            ax.bar(
+                x,
+                means,
+                width,
+                yerr=halves,
+                capsize=2,
+                label=agent,
+                color=colour,
+                hatch="//" if busy else None,
+                edgecolor="black",
+                linewidth=0.3,
+            )
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+    axes[-1].set_xticks(np.arange(len(betas)), [f"beta = {b}" for b in betas])
+    axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    seeds = sorted({r["seed"] for r in rows}, key=int)
+    fig.suptitle(f"protocol paper-2023: InfAdapter, MS+ and VPA (means over seeds {', '.join(seeds)}, 95 % CI)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def episode_arrivals(settings: dict) -> np.ndarray:
     """Per-second arrivals of a leaderboard episode, from its recorded settings."""
     trace = load_scenario(settings["scenario"]).scaled(float(settings["rate_multiplier"]))
@@ -60,7 +120,7 @@ def timeline(row: dict[str, str], path: Path) -> Path:
     """One episode: arrival rate against the capacity of each variant (stacked), cores, P99 latency
     against the SLO, violations."""
     settings = json.loads(row["env_settings"])
-    infos = replay(settings, json.loads(row["actions"]))
+    infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
     interval = int(settings["interval_s"])
     arrivals = episode_arrivals(settings)[: len(infos) * interval]
     edges = np.arange(len(infos) + 1) * interval

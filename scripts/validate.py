@@ -3,8 +3,8 @@
     infadapter validate results/leaderboard/leaderboard.csv        (or: python -m scripts.validate ...)
 
 A row passes when it was recorded with this version's simulation physics (``sim_version``), its
-checksum matches its content, and replaying its actions in an environment
-built from its recorded settings gives the same metrics (within 1e-9). Timing columns are
+checksum matches its content, and replaying its actions (and the dispatcher quotas it set) in an
+environment built from its recorded settings gives the same metrics (within 1e-9). Timing columns are
 measurements and are not checked; ``fallbacks`` comes from the agent and is covered by the checksum.
 Exit status 0 if every row passes, 1 otherwise.
 """
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from infadapter_env.env import SIM_VERSION
-from scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest
+from scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest, row_quotas
 
 REPLAYED = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 
@@ -38,12 +38,14 @@ def check_row(row: dict[str, str]) -> list[str]:
                 f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
                 f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
             ]
-        infos = replay(settings, json.loads(row["actions"]))
+        infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]
     metrics = episode_metrics(infos, settings)
     for column in REPLAYED:
         recorded, replayed = float(row[column]), float(metrics[column])
+        if math.isnan(recorded) and math.isnan(replayed):  # not measured by this simulator
+            continue
         if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
             problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
     return problems

@@ -67,7 +67,7 @@ def compare(agent_name: str, scenario: Scenario) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     kwargs = env_kwargs(scenario, BETA)
-    metrics, actions, settings = play(agents.make(agent_name), kwargs, 0)
+    metrics, actions, _, settings = play(agents.make(agent_name), kwargs, 0)
     fast = replay(settings | {"seed": 0}, actions)
     reference = replay(settings | {"seed": 0, "simulator": "request"}, actions)
     errors = [

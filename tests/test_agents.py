@@ -92,16 +92,22 @@ def test_infadapter_lstm_agent_reports_its_decisions():
 
 
 def test_an_unservable_rate_is_flagged_not_raised():
-    agent = agents.make("infadapter", forecaster="last")
+    agent = agents.make("infadapter", forecaster="last", stabilise=False)  # else the same rate is skipped
     run_episode(agent, trace=synthetic("constant", 300, rate=900.0))
     assert agent.decision_info()["fallback"] is True
     assert agent.decision_info()["cores"] == [20, 0, 0, 0, 0]
 
 
-def test_stabiliser_scales_down_after_four_lower_forecasts():
+def test_stabiliser_acts_on_the_fifth_lower_or_equal_rate_and_on_a_higher_one_at_once():
+    # The paper code: skip while rate <= the rate in place and fewer than 4 were skipped.
     stabiliser = Stabiliser(4)
-    levels = [stabiliser.update(x) for x in [100, 120, 90, 95, 80, 85, 130, 70]]
-    assert levels == [100, 120, 120, 120, 120, 95, 130, 130]
+    rates = [100, 120, 90, 95, 80, 85, 130, 70, 70, 70, 70, 70, 70]
+    acted = [stabiliser.update(x) for x in rates]
+    assert acted == [True, True, False, False, False, False, True, False, False, False, False, True, False]
+    assert stabiliser.level == 70
+    equal = Stabiliser(4)
+    equal.reset(level=100.0)  # a starting deployment planned for 100 req/s
+    assert [equal.update(100.0) for _ in range(5)] == [False, False, False, False, True]
 
 
 def test_ewm_matches_pandas_adjusted_mean():
@@ -120,11 +126,15 @@ def trajectory(name: str, trace, key: str) -> list[int]:
 
 def test_vpa_scales_up_once_its_histogram_catches_up():
     cores = trajectory("vpa-50", STEP_UP, "cores_per_replica")
-    # 20 low samples before the step. The 90th percentile moves once high samples weigh more than
-    # 10 %: k / (20 + k) > 0.1 first holds for k = 3, so the 3rd overloaded interval (23) triggers a
-    # scale-up that serves from interval 24 on: a lag of 3 intervals after the step.
-    assert cores[20] == cores[22] == 4
-    assert cores[23] == 5
+    # One sample per minute (the first at t = 30 s), weighted by the allocated cores. At 30 req/s
+    # ResNet50 at 8 cores is 33 % busy: 2.66 cores, target ceil(2.7 x 1.15) = 4, lower than 8: the
+    # decisions at t = 0 (no sample: an equal target), 30, 60 and 90 s are skipped, the 5th applies.
+    assert cores[:4] == [8] * 4 and cores[4] == 4
+    # Before the step the samples weigh 3 x 8 + 8 x 4 = 56. Overloaded samples (4 cores, weight
+    # 4) come at t = 660 and 720 s; the 90th percentile moves once they weigh more than 10 %:
+    # 4 / 60 < 0.1 < 8 / 64, so the decision at t = 720 s (index 24) scales up at once.
+    assert cores[20:24] == [4] * 4
+    assert cores[24] == 5
     assert cores[-1] > 15  # and it keeps growing by its 15 % margin until usage fits
 
 
