@@ -173,4 +173,10 @@ class VPAAgent(Agent):
         return self.settings.action([1 if c else 0 for c in cores], cores)
 
     def decision_info(self) -> dict[str, Any]:
-        return {"cores": self.cores, **{f"vpa_{k}": v for k, v in self.recommendation.items()}}
+        """The size, the recommendation, and the dispatcher quotas: everything to the one variant
+        (the paper code posts ``round(forecast)`` for it; with one variant only the share matters)."""
+        return {
+            "cores": self.cores,
+            "quotas": one_variant(self.variant, 1),
+            **{f"vpa_{k}": v for k, v in self.recommendation.items()},
+        }

@@ -47,7 +47,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     requests are then lost. The dispatcher: ``accuracy_first`` (most accurate variant first, up to
     ``th``; what exceeds every ``th`` queues at the most accurate variant with room),
     ``proportional`` (in proportion to ``th``) or ``quota`` (the original dispatcher's weighted
-    round robin over quotas ``round(th)``). A replica's queue holds ``queue_factor x th`` waiting
+    round robin over integer quotas: ``round(th)``, or the controller's planned quotas set with
+    ``env.unwrapped.set_quotas(q)`` before a step, as the original adapter posts them to its
+    dispatcher; variants that do not serve are skipped, and where no serving variant has a quota
+    the round robin runs over ``round(th)``). A replica's queue holds ``queue_factor x th`` waiting
     requests; beyond that requests are dropped.
 
     Two simulators of that world (``simulator``):
@@ -109,7 +112,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``over_slo``, ``dropped``, ``violated`` (= over_slo + dropped), ``slo_violation_rate``,
     ``latency_p50_ms`` / ``latency_p99_ms`` over the served requests (and ``_by_variant``; 0 where
     nothing was served), ``utilisation`` (busy fraction), ``backlog``, the deployment, and
-    ``action_fix``. Requests are attributed to the interval in which they arrived.
+    ``action_fix``. Requests are attributed to the interval in which they arrived. ``aa_planned``:
+    the accuracy the deployment plans to give at the interval's mean rate (most accurate first up
+    to ``th``), or with set quotas the quota-weighted accuracy. The request-level simulator also
+    reports ``p99_windows_ms``: the P99 of each 5 s window of completions, read from TF-Serving's
+    latency histogram as the original experiments did (0 where nothing completed), and
+    ``rescheduled_late``.
 
     ## Starting State
     Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole
