@@ -47,7 +47,12 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# mypy sees the packages under their import names (agents/ is infadapter_agents, scripts/ is infadapter_scripts).
 typecheck: $(STAMP)
+	mkdir -p build/typecheck
+	ln -sfn ../../infadapter_env build/typecheck/infadapter_env
+	ln -sfn ../../agents build/typecheck/infadapter_agents
+	ln -sfn ../../scripts build/typecheck/infadapter_scripts
 	$(BIN)/mypy
 
 check: lint typecheck test

@@ -1,8 +1,8 @@
 """Policies for InfAdapter-v0, behind one registry.
 
-    import agents
-    agents.names()                       # every registered agent
-    agent = agents.make("infadapter", solver="ilp")
+    import infadapter_agents
+    infadapter_agents.names()                       # every registered agent
+    agent = infadapter_agents.make("infadapter", solver="ilp")
     agent.reset(reset_info); action = agent.act(observation, info)
 
 Each agent's module docstring gives its source, parameters and simplifications.
@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from agents.base import Agent, EnvSettings
+from infadapter_agents.base import Agent, EnvSettings
 
 _FACTORIES: dict[str, Callable[..., Agent]] = {}
 
@@ -41,13 +41,13 @@ def make(name: str, **options: Any) -> Agent:
 
 
 def _register_builtin() -> None:
-    from agents.autopilot import AutopilotAgent
-    from agents.hpa import HPAAgent
-    from agents.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
-    from agents.learned import learned_agent
-    from agents.mark import MArkAgent
-    from agents.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
-    from agents.vpa import VPAAgent
+    from infadapter_agents.autopilot import AutopilotAgent
+    from infadapter_agents.hpa import HPAAgent
+    from infadapter_agents.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
+    from infadapter_agents.learned import learned_agent
+    from infadapter_agents.mark import MArkAgent
+    from infadapter_agents.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
+    from infadapter_agents.vpa import VPAAgent
 
     register("infadapter", InfAdapterAgent)
     register("ms+", MSPlusAgent)

@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.usage import cpu_usage_cores, one_variant, variant_index
+from infadapter_agents.base import Agent
+from infadapter_agents.usage import cpu_usage_cores, one_variant, variant_index
 
 
 class AutopilotAgent(Agent):

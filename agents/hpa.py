@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.usage import one_variant, variant_index
+from infadapter_agents.base import Agent
+from infadapter_agents.usage import one_variant, variant_index
 from infadapter_env import observation as layout
 
 

@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.forecast import Stabiliser, make_forecaster, real_minute_peaks
-from agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
+from infadapter_agents.base import Agent
+from infadapter_agents.forecast import Stabiliser, make_forecaster, real_minute_peaks
+from infadapter_agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
 from infadapter_env import observation as layout
 from infadapter_env.objective import Weights, served_shares
 from infadapter_env.observation import HISTORY_MINUTES

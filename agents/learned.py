@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent, EnvSettings
+from infadapter_agents.base import Agent, EnvSettings
 from infadapter_env import observation as layout
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -34,7 +34,7 @@ class LearnedAgent(Agent):
         if not (folder / "meta.json").is_file():
             raise FileNotFoundError(
                 f"no trained policy in {folder} (meta.json missing); train one with: "
-                f"python -m scripts.train_rl --algo {folder.name}"
+                f"infadapter train --algo {folder.name}"
             )
         self.meta = json.loads((folder / "meta.json").read_text())
         self.deterministic = deterministic

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.forecast import make_forecaster, real_minute_peaks
-from agents.usage import one_variant, variant_index
+from infadapter_agents.base import Agent
+from infadapter_agents.forecast import make_forecaster, real_minute_peaks
+from infadapter_agents.usage import one_variant, variant_index
 from infadapter_env.observation import HISTORY_MINUTES
 
 

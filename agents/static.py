@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from agents.base import Agent
-from agents.solver import PlanningModel, solve
+from infadapter_agents.base import Agent
+from infadapter_agents.solver import PlanningModel, solve
 from infadapter_env.observation import N_VARIANTS
 
 OVER_RATE_RPS = 300.0

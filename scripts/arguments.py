@@ -19,16 +19,21 @@ def arg(default: Any, help: str) -> Any:
     return dataclasses.field(default=default, metadata={"help": help})
 
 
-def parse(cls: type[T], argv: Sequence[str] | None = None, description: str | None = None) -> T:
-    """Parse ``argv`` into an instance of the dataclass ``cls``."""
-    parser = argparse.ArgumentParser(description=description or (cls.__doc__ or "").strip().splitlines()[0])
+def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str | None = None) -> T:
+    """Parse ``argv`` into an instance of the dataclass ``cls``; ``prog`` names the command in the
+    help (``infadapter leaderboard``). A help text that explains its default is shown as it is;
+    the others get ``(default: ...)``."""
+    description = description or (cls.__doc__ or "").strip().splitlines()[0]
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     hints = typing.get_type_hints(cls)
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
         flag = "--" + field.name.replace("_", "-")
         kind = hints[field.name]
         factory: Any = field.default_factory
         default = field.default if field.default is not dataclasses.MISSING else factory()
-        help_text = f"{field.metadata.get('help', '')} (default: {default})"
+        help_text = field.metadata.get("help", "")
+        if "default" not in help_text:
+            help_text += f" (default: {default})"
         if kind is bool:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=help_text)
             continue

@@ -1,6 +1,6 @@
 """Calibrate the request-level service model to the measured profile, and tabulate its latencies.
 
-    infadapter calibrate              (or: python -m scripts.calibrate_service)
+    infadapter calibrate              (or: python -m infadapter_scripts.calibrate_service)
 
 For every (variant, cores) of ``profiles/capacity_result_Feb_21.csv`` it fits a server of
 ``workers = cores`` FIFO workers with Gamma service times (mean, coefficient of variation) by
@@ -35,8 +35,8 @@ from infadapter_env.datafiles import data_file
 from infadapter_env.profiles import load_variants
 from infadapter_env.prometheus import window_quantiles_ms
 from infadapter_env.queueing import fifo_sojourn_batch
-from scripts.arguments import arg, parse
-from scripts.provenance import git_commit, relative_to_repo
+from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.provenance import git_commit, relative_to_repo
 
 P99_TEST_S = 16.0
 WINDOW_S = 2.0
@@ -185,7 +185,7 @@ def latency_tables(rng, model: dict[tuple[int, int], tuple[int, float, float]], 
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(Args, argv)
+    args = parse(Args, argv, prog="infadapter calibrate")
     command = "infadapter calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)

@@ -13,8 +13,8 @@ import numpy as np
 
 from infadapter_env.profiles import load_variants
 from infadapter_env.traces import scenario as load_scenario
-from scripts.aggregate import mean_ci, per_seed
-from scripts.protocol import replay, row_quotas
+from infadapter_scripts.aggregate import mean_ci, per_seed
+from infadapter_scripts.protocol import replay, row_quotas
 
 
 def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:

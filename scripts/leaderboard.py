@@ -28,9 +28,9 @@ from typing import Any
 
 from tqdm import tqdm
 
-from scripts.aggregate import mean_by, mean_ci, per_seed
-from scripts.arguments import arg, parse
-from scripts.protocol import COLUMNS, DEFAULT_BETAS, PROTOCOLS, Protocol, Task, row_digest, run_task
+from infadapter_scripts.aggregate import mean_by, mean_ci, per_seed
+from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.protocol import COLUMNS, DEFAULT_BETAS, PROTOCOLS, Protocol, Task, row_digest, run_task
 
 BACKENDS = ("local", "serial", "ray")
 CSV_NAME = "leaderboard.csv"
@@ -205,7 +205,7 @@ def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterat
 # ----------------------------------------------------------------------------- main
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse(Args, argv)
+    args = parse(Args, argv, prog="infadapter leaderboard")
     try:
         return run(args, command=" ".join(["infadapter leaderboard", *argv]))
     except UsageError as exc:
@@ -252,7 +252,7 @@ def run(args: Args, command: str) -> int:
     summary = write_summary(out, selected, command=command, protocol=protocol)
     print(summary)
     if args.figures:
-        from scripts.figures import beta_sweep, paper_figure, timeline
+        from infadapter_scripts.figures import beta_sweep, paper_figure, timeline
 
         if protocol.name == "paper-2023":
             figures = [paper_figure(selected, out / "paper_figure.png")]

@@ -45,13 +45,13 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-import agents
+import infadapter_agents
 import infadapter_env
 from infadapter_env.env import SIM_VERSION
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
-from scripts.provenance import git_commit
+from infadapter_scripts.provenance import git_commit
 
 DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 ALPHA, GAMMA = 1.0, 0.001
@@ -144,7 +144,7 @@ def scenarios() -> dict[str, Scenario]:
 
 
 def default_contenders() -> dict[str, Contender]:
-    return {name: Contender(name, name) for name in agents.names()}
+    return {name: Contender(name, name) for name in infadapter_agents.names()}
 
 
 # The original experiments (auto_tuner/starter.py, adapter/main.py, adapter/notifier.py).
@@ -221,7 +221,7 @@ def run_task(task: Task) -> dict[str, Any]:
     protocol = PROTOCOLS[task.protocol]
     scenario = protocol.scenarios[task.scenario]
     contender = protocol.contenders()[task.agent]
-    agent = agents.make(contender.agent, **contender.options)
+    agent = infadapter_agents.make(contender.agent, **contender.options)
     started = time.perf_counter()
     kwargs = env_kwargs(scenario, task.beta, task.protocol, contender)
     metrics, actions, quotas, settings = play(agent, kwargs, task.seed)
@@ -248,7 +248,7 @@ def run_task(task: Task) -> dict[str, Any]:
 
 
 def play(
-    agent: agents.Agent, kwargs: Mapping[str, Any], seed: int
+    agent: infadapter_agents.Agent, kwargs: Mapping[str, Any], seed: int
 ) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
     """One episode of ``agent`` in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
     and fallbacks), its actions, the quotas it set (None where it set none; only with

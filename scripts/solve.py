@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
+from infadapter_agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.profiles import CAPACITY_MODELS, SLO_CHOICES_MS, load_profile, load_variants
 

@@ -1,6 +1,6 @@
 """Train the InfAdapter LSTM forecaster on the training days and report its test-day errors.
 
-    python -m scripts.train_lstm --seed 0            (or: infadapter train-lstm --seed 0)
+    python -m infadapter_scripts.train_lstm --seed 0            (or: infadapter train-lstm --seed 0)
 
 Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
 10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
@@ -21,11 +21,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from agents.forecast import ewm_mean
-from agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
+from infadapter_agents.forecast import ewm_mean
+from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
-from scripts.arguments import arg, parse
-from scripts.provenance import git_commit, relative_to_repo
+from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.provenance import git_commit, relative_to_repo
 
 
 @dataclass
@@ -58,7 +58,7 @@ def errors(forecast: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    args = parse(Args, argv)
+    args = parse(Args, argv, prog="infadapter train-lstm")
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> dict:
     with torch.no_grad():
         lstm_test = model(torch.tensor(x_test)).numpy()
     report = {
-        "command": "python -m scripts.train_lstm " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": "infadapter train-lstm " + " ".join(argv if argv is not None else sys.argv[1:]),
         "args": asdict(args) | {"out": relative_to_repo(Path(args.out))},
         "hidden_size": args.hidden_size,
         "epochs_run": len(history),

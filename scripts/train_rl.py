@@ -1,6 +1,6 @@
 """Train a stable-baselines3 policy on InfAdapter-v0 with the batched env, then score it like the leaderboard.
 
-    python -m scripts.train_rl --algo ppo --seed 0            (or: infadapter train --algo ppo --seed 0)
+    python -m infadapter_scripts.train_rl --algo ppo --seed 0            (or: infadapter train --algo ppo --seed 0)
 
 ``--algo``: ``ppo`` (MultiDiscrete cores action), ``maskable-ppo`` (sb3-contrib MaskablePPO on the
 Discrete deployment action with masks), ``a2c`` (MultiDiscrete cores action). Training episodes
@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from agents.learned import LearnedAgent
-from agents.sb3_env import InfAdapterSB3VecEnv
-from scripts.arguments import arg, parse
-from scripts.protocol import env_kwargs, play, scenarios
-from scripts.provenance import git_commit, relative_to_repo, versions
+from infadapter_agents.learned import LearnedAgent
+from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.protocol import env_kwargs, play, scenarios
+from infadapter_scripts.provenance import git_commit, relative_to_repo, versions
 
 ALGOS = {"ppo": "cores", "a2c": "cores", "maskable-ppo": "deployment"}
 
@@ -116,7 +116,7 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "algo": args.algo,
         "action_mode": ALGOS[args.algo],
-        "command": "python -m scripts.train_rl " + " ".join(argv),
+        "command": "infadapter train " + " ".join(argv),
         "args": asdict(args) | {"out": relative_to_repo(out), "log_dir": args.log_dir},
         "train_env": settings | {"num_envs": args.num_envs, "env": "InfAdapter-v0 (batched)"},
         "train_wall_s": round(wall_s, 1),
@@ -182,7 +182,7 @@ def learning_curve(progress: Path, png: Path, title: str) -> Path | None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse(Args, argv)
+    args = parse(Args, argv, prog="infadapter train")
     try:
         train(args, argv)
     except ValueError as exc:

@@ -1,6 +1,6 @@
 """Replay leaderboard rows from their recorded settings and actions and check every metric.
 
-    infadapter validate results/leaderboard/leaderboard.csv        (or: python -m scripts.validate ...)
+    infadapter validate results/leaderboard/leaderboard.csv        (or: python -m infadapter_scripts.validate ...)
 
 A row passes when it was recorded with this version's simulation physics (``sim_version``), its
 checksum matches its content, and replaying its actions (and the dispatcher quotas it set) in an
@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from infadapter_env.env import SIM_VERSION
-from scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest, row_quotas
+from infadapter_scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest, row_quotas
 
 REPLAYED = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 

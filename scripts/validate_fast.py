@@ -1,6 +1,6 @@
 """Hold the fast simulator to the request-level reference on every leaderboard agent's decisions.
 
-    infadapter validate-fast                       (or: python -m scripts.validate_fast)
+    infadapter validate-fast                       (or: python -m infadapter_scripts.validate_fast)
     infadapter validate-fast --agents infadapter vpa-50 --windows 5
 
 For every agent and scenario (the paper slice and ``--windows`` held-out windows of the test days,
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-import agents
+import infadapter_agents
 import infadapter_env
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
-from scripts.arguments import arg, parse
-from scripts.protocol import EPISODE_S, Scenario, env_kwargs, play, replay
-from scripts.provenance import git_commit
+from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.protocol import EPISODE_S, Scenario, env_kwargs, play, replay
+from infadapter_scripts.provenance import git_commit
 
 VIOLATION_TOLERANCE_PTS = 2.0
 P99_TOLERANCE = 0.15
@@ -67,7 +67,7 @@ def compare(agent_name: str, scenario: Scenario) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     kwargs = env_kwargs(scenario, BETA)
-    metrics, actions, _, settings = play(agents.make(agent_name), kwargs, 0)
+    metrics, actions, _, settings = play(infadapter_agents.make(agent_name), kwargs, 0)
     fast = replay(settings | {"seed": 0}, actions)
     reference = replay(settings | {"seed": 0, "simulator": "request"}, actions)
     errors = [
@@ -139,12 +139,12 @@ def run(pairs: Iterable[tuple[str, Scenario]], workers: int) -> list[dict[str, A
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse(Args, argv)
+    args = parse(Args, argv, prog="infadapter validate-fast")
     command = "infadapter validate-fast " + " ".join(sys.argv[1:] if argv is None else argv)
-    names = args.agents or agents.names()
-    unknown = [n for n in names if n not in agents.names()]
+    names = args.agents or infadapter_agents.names()
+    unknown = [n for n in names if n not in infadapter_agents.names()]
     if unknown:
-        print(f"infadapter validate-fast: unknown agent(s) {unknown}; valid: {', '.join(agents.names())}")
+        print(f"infadapter validate-fast: unknown agent(s) {unknown}; valid: {', '.join(infadapter_agents.names())}")
         return 2
     if not 0 <= args.windows <= 200:
         print(f"infadapter validate-fast: --windows must be in 0..200, got {args.windows}")

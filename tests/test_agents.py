@@ -6,12 +6,12 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import agents
-from agents.forecast import Stabiliser, ewm_mean
+import infadapter_agents
+from infadapter_agents.forecast import Stabiliser, ewm_mean
 from infadapter_env.traces import synthetic
 
 
-def run_episode(agent: agents.Agent, **env_kwargs) -> list[dict]:
+def run_episode(agent: infadapter_agents.Agent, **env_kwargs) -> list[dict]:
     env = gym.make("InfAdapter-v0", **env_kwargs)
     obs, info = env.reset(seed=0)
     agent.reset(info)
@@ -26,21 +26,21 @@ def run_episode(agent: agents.Agent, **env_kwargs) -> list[dict]:
             return infos
 
 
-@pytest.mark.parametrize("name", agents.names())
+@pytest.mark.parametrize("name", infadapter_agents.names())
 def test_every_agent_plays_a_whole_paper_episode_with_valid_actions(name):
-    infos = run_episode(agents.make(name), action_mode="replicas")
+    infos = run_episode(infadapter_agents.make(name), action_mode="replicas")
     assert len(infos) == 42
 
 
 @pytest.mark.parametrize("name", ["infadapter", "ms+", "oracle", "vpa-50", "autopilot", "static-over"])
 def test_vertical_agents_also_speak_the_cores_and_deployment_modes(name):
-    assert len(run_episode(agents.make(name), action_mode="cores")) == 42
-    assert len(run_episode(agents.make(name), action_mode="deployment")) == 42
+    assert len(run_episode(infadapter_agents.make(name), action_mode="cores")) == 42
+    assert len(run_episode(infadapter_agents.make(name), action_mode="deployment")) == 42
 
 
 def test_unknown_agent_lists_the_valid_ones():
     with pytest.raises(ValueError, match=r"unknown agent 'vpa'; valid agents: infadapter, ms\+, oracle, vpa-18"):
-        agents.make("vpa")
+        infadapter_agents.make("vpa")
 
 
 @pytest.mark.parametrize(
@@ -58,19 +58,19 @@ def test_unknown_agent_lists_the_valid_ones():
 )
 def test_bad_agent_options_are_named(name, options, message):
     with pytest.raises(ValueError, match=message):
-        agents.make(name, **options)
+        infadapter_agents.make(name, **options)
 
 
 def test_replica_agents_need_the_replicas_action_mode():
     env = gym.make("InfAdapter-v0")
     _, info = env.reset(seed=0)
     with pytest.raises(ValueError, match="needs action_mode='replicas'"):
-        agents.make("hpa").reset(info)
+        infadapter_agents.make("hpa").reset(info)
 
 
 def test_oracle_has_almost_no_violations_on_a_feasible_trace():
     # The paper slice peaks at 274 req/s, within the budget; start warm so no load gap opens at t = 0.
-    infos = run_episode(agents.make("oracle"), initial_cores=(0, 0, 8, 0, 12))
+    infos = run_episode(infadapter_agents.make("oracle"), initial_cores=(0, 0, 8, 0, 12))
     # Servers run at or below their SLO capacity, where at most ~1 % of requests exceed the SLO;
     # the oracle keeps them far enough below it that violations are a rounding error.
     assert sum(i["violated"] for i in infos) < 1e-3 * sum(i["arrivals"] for i in infos)
@@ -78,13 +78,13 @@ def test_oracle_has_almost_no_violations_on_a_feasible_trace():
 
 
 def test_infadapter_with_ilp_and_fast_solver_play_the_same_episode():
-    fast = run_episode(agents.make("infadapter", solver="fast"))
-    ilp = run_episode(agents.make("infadapter", solver="ilp"))
+    fast = run_episode(infadapter_agents.make("infadapter", solver="fast"))
+    ilp = run_episode(infadapter_agents.make("infadapter", solver="ilp"))
     assert [i["reward"] for i in fast] == pytest.approx([i["reward"] for i in ilp], abs=1e-9)
 
 
 def test_infadapter_lstm_agent_reports_its_decisions():
-    agent = agents.make("infadapter")
+    agent = infadapter_agents.make("infadapter")
     infos = run_episode(agent)
     decision = agent.decision_info()
     assert decision["forecast_rps"] > 0 and decision["planned_rate_rps"] >= decision["forecast_rps"]
@@ -92,7 +92,7 @@ def test_infadapter_lstm_agent_reports_its_decisions():
 
 
 def test_an_unservable_rate_is_flagged_not_raised():
-    agent = agents.make("infadapter", forecaster="last", stabilise=False)  # else the same rate is skipped
+    agent = infadapter_agents.make("infadapter", forecaster="last", stabilise=False)  # else the same rate is skipped
     run_episode(agent, trace=synthetic("constant", 300, rate=900.0))
     assert agent.decision_info()["fallback"] is True
     assert agent.decision_info()["cores"] == [20, 0, 0, 0, 0]
@@ -120,7 +120,7 @@ STEP_UP = synthetic("step", 1800, low=30, high=150, at_s=600)  # the step starts
 
 
 def trajectory(name: str, trace, key: str) -> list[int]:
-    infos = run_episode(agents.make(name), trace=trace, action_mode="replicas")
+    infos = run_episode(infadapter_agents.make(name), trace=trace, action_mode="replicas")
     return [i[key][2] for i in infos]  # ResNet50, the variant these baselines scale
 
 
@@ -153,11 +153,11 @@ def test_hpa_scales_out_quickly_and_in_only_after_its_window():
 
 
 def test_static_over_has_almost_no_violations_and_static_under_violates_at_peaks():
-    over = agents.make("static-over")
+    over = infadapter_agents.make("static-over")
     infos = run_episode(over, initial_cores=(13, 0, 7, 0, 0))
     assert sum(i["violated"] for i in infos) < 1e-4 * sum(i["arrivals"] for i in infos)
     assert all(i["cores"] == 20 for i in infos)
-    under = run_episode(agents.make("static-under"), initial_cores=(0, 0, 13, 0, 0))
+    under = run_episode(infadapter_agents.make("static-under"), initial_cores=(0, 0, 13, 0, 0))
     capacity = sum(under[0]["capacity_rps"])
     # Violations almost all where the load exceeded the capacity in that interval or the one before
     # (a queue built at a peak drains into the next interval); elsewhere only the latency tail.

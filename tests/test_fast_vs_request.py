@@ -8,7 +8,7 @@ import statistics
 
 import pytest
 
-from scripts.validate_fast import P99_TOLERANCE, VIOLATION_TOLERANCE_PTS, compare, validation_scenarios
+from infadapter_scripts.validate_fast import P99_TOLERANCE, VIOLATION_TOLERANCE_PTS, compare, validation_scenarios
 
 
 @pytest.mark.parametrize("agent", ["infadapter", "vpa-50", "static-under", "hpa"])

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import leaderboard, validate
-from scripts.protocol import COLUMNS, TEST_WINDOW_STARTS, TIMING_COLUMNS, held_out_window_starts
+from infadapter_scripts import leaderboard, validate
+from infadapter_scripts.protocol import COLUMNS, TEST_WINDOW_STARTS, TIMING_COLUMNS, held_out_window_starts
 
 TINY = ["--agents", "static-under", "ms+", "--scenarios", "paper", "--betas", "0.02,0.1", "--no-figures"]
 
@@ -83,7 +83,7 @@ def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
     reference = tmp_path / "reference"
     assert leaderboard.main([*sweep, "--out", str(reference)]) == 0
     out = tmp_path / "resume"
-    command = [sys.executable, "-m", "scripts.cli", "leaderboard", *sweep, "--out", str(out)]
+    command = [sys.executable, "-m", "infadapter_env.cli", "leaderboard", *sweep, "--out", str(out)]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     path = out / "leaderboard.csv"
     deadline = time.time() + 120
@@ -147,7 +147,7 @@ def test_unwritable_output_folder_is_reported(tmp_path, capsys):
 
 
 def test_reconfigurations_count_changes_from_the_starting_deployment():
-    from scripts.protocol import episode_metrics, replay
+    from infadapter_scripts.protocol import episode_metrics, replay
 
     settings = {"scenario": "paper", "initial_cores": [0, 0, 8, 0, 12], "seed": 0}
     warm = replay(settings, [[0, 0, 8, 0, 12]] * 3 + [[0, 0, 10, 0, 0]])

@@ -13,13 +13,13 @@ import torch
 from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-import agents
-from agents.learned import CHECKPOINTS, LearnedAgent
-from agents.sb3_env import InfAdapterSB3VecEnv
+import infadapter_agents
+from infadapter_agents.learned import CHECKPOINTS, LearnedAgent
+from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
 from infadapter_env import observation as layout
 from infadapter_env.deployment import enumerate_deployments
 from infadapter_env.traces import synthetic
-from scripts.train_rl import Args, make_model
+from infadapter_scripts.train_rl import Args, make_model
 
 
 @pytest.mark.parametrize("mode", ["cores", "deployment"])
@@ -99,9 +99,11 @@ def test_training_twice_with_one_seed_gives_the_same_policy():
 @pytest.mark.parametrize("name", ["ppo", "maskable-ppo", "a2c"])
 def test_shipped_checkpoints_record_how_they_were_made_and_act(name):
     meta = json.loads((CHECKPOINTS / name / "meta.json").read_text())
-    assert meta["command"].startswith(f"python -m scripts.train_rl --algo {name}") and "--seed" in meta["command"]
+    # Made before the scripts were installed as infadapter_scripts; new runs record `infadapter train`.
+    made_by = (f"python -m scripts.train_rl --algo {name}", f"infadapter train --algo {name}")
+    assert meta["command"].startswith(made_by) and "--seed" in meta["command"]
     assert meta["git_commit"] != "unknown" and meta["train_wall_s"] > 0 and "evaluation" in meta
-    agent = agents.make(name)
+    agent = infadapter_agents.make(name)
     env = gym.make("InfAdapter-v0", action_mode="replicas")
     obs, info = env.reset(seed=0)
     agent.reset(info)
@@ -114,8 +116,9 @@ def test_shipped_checkpoints_record_how_they_were_made_and_act(name):
 def test_train_script_runs_end_to_end_with_a_tiny_budget(tmp_path):
     out = tmp_path / "ckpt"
     command = [
-        sys.executable, "-m", "scripts.train_rl", "--algo", "a2c", "--total-timesteps", "400", "--num-envs", "4",
-        "--episode-length-s", "300", "--out", str(out), "--log-dir", str(tmp_path / "logs"), "--no-evaluate",
+        sys.executable, "-m", "infadapter_scripts.train_rl", "--algo", "a2c", "--total-timesteps", "400",
+        "--num-envs", "4", "--episode-length-s", "300", "--out", str(out), "--log-dir", str(tmp_path / "logs"),
+        "--no-evaluate",
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
@@ -130,7 +133,7 @@ def test_train_script_runs_end_to_end_with_a_tiny_budget(tmp_path):
 
 def test_unknown_algorithm_is_reported(tmp_path):
     done = subprocess.run(
-        [sys.executable, "-m", "scripts.cli", "train", "--algo", "dqn", "--out", str(tmp_path)],
+        [sys.executable, "-m", "infadapter_env.cli", "train", "--algo", "dqn", "--out", str(tmp_path)],
         capture_output=True,
         text=True,
         check=False,

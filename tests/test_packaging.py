@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -16,9 +17,9 @@ assert "site" in str(path) or "wheel_root" in str(path), path
 env = gym.make("InfAdapter-v0")
 env.reset(seed=0)
 obs, reward, *_ = env.step(np.array([0, 0, 8, 0, 12]))
-import agents
+import infadapter_agents
 for name in ("infadapter", "ppo"):
-    agent = agents.make(name)
+    agent = infadapter_agents.make(name)
     obs, info = env.reset(seed=0)
     agent.reset(info)
     env.step(agent.act(obs, info))
@@ -28,7 +29,12 @@ print("ok", path)
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory, repo_root):
+    """The wheel built from a copy of the sources (setuptools' build/ cache could carry stale files)."""
     out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "infadapter-gym"
+    skip = shutil.ignore_patterns(".venv", "build", "results", "runs", ".git", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(repo_root, source, ignore=skip)
+    repo_root = source
     subprocess.run(
         [
             sys.executable,
@@ -54,13 +60,47 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_env/data/traces/README.md",
         "infadapter_env/data/profiles/capacity_result_Feb_21.csv",
         "infadapter_env/data/profiles/variants.csv",
-        "agents/__init__.py",
-        "agents/weights/lstm_forecaster.pt",
-        "agents/checkpoints/ppo/policy.zip",
-        "agents/checkpoints/maskable-ppo/vecnormalize.pkl",
-        "scripts/cli.py",
+        "infadapter_env/data/profiles/latency_quantiles.npz",
+        "infadapter_env/py.typed",
+        "infadapter_env/cli.py",
+        "infadapter_env/leaderboard/__init__.py",
+        "infadapter_agents/__init__.py",
+        "infadapter_agents/py.typed",
+        "infadapter_agents/weights/lstm_forecaster.pt",
+        "infadapter_agents/checkpoints/ppo/policy.zip",
+        "infadapter_agents/checkpoints/maskable-ppo/vecnormalize.pkl",
+        "infadapter_scripts/leaderboard.py",
     ):
         assert needed in names, needed
+
+
+def test_wheel_claims_no_generic_top_level_name_and_carries_its_licence(wheel):
+    archive = zipfile.ZipFile(wheel)
+    top_level = {name.split("/")[0] for name in archive.namelist() if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"infadapter_env", "infadapter_agents", "infadapter_scripts"}
+    metadata = next(n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+    text = archive.read(metadata).decode()
+    assert "License-Expression: MIT" in text
+    assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
+
+
+def test_a_users_own_agents_folder_does_not_collide(wheel, tmp_path):
+    root = tmp_path / "wheel_root"
+    zipfile.ZipFile(wheel).extractall(root)
+    project = tmp_path / "project"
+    (project / "agents").mkdir(parents=True)
+    (project / "agents" / "__init__.py").write_text("MINE = True\n")
+    code = "import agents, infadapter_agents; assert agents.MINE; print(infadapter_agents.make('ppo').name)"
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=project,
+        env={"PYTHONPATH": f"{project}:{root}", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ppo"
 
 
 def test_env_runs_from_the_unpacked_wheel_outside_the_repo(wheel, tmp_path):

@@ -10,14 +10,14 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-import agents
-from agents.forecast import ewm_mean
-from agents.vpa import VPAAgent
+import infadapter_agents
+from infadapter_agents.forecast import ewm_mean
+from infadapter_agents.vpa import VPAAgent
 from infadapter_env import observation as layout
 from infadapter_env.profiles import load_profile
 from infadapter_env.traces import synthetic
-from scripts import leaderboard, validate
-from scripts.protocol import PROTOCOLS, env_kwargs, episode_metrics, paper_contenders, play, replay
+from infadapter_scripts import leaderboard, validate
+from infadapter_scripts.protocol import PROTOCOLS, env_kwargs, episode_metrics, paper_contenders, play, replay
 
 PAPER_ENV = {"simulator": "request", "arrivals": "loadgen", "dispatcher": "quota", "action_mode": "replicas"}
 
@@ -51,7 +51,7 @@ def test_infadapter_starts_loaded_holds_two_minutes_then_stabilises():
     and 210 s; the 5th, at t = 240 s (step 8), is acted on."""
     assert load_profile(750, "linear_fit", 2).per_replica_rps[4, 20] == pytest.approx(59.23, abs=0.01)
     env = gym.make("InfAdapter-v0", trace=synthetic("constant", 300, rate=40.0), initial_cores=(0, 0, 0, 0, 20))
-    agent = agents.make("infadapter", forecaster="ewm", first_decision_s=120, history="run")
+    agent = infadapter_agents.make("infadapter", forecaster="ewm", first_decision_s=120, history="run")
     obs, info = env.reset(seed=0)
     agent.reset(info)
     flags, cores = [], []
@@ -154,9 +154,9 @@ def test_quotas_that_name_no_serving_variant_fall_back_to_capacity_and_bad_quota
 
 
 def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
-    from agents.lstm import load_model, predict
+    from infadapter_agents.lstm import load_model, predict
 
-    agent = agents.make("infadapter", history="run", stabilise=False)
+    agent = infadapter_agents.make("infadapter", history="run", stabilise=False)
     reset_info = {"settings": gym.make("InfAdapter-v0").unwrapped.config.recorded(), "history_minutes": 10}
     agent.reset(reset_info)
     obs = np.zeros(layout.SIZE, dtype=np.float32)
@@ -170,7 +170,7 @@ def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
     assert agent.forecast(obs, {"time_s": 570})[0] == pytest.approx(ewm_mean(peaks[1:].astype(float)))
     assert agent.forecast(obs, {"time_s": 600})[0] == pytest.approx(predict(load_model(), peaks))
     # The default protocol counts the 10 minutes of trace before the episode: the LSTM at once.
-    trace_agent = agents.make("infadapter", stabilise=False)
+    trace_agent = infadapter_agents.make("infadapter", stabilise=False)
     trace_agent.reset(reset_info)
     assert trace_agent.forecast(obs, {"time_s": 120})[0] == pytest.approx(predict(load_model(), peaks))
 
@@ -179,7 +179,7 @@ def test_play_passes_the_planned_quotas_and_replays_them():
     protocol = PROTOCOLS["paper-2023"]
     contender = paper_contenders()["infadapter"]
     kwargs = env_kwargs(protocol.scenarios["paper"], 0.05, "paper-2023", contender)
-    agent = agents.make(contender.agent, **contender.options)
+    agent = infadapter_agents.make(contender.agent, **contender.options)
     metrics, actions, quotas, settings = play(agent, kwargs, seed=1)
     set_quotas = [q for q in quotas if q is not None]
     assert quotas[:4] == [None] * 4 and set_quotas  # held, then planned

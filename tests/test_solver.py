@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 
-from agents.solver import PlanningModel, evaluate, solve, solve_single_variant
+from infadapter_agents.solver import PlanningModel, evaluate, solve, solve_single_variant
 from infadapter_env.objective import Weights
 from infadapter_env.profiles import load_profile
 
@@ -118,7 +118,9 @@ def test_bad_solver_input_is_named(kwargs, message):
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "scripts.cli", *args], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [sys.executable, "-m", "infadapter_env.cli", *args], capture_output=True, text=True, check=False
+    )
 
 
 def test_solve_cli_prints_the_decision_as_json():

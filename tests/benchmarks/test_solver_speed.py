@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from agents.solver import PlanningModel, solve
+from infadapter_agents.solver import PlanningModel, solve
 from infadapter_env.objective import Weights
 from infadapter_env.profiles import load_profile
 

@@ -1,4 +1,7 @@
-"""``infadapter``: one entry point to the project's scripts.
+"""``infadapter``: one entry point to the project's commands (their argument parsing lives in the
+repository's ``scripts/`` folder, installed as ``infadapter_scripts``).
+
+infadapter --version           the package version
 
 infadapter leaderboard [...]   the benchmark (scripts/leaderboard.py)
 infadapter validate CSV        replay leaderboard rows and check them (scripts/validate.py)
@@ -16,13 +19,13 @@ import importlib
 import sys
 
 COMMANDS = {
-    "leaderboard": "scripts.leaderboard",
-    "validate": "scripts.validate",
-    "solve": "scripts.solve",
-    "train-lstm": "scripts.train_lstm",
-    "train": "scripts.train_rl",
-    "calibrate": "scripts.calibrate_service",
-    "validate-fast": "scripts.validate_fast",
+    "leaderboard": "infadapter_scripts.leaderboard",
+    "validate": "infadapter_scripts.validate",
+    "solve": "infadapter_scripts.solve",
+    "train-lstm": "infadapter_scripts.train_lstm",
+    "train": "infadapter_scripts.train_rl",
+    "calibrate": "infadapter_scripts.calibrate_service",
+    "validate-fast": "infadapter_scripts.validate_fast",
 }
 
 
@@ -32,10 +35,15 @@ def main(argv: list[str] | None = None) -> int:
         print(__doc__)
         return 0 if argv else 2
     command, rest = argv[0], argv[1:]
-    if command == "agents":
-        import agents
+    if command in ("--version", "-V"):
+        from infadapter_env import __version__
 
-        print("\n".join(agents.names()))
+        print(f"infadapter-gym {__version__}")
+        return 0
+    if command == "agents":
+        import infadapter_agents
+
+        print("\n".join(infadapter_agents.names()))
         return 0
     if command not in COMMANDS:
         print(f"infadapter: unknown command {command!r}; valid: {', '.join([*COMMANDS, 'agents'])}", file=sys.stderr)
