@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 OUT ?= results/leaderboard
 PAPER_OUT ?= results/paper-2023
 
-.PHONY: install leaderboard test test-expensive bench lint format typecheck check clean
+.PHONY: install leaderboard test test-expensive bench lint format typecheck docs links check clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)" numpy
 	$(BIN)/python -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
-	$(BIN)/pip install --quiet -e ".[dev,ray]"
+	$(BIN)/pip install --quiet -e ".[dev,ray,docs]"
 	@$(BIN)/python -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); \
 	sys.exit(0 if torch.__version__ == want else f'pip replaced torch {want} by {torch.__version__}')"
 	@touch $(STAMP)
@@ -47,13 +47,20 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# mypy sees the packages under their import names (agents/ is infadapter_agents, scripts/ is infadapter_scripts).
-typecheck: $(STAMP)
+# The packages under their import names (agents/ is infadapter_agents, scripts/ is infadapter_scripts),
+# for the tools that read source files rather than import them (mypy, the docs' mkdocstrings).
+links:
 	mkdir -p build/typecheck
 	ln -sfn ../../infadapter_env build/typecheck/infadapter_env
 	ln -sfn ../../agents build/typecheck/infadapter_agents
 	ln -sfn ../../scripts build/typecheck/infadapter_scripts
+
+typecheck: $(STAMP) links
 	$(BIN)/mypy
+
+# The documentation site (mkdocs-material + mkdocstrings), built with --strict into site/.
+docs: $(STAMP) links
+	$(BIN)/mkdocs build --strict --site-dir site
 
 check: lint typecheck test
 

@@ -34,9 +34,9 @@ import numpy as np
 from infadapter_env.datafiles import data_file
 from infadapter_env.profiles import load_variants
 from infadapter_env.prometheus import window_quantiles_ms
+from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.queueing import fifo_sojourn_batch
 from infadapter_scripts.arguments import arg, parse
-from infadapter_scripts.provenance import git_commit, relative_to_repo
 
 P99_TEST_S = 16.0
 WINDOW_S = 2.0

@@ -23,9 +23,9 @@ import torch
 
 from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
+from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from infadapter_scripts.arguments import arg, parse
-from infadapter_scripts.provenance import git_commit, relative_to_repo
 
 
 @dataclass

@@ -29,9 +29,10 @@ import torch
 
 from infadapter_agents.learned import LearnedAgent
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_env.leaderboard.episode import play
+from infadapter_env.leaderboard.protocol import env_kwargs, scenarios
+from infadapter_env.provenance import git_commit, relative_to_repo, versions
 from infadapter_scripts.arguments import arg, parse
-from infadapter_scripts.protocol import env_kwargs, play, scenarios
-from infadapter_scripts.provenance import git_commit, relative_to_repo, versions
 
 ALGOS = {"ppo": "cores", "a2c": "cores", "maskable-ppo": "deployment"}
 

@@ -13,42 +13,10 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
-import math
 import sys
 from pathlib import Path
 
-from infadapter_env.env import SIM_VERSION
-from infadapter_scripts.protocol import COLUMNS, METRIC_COLUMNS, episode_metrics, replay, row_digest, row_quotas
-
-REPLAYED = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
-
-
-def check_row(row: dict[str, str]) -> list[str]:
-    """The problems of one row (empty if it is valid)."""
-    problems = []
-    if row_digest(row) != row["row_sha256"]:
-        problems.append("checksum does not match the row's content")
-    try:
-        settings = json.loads(row["env_settings"])
-        recorded_version = settings.get("sim_version", "v0")
-        if recorded_version != SIM_VERSION:
-            return [
-                *problems,
-                f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
-                f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
-            ]
-        infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
-    except (ValueError, KeyError, TypeError) as exc:
-        return [*problems, f"cannot replay: {exc}"]
-    metrics = episode_metrics(infos, settings)
-    for column in REPLAYED:
-        recorded, replayed = float(row[column]), float(metrics[column])
-        if math.isnan(recorded) and math.isnan(replayed):  # not measured by this simulator
-            continue
-        if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
-            problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
-    return problems
+from infadapter_env.leaderboard.episode import COLUMNS, check_row
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,11 +28,12 @@ import numpy as np
 
 import infadapter_agents
 import infadapter_env
+from infadapter_env.leaderboard.episode import play, replay
+from infadapter_env.leaderboard.protocol import EPISODE_S, Scenario, env_kwargs
+from infadapter_env.provenance import git_commit
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
 from infadapter_scripts.arguments import arg, parse
-from infadapter_scripts.protocol import EPISODE_S, Scenario, env_kwargs, play, replay
-from infadapter_scripts.provenance import git_commit
 
 VIOLATION_TOLERANCE_PTS = 2.0
 P99_TOLERANCE = 0.15

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS
+from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, held_out_window_starts
 from infadapter_scripts import leaderboard, validate
-from infadapter_scripts.protocol import COLUMNS, TEST_WINDOW_STARTS, TIMING_COLUMNS, held_out_window_starts
 
 TINY = ["--agents", "static-under", "ms+", "--scenarios", "paper", "--betas", "0.02,0.1", "--no-figures"]
 
@@ -147,7 +148,7 @@ def test_unwritable_output_folder_is_reported(tmp_path, capsys):
 
 
 def test_reconfigurations_count_changes_from_the_starting_deployment():
-    from infadapter_scripts.protocol import episode_metrics, replay
+    from infadapter_env.leaderboard.episode import episode_metrics, replay
 
     settings = {"scenario": "paper", "initial_cores": [0, 0, 8, 0, 12], "seed": 0}
     warm = replay(settings, [[0, 0, 8, 0, 12]] * 3 + [[0, 0, 10, 0, 0]])
@@ -166,3 +167,42 @@ def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsy
     path = write(tmp_path / "old.csv", [old])
     assert validate.main([str(path)]) == 1
     assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in capsys.readouterr().out
+
+
+def test_load_results_gives_typed_rows(tiny_sweep):
+    from infadapter_env.leaderboard import load_results
+
+    results = load_results(tiny_sweep)  # the folder, or the CSV itself
+    assert list(results.columns) == list(COLUMNS) and len(results) == 4
+    assert results["objective"].dtype == float and results["beta"].dtype == float
+    assert results["seed"].dtype == "int64" and results["steps"].dtype == "int64"
+    by_agent = results.groupby("agent")["objective"].mean()
+    assert set(by_agent.index) == {"static-under", "ms+"}
+    assert load_results(tiny_sweep / "leaderboard.csv").equals(results)
+
+
+def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
+    import numpy as np
+
+    import infadapter_agents
+    from infadapter_env.leaderboard import evaluate, load_results
+
+    board = load_results(tiny_sweep)
+    mine = evaluate(lambda: infadapter_agents.make("ms+"), betas=[0.1], scenarios=["paper"])
+    assert len(mine) == 1 and list(mine.columns) == list(COLUMNS)
+    recorded = board[(board["agent"] == "ms+") & (board["beta"] == 0.1)].iloc[0]
+    assert mine.iloc[0]["objective"] == recorded["objective"]
+    assert mine.iloc[0]["actions"] == recorded["actions"]
+
+    class AlwaysResNet50:  # not registered: anything with reset and act
+        def reset(self, info):
+            pass
+
+        def act(self, observation, info):
+            return np.array([0, 0, 1, 0, 0, 0, 0, 12, 0, 0])  # action_mode "replicas": ResNet50 x 12 cores
+
+    rows = evaluate(AlwaysResNet50, betas=[0.05, 0.1], scenarios=["paper"])
+    assert list(rows["agent"]) == ["AlwaysResNet50"] * 2 and (rows["mean_cores"] == 12).all()
+    assert rows.loc[0, "objective"] > rows.loc[1, "objective"]  # the same cores cost more at beta 0.1
+    with pytest.raises(ValueError, match="unknown scenario"):
+        evaluate(AlwaysResNet50, scenarios=["day3"])

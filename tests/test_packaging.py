@@ -64,6 +64,7 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_env/py.typed",
         "infadapter_env/cli.py",
         "infadapter_env/leaderboard/__init__.py",
+        "infadapter_env/leaderboard/protocol.py",
         "infadapter_agents/__init__.py",
         "infadapter_agents/py.typed",
         "infadapter_agents/weights/lstm_forecaster.pt",

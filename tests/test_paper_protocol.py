@@ -14,10 +14,11 @@ import infadapter_agents
 from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.vpa import VPAAgent
 from infadapter_env import observation as layout
+from infadapter_env.leaderboard.episode import episode_metrics, play, replay
+from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs, paper_contenders
 from infadapter_env.profiles import load_profile
 from infadapter_env.traces import synthetic
 from infadapter_scripts import leaderboard, validate
-from infadapter_scripts.protocol import PROTOCOLS, env_kwargs, episode_metrics, paper_contenders, play, replay
 
 PAPER_ENV = {"simulator": "request", "arrivals": "loadgen", "dispatcher": "quota", "action_mode": "replicas"}
 

@@ -1,0 +1,84 @@
+"""The benchmark harness as a library: protocols, one episode, metrics, replay, checksums, sweeps.
+
+    from infadapter_env.leaderboard import evaluate, load_results
+
+    results = evaluate(lambda: MyAgent(), protocol="default", betas=[0.05])   # a pandas DataFrame
+    results.groupby("beta")[["objective", "slo_violation_pct", "mean_cores"]].mean()
+
+    board = load_results("results/leaderboard")    # the rows `infadapter leaderboard` wrote
+
+``evaluate`` plays an agent (anything with ``reset(info)`` and ``act(observation, info)``, see
+``infadapter_agents.Agent``) on a protocol's scenarios, betas and seeds, exactly as the leaderboard
+plays its contenders, and returns one row per episode with the leaderboard's columns
+(``COLUMNS``), ready to compare with ``load_results``. The modules: ``protocol`` (what a protocol
+fixes), ``episode`` (play, metrics, replay, row checksum), ``store`` (the CSV), ``sweep`` (the
+backends), ``summary`` (``summary.md`` and the paper's headline), ``figures``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from infadapter_env.leaderboard.episode import (
+    COLUMNS,
+    METRIC_COLUMNS,
+    Task,
+    episode_metrics,
+    episode_row,
+    play,
+    replay,
+    row_digest,
+)
+from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, Protocol, env_kwargs
+from infadapter_env.leaderboard.store import load_results, to_frame
+
+
+def evaluate(
+    agent_factory: Callable[[], Any],
+    protocol: str = "default",
+    betas: Sequence[float] = DEFAULT_BETAS,
+    scenarios: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    name: str | None = None,
+) -> pd.DataFrame:
+    """Play a new agent from ``agent_factory()`` on every (beta, scenario, seed) of ``protocol`` (the
+    protocol's scenarios and seeds unless given) and return the rows as a DataFrame. ``name`` labels
+    the rows (default: the agent's ``name`` attribute, else its class name)."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    chosen = PROTOCOLS[protocol]
+    names = list(scenarios) if scenarios is not None else list(chosen.scenarios)
+    unknown = [s for s in names if s not in chosen.scenarios]
+    if unknown:
+        raise ValueError(
+            f"unknown scenario(s) {unknown} of protocol {protocol!r}; valid: {', '.join(chosen.scenarios)}"
+        )
+    rows = []
+    for beta in betas:
+        for scenario in names:
+            for seed in seeds if seeds is not None else chosen.seeds:
+                agent = agent_factory()
+                label = name or str(getattr(agent, "name", "") or type(agent).__name__)
+                task = Task(protocol, label, float(beta), scenario, int(seed))
+                kwargs = env_kwargs(chosen.scenarios[scenario], float(beta), protocol)
+                options = {"agent": label, "factory": getattr(agent_factory, "__qualname__", repr(agent_factory))}
+                rows.append(episode_row(task, agent, kwargs, options))
+    return to_frame(rows)
+
+
+__all__ = [
+    "COLUMNS",
+    "DEFAULT_BETAS",
+    "METRIC_COLUMNS",
+    "PROTOCOLS",
+    "Protocol",
+    "episode_metrics",
+    "evaluate",
+    "load_results",
+    "play",
+    "replay",
+    "row_digest",
+]

@@ -1,32 +1,10 @@
-"""The leaderboard protocols: fixed scenarios, contenders, weights, seeds and env settings; one
-episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCOLS``).
+"""One leaderboard episode: play it, score it, record it as a row, replay it, check it.
 
-``default`` (this benchmark's own choices):
-
-- Scenarios: ``paper`` (day 15, minutes 82-103) and four held-out windows of the test days
-  (days 14-21), 1,260 s each, drawn once with seed ``TEST_WINDOW_SEED`` from the windows that avoid
-  the daily data gap (``held_out_window_starts`` recomputes them; a test checks they still match).
-- Contenders: every registered agent with its default options, starting from an empty cluster.
-- Env: ``InfAdapter-v0`` with ``action_mode="replicas"`` (so that horizontal agents can act; the
-  physics and the objective do not depend on the action mode), all other settings at their
-  defaults (fast simulator, accuracy-first dispatcher). Seed 0.
-
-``paper-2023`` (the experiment as the original code ran it, ``reconfigurable-ml-pipeline/InfAdapter``):
-
-- The paper slice on the request-level simulator, arrivals from the original load generator
-  (``"loadgen"``), the original dispatcher (``"quota"``, fed the planner's quotas), seeds 0-4.
-- Contenders: ``infadapter`` and ``ms+`` start as ResNet152 at 20 cores, loaded before the load
-  starts (``auto_tuner/starter.py``), make no decision for the first 2 minutes
-  (``FIRST_DECIDE_DELAY_MINUTES``) and forecast from the run's own history only (EWM until 10
-  minutes exist, then the LSTM; +10 %). ``vpa-<m>/<usage>`` starts as ResNet-m at 20 cores, its VPA
-  object is created after 60 s, samples once a minute, and the adapter applies its target from
-  2 minutes on (the paper code's rule in ``agents.vpa``), under each usage signal
-  (``throttled``, ``busy``).
-
-Both: objective weights alpha 1 and gamma 0.001 fixed, beta swept over ``DEFAULT_BETAS``. The
-harness checks that the env's settings are the same after the episode. Seeds go to
-``env.reset(seed=...)``. Decision times are measured, not replayed: they are excluded when rows
-are compared or validated.
+A row holds the episode's metrics (``episode_metrics``, the one place they are computed), its
+action sequence and the dispatcher quotas it set, the env settings (with the physics version),
+the contender and its options, the package version, the git commit, and a checksum of all of it
+(``row_digest``) so that a half-written or edited row is detected. ``replay`` re-runs a row from
+what it recorded.
 """
 
 from __future__ import annotations
@@ -37,31 +15,19 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
-import infadapter_agents
 import infadapter_env
 from infadapter_env.env import SIM_VERSION
+from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs
 from infadapter_env.observation import N_VARIANTS
-from infadapter_env.traces import scenario as load_scenario
-from infadapter_env.traces import valid_window_starts
-from infadapter_scripts.provenance import git_commit
-
-DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
-ALPHA, GAMMA = 1.0, 0.001
-EPISODE_S = 1260
-TEST_WINDOW_SEED = 2023
-TEST_WINDOWS = 4
-TEST_WINDOW_STARTS = (58_751, 107_977, 150_079, 324_766)  # seconds into the test split
-ACTION_MODE = "replicas"
-VPA_DEPTHS = (18, 34, 50, 101, 152)
-VPA_USAGE_SIGNALS = ("throttled", "busy")
+from infadapter_env.provenance import git_commit
 
 # Columns that are measurements of this machine, not functions of the recorded inputs.
 TIMING_COLUMNS = ("decision_ms_mean", "decision_ms_p99", "wall_s")
@@ -100,106 +66,6 @@ COLUMNS = (
 
 
 @dataclass(frozen=True)
-class Scenario:
-    name: str
-    env_kwargs: Mapping[str, Any]
-
-
-@dataclass(frozen=True)
-class Contender:
-    """One row label of a protocol: a registered agent, its options, and its own env settings."""
-
-    label: str
-    agent: str
-    options: Mapping[str, Any] = field(default_factory=dict)
-    env: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """Everything that fixes a leaderboard: scenarios, contenders, seeds and common env settings."""
-
-    name: str
-    scenarios: Mapping[str, Scenario]
-    seeds: tuple[int, ...]
-    env: Mapping[str, Any]
-    contenders: Callable[[], dict[str, Contender]]
-    default_out: str
-
-
-def held_out_window_starts() -> tuple[int, ...]:
-    """The held-out windows, recomputed from the recorded seed."""
-    starts = valid_window_starts(load_scenario("test"), EPISODE_S)
-    chosen = np.random.default_rng(TEST_WINDOW_SEED).choice(starts, size=TEST_WINDOWS, replace=False)
-    return tuple(sorted(int(s) for s in chosen))
-
-
-def scenarios() -> dict[str, Scenario]:
-    """The default protocol's scenarios."""
-    out = {"paper": Scenario("paper", {"scenario": "paper"})}
-    for k, start in enumerate(TEST_WINDOW_STARTS, start=1):
-        kwargs = {"scenario": "test", "episode_length_s": EPISODE_S, "window_start_s": start}
-        out[f"test{k}"] = Scenario(f"test{k}", kwargs)
-    return out
-
-
-def default_contenders() -> dict[str, Contender]:
-    return {name: Contender(name, name) for name in infadapter_agents.names()}
-
-
-# The original experiments (auto_tuner/starter.py, adapter/main.py, adapter/notifier.py).
-PAPER_START_CORES = 20
-PAPER_FIRST_DECISION_S = 120
-PAPER_VPA_CREATED_S = 60
-PAPER_VPA_SAMPLE_PERIOD_S = 60
-
-
-def paper_contenders() -> dict[str, Contender]:
-    start_152 = {"initial_cores": [0, 0, 0, 0, PAPER_START_CORES]}
-    planner = {"first_decision_s": PAPER_FIRST_DECISION_S, "history": "run"}
-    out = {name: Contender(name, name, planner, start_152) for name in ("infadapter", "ms+")}
-    for usage in VPA_USAGE_SIGNALS:
-        for k, depth in enumerate(VPA_DEPTHS):
-            options = {
-                "initial_cores": PAPER_START_CORES,
-                "created_s": PAPER_VPA_CREATED_S,
-                "sample_period_s": PAPER_VPA_SAMPLE_PERIOD_S,
-                "first_decision_s": PAPER_FIRST_DECISION_S,
-                "usage": usage,
-            }
-            start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(N_VARIANTS)]}
-            label = f"vpa-{depth}/{usage}"
-            out[label] = Contender(label, f"vpa-{depth}", options, start)
-    return out
-
-
-PROTOCOLS = {
-    "default": Protocol(
-        "default", scenarios(), (0,), {"action_mode": ACTION_MODE}, default_contenders, "results/leaderboard"
-    ),
-    "paper-2023": Protocol(
-        "paper-2023",
-        {"paper": Scenario("paper", {"scenario": "paper"})},
-        (0, 1, 2, 3, 4),
-        {"action_mode": ACTION_MODE, "simulator": "request", "arrivals": "loadgen", "dispatcher": "quota"},
-        paper_contenders,
-        "results/paper-2023",
-    ),
-}
-
-
-def env_kwargs(
-    scenario: Scenario, beta: float, protocol: str = "default", contender: Contender | None = None
-) -> dict[str, Any]:
-    """The env settings of one episode of a protocol."""
-    own = dict(contender.env) if contender is not None else {}
-    if own.get("initial_cores") is not None:
-        own["initial_cores"] = tuple(own["initial_cores"])
-    weights = {"alpha": ALPHA, "beta": beta, "gamma": GAMMA}
-    return {**scenario.env_kwargs, **weights, **PROTOCOLS[protocol].env, **own}
-
-
-@dataclass(frozen=True)
 class Task:
     """One row to compute."""
 
@@ -211,7 +77,7 @@ class Task:
 
 
 def run_task(task: Task) -> dict[str, Any]:
-    """Play one episode of a contender and return its leaderboard row.
+    """Play one episode of a protocol's contender and return its leaderboard row.
 
     Torch runs on one thread: parallel workers would otherwise oversubscribe the cores and the
     measured decision times would mostly measure that contention."""
@@ -221,9 +87,17 @@ def run_task(task: Task) -> dict[str, Any]:
     protocol = PROTOCOLS[task.protocol]
     scenario = protocol.scenarios[task.scenario]
     contender = protocol.contenders()[task.agent]
+    import infadapter_agents
+
     agent = infadapter_agents.make(contender.agent, **contender.options)
-    started = time.perf_counter()
+    options = {"agent": contender.agent, **contender.options}
     kwargs = env_kwargs(scenario, task.beta, task.protocol, contender)
+    return episode_row(task, agent, kwargs, options)
+
+
+def episode_row(task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+    """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` and return the row of ``task``."""
+    started = time.perf_counter()
     metrics, actions, quotas, settings = play(agent, kwargs, task.seed)
     row: dict[str, Any] = {
         "protocol": task.protocol,
@@ -238,7 +112,7 @@ def run_task(task: Task) -> dict[str, Any]:
         "actions": json.dumps(actions, separators=(",", ":")),
         "quotas": json.dumps(quotas, separators=(",", ":")) if any(q is not None for q in quotas) else "",
         "env_settings": json.dumps(settings | {"seed": task.seed, "sim_version": SIM_VERSION}, sort_keys=True),
-        "agent_options": json.dumps({"agent": contender.agent, **contender.options}, sort_keys=True),
+        "agent_options": json.dumps(dict(options), sort_keys=True, default=str),
         "package_version": infadapter_env.__version__,
         "git_commit": git_commit(),
     }
@@ -247,10 +121,9 @@ def run_task(task: Task) -> dict[str, Any]:
     return row
 
 
-def play(
-    agent: infadapter_agents.Agent, kwargs: Mapping[str, Any], seed: int
-) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
-    """One episode of ``agent`` in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
+def play(agent: Any, kwargs: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
+    """One episode of ``agent`` (``reset(info)``, ``act(observation, info)``, optionally
+    ``decision_info()``) in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
     and fallbacks), its actions, the quotas it set (None where it set none; only with
     ``dispatcher="quota"``, where the planner's quotas go to the env's dispatcher as the original
     adapter posts them), and the env's recorded settings. The agent sees only observations and
@@ -265,7 +138,7 @@ def play(
         tick = time.perf_counter()
         action = agent.act(obs, copy.deepcopy(info))
         decision_s.append(time.perf_counter() - tick)
-        decision = agent.decision_info()
+        decision = agent.decision_info() if hasattr(agent, "decision_info") else {}
         fallbacks += bool(decision.get("fallback", False))
         actions.append(np.asarray(action).tolist())
         planned = decision.get("quotas") if takes_quotas else None
@@ -277,7 +150,9 @@ def play(
         if terminated or truncated:
             break
     if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
-        raise RuntimeError(f"agent {agent.name!r} changed the environment's settings; its episode is void")
+        raise RuntimeError(
+            f"agent {getattr(agent, 'name', agent)!r} changed the environment's settings; its episode is void"
+        )
     metrics = episode_metrics(infos, settings) | {"fallbacks": fallbacks, "decision_s": decision_s}
     return metrics, actions, quotas, settings
 
@@ -351,3 +226,35 @@ def row_digest(row: Mapping[str, Any]) -> str:
 def _canonical(value: Any) -> str:
     """The text a value has in the CSV (floats are rounded to 12 places before they are written)."""
     return repr(value) if isinstance(value, float) else str(value)
+
+
+REPLAYED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
+
+
+def check_row(row: dict[str, str]) -> list[str]:
+    """The problems of one row as written (empty if it is valid): its checksum, its physics version,
+    and every replayed metric against the recorded one (within 1e-9; timing columns are
+    measurements and ``fallbacks`` comes from the agent, both covered by the checksum only)."""
+    problems = []
+    if row_digest(row) != row["row_sha256"]:
+        problems.append("checksum does not match the row's content")
+    try:
+        settings = json.loads(row["env_settings"])
+        recorded_version = settings.get("sim_version", "v0")
+        if recorded_version != SIM_VERSION:
+            return [
+                *problems,
+                f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
+                f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
+            ]
+        infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
+    except (ValueError, KeyError, TypeError) as exc:
+        return [*problems, f"cannot replay: {exc}"]
+    metrics = episode_metrics(infos, settings)
+    for column in REPLAYED_COLUMNS:
+        recorded, replayed = float(row[column]), float(metrics[column])
+        if math.isnan(recorded) and math.isnan(replayed):  # not measured by this simulator
+            continue
+        if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
+            problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
+    return problems

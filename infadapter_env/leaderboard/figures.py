@@ -10,31 +10,30 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
 
+from infadapter_env.leaderboard.aggregate import mean_ci, seed_means
+from infadapter_env.leaderboard.episode import replay, row_quotas
 from infadapter_env.profiles import load_variants
 from infadapter_env.traces import scenario as load_scenario
-from infadapter_scripts.aggregate import mean_ci, per_seed
-from infadapter_scripts.protocol import replay, row_quotas
 
 
-def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
+def beta_sweep(results: pd.DataFrame, path: Path) -> Path:
     """SLO violations, effective accuracy and mean cores against beta, one line per agent."""
     panels = [
         ("slo_violation_pct", "SLO violations (%)"),
         ("aa_effective", "effective accuracy"),
         ("mean_cores", "mean cores (cost)"),
     ]
-    agents = sorted({r["agent"] for r in rows})
-    betas = sorted({float(r["beta"]) for r in rows})
+    agents = sorted(set(results["agent"]))
+    betas = sorted(set(results["beta"]))
     fig, axes = plt.subplots(1, len(panels), figsize=(16, 4.8))
     palette = [plt.get_cmap("tab20")(k) for k in range(20)]  # distinct colours for up to 20 agents
     colours = {agent: palette[k % len(palette)] for k, agent in enumerate(agents)}
     for ax, (column, label) in zip(axes, panels, strict=True):
+        means = results.groupby(["agent", "beta"])[column].mean()
         for agent in agents:
-            ys = []
-            for beta in betas:
-                values = [float(r[column]) for r in rows if r["agent"] == agent and float(r["beta"]) == beta]
-                ys.append(np.mean(values) if values else np.nan)
+            ys = [means.get((agent, beta), np.nan) for beta in betas]
             style = "-o" if agent in ("infadapter", "oracle") else "--."
             ax.plot(betas, ys, style, label=agent, color=colours[agent], linewidth=2 if agent == "infadapter" else 1)
         ax.set_xscale("log")
@@ -52,18 +51,17 @@ def beta_sweep(rows: list[dict[str, str]], path: Path) -> Path:
 COLOUR_SLOTS = ("infadapter", "ms+", "vpa-18", "vpa-34", "vpa-50", "vpa-101", "vpa-152")
 
 
-def paper_figure(rows: list[dict[str, str]], path: Path) -> Path:
+def paper_figure(results: pd.DataFrame, path: Path) -> Path:
     """The paper's evaluation figure: per beta, grouped bars of SLO violations, accuracy loss
     against ResNet152 and mean cores, for InfAdapter, MS+ and every VPA variant, with 95 % CIs
     over seeds (whiskers)."""
     top_accuracy = load_variants()[-1].accuracy
     vpas = sorted(
-        {r["agent"] for r in rows if r["agent"].startswith("vpa-")},
+        {a for a in results["agent"] if a.startswith("vpa-")},
         key=lambda a: (a.split("/")[-1] != "throttled", int(a.split("/")[0].removeprefix("vpa-"))),
     )
-    order = ["infadapter", "ms+", *vpas]
-    contenders = [a for a in order if any(r["agent"] == a for r in rows)]
-    betas = sorted({r["beta"] for r in rows}, key=float)
+    contenders = [a for a in ["infadapter", "ms+", *vpas] if a in set(results["agent"])]
+    betas = sorted(set(results["beta"]))
     panels = [
         ("slo_violation_pct", "SLO violations (% of requests)", 1.0),
         ("aa_planned", "accuracy loss vs ResNet152 (points)", -100.0),
@@ -73,11 +71,12 @@ def paper_figure(rows: list[dict[str, str]], path: Path) -> Path:
     width = 0.8 / max(len(contenders), 1)
     palette = plt.get_cmap("tab10")
     for ax, (column, label, scale) in zip(axes, panels, strict=True):
+        per_seed = seed_means(results, ["agent", "beta"], column)
         for k, agent in enumerate(contenders):
             means, halves = [], []
             for beta in betas:
-                mine = [r for r in rows if r["agent"] == agent and r["beta"] == beta]
-                mean, half = mean_ci(per_seed(mine, column)) if mine else (np.nan, 0.0)
+                values = per_seed.get((agent, beta))
+                mean, half = mean_ci(values.tolist()) if values is not None else (np.nan, 0.0)
                 means.append(scale * mean + (100 * top_accuracy if scale < 0 else 0.0))
                 halves.append(abs(scale) * half)
             x = np.arange(len(betas)) + (k - (len(contenders) - 1) / 2) * width
@@ -98,10 +97,10 @@ def paper_figure(rows: list[dict[str, str]], path: Path) -> Path:
             )
         ax.set_ylabel(label)
         ax.grid(axis="y", alpha=0.3)
-    axes[-1].set_xticks(np.arange(len(betas)), [f"beta = {b}" for b in betas])
+    axes[-1].set_xticks(np.arange(len(betas)), [f"beta = {b:g}" for b in betas])
     axes[0].legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    seeds = sorted({r["seed"] for r in rows}, key=int)
-    fig.suptitle(f"protocol paper-2023: InfAdapter, MS+ and VPA (means over seeds {', '.join(seeds)}, 95 % CI)")
+    seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
+    fig.suptitle(f"protocol paper-2023: InfAdapter, MS+ and VPA (means over seeds {seeds}, 95 % CI)")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

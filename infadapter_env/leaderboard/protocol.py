@@ -1,0 +1,157 @@
+"""The leaderboard protocols: fixed scenarios, contenders, weights, seeds and env settings; one
+episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCOLS``).
+
+``default`` (this benchmark's own choices):
+
+- Scenarios: ``paper`` (day 15, minutes 82-103) and four held-out windows of the test days
+  (days 14-21), 1,260 s each, drawn once with seed ``TEST_WINDOW_SEED`` from the windows that avoid
+  the daily data gap (``held_out_window_starts`` recomputes them; a test checks they still match).
+- Contenders: every registered agent with its default options, starting from an empty cluster.
+- Env: ``InfAdapter-v0`` with ``action_mode="replicas"`` (so that horizontal agents can act; the
+  physics and the objective do not depend on the action mode), all other settings at their
+  defaults (fast simulator, accuracy-first dispatcher). Seed 0.
+
+``paper-2023`` (the experiment as the original code ran it, ``reconfigurable-ml-pipeline/InfAdapter``):
+
+- The paper slice on the request-level simulator, arrivals from the original load generator
+  (``"loadgen"``), the original dispatcher (``"quota"``, fed the planner's quotas), seeds 0-4.
+- Contenders: ``infadapter`` and ``ms+`` start as ResNet152 at 20 cores, loaded before the load
+  starts (``auto_tuner/starter.py``), make no decision for the first 2 minutes
+  (``FIRST_DECIDE_DELAY_MINUTES``) and forecast from the run's own history only (EWM until 10
+  minutes exist, then the LSTM; +10 %). ``vpa-<m>/<usage>`` starts as ResNet-m at 20 cores, its VPA
+  object is created after 60 s, samples once a minute, and the adapter applies its target from
+  2 minutes on (the paper code's rule in ``agents.vpa``), under each usage signal
+  (``throttled``, ``busy``).
+
+Both: objective weights alpha 1 and gamma 0.001 fixed, beta swept over ``DEFAULT_BETAS``. The
+harness checks that the env's settings are the same after the episode. Seeds go to
+``env.reset(seed=...)``. Decision times are measured, not replayed: they are excluded when rows
+are compared or validated.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from infadapter_env.observation import N_VARIANTS
+from infadapter_env.traces import scenario as load_scenario
+from infadapter_env.traces import valid_window_starts
+
+DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
+ALPHA, GAMMA = 1.0, 0.001
+EPISODE_S = 1260
+TEST_WINDOW_SEED = 2023
+TEST_WINDOWS = 4
+TEST_WINDOW_STARTS = (58_751, 107_977, 150_079, 324_766)  # seconds into the test split
+ACTION_MODE = "replicas"
+VPA_DEPTHS = (18, 34, 50, 101, 152)
+VPA_USAGE_SIGNALS = ("throttled", "busy")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    env_kwargs: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Contender:
+    """One row label of a protocol: a registered agent, its options, and its own env settings."""
+
+    label: str
+    agent: str
+    options: Mapping[str, Any] = field(default_factory=dict)
+    env: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """Everything that fixes a leaderboard: scenarios, contenders, seeds and common env settings."""
+
+    name: str
+    scenarios: Mapping[str, Scenario]
+    seeds: tuple[int, ...]
+    env: Mapping[str, Any]
+    contenders: Callable[[], dict[str, Contender]]
+    default_out: str
+    submitted_env: Mapping[str, Any] = field(default_factory=dict)  # the start of an agent given to ``evaluate``
+
+
+def held_out_window_starts() -> tuple[int, ...]:
+    """The held-out windows, recomputed from the recorded seed."""
+    starts = valid_window_starts(load_scenario("test"), EPISODE_S)
+    chosen = np.random.default_rng(TEST_WINDOW_SEED).choice(starts, size=TEST_WINDOWS, replace=False)
+    return tuple(sorted(int(s) for s in chosen))
+
+
+def scenarios() -> dict[str, Scenario]:
+    """The default protocol's scenarios."""
+    out = {"paper": Scenario("paper", {"scenario": "paper"})}
+    for k, start in enumerate(TEST_WINDOW_STARTS, start=1):
+        kwargs = {"scenario": "test", "episode_length_s": EPISODE_S, "window_start_s": start}
+        out[f"test{k}"] = Scenario(f"test{k}", kwargs)
+    return out
+
+
+def default_contenders() -> dict[str, Contender]:
+    import infadapter_agents  # the agents package builds on this one: imported when a protocol is run
+
+    return {name: Contender(name, name) for name in infadapter_agents.names()}
+
+
+# The original experiments (auto_tuner/starter.py, adapter/main.py, adapter/notifier.py).
+PAPER_START_CORES = 20
+PAPER_FIRST_DECISION_S = 120
+PAPER_VPA_CREATED_S = 60
+PAPER_VPA_SAMPLE_PERIOD_S = 60
+
+
+def paper_contenders() -> dict[str, Contender]:
+    start_152 = {"initial_cores": [0, 0, 0, 0, PAPER_START_CORES]}
+    planner = {"first_decision_s": PAPER_FIRST_DECISION_S, "history": "run"}
+    out = {name: Contender(name, name, planner, start_152) for name in ("infadapter", "ms+")}
+    for usage in VPA_USAGE_SIGNALS:
+        for k, depth in enumerate(VPA_DEPTHS):
+            options = {
+                "initial_cores": PAPER_START_CORES,
+                "created_s": PAPER_VPA_CREATED_S,
+                "sample_period_s": PAPER_VPA_SAMPLE_PERIOD_S,
+                "first_decision_s": PAPER_FIRST_DECISION_S,
+                "usage": usage,
+            }
+            start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(N_VARIANTS)]}
+            label = f"vpa-{depth}/{usage}"
+            out[label] = Contender(label, f"vpa-{depth}", options, start)
+    return out
+
+
+PROTOCOLS = {
+    "default": Protocol(
+        "default", scenarios(), (0,), {"action_mode": ACTION_MODE}, default_contenders, "results/leaderboard"
+    ),
+    "paper-2023": Protocol(
+        "paper-2023",
+        {"paper": Scenario("paper", {"scenario": "paper"})},
+        (0, 1, 2, 3, 4),
+        {"action_mode": ACTION_MODE, "simulator": "request", "arrivals": "loadgen", "dispatcher": "quota"},
+        paper_contenders,
+        "results/paper-2023",
+        {"initial_cores": [0, 0, 0, 0, PAPER_START_CORES]},  # as InfAdapter and MS+ start
+    ),
+}
+
+
+def env_kwargs(
+    scenario: Scenario, beta: float, protocol: str = "default", contender: Contender | None = None
+) -> dict[str, Any]:
+    """The env settings of one episode of a protocol: a contender's own, or (``contender=None``) those
+    of an agent submitted to ``evaluate``."""
+    own = dict(contender.env if contender is not None else PROTOCOLS[protocol].submitted_env)
+    if own.get("initial_cores") is not None:
+        own["initial_cores"] = tuple(own["initial_cores"])
+    weights = {"alpha": ALPHA, "beta": beta, "gamma": GAMMA}
+    return {**scenario.env_kwargs, **weights, **PROTOCOLS[protocol].env, **own}

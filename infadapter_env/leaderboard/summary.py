@@ -1,0 +1,277 @@
+"""``summary.md`` of a leaderboard: contenders ranked per beta, and the paper's headline checked.
+
+Built from the results DataFrame (``store.load_results``): per beta, contenders ranked by their
+mean objective over scenarios and seeds, with a 95 % Student-t confidence interval over seeds where
+there are several; then InfAdapter against every VPA variant at every beta, as the paper states its
+claim ("up to 65 % fewer SLO violations and 33 % lower cost than VPA"), with a verdict per claim and
+one sentence per difference, built from the numbers.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from infadapter_env.leaderboard.aggregate import mean_ci
+from infadapter_env.leaderboard.protocol import Protocol
+from infadapter_env.leaderboard.store import CSV_NAME
+
+PAPER_VIOLATION_REDUCTION_PCT = 65.0
+PAPER_COST_REDUCTION_PCT = 33.0
+SUMMARY_COLUMNS = (  # (header, column, format)
+    ("objective", "objective", "{:.4f}"),
+    ("SLO viol. %", "slo_violation_pct", "{:.2f}"),
+    ("5 s windows P99 > SLO %", "window_violation_pct", "{:.1f}"),
+    ("dropped %", "dropped_pct", "{:.2f}"),
+    ("P99 ms (mean)", "p99_mean_ms", "{:.0f}"),
+    ("P99 ms (worst)", "p99_worst_ms", "{:.0f}"),
+    ("accuracy (eff.)", "aa_effective", "{:.4f}"),
+    ("accuracy (planned)", "aa_planned", "{:.4f}"),
+    ("mean cores", "mean_cores", "{:.2f}"),
+    ("LC", "loading_cost", "{:.3f}"),
+    ("reconfig.", "reconfigurations", "{:.1f}"),
+    ("decision ms (mean)", "decision_ms_mean", "{:.3f}"),
+)
+
+
+def ranking(results: pd.DataFrame, beta: float) -> pd.DataFrame:
+    """Per contender at ``beta``: mean and CI half-width (``<column>_ci``) of every summary column
+    over seeds (each seed's value is its mean over the scenarios), best objective first."""
+    columns = [c for _, c, _ in SUMMARY_COLUMNS]
+    per_seed = results[results["beta"] == beta].groupby(["agent", "seed"])[columns].mean()
+    table = {}
+    for agent, group in per_seed.groupby(level="agent"):
+        cells = {}
+        for column in columns:
+            cells[column], cells[f"{column}_ci"] = mean_ci(group[column].tolist())
+        table[agent] = cells
+    return pd.DataFrame.from_dict(table, orient="index").sort_values("objective", ascending=False)
+
+
+def write_summary(out: Path, results: pd.DataFrame, command: str, protocol: Protocol) -> str:
+    """Write ``summary.md`` into ``out`` and return its text."""
+    columns = list(SUMMARY_COLUMNS)
+    if results["window_violation_pct"].isna().all():  # the fast simulator does not measure it
+        columns = [c for c in columns if c[1] != "window_violation_pct"]
+    seeds = sorted(set(results["seed"]))
+    lines = [
+        f"# InfAdapter-Gym leaderboard: protocol `{protocol.name}`",
+        "",
+        f"Command: `{command}`. Means over scenarios ({', '.join(sorted(set(results['scenario'])))}) and seeds "
+        f"({', '.join(map(str, seeds))}); {len(results)} rows in `{CSV_NAME}`. "
+        "Protocol: `infadapter_env/leaderboard/protocol.py`.",
+    ]
+    if len(seeds) > 1:
+        lines.append("Cells are mean ± half-width of the 95 % Student-t confidence interval over seeds.")
+    for beta in sorted(set(results["beta"])):
+        table = ranking(results, beta)
+        lines += ["", f"## beta = {beta:g}", "", "| rank | agent | " + " | ".join(h for h, _, _ in columns) + " |"]
+        lines.append("|---" * (len(columns) + 2) + "|")
+        for rank, (agent, cells) in enumerate(table.iterrows(), start=1):
+            shown = [
+                fmt.format(cells[col]) + (" ± " + fmt.format(cells[f"{col}_ci"]) if len(seeds) > 1 else "")
+                for _, col, fmt in columns
+            ]
+            lines.append(f"| {rank} | {agent} | " + " | ".join(shown) + " |")
+    lines += ["", *headline(results, protocol.name)]
+    text = "\n".join(lines) + "\n"
+    (out / "summary.md").write_text(text)
+    return text
+
+
+def usage_signal(agent_options: str) -> str:
+    """The usage signal a VPA row ran with (``agents.vpa``; ``throttled`` by default)."""
+    return str(json.loads(agent_options or "{}").get("usage", "throttled"))
+
+
+def vpa_order(label: str) -> tuple[int, str]:
+    """VPA labels (``vpa-50`` or ``vpa-50/busy``) by depth, then usage signal."""
+    name, _, signal = label.partition("/")
+    return int(name.removeprefix("vpa-")), signal
+
+
+def verdict(best: float, paper: float) -> str:
+    """A claim of "up to ``paper`` %" against the best reduction found."""
+    if abs(best - paper) <= VERDICT_TOLERANCE_PTS:
+        return "reproduced"
+    if best > paper:
+        return "partly reproduced (a larger reduction)"
+    if best > 0:
+        return "partly reproduced (a smaller reduction)"
+    return "not reproduced"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """InfAdapter against one VPA contender at one beta (means over scenarios and seeds)."""
+
+    beta: float
+    vpa: str
+    signal: str
+    violations: dict[str, tuple[float, float, float | None]]  # definition: (VPA, InfAdapter, reduction %)
+    cores: tuple[float, float, float]  # VPA, InfAdapter, reduction %
+
+
+def reduction_pct(ours: float, theirs: float) -> float | None:
+    """1 - ours / theirs in %; None when the VPA had none (no reduction is possible)."""
+    if theirs > 0:
+        return 100 * (1 - ours / theirs)
+    return 0.0 if ours == 0 else None
+
+
+def compare_with_vpa(results: pd.DataFrame, definitions: list[tuple[str, str]]) -> list[Comparison]:
+    vpas = sorted({a for a in results["agent"] if a.startswith("vpa-")}, key=vpa_order)
+    signal_of = {row.agent: usage_signal(row.agent_options) for row in results.itertuples() if row.agent in vpas}
+    grouped = results.groupby(["beta", "agent"])
+    means = {col: grouped[col].mean().to_dict() for _, col in definitions}
+    cores = grouped["mean_cores"].mean().to_dict()
+    out = []
+    for signal in sorted(set(signal_of.values()), key=VPA_SIGNAL_ORDER.index):
+        for beta in sorted({b for b, a in cores if a == "infadapter"}):
+            for vpa in [v for v in vpas if signal_of[v] == signal and (beta, v) in cores]:
+                violations = {}
+                for name, col in definitions:
+                    ours, theirs = means[col][(beta, "infadapter")], means[col][(beta, vpa)]
+                    violations[name] = (theirs, ours, reduction_pct(ours, theirs))
+                ours_c, theirs_c = cores[(beta, "infadapter")], cores[(beta, vpa)]
+                out.append(
+                    Comparison(
+                        beta, vpa, signal, violations, (theirs_c, ours_c, reduction_pct(ours_c, theirs_c) or 0.0)
+                    )
+                )
+    return out
+
+
+def headline(results: pd.DataFrame, protocol: str) -> list[str]:
+    """The paper's claim against VPA (up to 65 % fewer SLO violations, 33 % lower cost), checked
+    the way the paper states it: InfAdapter against every VPA variant at every beta, "up to" = the
+    best of those, per VPA usage signal and per violation definition; each difference from the
+    paper explained in one sentence built from the numbers."""
+    lines = ["## The paper's headline: InfAdapter against VPA", ""]
+    agents = set(results["agent"])
+    if "infadapter" not in agents or not any(a.startswith("vpa-") for a in agents):
+        return [*lines, "Not computed: the sweep needs `infadapter` and at least one `vpa-*` agent."]
+    definitions = [("per request", "slo_violation_pct")]
+    if results["window_violation_pct"].notna().any():
+        definitions.append(("5 s windows with P99 > SLO", "window_violation_pct"))
+    comparisons = compare_with_vpa(results, definitions)
+    lines.append(
+        "Paper (EuroMLSys 2023): up to 65 % fewer SLO violations and 33 % lower cost than VPA. Reductions are "
+        "1 - InfAdapter / VPA on means over scenarios and seeds, against every VPA variant at every beta "
+        "(n/a: that VPA violated nothing, so no reduction is possible)."
+    )
+    verdicts: list[tuple[str, str, float, str, float]] = []
+    for signal in dict.fromkeys(c.signal for c in comparisons):
+        mine = [c for c in comparisons if c.signal == signal]
+        header = "| beta | VPA | " + " | ".join(
+            f"VPA viol. % ({name}) | InfAdapter viol. % ({name}) | reduction %" for name, _ in definitions
+        )
+        lines += [
+            "",
+            f"### VPA usage signal `{signal}`",
+            "",
+            header + " | VPA cores | InfAdapter cores | cost reduction % |",
+        ]
+        lines.append("|---" * (2 + 3 * len(definitions) + 3) + "|")
+        for c in mine:
+            cells = [
+                f"{theirs:.2f} | {ours:.2f} | " + ("n/a" if red is None else f"{red:.1f}")
+                for theirs, ours, red in c.violations.values()
+            ]
+            cells.append(f"{c.cores[0]:.2f} | {c.cores[1]:.2f} | {c.cores[2]:.1f}")
+            lines.append(f"| {c.beta:g} | {c.vpa} | " + " | ".join(cells) + " |")
+        for name, _ in definitions:
+            found = [(red, c) for c in mine if (red := c.violations[name][2]) is not None]
+            value, best = max(found, key=lambda x: x[0]) if found else (0.0, mine[0])
+            verdicts.append(
+                (
+                    f"SLO violations ({name})",
+                    signal,
+                    value,
+                    f"{best.vpa} at beta {best.beta:g}",
+                    PAPER_VIOLATION_REDUCTION_PCT,
+                )
+            )
+        best = max(mine, key=lambda c: c.cores[2])
+        verdicts.append(
+            ("cost (mean cores)", signal, best.cores[2], f"{best.vpa} at beta {best.beta:g}", PAPER_COST_REDUCTION_PCT)
+        )
+    lines += [
+        "",
+        f"### Verdicts (protocol `{protocol}`)",
+        "",
+        "| claim | VPA usage signal | up to (here) | where | paper | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
+    for claim, signal, value, where, paper in verdicts:
+        lines.append(f"| {claim} | {signal} | {value:.1f} % | {where} | {paper:.0f} % | **{verdict(value, paper)}** |")
+    lines += [
+        "",
+        f"A claim is reproduced when the best reduction found is within {VERDICT_TOLERANCE_PTS:.0f} points of the "
+        "paper's figure, partly reproduced when InfAdapter is better but by a different amount, and not reproduced "
+        "otherwise. Each difference in one sentence:",
+        "",
+    ]
+    for claim, signal, value, _, paper in verdicts:
+        if verdict(value, paper) != "reproduced":
+            lines.append(
+                f"- {claim}, `{signal}`: " + explain(claim, signal, [c for c in comparisons if c.signal == signal])
+            )
+    lines += ["", WHY_DIFFERENT[protocol]]
+    return lines
+
+
+def span(values: list[float]) -> str:
+    return f"{min(values):.1f}-{max(values):.1f}"
+
+
+def explain(claim: str, signal: str, comparisons: list[Comparison]) -> str:
+    """One sentence on why a claim's number differs from the paper's, from the comparisons' numbers."""
+    ours_cores = [c.cores[1] for c in comparisons]
+    if claim.startswith("cost"):
+        theirs = [c.cores[0] for c in comparisons]
+        if signal == "busy":
+            return (
+                f"VPA never leaves its {max(theirs):.0f} cores under this signal, so the reduction is what "
+                f"InfAdapter saves below them ({span(ours_cores)} mean cores over the betas)."
+            )
+        cheaper = sorted({c.vpa for c in comparisons if c.cores[2] < 0}, key=vpa_order)
+        return (
+            f"a VPA that samples throttled usage shrinks to what it serves ({span(theirs)} mean cores), so "
+            f"{', '.join(cheaper) or 'none'} use fewer cores than InfAdapter ({span(ours_cores)}), paying in "
+            "violations."
+        )
+    name = claim[claim.index("(") + 1 : -1]
+    violating = [c.violations[name][0] for c in comparisons if c.violations[name][0] > 0]
+    ours = [c.violations[name][1] for c in comparisons]
+    clean = sorted({c.vpa for c in comparisons if c.violations[name][0] == 0}, key=vpa_order)
+    reason = (
+        "a single ResNet50-152 at VPA's cores cannot serve the slice's burst"
+        if signal == "busy"
+        else "a VPA sampling throttled usage sees no demand above its allocation and grows by at most its 15 % "
+        "margin per sample, too slowly for a burst"
+    )
+    sentence = f"the VPAs here violate {span(violating) if violating else '0'} % ({reason}), InfAdapter {span(ours)} %"
+    if clean:
+        sentence += f"; {', '.join(clean)} violate nothing, and against them there is no reduction"
+    return sentence + "."
+
+
+VPA_SIGNAL_ORDER = ("throttled", "busy")
+VERDICT_TOLERANCE_PTS = 10.0
+WHY_DIFFERENT = {
+    "default": (
+        "Beyond these, this protocol is this benchmark's own, not the paper's experiment (`--protocol paper-2023` "
+        "runs that; the README lists every difference): every system starts empty and decides from t = 0, the "
+        "scenarios include four held-out windows besides the paper's slice, and the dispatcher is accuracy-first "
+        "on the fast simulator."
+    ),
+    "paper-2023": (
+        "Beyond these: this is a simulator replaying measured capacities and calibrated latencies, not the paper's "
+        "Kubernetes cluster; the paper does not say which violation definition or VPA usage it measured (both are "
+        "shown); and the paper reports single runs, here means over five arrival seeds."
+    ),
+}
