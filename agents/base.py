@@ -11,21 +11,23 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.objective import Weights
 from infadapter_env.observation import N_VARIANTS
-from infadapter_env.profiles import MAX_PROFILED_CORES, CapacityProfile, load_profile
+from infadapter_env.profiles import CapacityProfile, load_profile
 
 
 @dataclass(frozen=True)
 class EnvSettings:
-    """The environment settings an agent plans with, read from ``reset_info["settings"]``."""
+    """The environment settings an agent plans with, read from ``reset_info["settings"]`` and built by
+    the env's own ``EnvConfig`` (so every derived limit follows the env's rules)."""
 
     budget_cores: int
     slo_ms: int
@@ -33,6 +35,7 @@ class EnvSettings:
     interval_s: int
     action_mode: str
     max_replicas: int
+    max_cores: int
     weights: Weights
     raw: Mapping[str, Any]
 
@@ -44,23 +47,20 @@ class EnvSettings:
             raise ValueError(
                 "agent.reset() needs the info dict returned by env.reset() (no 'settings' in it)"
             ) from None
-        budget = int(s["budget_cores"])
-        min_cores = int(s["min_cores"])
-        max_replicas = s["max_replicas"] if s["max_replicas"] is not None else max(budget // min_cores, 1)
+        # The trace is recorded by name and not needed to plan; the rest is the env's config.
+        known = {f.name for f in fields(EnvConfig) if f.init} - {"trace"}
+        config = EnvConfig.from_kwargs(**{k: v for k, v in s.items() if k in known})
         return cls(
-            budget,
-            int(s["slo_ms"]),
-            min_cores,
-            int(s["interval_s"]),
-            str(s["action_mode"]),
-            int(max_replicas),
-            Weights(float(s["alpha"]), float(s["beta"]), float(s["gamma"])),
+            config.budget_cores,
+            config.slo_ms,
+            config.min_cores,
+            config.interval_s,
+            config.action_mode,
+            config.replica_limit,
+            config.max_cores_per_replica,
+            config.weights,
             s,
         )
-
-    @property
-    def max_cores(self) -> int:
-        return min(self.budget_cores, MAX_PROFILED_CORES)
 
     def planning_profile(self, capacity_model: str = "linear_fit") -> CapacityProfile:
         return load_profile(self.slo_ms, capacity_model, self.min_cores)

@@ -56,12 +56,12 @@ class LearnedAgent(Agent):
         normalised = self.normaliser.normalize_obs(np.asarray(observation, dtype=np.float32)[None])
         action, _ = self.policy.predict(normalised, deterministic=self.deterministic)
         own_action = action[0]
-        replicas = tuple(int(r) for r in observation[layout.REPLICAS])
-        cores = tuple(int(c) for c in observation[layout.CORES])
+        previous_replicas = np.asarray(observation[layout.REPLICAS], dtype=np.int64)[None]
+        previous_cores = np.asarray(observation[layout.CORES], dtype=np.int64)[None]
         decoder = self.own.encoder()
-        values = decoder.check(own_action)
-        (replicas, cores), _ = decoder.decode(values, (replicas, cores))
-        return self.settings.action(replicas, cores)
+        values = np.asarray([decoder.check(own_action)], dtype=np.int64)
+        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores)
+        return self.settings.action(replicas[0], cores[0])
 
 
 def _policy_class(algo: str) -> Any:

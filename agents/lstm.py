@@ -38,7 +38,7 @@ class PeakLSTM(nn.Module):
         return self.head(out[:, -1, :]).squeeze(-1) * scale
 
 
-def minute_peaks(per_second: np.ndarray) -> np.ndarray:
+def whole_minute_peaks(per_second: np.ndarray) -> np.ndarray:
     """Peak of each whole minute of a per-second series."""
     minutes = per_second.size // 60
     return per_second[: minutes * 60].reshape(minutes, 60).max(axis=1)

@@ -24,7 +24,7 @@ import numpy as np
 
 from infadapter_agents.base import Agent
 from infadapter_agents.forecast import make_forecaster, real_minute_peaks
-from infadapter_agents.usage import one_variant, variant_index
+from infadapter_agents.variants import one_variant, variant_index
 from infadapter_env.observation import HISTORY_MINUTES
 
 

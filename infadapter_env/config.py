@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -129,9 +128,6 @@ class EnvConfig:
         if self.initial_cores is not None:
             out["initial_cores"] = list(self.initial_cores)
         return out
-
-    def replace(self, **changes: Any) -> EnvConfig:
-        return dataclasses.replace(self, **changes)
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

@@ -21,11 +21,12 @@ The rule for an action that breaks a constraint (reported in ``info["action_fix"
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from infadapter_env.rows import row_any, row_sum
+from infadapter_env.reductions import row_any, row_sum
 
 ACTION_MODES = ("cores", "replicas", "deployment")
 
@@ -48,7 +49,16 @@ def enumerate_deployments(n_variants: int, min_cores: int, max_cores: int, budge
     return np.array(rows, dtype=np.int64)
 
 
-Deployment = tuple[tuple[int, ...], tuple[int, ...]]  # (replicas, cores per replica), per variant
+class ActionFix(enum.IntEnum):
+    """The rule applied to an action that breaks a constraint; ``info["action_fix"]`` is its ``label``."""
+
+    NONE = 0
+    RAISED_TO_MIN_CORES = 1  # an active replica below min_cores is raised to min_cores
+    OVER_BUDGET_KEPT_PREVIOUS = 2  # a deployment over the budget is rejected, the previous one kept
+
+    @property
+    def label(self) -> str | None:
+        return None if self is ActionFix.NONE else self.name.lower()
 
 
 @dataclass(frozen=True)
@@ -106,27 +116,6 @@ class ActionDecoder:
             )
         return [int(v) for v in values]  # type: ignore[union-attr]
 
-    def decode(self, values: list[int], previous: Deployment) -> tuple[Deployment, str | None]:
-        """The deployment an (already checked) action asks for, and the rule applied, if any."""
-        n = self.n_variants
-        if self.mode == "deployment":
-            cores = self._rows[values[0]]
-            return (tuple(1 if c else 0 for c in cores), cores), None
-        if self.mode == "cores":
-            cores_list = values
-            replicas_list = [1 if c else 0 for c in values]
-        else:
-            pairs = [(r, c) if r and c else (0, 0) for r, c in zip(values[:n], values[n:], strict=True)]
-            replicas_list = [r for r, _ in pairs]
-            cores_list = [c for _, c in pairs]
-        fix = None
-        if any(0 < c < self.min_cores for c in cores_list):
-            cores_list = [self.min_cores if 0 < c < self.min_cores else c for c in cores_list]
-            fix = "raised_to_min_cores"
-        if sum(r * c for r, c in zip(replicas_list, cores_list, strict=True)) > self.budget_cores:
-            return previous, "over_budget_kept_previous"
-        return (tuple(replicas_list), tuple(cores_list)), fix
-
     def check_batch(self, actions: object, n_envs: int) -> np.ndarray:
         """A batch of actions as an (N, entries) int array, or a ``ValueError`` naming the first bad one."""
         try:
@@ -155,13 +144,13 @@ class ActionDecoder:
     def decode_batch(
         self, values: np.ndarray, previous_replicas: np.ndarray, previous_cores: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """``decode`` for a batch of checked actions: replicas, cores (N, V) and the rule applied
-        per environment (0: none, 1: raised to min cores, 2: over budget, previous kept)."""
+        """The deployments a batch of checked actions asks for: replicas, cores (N, V) and the rule
+        applied per environment (``ActionFix`` values)."""
         n = self.n_variants
         if self.mode == "deployment":
             assert self.table is not None
             cores = self.table[values[:, 0]]
-            return (cores > 0).astype(np.int64), cores, np.zeros(len(values), dtype=np.int8)
+            return (cores > 0).astype(np.int64), cores, np.full(len(values), ActionFix.NONE, dtype=np.int8)
         if self.mode == "cores":
             cores = values
             replicas = (cores > 0).astype(np.int64)
@@ -169,12 +158,12 @@ class ActionDecoder:
             active = (values[:, :n] > 0) & (values[:, n:] > 0)
             replicas, cores = np.where(active, values[:, :n], 0), np.where(active, values[:, n:], 0)
         below = (cores > 0) & (cores < self.min_cores)
-        fix = np.asarray(row_any(below), dtype=np.int8)
+        fix = np.where(row_any(below), ActionFix.RAISED_TO_MIN_CORES, ActionFix.NONE).astype(np.int8)
         if fix.any():
             cores = np.where(below, self.min_cores, cores)
         over = row_sum(replicas * cores) > self.budget_cores
         if over.any():
-            fix[over] = 2
+            fix[over] = ActionFix.OVER_BUDGET_KEPT_PREVIOUS
             replicas = np.where(over[:, None], previous_replicas, replicas)
             cores = np.where(over[:, None], previous_cores, cores)
         return replicas, cores, fix

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from infadapter_env import observation
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.fast_sim import ClusterState, IntervalResult, empty_state, loaded_state
@@ -79,25 +80,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     over the budget is rejected and the previous one kept. ``info["action_fix"]`` names the rule applied.
 
     ## Observation Space
-    ``Box(shape=(46,), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
+    ``Box(shape=({observation_size},), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
     at least 1), V = 5 variants ordered ResNet18..152. (``infadapter_env.observation`` names the
     indices.)
 
-    | index | meaning                                                     | min | max               | unit     |
-    |-------|-------------------------------------------------------------|-----|-------------------|----------|
-    | 0-9   | peak arrival rate of each of the last 10 minutes, oldest first | 0 | P                 | req/s    |
-    | 10    | mean arrival rate of the last interval                      | 0   | P                 | req/s    |
-    | 11    | peak arrival rate of the last interval                      | 0   | P                 | req/s    |
-    | 12-16 | target cores per replica, per variant                       | 0   | C                 | cores    |
-    | 17-21 | target replicas, per variant                                | 0   | R                 | replicas |
-    | 22-26 | load time left before the target serves, per variant        | 0   | 8.52              | s        |
-    | 27-31 | busy fraction of the servers while they served last interval (completed / mu-seconds) | 0 | 1 | fraction |
-    | 32-36 | requests waiting in the queues, per variant                 | 0   | queue_factor x R x max th | requests |
-    | 37    | SLO-violation fraction of last interval's arrivals          | 0   | 1                 | fraction |
-    | 38    | dropped fraction of last interval's arrivals                | 0   | 1                 | fraction |
-    | 39    | RC: target cores / budget_cores                             | 0   | 1                 | fraction |
-    | 40    | episode progress                                            | 0   | 1                 | fraction |
-    | 41-45 | last interval's P99 latency / SLO, per variant (0: served nothing) | 0 | 20 (clipped) | fraction |
+    {observation_table}
 
     Before the first interval, "last interval" entries are 0 and the minute peaks come from the
     10 minutes of trace that precede the episode (synthetic and user traces repeat their first value).
@@ -220,7 +207,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         played = self.n_steps * cfg.interval_s
         self._per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
         joined = with_history(episode, played)
-        self._minute_peaks = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
+        self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._state = self.initial_state(1)
         self._quotas = None
         if cfg.simulator == "request":
@@ -350,6 +337,14 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         )
 
 
+# The observation table is generated from the layout's one definition (``observation.FIELDS``).
+InfAdapterEnv.__doc__ = (
+    (InfAdapterEnv.__doc__ or "")
+    .replace("{observation_table}", observation.markdown_table().replace("\n", "\n    "))
+    .replace("{observation_size}", str(observation.SIZE))
+)
+
+
 def with_history(episode: Trace, played_s: int) -> np.ndarray:
     """The 10 minutes before the episode (a short history repeats its first value) and the first
     ``played_s`` seconds of it, as one array."""
@@ -360,7 +355,7 @@ def with_history(episode: Trace, played_s: int) -> np.ndarray:
     return np.concatenate([history, episode.arrivals[:played_s]])
 
 
-def minute_peaks(joined: np.ndarray, n_points: int, interval_s: int) -> np.ndarray:
+def decision_minute_peaks(joined: np.ndarray, n_points: int, interval_s: int) -> np.ndarray:
     """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
     10 minutes before it, oldest first. ``joined``: ``with_history`` arrays, (..., seconds)."""
     if 60 % interval_s == 0:

@@ -39,7 +39,7 @@ from functools import lru_cache
 import numpy as np
 
 from infadapter_env.profiles import CapacityProfile
-from infadapter_env.rows import row_any, row_max, row_sum, sum_after
+from infadapter_env.reductions import row_any, row_max, row_sum, sum_after
 from infadapter_env.service_model import load_latency_table, load_service_model
 
 DISPATCHERS = ("accuracy_first", "proportional", "quota")
@@ -337,7 +337,9 @@ def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np
 
 def _ticks(state, per_tick, tables, dispatcher, queue_factor, quotas=None) -> tuple[ClusterState, IntervalResult]:
     """Tick by tick, with queues and loads finishing inside the interval: the fluid recurrence runs
-    tick by tick, then every tick's latencies are read at once."""
+    tick by tick, then every tick's latencies are read at once. Kept in one piece (89 lines): the
+    dozen per-tick arrays the recurrence makes are read, reshaped and reduced together, and a split
+    would only pass them all between the pieces."""
     n_env, n_ticks = per_tick.shape
     n_var = state.cores.shape[1]
     variant = np.arange(n_var)

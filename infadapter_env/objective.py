@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from infadapter_env.rows import row_any, row_max, sum_after
+from infadapter_env.reductions import row_any, row_max, sum_after
 
 Value = TypeVar("Value", float, np.ndarray)  # a scalar, or one value per environment
 

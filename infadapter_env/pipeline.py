@@ -14,13 +14,13 @@ import numpy as np
 
 from infadapter_env import observation as layout
 from infadapter_env.config import EnvConfig
-from infadapter_env.deployment import ActionDecoder
+from infadapter_env.deployment import ActionDecoder, ActionFix
 from infadapter_env.fast_sim import ClusterState, IntervalResult, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
 from infadapter_env.profiles import CapacityProfile
-from infadapter_env.rows import row_sum
+from infadapter_env.reductions import row_sum
 
-FIXES = np.array([None, "raised_to_min_cores", "over_budget_kept_previous"], dtype=object)
+FIX_LABELS = np.array([fix.label for fix in ActionFix], dtype=object)  # info["action_fix"] by ActionFix value
 P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
 
 # (state, per_tick, quotas or None) -> (state, result)
@@ -28,22 +28,26 @@ Simulate = Callable[[ClusterState, np.ndarray, np.ndarray | None], tuple[Cluster
 
 
 def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
-    """Upper bounds of the observation (the table in the env docstring)."""
-    n_var = len(profile.variants)
+    """Upper bounds of the observation (``layout.FIELDS`` documents them)."""
     max_capacity = float(profile.per_replica_rps.max())
-    backlog_cap = config.queue_factor * config.replica_limit * max_capacity
-    high = np.zeros(layout.SIZE)
-    high[layout.MINUTE_PEAKS] = peak_rps
-    high[layout.MEAN_RATE] = high[layout.PEAK_RATE] = peak_rps
-    high[layout.CORES] = config.max_cores_per_replica
-    high[layout.REPLICAS] = config.replica_limit
-    high[layout.LOADING_LEFT] = float(profile.load_time_s.max())
-    high[layout.UTILISATION] = 1.0
-    high[layout.BACKLOG] = max(backlog_cap, 1.0)
-    high[[layout.VIOLATION_RATE, layout.DROP_RATE, layout.RESOURCE_COST, layout.PROGRESS]] = 1.0
-    high[layout.P99_OVER_SLO] = P99_OBSERVATION_CAP
-    assert n_var == layout.N_VARIANTS
-    return high.astype(np.float32)
+    assert len(profile.variants) == layout.N_VARIANTS
+    return layout.upper_bounds(
+        {
+            "MINUTE_PEAKS": peak_rps,
+            "MEAN_RATE": peak_rps,
+            "PEAK_RATE": peak_rps,
+            "CORES": config.max_cores_per_replica,
+            "REPLICAS": config.replica_limit,
+            "LOADING_LEFT": float(profile.load_time_s.max()),
+            "UTILISATION": 1.0,
+            "BACKLOG": max(config.queue_factor * config.replica_limit * max_capacity, 1.0),
+            "VIOLATION_RATE": 1.0,
+            "DROP_RATE": 1.0,
+            "RESOURCE_COST": 1.0,
+            "PROGRESS": 1.0,
+            "P99_OVER_SLO": P99_OBSERVATION_CAP,
+        }
+    )
 
 
 class StepPipeline:
@@ -91,7 +95,6 @@ class StepPipeline:
         ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
         steps played after this one; ``quotas`` (N, V): the quota dispatcher's planned quotas, if the
         controller set them. Returns the new state, rewards, observations and info arrays."""
-        cfg = self.config
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
             lc = np.zeros(len(values))  # nothing started or resized anywhere
@@ -99,7 +102,16 @@ class StepPipeline:
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
         state = deploy(state, replicas, cores, self.load_time)
         state, result = simulate(state, per_tick, quotas)
+        terms = self.score(result, replicas, cores, lc, quotas)
+        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps)
+        info = self.report(state, result, terms, steps_done, fix)
+        return state, terms["reward"], obs, info
 
+    def score(
+        self, result: IntervalResult, replicas: np.ndarray, cores: np.ndarray, lc: np.ndarray, quotas: np.ndarray | None
+    ) -> dict[str, np.ndarray]:
+        """The objective's terms and the interval's rates (arrays over the N environments)."""
+        cfg = self.config
         total = result.arrivals
         mean_rate = total / cfg.interval_s
         has_arrivals = total > 0
@@ -110,8 +122,6 @@ class StepPipeline:
             at_zero = average_accuracy_batch(target_capacity, self.accuracy, np.zeros_like(total))
             aa_effective = np.where(has_arrivals, aa_effective, at_zero)
         violated = result.over_slo + result.dropped
-        violation_rate = np.where(has_arrivals, violated / divisor, 0.0)
-        drop_rate = np.where(has_arrivals, result.dropped / divisor, 0.0)
         aa_planned = average_accuracy_batch(target_capacity, self.accuracy, mean_rate)
         if quotas is not None:  # the planned quotas' weighted accuracy (the original adapter's gauge)
             weight = np.where(target_capacity > 0, np.rint(quotas), 0.0)
@@ -120,59 +130,91 @@ class StepPipeline:
             aa_planned = np.where(total_weight > 0, by_quota, aa_planned)
         total_cores = row_sum(replicas * cores).astype(np.int64)
         rc = resource_cost(total_cores, cfg.budget_cores)
-        weights = cfg.weights
-        reward = objective_value(aa_effective, rc, lc, weights)
+        return {
+            "mean_rate": mean_rate,
+            "violated": violated,
+            "violation_rate": np.where(has_arrivals, violated / divisor, 0.0),
+            "drop_rate": np.where(has_arrivals, result.dropped / divisor, 0.0),
+            "aa_effective": aa_effective,
+            "aa_planned": aa_planned,
+            "target_capacity": target_capacity,
+            "replicas": replicas,
+            "cores": cores,
+            "total_cores": total_cores,
+            "rc": rc,
+            "lc": lc,
+            "reward": objective_value(aa_effective, rc, lc, cfg.weights),
+            "objective_planned": objective_value(aa_planned, rc, lc, cfg.weights),
+        }
 
-        obs = np.empty((len(values), layout.SIZE), dtype=np.float32)
+    def observe(
+        self,
+        state: ClusterState,
+        result: IntervalResult,
+        terms: dict[str, np.ndarray],
+        minute_peaks: np.ndarray,
+        progress: np.ndarray,
+    ) -> np.ndarray:
+        """The observations (N, SIZE) after an interval, clipped to the bounds."""
+        obs = np.empty((len(progress), layout.SIZE), dtype=np.float32)
         obs[:, layout.MINUTE_PEAKS] = minute_peaks
-        obs[:, layout.MEAN_RATE] = mean_rate
+        obs[:, layout.MEAN_RATE] = terms["mean_rate"]
         obs[:, layout.PEAK_RATE] = result.peak_rate_rps
-        obs[:, layout.CORES] = cores
-        obs[:, layout.REPLICAS] = replicas
+        obs[:, layout.CORES] = terms["cores"]
+        obs[:, layout.REPLICAS] = terms["replicas"]
         obs[:, layout.LOADING_LEFT] = state.loading_left_s
         obs[:, layout.UTILISATION] = result.busy
         obs[:, layout.BACKLOG] = state.backlog
-        obs[:, layout.VIOLATION_RATE] = violation_rate
-        obs[:, layout.DROP_RATE] = drop_rate
-        obs[:, layout.RESOURCE_COST] = rc
-        obs[:, layout.PROGRESS] = steps_done / n_steps
-        obs[:, layout.P99_OVER_SLO] = result.p99_ms / cfg.slo_ms
+        obs[:, layout.VIOLATION_RATE] = terms["violation_rate"]
+        obs[:, layout.DROP_RATE] = terms["drop_rate"]
+        obs[:, layout.RESOURCE_COST] = terms["rc"]
+        obs[:, layout.PROGRESS] = progress
+        obs[:, layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
         np.minimum(obs, self.high, out=obs)
+        return obs
 
-        info = {
+    def report(
+        self,
+        state: ClusterState,
+        result: IntervalResult,
+        terms: dict[str, np.ndarray],
+        steps_done: np.ndarray,
+        fix: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """The info arrays of a step (the env docstring lists them)."""
+        return {
             "step": steps_done,
-            "time_s": steps_done * cfg.interval_s,
-            "arrivals": total,
-            "mean_rate_rps": mean_rate,
+            "time_s": steps_done * self.config.interval_s,
+            "arrivals": result.arrivals,
+            "mean_rate_rps": terms["mean_rate"],
             "peak_rate_rps": result.peak_rate_rps,
             "served_in_slo": row_sum(result.in_slo),
             "served_in_slo_by_variant": result.in_slo,
-            "violated": violated,
+            "violated": terms["violated"],
             "over_slo": result.over_slo,
             "dropped": result.dropped,
             "lost_on_removal": result.lost,
-            "slo_violation_rate": violation_rate,
-            "drop_rate": drop_rate,
+            "slo_violation_rate": terms["violation_rate"],
+            "drop_rate": terms["drop_rate"],
             "latency_p50_ms": result.p50_ms_all,
             "latency_p99_ms": result.p99_ms_all,
             "latency_p50_ms_by_variant": result.p50_ms,
             "latency_p99_ms_by_variant": result.p99_ms,
-            "aa_effective": aa_effective,
-            "aa_planned": aa_planned,
-            "rc": rc,
-            "lc": lc,
-            "cores": total_cores,
-            "reward": reward,
-            "objective_planned": objective_value(aa_planned, rc, lc, weights),
-            "replicas": replicas,
-            "cores_per_replica": cores,
-            "capacity_rps": target_capacity,
+            "aa_effective": terms["aa_effective"],
+            "aa_planned": terms["aa_planned"],
+            "rc": terms["rc"],
+            "lc": terms["lc"],
+            "cores": terms["total_cores"],
+            "reward": terms["reward"],
+            "objective_planned": terms["objective_planned"],
+            "replicas": terms["replicas"],
+            "cores_per_replica": terms["cores"],
+            "capacity_rps": terms["target_capacity"],
             "loading_left_s": state.loading_left_s,
             "utilisation": result.busy,
             "backlog": state.backlog,
-            "action_fix": FIXES[fix],
+            "action_fix": FIX_LABELS[fix],
         }
-        return state, reward, obs, info
 
 
 def scalar_info(info: dict[str, np.ndarray], weights: Any) -> dict[str, Any]:

@@ -35,13 +35,13 @@ PAPER_MIN_CORES = 2
 
 @dataclass(frozen=True)
 class Variant:
-    """One model variant: its name, ImageNet top-1 accuracy, load time and memory (paper code)."""
+    """One model variant: its name, ImageNet top-1 accuracy and load time (paper code; the memory
+    column of ``variants.csv`` is data no feature reads yet)."""
 
     name: str
     depth: int
     accuracy: float
     load_time_s: float
-    memory_gb: float
 
 
 @lru_cache(maxsize=1)
@@ -56,7 +56,6 @@ def load_variants() -> tuple[Variant, ...]:
             depth=int(row["depth"]),
             accuracy=float(row["top1_accuracy"]),
             load_time_s=float(row["load_time_s"]),
-            memory_gb=float(row["memory_gb"]),
         )
         for row in rows
     )

@@ -21,7 +21,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from infadapter_env import observation as layout
-from infadapter_env.env import InfAdapterEnv, minute_peaks, with_history
+from infadapter_env.env import InfAdapterEnv, decision_minute_peaks, with_history
 from infadapter_env.traces import HISTORY_S, Trace
 
 
@@ -135,7 +135,7 @@ class InfAdapterVectorEnv(VectorEnv):
         joined = np.stack([with_history(episode, played) for episode in episodes])
         per_tick = joined[:, HISTORY_S:].reshape(len(episodes), self.n_steps, cfg.interval_s).swapaxes(0, 1)
         self._per_tick[:, rows] = per_tick
-        self._minute_peaks[rows] = minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
+        self._minute_peaks[rows] = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._trace_start[rows] = [episode.start_s for episode in episodes]
         self._history_minutes[rows] = [episode.real_history_minutes for episode in episodes]
 

@@ -336,25 +336,29 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     names = {v.depth: v.name for v in load_variants()}
-    for c in report:
-        r = c.row
-        p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
-        sim_text = f"{c.simulated_p99_ms:.0f} ({c.band_ms[0]:.0f}-{c.band_ms[1]:.0f})"
-        err = c.p99_error
-        err_text = f"{100 * err:+.0f} %" if err is not None else "-"
-        status = []
-        if err is None:
-            status.append("no measured P99")
-        elif abs(err) > P99_TOLERANCE:
-            status.append("P99 missed" + (" (within run-to-run range)" if c.within_band else ""))
-        if abs(c.saturation_error) > SATURATION_TOLERANCE:
-            status.append("saturation missed" + (" (capacity > saturation_tp)" if c in over else ""))
-        lines.append(
-            f"| {names[r.depth]} | {r.cores} | {r.slo_ms} | {r.capacity:.0f} | {p99_text} | {sim_text} | {err_text} | "
-            f"{r.saturation_tp:.0f} | {c.simulated_saturation:.1f} | {100 * c.saturation_error:+.1f} % | "
-            f"{', '.join(status) or 'ok'} |"
-        )
+    lines += [report_row(c, names[c.row.depth], c in over) for c in report]
     path.write_text("\n".join(lines) + "\n")
+
+
+def report_row(c: Checked, name: str, over_saturation: bool) -> str:
+    """One profile row of the report table: measured against simulated, and what missed."""
+    r = c.row
+    p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
+    sim_text = f"{c.simulated_p99_ms:.0f} ({c.band_ms[0]:.0f}-{c.band_ms[1]:.0f})"
+    err = c.p99_error
+    err_text = f"{100 * err:+.0f} %" if err is not None else "-"
+    status = []
+    if err is None:
+        status.append("no measured P99")
+    elif abs(err) > P99_TOLERANCE:
+        status.append("P99 missed" + (" (within run-to-run range)" if c.within_band else ""))
+    if abs(c.saturation_error) > SATURATION_TOLERANCE:
+        status.append("saturation missed" + (" (capacity > saturation_tp)" if over_saturation else ""))
+    return (
+        f"| {name} | {r.cores} | {r.slo_ms} | {r.capacity:.0f} | {p99_text} | {sim_text} | {err_text} | "
+        f"{r.saturation_tp:.0f} | {c.simulated_saturation:.1f} | {100 * c.saturation_error:+.1f} % | "
+        f"{', '.join(status) or 'ok'} |"
+    )
 
 
 if __name__ == "__main__":

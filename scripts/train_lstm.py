@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from infadapter_agents.forecast import ewm_mean
-from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, minute_peaks, windows
+from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, whole_minute_peaks, windows
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from infadapter_scripts.arguments import arg, parse
@@ -44,7 +44,7 @@ class Args:
 
 def day_peaks(first_day: int, last_day: int) -> np.ndarray:
     series = load_twitter()[first_day * DAY_S : last_day * DAY_S]
-    return minute_peaks(series[series != 0])
+    return whole_minute_peaks(series[series != 0])
 
 
 def errors(forecast: np.ndarray, actual: np.ndarray) -> dict[str, float]:
@@ -72,30 +72,7 @@ def main(argv: list[str] | None = None) -> dict:
     x_test, y_test = windows(day_peaks(*TEST_DAYS))
 
     model = PeakLSTM(args.hidden_size, args.scale_rps)
-    optimiser = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
-    generator = torch.Generator().manual_seed(args.seed)
-    best, best_state, stale, history = float("inf"), None, 0, []
-    for epoch in range(args.epochs):
-        model.train()
-        for batch in torch.randperm(len(x_train), generator=generator).split(args.batch_size):
-            optimiser.zero_grad()
-            loss = torch.nn.functional.mse_loss(model(x_train[batch]) / args.scale_rps, y_train[batch] / args.scale_rps)
-            loss.backward()
-            optimiser.step()
-        model.eval()
-        with torch.no_grad():
-            val_mae = float((model(x_val) - y_val).abs().mean())
-        history.append(val_mae)
-        print(f"epoch {epoch + 1:3d}  validation MAE {val_mae:.3f} req/s", flush=True)
-        if val_mae < best - 1e-4:
-            best, best_state, stale = val_mae, {k: v.clone() for k, v in model.state_dict().items()}, 0
-        else:
-            stale += 1
-            if stale >= args.patience:
-                break
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    model.eval()
+    best, history = fit(model, (x_train, y_train), (x_val, y_val), args)
     with torch.no_grad():
         lstm_test = model(torch.tensor(x_test)).numpy()
     report = {
@@ -125,6 +102,37 @@ def main(argv: list[str] | None = None) -> dict:
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))
     return report
+
+
+def fit(model: PeakLSTM, train: tuple, validation: tuple, args: Args) -> tuple[float, list[float]]:
+    """Adam on the MSE of scaled peaks, early-stopped on the validation MAE; leaves ``model`` at its
+    best epoch in evaluation mode. Returns the best validation MAE and every epoch's."""
+    (x_train, y_train), (x_val, y_val) = train, validation
+    optimiser = torch.optim.Adam(model.parameters(), lr=args.learning_rate)
+    generator = torch.Generator().manual_seed(args.seed)
+    best, best_state, stale, history = float("inf"), None, 0, []
+    for epoch in range(args.epochs):
+        model.train()
+        for batch in torch.randperm(len(x_train), generator=generator).split(args.batch_size):
+            optimiser.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x_train[batch]) / args.scale_rps, y_train[batch] / args.scale_rps)
+            loss.backward()
+            optimiser.step()
+        model.eval()
+        with torch.no_grad():
+            val_mae = float((model(x_val) - y_val).abs().mean())
+        history.append(val_mae)
+        print(f"epoch {epoch + 1:3d}  validation MAE {val_mae:.3f} req/s", flush=True)
+        if val_mae < best - 1e-4:
+            best, best_state, stale = val_mae, {k: v.clone() for k, v in model.state_dict().items()}, 0
+        else:
+            stale += 1
+            if stale >= args.patience:
+                break
+    assert best_state is not None
+    model.load_state_dict(best_state)
+    model.eval()
+    return best, history
 
 
 def markdown_table(report: dict) -> str:

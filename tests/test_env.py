@@ -292,3 +292,24 @@ def test_rgb_array_render_and_sb3_standard_entry_points():
     vec = make_vec_env("InfAdapter-v0", n_envs=2)  # SB3 asks for rgb_array by default
     assert vec.reset().shape == (2, layout.SIZE)
     assert PPO("MlpPolicy", "InfAdapter-v0", n_steps=8, batch_size=8).learn(8) is not None
+
+
+def test_the_observation_layout_has_one_definition():
+    import gymnasium as gym
+
+    from infadapter_env import observation as layout
+    from infadapter_env.env import InfAdapterEnv
+
+    # The env docstring's table and size come from layout.FIELDS, which also fixes every index.
+    doc = InfAdapterEnv.__doc__ or ""
+    assert "{observation_table}" not in doc and "{observation_size}" not in doc
+    table = layout.markdown_table()
+    assert all(line in doc for line in table.splitlines())
+    assert f"Box(shape=({layout.SIZE},)" in doc
+    assert sum(field.size for field in layout.FIELDS) == layout.SIZE == 46
+    assert (layout.CORES.start, layout.P99_OVER_SLO.stop, layout.PROGRESS) == (12, 46, 40)
+    env = gym.make("InfAdapter-v0")
+    assert env.observation_space.shape == (layout.SIZE,)
+    assert env.observation_space.high[layout.P99_OVER_SLO].tolist() == [20.0] * 5
+    with pytest.raises(ValueError, match="no upper bound given for observation field"):
+        layout.upper_bounds({"MEAN_RATE": 1.0})

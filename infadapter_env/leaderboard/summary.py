@@ -199,7 +199,14 @@ def headline(results: pd.DataFrame, protocol: str) -> list[str]:
         verdicts.append(
             ("cost (mean cores)", signal, best.cores[2], f"{best.vpa} at beta {best.beta:g}", PAPER_COST_REDUCTION_PCT)
         )
-    lines += [
+    return [*lines, *verdict_lines(verdicts, comparisons, protocol)]
+
+
+def verdict_lines(
+    verdicts: list[tuple[str, str, float, str, float]], comparisons: list[Comparison], protocol: str
+) -> list[str]:
+    """The verdict table, and one sentence per claim whose number differs from the paper's."""
+    lines = [
         "",
         f"### Verdicts (protocol `{protocol}`)",
         "",
@@ -220,8 +227,7 @@ def headline(results: pd.DataFrame, protocol: str) -> list[str]:
             lines.append(
                 f"- {claim}, `{signal}`: " + explain(claim, signal, [c for c in comparisons if c.signal == signal])
             )
-    lines += ["", WHY_DIFFERENT[protocol]]
-    return lines
+    return [*lines, "", WHY_DIFFERENT[protocol]]
 
 
 def span(values: list[float]) -> str:

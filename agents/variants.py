@@ -1,10 +1,11 @@
-"""What the usage-driven autoscalers see: CPU usage derived from the observation, and the variant they scale.
+"""Variants as the autoscalers see them: a variant by name or depth, one variant's deployment, and
+the CPU usage derived from the observation.
 
 Usage is derived from the servers' busy fraction (physics v1: completed requests over what the
 servers can complete, ``mu``): a variant whose workers were busy a fraction ``u`` of the last
 interval used ``u x cores x replicas`` cores (one worker per core). Like a CPU-throttled pod, usage
 can never exceed the allocation, so an overloaded variant reports its full allocation, not its
-demand.
+demand (``agents.vpa`` also offers the ``busy`` signal).
 """
 
 from __future__ import annotations
