@@ -60,7 +60,7 @@ typecheck: $(STAMP) links
 
 # The documentation site (mkdocs-material + mkdocstrings), built with --strict into site/.
 docs: $(STAMP) links
-	$(BIN)/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
 
 check: lint typecheck test
 

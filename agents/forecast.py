@@ -39,10 +39,16 @@ class Forecaster(abc.ABC):
         """``peaks_rps``: the real per-minute peaks available, oldest first (may be shorter than 10)."""
 
 
-def real_minute_peaks(observation: np.ndarray, info: Mapping[str, Any], history_minutes: int) -> np.ndarray:
+def real_minute_peaks(
+    observation: np.ndarray, info: Mapping[str, Any], history_minutes: int, partial_minute: bool = False
+) -> np.ndarray:
     """The per-minute peaks of the observation that are genuine trace: the ``history_minutes`` the
-    episode started with (reset info) plus the minutes played since, at most 10, oldest first."""
-    real = min(HISTORY_MINUTES, history_minutes + int(info.get("time_s", 0)) // 60)
+    episode started with (reset info) plus the minutes played since, at most 10, oldest first.
+    ``partial_minute``: a begun minute counts, as the original adapter cuts its own counter history
+    into 60 s chunks, the newest one partial (10 chunks, and so the LSTM, from 9.5 minutes on)."""
+    played_s = int(info.get("time_s", 0))
+    played = -(-played_s // 60) if partial_minute else played_s // 60
+    real = min(HISTORY_MINUTES, history_minutes + played)
     return np.asarray(observation[layout.MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
 
 

@@ -28,19 +28,21 @@ the leaderboard passes them to an env with ``dispatcher="quota"`` (``InfAdapterE
 
 Parameters (defaults): solver ``fast``, backend ``cbc``, forecaster ``lstm``, margin 0.1,
 stabilise True, patience 4, alpha/beta/gamma/slo_ms ``None`` (= the env's), capacity_model
-``linear_fit``, first_decision_s 0, history ``"trace"``. Simplification: one replica per
-variant (vertical scaling), as in the paper.
+``linear_fit``, first_decision_s 0, history ``"trace"``, integer_rates False (paper-2023: True;
+the original truncates the LSTM's forecast and the planned rate to whole requests).
+Simplification: one replica per variant (vertical scaling), as in the paper.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.forecast import Stabiliser, make_forecaster, real_minute_peaks
+from infadapter_agents.forecast import LSTMForecaster, Stabiliser, make_forecaster, real_minute_peaks
 from infadapter_agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
 from infadapter_env import observation as layout
 from infadapter_env.objective import Weights, served_shares
@@ -69,6 +71,7 @@ class InfAdapterAgent(Agent):
         arrivals: np.ndarray | None = None,
         first_decision_s: int = 0,
         history: str = "trace",
+        integer_rates: bool = False,
     ) -> None:
         check_solver(solver, backend)
         if not 0 <= margin <= 10:
@@ -77,7 +80,7 @@ class InfAdapterAgent(Agent):
             raise ValueError(f"history must be one of {', '.join(map(repr, HISTORIES))}; got {history!r}")
         if isinstance(first_decision_s, bool) or not isinstance(first_decision_s, int) or first_decision_s < 0:
             raise ValueError(f"first_decision_s must be an integer >= 0 (seconds), got {first_decision_s!r}")
-        self.first_decision_s, self.history = first_decision_s, history
+        self.first_decision_s, self.history, self.integer_rates = first_decision_s, history, integer_rates
         self.solver, self.backend, self.margin = solver, backend, margin
         self.forecaster = make_forecaster(forecaster, arrivals)
         self.stabiliser = Stabiliser(patience) if stabilise else None
@@ -102,9 +105,16 @@ class InfAdapterAgent(Agent):
         self._decision = {}
 
     def forecast(self, observation: np.ndarray, info: Mapping[str, Any]) -> tuple[float, float]:
-        """(raw forecast, rate to plan for) in req/s."""
-        raw = self.forecaster.predict(real_minute_peaks(observation, info, self.history_minutes), info)
-        return raw, raw * (1.0 + self.margin)
+        """(raw forecast, rate to plan for) in req/s. With ``history="run"`` a begun minute counts
+        (the original's chunking); with ``integer_rates`` the LSTM's forecast and the planned rate
+        are truncated to whole requests, as the original code does (``int(...)``)."""
+        peaks = real_minute_peaks(observation, info, self.history_minutes, partial_minute=self.history == "run")
+        raw = self.forecaster.predict(peaks, info)
+        if not self.integer_rates:
+            return raw, raw * (1.0 + self.margin)
+        if isinstance(self.forecaster, LSTMForecaster) and peaks.size >= HISTORY_MINUTES:  # the LSTM answered
+            raw = float(math.floor(raw))
+        return raw, float(math.floor(raw * (1.0 + self.margin)))
 
     def plan(self, rate: float, previous: tuple[int, ...]) -> Decision:
         return solve(self.model, rate, previous, self.weights, self.solver, self.backend)

@@ -1,16 +1,18 @@
-"""``infadapter``: one entry point to the project's commands (their argument parsing lives in the
-repository's ``scripts/`` folder, installed as ``infadapter_scripts``).
+"""usage: infadapter <command> [options]     (infadapter <command> --help for a command's options)
 
-infadapter --version           the package version
+commands:
+  leaderboard     score every contender of a protocol over a sweep of beta (--protocol paper-2023)
+  validate CSV    replay leaderboard rows and check every metric
+  solve           ask the InfAdapter solver a what-if question
+  train           train a stable-baselines3 policy (--algo ppo | maskable-ppo | a2c)
+  train-lstm      train the LSTM forecaster
+  calibrate       fit the request-level service model to the capacity profile
+  validate-fast   hold the fast simulator to the request-level one
+  agents          list the registered agents
+  --version       the package version
 
-infadapter leaderboard [...]   the benchmark (scripts/leaderboard.py)
-infadapter validate CSV        replay leaderboard rows and check them (scripts/validate.py)
-infadapter solve [...]         what-if questions to the InfAdapter solver (scripts/solve.py)
-infadapter train-lstm [...]    train the LSTM forecaster (scripts/train_lstm.py)
-infadapter train --algo ppo     train a stable-baselines3 policy (scripts/train_rl.py)
-infadapter calibrate [...]     fit the request-level service model to the profile (scripts/calibrate_service.py)
-infadapter validate-fast [...] hold the fast simulator to the request-level one (scripts/validate_fast.py)
-infadapter agents              list the registered agents
+The commands' argument parsing lives in the repository's scripts/ folder, installed as
+infadapter_scripts; the library behind them is infadapter_env (infadapter_env.leaderboard).
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infadapter-gym {__version__}")
         return 0
     if command == "agents":
+        if rest and rest[0] in ("-h", "--help"):
+            print("usage: infadapter agents\n\nList the registered agents (infadapter_agents.names()).")
+            return 0
         import infadapter_agents
 
         print("\n".join(infadapter_agents.names()))

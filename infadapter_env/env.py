@@ -11,7 +11,7 @@ from gymnasium import spaces
 from infadapter_env import observation
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
-from infadapter_env.fast_sim import ClusterState, IntervalResult, empty_state, loaded_state
+from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, empty_state, loaded_state
 from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
 from infadapter_env.profiles import load_profile
@@ -50,9 +50,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``proportional`` (in proportion to ``th``) or ``quota`` (the original dispatcher's weighted
     round robin over integer quotas: ``round(th)``, or the controller's planned quotas set with
     ``env.unwrapped.set_quotas(q)`` before a step, as the original adapter posts them to its
-    dispatcher; variants that do not serve are skipped, and where no serving variant has a quota
-    the round robin runs over ``round(th)``). A replica's queue holds ``queue_factor x th`` waiting
-    requests; beyond that requests are dropped.
+    dispatcher once the step's new servers are ready; variants that do not serve are skipped, and
+    where no serving variant has a quota the round robin runs over ``round(th)``). A replica's
+    queue holds ``queue_factor x th`` waiting requests; beyond that requests are dropped.
 
     Two simulators of that world (``simulator``):
 
@@ -196,7 +196,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._requests: RequestSimulator | None = None
-        self._quotas: np.ndarray | None = None  # the quota dispatcher's planned quotas (set_quotas)
+        n_var = len(self.profile.variants)
+        # The quota dispatcher's quotas: routing now, and planned by set_quotas (NaN: none).
+        self._quotas_now = np.full(n_var, np.nan)
+        self._quotas_planned = np.full(n_var, np.nan)
         self._last_info: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- gymnasium API
@@ -209,7 +212,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         joined = with_history(episode, played)
         self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._state = self.initial_state(1)
-        self._quotas = None
+        self._quotas_now[:] = np.nan
+        self._quotas_planned[:] = np.nan
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
                 self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
@@ -248,8 +252,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             np.array([step + 1]),
             self.n_steps,
             simulate,
-            None if self._quotas is None else self._quotas[None],
+            self._quota_plan(),
         )
+        if not self._state.loading_left_s.any() and not np.isnan(self._quotas_planned).all():
+            self._quotas_now, self._quotas_planned = self._quotas_planned, np.full_like(self._quotas_planned, np.nan)
         self._step = step + 1
         self._obs = obs[0]
         info = scalar_info(arrays, self.config.weights)
@@ -263,15 +269,16 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return self._obs.copy(), float(reward[0]), False, truncated, info
 
     def set_quotas(self, quotas: Any) -> None:
-        """Set the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)
-        from the next step on, as the original adapter posts its planned quotas to the dispatcher;
-        ``None`` returns to ``round(th)``. The round robin runs over the variants that serve;
-        where none of them has a quota, over ``round(th)``. ``aa_planned`` becomes the
-        quota-weighted accuracy of the deployment. Only with ``dispatcher="quota"``."""
+        """Plan the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)
+        for the next step's deployment, as the original adapter posts them to its dispatcher: they
+        route from the second every load that step starts is done (at once if it starts none);
+        until then the quotas in place do. The round robin runs over the variants that serve; where
+        none of them has a quota, over ``round(th)``. ``aa_planned`` becomes the quota-weighted
+        accuracy. ``None`` plans a return to ``round(th)``. Only with ``dispatcher="quota"``."""
         if self.config.dispatcher != "quota":
             raise ValueError(f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.config.dispatcher!r}")
         if quotas is None:
-            self._quotas = None
+            self._quotas_planned = np.full_like(self._quotas_planned, np.nan)
             return
         n_var = len(self.profile.variants)
         try:
@@ -280,9 +287,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise ValueError(f"quotas must be {n_var} numbers >= 0 (ResNet18..152), got {quotas!r}") from None
         if values.size != n_var or not np.all(np.isfinite(values)) or (values < 0).any():
             raise ValueError(f"quotas must be {n_var} finite numbers >= 0 (ResNet18..152), got {quotas!r}")
-        self._quotas = values
-        if self._requests is not None:
-            self._requests.planned_quotas = values.tolist()
+        self._quotas_planned = values
+
+    def _quota_plan(self) -> QuotaPlan | None:
+        if np.isnan(self._quotas_now).all() and np.isnan(self._quotas_planned).all():
+            return None
+        return QuotaPlan(self._quotas_now[None].copy(), self._quotas_planned[None].copy())
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""
@@ -328,13 +338,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
 
     def _simulate_requests(
-        self, state: ClusterState, per_tick: np.ndarray, quotas: np.ndarray | None = None
+        self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
     ) -> tuple[ClusterState, IntervalResult]:
         """The request-level simulator's interval (``pipeline.Simulate``) for this env (N = 1)."""
         assert self._requests is not None
-        return simulate_requests(
-            self._requests, state, self._step * self.config.interval_s, per_tick.shape[1], self.pipeline.tables
-        )
+        start_s = self._step * self.config.interval_s
+        return simulate_requests(self._requests, state, start_s, per_tick.shape[1], self.pipeline.tables, quotas)
 
 
 # The observation table is generated from the layout's one definition (``observation.FIELDS``).

@@ -7,7 +7,8 @@ calibrated service model; ``q``: requests waiting):
 
 1. the dispatcher splits the tick's arrivals: ``accuracy_first`` gives each variant, most accurate
    first, up to ``cap``; ``proportional`` splits in proportion to ``cap``, ``quota`` in proportion
-   to the round robin's integer quotas (``round(cap)``, or the ones the controller set);
+   to the round robin's integer quotas (``round(cap)``, or the ones the controller set: its planned
+   ones route from the second every load is done, ``QuotaPlan``);
 2. a variant admits at most ``queue_factor x cap + mu - q`` requests in the tick (its queue bound,
    plus what it completes meanwhile); under ``accuracy_first`` what one variant cannot admit goes
    to the next with room, most accurate first; the rest is dropped;
@@ -112,6 +113,35 @@ class IntervalResult:
     p99_ms: np.ndarray  # (N, V)
     p50_ms_all: np.ndarray  # (N,)
     p99_ms_all: np.ndarray  # (N,)
+
+
+@dataclass(frozen=True)
+class QuotaPlan:
+    """The ``quota`` dispatcher's quotas of N environments, arrays (N, V) in req/s; a row of NaN
+    means none set (the round robin then runs over ``round(cap)``). ``current`` route from the
+    interval's start; ``planned`` (set with the step's deployment) replace them from the second
+    every load is done, as the original adapter posts new quotas only after the new pods are ready."""
+
+    current: np.ndarray
+    planned: np.ndarray
+
+    @staticmethod
+    def switch_tick(loading_left_s: np.ndarray) -> np.ndarray:
+        """(N,) the second of the interval from which the planned quotas route."""
+        return np.ceil(row_max(loading_left_s))
+
+    def effective(self, switched: np.ndarray) -> np.ndarray:
+        """The quotas (N, V) that route once ``switched`` (bool, broadcast) says the switch happened."""
+        planned_set = ~np.isnan(self.planned).all(axis=-1, keepdims=True)
+        return np.where(switched & planned_set, self.planned, self.current)
+
+    def per_tick(self, loading_left_s: np.ndarray, n_ticks: int) -> np.ndarray:
+        """(T, N, V): the quotas routing each second of the interval."""
+        switched = np.arange(n_ticks)[:, None, None] >= self.switch_tick(loading_left_s)[None, :, None]
+        return self.effective(switched)
+
+    def select(self, rows: np.ndarray) -> QuotaPlan:
+        return QuotaPlan(self.current[rows], self.planned[rows])
 
 
 @dataclass(frozen=True, eq=False)
@@ -227,27 +257,31 @@ def simulate_interval(
     tables: ServerTables,
     dispatcher: str = "accuracy_first",
     queue_factor: float = 1.25,
-    quotas: np.ndarray | None = None,
+    quotas: QuotaPlan | None = None,
 ) -> tuple[ClusterState, IntervalResult]:
-    """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function. ``quotas``
-    (N, V): the ``quota`` dispatcher's weights set by the controller (None: ``round(cap)``)."""
+    """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function. ``quotas``: the
+    ``quota`` dispatcher's quotas set by the controller (None: ``round(cap)``)."""
     n_env = per_tick.shape[0]
     variant = np.arange(state.cores.shape[1])
     cap = state.serving_replicas * tables.capacity_rps[variant, state.serving_cores]
     mu = state.serving_replicas * tables.service_rps[variant, state.serving_cores]
     peak = per_tick.max(axis=1)
     steady = ~row_any(state.loading_left_s) & ~row_any(state.backlog) & (peak <= row_sum(cap)) & ~row_any(cap > mu)
-    if quotas is not None and dispatcher == "quota":  # set quotas may send a variant more than its cap
-        steady &= ~row_any(_split(peak[:, None], cap, dispatcher, quotas) > cap + 1e-9)
+    if dispatcher != "quota":
+        quotas = None
+    settled = None  # without loads the planned quotas route from the first second
+    if quotas is not None:
+        settled = quotas.effective(np.ones((n_env, 1), dtype=bool))
+        steady &= ~row_any(_split(peak[:, None], cap, dispatcher, settled) > cap + 1e-9)  # a quota above cap queues
     if steady.all():
-        return state, _steady(state, per_tick, cap, mu, peak, tables, dispatcher, quotas)
+        return state, _steady(state, per_tick, cap, mu, peak, tables, dispatcher, settled)
     moving = np.flatnonzero(~steady)
-    moved_quotas = None if quotas is None else quotas[moving]
+    moved_quotas = None if quotas is None else quotas.select(moving)
     moved_state, moved = _ticks(state.select(moving), per_tick[moving], tables, dispatcher, queue_factor, moved_quotas)
     if not steady.any():
         return moved_state, moved
     calm = np.flatnonzero(steady)
-    calm_quotas = None if quotas is None else quotas[calm]
+    calm_quotas = None if settled is None else settled[calm]
     still = _steady(
         state.select(calm), per_tick[calm], cap[calm], mu[calm], peak[calm], tables, dispatcher, calm_quotas
     )
@@ -269,8 +303,8 @@ def _split(rate: np.ndarray, cap: np.ndarray, dispatcher: str, quotas: np.ndarra
     weight = cap
     if dispatcher == "quota":  # the round robin's integer quotas, over the variants that serve
         weight = np.rint(cap)
-        if quotas is not None:  # set quotas; where no serving variant has one, round(cap)
-            given = np.where(cap > 0, np.rint(quotas), 0.0)
+        if quotas is not None:  # set quotas (NaN: none); where no serving variant has one, round(cap)
+            given = np.where(cap > 0, np.rint(np.nan_to_num(quotas, nan=0.0)), 0.0)
             weight = np.where(given.sum(axis=-1, keepdims=True) > 0, given, weight)
     total = weight.sum(axis=-1, keepdims=True)
     return rate * weight / np.maximum(total, 1e-300)
@@ -335,7 +369,9 @@ def _recent_mean(per_tick: np.ndarray, window: int = UTILISATION_WINDOW_S) -> np
     return total / np.minimum(np.arange(1, per_tick.shape[-1] + 1), window)
 
 
-def _ticks(state, per_tick, tables, dispatcher, queue_factor, quotas=None) -> tuple[ClusterState, IntervalResult]:
+def _ticks(
+    state, per_tick, tables, dispatcher, queue_factor, quotas: QuotaPlan | None = None
+) -> tuple[ClusterState, IntervalResult]:
     """Tick by tick, with queues and loads finishing inside the interval: the fluid recurrence runs
     tick by tick, then every tick's latencies are read at once. Kept in one piece (89 lines): the
     dozen per-tick arrays the recurrence makes are read, reshaped and reduced together, and a split
@@ -352,7 +388,8 @@ def _ticks(state, per_tick, tables, dispatcher, queue_factor, quotas=None) -> tu
     mu_t = replicas_t * tables.service_rps[variant, cores_t]
     per_replica_t = np.maximum(replicas_t, 1)
     rate_t = np.ascontiguousarray(per_tick.T)  # (T, N)
-    routed_t = _split(rate_t[:, :, None], cap_t, dispatcher, quotas)
+    quotas_t = None if quotas is None else quotas.per_tick(state.loading_left_s, n_ticks)
+    routed_t = _split(rate_t[:, :, None], cap_t, dispatcher, quotas_t)
     # Variance growth of one replica's queue per second: arrivals plus completions x cv^2 (added below).
     noise_t = mu_t * tables.service_cv[variant, cores_t] ** 2
     half_bound_t = queue_factor * cap_t / per_replica_t / 2

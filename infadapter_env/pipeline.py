@@ -15,16 +15,16 @@ import numpy as np
 from infadapter_env import observation as layout
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, ActionFix
-from infadapter_env.fast_sim import ClusterState, IntervalResult, deploy, server_tables, simulate_interval
+from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
 from infadapter_env.profiles import CapacityProfile
-from infadapter_env.reductions import row_sum
+from infadapter_env.reductions import row_any, row_sum
 
 FIX_LABELS = np.array([fix.label for fix in ActionFix], dtype=object)  # info["action_fix"] by ActionFix value
 P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
 
 # (state, per_tick, quotas or None) -> (state, result)
-Simulate = Callable[[ClusterState, np.ndarray, np.ndarray | None], tuple[ClusterState, IntervalResult]]
+Simulate = Callable[[ClusterState, np.ndarray, QuotaPlan | None], tuple[ClusterState, IntervalResult]]
 
 
 def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
@@ -63,7 +63,7 @@ class StepPipeline:
         self.load_time = profile.load_time_s
 
     def fast(
-        self, state: ClusterState, per_tick: np.ndarray, quotas: np.ndarray | None = None
+        self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
     ) -> tuple[ClusterState, IntervalResult]:
         """The fast model's interval (``Simulate``)."""
         cfg = self.config
@@ -88,13 +88,13 @@ class StepPipeline:
         steps_done: np.ndarray,
         n_steps: int,
         simulate: Simulate,
-        quotas: np.ndarray | None = None,
+        quotas: QuotaPlan | None = None,
     ) -> tuple[ClusterState, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Apply checked actions ``values`` (N, entries) and play one interval of ``per_tick`` (N, T).
 
         ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
-        steps played after this one; ``quotas`` (N, V): the quota dispatcher's planned quotas, if the
-        controller set them. Returns the new state, rewards, observations and info arrays."""
+        steps played after this one; ``quotas``: the quota dispatcher's quotas, if the controller set
+        them. Returns the new state, rewards, observations and info arrays."""
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
             lc = np.zeros(len(values))  # nothing started or resized anywhere
@@ -102,7 +102,9 @@ class StepPipeline:
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
         state = deploy(state, replicas, cores, self.load_time)
         state, result = simulate(state, per_tick, quotas)
-        terms = self.score(result, replicas, cores, lc, quotas)
+        # The quotas routing at the interval's end: the planned ones once every load is done.
+        routing = None if quotas is None else quotas.effective(~row_any(state.loading_left_s)[:, None])
+        terms = self.score(result, replicas, cores, lc, routing)
         obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps)
         info = self.report(state, result, terms, steps_done, fix)
         return state, terms["reward"], obs, info
@@ -123,8 +125,8 @@ class StepPipeline:
             aa_effective = np.where(has_arrivals, aa_effective, at_zero)
         violated = result.over_slo + result.dropped
         aa_planned = average_accuracy_batch(target_capacity, self.accuracy, mean_rate)
-        if quotas is not None:  # the planned quotas' weighted accuracy (the original adapter's gauge)
-            weight = np.where(target_capacity > 0, np.rint(quotas), 0.0)
+        if quotas is not None:  # the quotas' weighted accuracy (the original adapter's gauge; NaN: none set)
+            weight = np.where(target_capacity > 0, np.rint(np.nan_to_num(quotas, nan=0.0)), 0.0)
             total_weight = weight.sum(axis=1)
             by_quota = weight @ self.accuracy / np.maximum(total_weight, 1e-300)
             aa_planned = np.where(total_weight > 0, by_quota, aa_planned)

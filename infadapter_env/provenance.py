@@ -10,8 +10,17 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def is_source_checkout() -> bool:
+    """Whether this package runs from its own repository (not from an installed wheel, whose parent
+    folder is site-packages, possibly inside some other git repository)."""
+    return (REPO_ROOT / "pyproject.toml").is_file() and (REPO_ROOT / "agents" / "__init__.py").is_file()
+
+
 def git_commit() -> str:
-    """The commit of the source tree (with ``+dirty`` if it has uncommitted changes), or ``unknown``."""
+    """The commit of the source tree (with ``+dirty`` if it has uncommitted changes), or ``unknown``
+    (also when installed from a wheel: the package version identifies it then)."""
+    if not is_source_checkout():
+        return "unknown"
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, check=True

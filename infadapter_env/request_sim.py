@@ -21,12 +21,14 @@ profile):
   (``auto_tuner/dispatcher/main.py``) over integer quotas, restarted when they change (as its
   ``/reset`` does); dropped if full. The quotas are ``round(cap)`` (what the original starts
   with) unless the controller set its planned ones (``InfAdapterEnv.set_quotas``, the original
-  adapter's ``/reset`` call); variants that do not serve are skipped, and where no serving variant
-  has a quota the round robin runs over ``round(cap)``.
+  adapter's ``/reset`` call), which route from the second every load of their deployment is done
+  (the adapter posts them after the readiness wait; ``fast_sim.QuotaPlan``); variants that do not
+  serve are skipped, and where no serving variant has a quota the round robin runs over ``round(cap)``.
 
 A request finding a free worker starts at once; otherwise it waits if its replica's queue holds
-fewer than ``queue_factor x cap / replicas`` waiting requests (TF-Serving's ``max_enqueued_batches``,
-1.25 x capacity in the paper code), else it is dropped. A changed variant switches to its new
+fewer than ``queue_factor x cap / replicas`` waiting requests (TF-Serving's ``max_enqueued_batches``;
+the paper code set 1.25 x its planning capacity, 0.8 x the linear fit, which is 15-25 % below the
+measured ``cap`` used here), else it is dropped. A changed variant switches to its new
 deployment at the start of second ``ceil(load time)`` after the decision (the fast model's rule);
 requests still waiting in the old replicas then move, in order, to the new ones as far as their
 queues have room (the rest, and all of them if the variant stops, are lost and counted as dropped).
@@ -50,7 +52,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from infadapter_env.arrivals import request_times, whole_counts
-from infadapter_env.fast_sim import ClusterState, IntervalResult, ServerTables
+from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, ServerTables
 from infadapter_env.objective import served_shares
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.prometheus import EXPERIMENT_WINDOW_S, window_quantiles_ms
@@ -108,7 +110,7 @@ class RequestSimulator:
         self._times = np.zeros(0)
         self._wrr = (0, 1)  # the round-robin's (index, round)
         self._quotas: list[int] = []
-        self.planned_quotas: list[float] | None = None  # set by the controller (quota dispatcher)
+        self.quotas: list[float] | None = None  # the controller's quotas routing now (quota dispatcher)
         self.rescheduled_late = 0
         self._lost = 0
         self.service_seconds = np.zeros(self.n_variants)
@@ -129,17 +131,23 @@ class RequestSimulator:
         self.replicas = [[] for _ in range(self.n_variants)]
         self._service_buffers = {}
         self._wrr, self._quotas = (0, 1), []
-        self.planned_quotas = None
+        self.quotas = None
         self.rescheduled_late = 0
         for v, (r, c) in enumerate(serving):
             self._switch(v, r, c, 0.0, None)
 
     # ------------------------------------------------------------------ one interval
     def run_interval(
-        self, start_s: int, n_ticks: int, target: list[tuple[int, int]], ready_tick: list[int]
+        self,
+        start_s: int,
+        n_ticks: int,
+        target: list[tuple[int, int]],
+        ready_tick: list[int],
+        planned_quotas: tuple[int, list[float]] | None = None,
     ) -> RequestRecords:
         """Simulate seconds ``start_s .. start_s + n_ticks``. ``target[v]`` becomes what variant ``v``
-        serves at second ``start_s + ready_tick[v]`` (no change if ``ready_tick[v]`` > ``n_ticks``)."""
+        serves at second ``start_s + ready_tick[v]`` (no change if ``ready_tick[v]`` > ``n_ticks``);
+        ``planned_quotas`` = (second, quotas): the quotas routing from that second on."""
         first, last = int(self._bounds[start_s]), int(self._bounds[start_s + n_ticks])
         times = self._times[first:last]
         n = times.size
@@ -153,6 +161,8 @@ class RequestSimulator:
             for v in range(self.n_variants):
                 if ready_tick[v] == tick and self.serving[v] != target[v]:
                     self._switch(v, *target[v], float(start_s + tick), records)
+            if planned_quotas is not None and planned_quotas[0] == tick:
+                self.quotas = planned_quotas[1]
             if tick == n_ticks:  # a load finishing with the interval serves from the next one on
                 break
             for v, (r, c) in enumerate(self.serving):
@@ -260,8 +270,8 @@ class RequestSimulator:
 
     def _next_quota(self) -> int | None:
         quotas = [0] * self.n_variants
-        if self.planned_quotas is not None:
-            quotas = [round(q) if self.replicas[v] else 0 for v, q in enumerate(self.planned_quotas)]
+        if self.quotas is not None:
+            quotas = [round(q) if self.replicas[v] else 0 for v, q in enumerate(self.quotas)]
         if max(quotas) <= 0:
             quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
         if quotas != self._quotas:  # new quotas restart the round robin (the original's /reset)
@@ -336,7 +346,12 @@ def window_p99_ms(records: RequestRecords, served: np.ndarray, start_s: int, n_t
 
 
 def simulate_requests(
-    engine: RequestSimulator, state: ClusterState, start_s: int, n_ticks: int, tables: ServerTables
+    engine: RequestSimulator,
+    state: ClusterState,
+    start_s: int,
+    n_ticks: int,
+    tables: ServerTables,
+    quotas: QuotaPlan | None = None,
 ) -> tuple[ClusterState, IntervalResult]:
     """One interval of one environment (arrays with N = 1) on the request-level simulator, with the
     fast model's bookkeeping of loads (a target serves from second ``ceil(loading_left_s)``)."""
@@ -347,7 +362,12 @@ def simulate_requests(
     switch_tick = [
         ready[v] if engine.serving[v] != target[v] and ready[v] <= n_ticks else n_ticks + 1 for v in range(n_var)
     ]
-    records = engine.run_interval(start_s, n_ticks, target, switch_tick)
+    planned = None
+    if quotas is not None:
+        engine.quotas = None if np.isnan(quotas.current[0]).all() else quotas.current[0].tolist()
+        if not np.isnan(quotas.planned[0]).all():
+            planned = (int(QuotaPlan.switch_tick(state.loading_left_s)[0]), quotas.planned[0].tolist())
+    records = engine.run_interval(start_s, n_ticks, target, switch_tick, planned)
     end_s = float(start_s + n_ticks)
     served = records.variant >= 0
     latency_ms = records.latency_s * 1000.0

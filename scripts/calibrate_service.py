@@ -63,7 +63,7 @@ class Args:
     check_seeds: int = arg(20, "fresh repetitions for the report")
     table_requests: int = arg(60_000, "requests per steady-state latency-table point")
     seed: int = arg(0, "base seed")
-    out: str = arg(str(Path(__file__).resolve().parents[1] / "profiles"), "output folder")
+    out: str = arg(str(data_file("profiles", "service_model.csv").parent), "output folder (the shipped profiles)")
     check_only: bool = arg(False, "re-check the service model in --out and rewrite the report only")
 
 

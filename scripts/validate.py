@@ -1,4 +1,4 @@
-"""Replay leaderboard rows from their recorded settings and actions and check every metric.
+"""Replay leaderboard rows from their recorded settings, actions and quotas and check every metric.
 
     infadapter validate results/leaderboard/leaderboard.csv        (or: python -m infadapter_scripts.validate ...)
 

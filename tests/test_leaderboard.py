@@ -206,3 +206,13 @@ def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
     assert rows.loc[0, "objective"] > rows.loc[1, "objective"]  # the same cores cost more at beta 0.1
     with pytest.raises(ValueError, match="unknown scenario"):
         evaluate(AlwaysResNet50, scenarios=["day3"])
+
+
+def test_one_folder_holds_one_protocol(tiny_sweep, tmp_path, capsys):
+    import shutil
+
+    out = tmp_path / "mixed"
+    shutil.copytree(tiny_sweep, out)  # rows of protocol "default"
+    args = ["--protocol", "paper-2023", "--agents", "vpa-50/busy", "--betas", "0.05", "--seeds", "0"]
+    assert leaderboard.main([*args, "--backend", "serial", "--no-figures", "--out", str(out)]) == 2
+    assert "holds rows of protocol default; one folder holds one protocol" in capsys.readouterr().err

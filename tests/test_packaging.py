@@ -86,12 +86,17 @@ def test_wheel_claims_no_generic_top_level_name_and_carries_its_licence(wheel):
 
 
 def test_a_users_own_agents_folder_does_not_collide(wheel, tmp_path):
-    root = tmp_path / "wheel_root"
+    project = tmp_path / "project"  # the user's own git repository, with the package installed inside it
+    root = project / ".venv" / "site-packages"
     zipfile.ZipFile(wheel).extractall(root)
-    project = tmp_path / "project"
     (project / "agents").mkdir(parents=True)
     (project / "agents" / "__init__.py").write_text("MINE = True\n")
-    code = "import agents, infadapter_agents; assert agents.MINE; print(infadapter_agents.make('ppo').name)"
+    subprocess.run(["git", "init", "-q", str(project)], check=True)
+    code = (
+        "import agents, infadapter_agents; from infadapter_env.provenance import git_commit; "
+        "assert agents.MINE; assert git_commit() == 'unknown', git_commit(); "
+        "print(infadapter_agents.make('ppo').name)"
+    )
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=project,

@@ -163,13 +163,20 @@ def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
     obs = np.zeros(layout.SIZE, dtype=np.float32)
     peaks = np.array([30, 35, 40, 45, 50, 55, 60, 65, 50, 80], dtype=np.float32)
     obs[layout.MINUTE_PEAKS] = peaks
-    # At t = 120 s the run has seen 2 minutes: EWM(span 10) of [50, 80] = (50 x 9/11 + 80) / (1 + 9/11) = 66.5.
+    # At t = 120 s the run has seen 2 minutes: EWM(span 10) of [50, 80] = (50 x 9/11 + 80) / (1 + 9/11) = 66.5;
+    # at t = 90 s also 2 chunks (one partial).
     raw, rate = agent.forecast(obs, {"time_s": 120})
     assert raw == pytest.approx((50 * 9 / 11 + 80) / (1 + 9 / 11)) == pytest.approx(ewm_mean(np.array([50.0, 80.0])))
     assert rate == pytest.approx(1.1 * raw)
-    # At t = 570 s: 9 minutes, still EWM; at t = 600 s: 10 minutes, the LSTM.
-    assert agent.forecast(obs, {"time_s": 570})[0] == pytest.approx(ewm_mean(peaks[1:].astype(float)))
-    assert agent.forecast(obs, {"time_s": 600})[0] == pytest.approx(predict(load_model(), peaks))
+    assert agent.forecast(obs, {"time_s": 90})[0] == raw
+    truncating = infadapter_agents.make("infadapter", history="run", stabilise=False, integer_rates=True)
+    truncating.reset(reset_info)
+    assert truncating.forecast(obs, {"time_s": 120}) == (raw, 73.0)  # int(1.1 x 66.5) = int(73.15)
+    assert truncating.forecast(obs, {"time_s": 570})[0] == float(int(predict(load_model(), peaks)))
+    # The original cuts its counter history into 60 s chunks, the newest partial: at t = 540 s
+    # 9 chunks (EWM), at t = 570 s 10 chunks, and so the LSTM.
+    assert agent.forecast(obs, {"time_s": 540})[0] == pytest.approx(ewm_mean(peaks[1:].astype(float)))
+    assert agent.forecast(obs, {"time_s": 570})[0] == pytest.approx(predict(load_model(), peaks))
     # The default protocol counts the 10 minutes of trace before the episode: the LSTM at once.
     trace_agent = infadapter_agents.make("infadapter", stabilise=False)
     trace_agent.reset(reset_info)
@@ -215,3 +222,62 @@ def test_a_small_paper_sweep_reports_cis_headline_figure_and_validates(tmp_path,
 def test_unknown_protocol_is_reported(tmp_path, capsys):
     assert leaderboard.main(["--protocol", "paper-2022", "--out", str(tmp_path)]) == 2
     assert "unknown protocol 'paper-2022'; valid protocols: default, paper-2023" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("simulator", ["request", "fast"])
+def test_planned_quotas_route_once_the_new_servers_are_ready(simulator):
+    """ResNet18 x 8 + ResNet152 x 12 cores at 40 req/s with quotas 60 : 40. The next decision
+    resizes ResNet152 to 20 cores (load 8.52 s: ready at second 9) and drops ResNet18, planning
+    quotas 0 : 100. As in the original adapter, which posts new quotas only after the new pods are
+    ready, the old quotas route for 9 s (ResNet18 keeps serving until then: make before break):
+    ResNet18 takes 60 % of 9 x 40 = 360 requests, 216, and nothing afterwards."""
+    env = gym.make(
+        "InfAdapter-v0",
+        trace=synthetic("constant", 120, rate=40.0),
+        dispatcher="quota",
+        simulator=simulator,
+        initial_cores=(8, 0, 0, 0, 12),
+    )
+    env.reset(seed=0)
+    env.unwrapped.set_quotas([60, 0, 0, 0, 40])
+    _, _, _, _, first = env.step(np.array([8, 0, 0, 0, 12]))  # nothing loads: the quotas route at once
+    assert first["served_in_slo_by_variant"][0] == pytest.approx(0.6 * 1200, abs=1)
+    env.unwrapped.set_quotas([0, 0, 0, 0, 100])
+    _, _, _, _, second = env.step(np.array([0, 0, 0, 0, 20]))
+    served_18 = second["served_in_slo_by_variant"][0]
+    if simulator == "fast":
+        assert served_18 == pytest.approx(216.0, abs=0.5)
+    else:  # the round robin carries on from the first interval: 60 of every 100 requests, +-1 cycle
+        assert 216 - 40 <= served_18 <= 216 + 40
+    _, _, _, _, third = env.step(np.array([0, 0, 0, 0, 20]))
+    assert third["served_in_slo_by_variant"][0] == 0 and third["aa_planned"] == pytest.approx(0.78312, abs=1e-4)
+
+
+def test_a_submitted_agent_is_held_and_started_as_the_protocol_says():
+    """evaluate() under paper-2023: the agent starts from ResNet152 x 20 cores, loaded, and the
+    harness keeps that deployment for the first 2 minutes whatever the agent answers."""
+    from infadapter_env.leaderboard import evaluate
+    from infadapter_env.leaderboard.protocol import Protocol, Scenario
+
+    class AlwaysResNet50:
+        def reset(self, info):
+            pass
+
+        def act(self, observation, info):
+            return np.array([0, 0, 1, 0, 0, 0, 0, 12, 0, 0])
+
+    rows = evaluate(AlwaysResNet50, protocol="paper-2023", betas=[0.05], seeds=[0])
+    actions = json.loads(rows.iloc[0]["actions"])
+    assert actions[:4] == [[0, 0, 0, 0, 1, 0, 0, 0, 0, 20]] * 4  # held: t = 0, 30, 60, 90 s
+    assert actions[4:] == [[0, 0, 1, 0, 0, 0, 0, 12, 0, 0]] * (len(actions) - 4)
+    assert json.loads(rows.iloc[0]["env_settings"])["initial_cores"] == [0, 0, 0, 0, 20]
+    # A protocol of one's own, passed as itself.
+    mine = Protocol(
+        "mine", {"calm": Scenario("calm", {"trace": "traces/README.md"})}, (0,), {"action_mode": "replicas"}, dict, "x"
+    )
+    with pytest.raises(ValueError, match="trace"):
+        evaluate(AlwaysResNet50, protocol=mine, betas=[0.05])  # the README is not a trace: a clear error
+    paper_only = {"paper": Scenario("paper", {"scenario": "paper"})}
+    short = Protocol("short", paper_only, (0,), {"action_mode": "replicas"}, dict, "results/short")
+    rows = evaluate(AlwaysResNet50, protocol=short, betas=[0.05])
+    assert list(rows["protocol"]) == ["short"] and rows.iloc[0]["mean_cores"] == 12

@@ -38,18 +38,22 @@ from infadapter_env.leaderboard.store import load_results, to_frame
 
 def evaluate(
     agent_factory: Callable[[], Any],
-    protocol: str = "default",
+    protocol: str | Protocol = "default",
     betas: Sequence[float] = DEFAULT_BETAS,
     scenarios: Sequence[str] | None = None,
     seeds: Sequence[int] | None = None,
     name: str | None = None,
 ) -> pd.DataFrame:
-    """Play a new agent from ``agent_factory()`` on every (beta, scenario, seed) of ``protocol`` (the
-    protocol's scenarios and seeds unless given) and return the rows as a DataFrame. ``name`` labels
-    the rows (default: the agent's ``name`` attribute, else its class name)."""
-    if protocol not in PROTOCOLS:
+    """Play a new agent from ``agent_factory()`` on every (beta, scenario, seed) of ``protocol`` (a
+    name, or a ``Protocol`` of your own; its scenarios and seeds unless given) with the protocol's
+    env settings for a submitted agent and its hold, and return the rows as a DataFrame. ``name``
+    labels the rows (default: the agent's ``name`` attribute, else its class name)."""
+    if isinstance(protocol, Protocol):
+        chosen = protocol
+    elif protocol in PROTOCOLS:
+        chosen = PROTOCOLS[protocol]
+    else:
         raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
-    chosen = PROTOCOLS[protocol]
     names = list(scenarios) if scenarios is not None else list(chosen.scenarios)
     unknown = [s for s in names if s not in chosen.scenarios]
     if unknown:
@@ -62,10 +66,10 @@ def evaluate(
             for seed in seeds if seeds is not None else chosen.seeds:
                 agent = agent_factory()
                 label = name or str(getattr(agent, "name", "") or type(agent).__name__)
-                task = Task(protocol, label, float(beta), scenario, int(seed))
-                kwargs = env_kwargs(chosen.scenarios[scenario], float(beta), protocol)
+                task = Task(chosen.name, label, float(beta), scenario, int(seed))
+                kwargs = env_kwargs(chosen.scenarios[scenario], float(beta), chosen)
                 options = {"agent": label, "factory": getattr(agent_factory, "__qualname__", repr(agent_factory))}
-                rows.append(episode_row(task, agent, kwargs, options))
+                rows.append(episode_row(task, agent, kwargs, options, chosen.hold_s))
     return to_frame(rows)
 
 

@@ -24,6 +24,7 @@ import gymnasium as gym
 import numpy as np
 
 import infadapter_env
+from infadapter_env import observation as layout
 from infadapter_env.env import SIM_VERSION
 from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs
 from infadapter_env.observation import N_VARIANTS
@@ -92,13 +93,15 @@ def run_task(task: Task) -> dict[str, Any]:
     agent = infadapter_agents.make(contender.agent, **contender.options)
     options = {"agent": contender.agent, **contender.options}
     kwargs = env_kwargs(scenario, task.beta, task.protocol, contender)
-    return episode_row(task, agent, kwargs, options)
+    return episode_row(task, agent, kwargs, options, protocol.hold_s)
 
 
-def episode_row(task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+def episode_row(
+    task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any], hold_s: int = 0
+) -> dict[str, Any]:
     """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` and return the row of ``task``."""
     started = time.perf_counter()
-    metrics, actions, quotas, settings = play(agent, kwargs, task.seed)
+    metrics, actions, quotas, settings = play(agent, kwargs, task.seed, hold_s)
     row: dict[str, Any] = {
         "protocol": task.protocol,
         "agent": task.agent,
@@ -121,13 +124,16 @@ def episode_row(task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapp
     return row
 
 
-def play(agent: Any, kwargs: Mapping[str, Any], seed: int) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
+def play(
+    agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
+) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
     """One episode of ``agent`` (``reset(info)``, ``act(observation, info)``, optionally
     ``decision_info()``) in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
     and fallbacks), its actions, the quotas it set (None where it set none; only with
     ``dispatcher="quota"``, where the planner's quotas go to the env's dispatcher as the original
     adapter posts them), and the env's recorded settings. The agent sees only observations and
-    copies of the infos; a change of the env's settings voids the episode."""
+    copies of the infos; a change of the env's settings voids the episode. Before second ``hold_s``
+    (a protocol's hold) the deployment in place is kept whatever the agent answers."""
     env = gym.make("InfAdapter-v0", **kwargs)
     settings = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
     takes_quotas = settings["dispatcher"] == "quota"
@@ -138,6 +144,8 @@ def play(agent: Any, kwargs: Mapping[str, Any], seed: int) -> tuple[dict[str, An
         tick = time.perf_counter()
         action = agent.act(obs, copy.deepcopy(info))
         decision_s.append(time.perf_counter() - tick)
+        if int(info.get("time_s", 0)) < hold_s:  # the protocol's hold: the agent observes, nothing changes
+            action = env.unwrapped.encode_action(obs[layout.REPLICAS], obs[layout.CORES])  # type: ignore[attr-defined]
         decision = agent.decision_info() if hasattr(agent, "decision_info") else {}
         fallbacks += bool(decision.get("fallback", False))
         actions.append(np.asarray(action).tolist())

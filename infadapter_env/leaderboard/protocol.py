@@ -79,6 +79,7 @@ class Protocol:
     contenders: Callable[[], dict[str, Contender]]
     default_out: str
     submitted_env: Mapping[str, Any] = field(default_factory=dict)  # the start of an agent given to ``evaluate``
+    hold_s: int = 0  # before this second of an episode the deployment in place is kept, whatever the agent says
 
 
 def held_out_window_starts() -> tuple[int, ...]:
@@ -112,7 +113,7 @@ PAPER_VPA_SAMPLE_PERIOD_S = 60
 
 def paper_contenders() -> dict[str, Contender]:
     start_152 = {"initial_cores": [0, 0, 0, 0, PAPER_START_CORES]}
-    planner = {"first_decision_s": PAPER_FIRST_DECISION_S, "history": "run"}
+    planner = {"first_decision_s": PAPER_FIRST_DECISION_S, "history": "run", "integer_rates": True}
     out = {name: Contender(name, name, planner, start_152) for name in ("infadapter", "ms+")}
     for usage in VPA_USAGE_SIGNALS:
         for k, depth in enumerate(VPA_DEPTHS):
@@ -141,17 +142,19 @@ PROTOCOLS = {
         paper_contenders,
         "results/paper-2023",
         {"initial_cores": [0, 0, 0, 0, PAPER_START_CORES]},  # as InfAdapter and MS+ start
+        PAPER_FIRST_DECISION_S,
     ),
 }
 
 
 def env_kwargs(
-    scenario: Scenario, beta: float, protocol: str = "default", contender: Contender | None = None
+    scenario: Scenario, beta: float, protocol: str | Protocol = "default", contender: Contender | None = None
 ) -> dict[str, Any]:
-    """The env settings of one episode of a protocol: a contender's own, or (``contender=None``) those
-    of an agent submitted to ``evaluate``."""
-    own = dict(contender.env if contender is not None else PROTOCOLS[protocol].submitted_env)
+    """The env settings of one episode of a protocol (by name or itself): a contender's own, or
+    (``contender=None``) those of an agent submitted to ``evaluate``."""
+    chosen = protocol if isinstance(protocol, Protocol) else PROTOCOLS[protocol]
+    own = dict(contender.env if contender is not None else chosen.submitted_env)
     if own.get("initial_cores") is not None:
         own["initial_cores"] = tuple(own["initial_cores"])
     weights = {"alpha": ALPHA, "beta": beta, "gamma": GAMMA}
-    return {**scenario.env_kwargs, **weights, **PROTOCOLS[protocol].env, **own}
+    return {**scenario.env_kwargs, **weights, **chosen.env, **own}

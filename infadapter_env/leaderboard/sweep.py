@@ -14,7 +14,7 @@ from tqdm import tqdm
 
 from infadapter_env.leaderboard.episode import Task, run_task
 from infadapter_env.leaderboard.protocol import PROTOCOLS
-from infadapter_env.leaderboard.store import CSV_NAME, append, read_rows, rewrite, row_key, to_frame
+from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 
 BACKENDS = ("local", "serial", "ray")
 
@@ -40,6 +40,11 @@ def run_sweep(
         raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
+    others = sorted({row["protocol"] for row in rows} - {protocol})
+    if others:
+        raise ResultsError(
+            f"{path} holds rows of protocol {', '.join(others)}; one folder holds one protocol: choose another --out"
+        )
     if dropped:
         log(f"dropped {dropped} half-written, edited or duplicate row(s) of {path}; they will be redone")
     rewrite(path, rows)
