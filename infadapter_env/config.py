@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from infadapter_env.arrivals import ARRIVAL_PROCESSES
-from infadapter_env.deployment import ACTION_MODES
+from infadapter_env.deployment import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.observation import N_VARIANTS
@@ -16,6 +16,7 @@ from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_M
 from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
 
 SIMULATORS = ("fast", "request")
+REWARD_MODES = ("scalar", "vector")  # vector: (AA_effective, -RC, -LC), MO-Gymnasium style
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,8 @@ class EnvConfig:
     initial_cores: tuple[int, ...] | None = None
     simulator: str = "fast"
     arrivals: str = "poisson"
+    over_budget: str = "reject"
+    reward_mode: str = "scalar"
     weights: Weights = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -53,6 +56,8 @@ class EnvConfig:
         _check_choice("slo_ms", self.slo_ms, SLO_CHOICES_MS)
         _check_choice("simulator", self.simulator, SIMULATORS)
         _check_choice("arrivals", self.arrivals, ARRIVAL_PROCESSES)
+        _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
+        _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_int("interval_s", self.interval_s, 1, 3600)
         _check_int("budget_cores", self.budget_cores, 1, 1000)
         _check_int("min_cores", self.min_cores, 1, MAX_PROFILED_CORES)

@@ -77,7 +77,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     budget with 0 or >= min_cores cores per variant; ``action_masks()`` marks the ones allowed now
     (all of them in v0, whose budget is fixed; the mask is there for MaskablePPO).
     Invalid requests: an active replica below ``min_cores`` is raised to ``min_cores``; a deployment
-    over the budget is rejected and the previous one kept. ``info["action_fix"]`` names the rule applied.
+    over the budget is rejected and the previous one kept (``over_budget="reject"``), or scaled down
+    to fit (``over_budget="scale"``: cores per replica times budget / total, rounded down, at least
+    ``min_cores``, then one core at a time from the largest variant; rejected if even that cannot
+    fit; ``infadapter_env.deployment``). ``info["action_fix"]`` names the rule applied
+    (``raised_to_min_cores``, ``over_budget_kept_previous``, ``over_budget_scaled``).
 
     ## Observation Space
     ``Box(shape=({observation_size},), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
@@ -105,6 +109,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     reports ``p99_windows_ms``: the P99 of each 5 s window of completions, read from TF-Serving's
     latency histogram as the original experiments did (0 where nothing completed), and
     ``rescheduled_late``.
+
+    With ``reward_mode="vector"`` (multi-objective, as MO-Gymnasium envs do) ``step`` returns the
+    unweighted terms (AA_effective, -RC, -LC), so that (alpha, beta, gamma) @ reward is the scalar
+    reward; ``info["reward"]`` stays the scalar. Gymnasium's passive checker warns once that a
+    reward is not a float: ``gym.make(..., disable_env_checker=True)`` silences it.
 
     ## Starting State
     Nothing deployed (or ``initial_cores``, already loaded), empty queues. An episode is the whole
@@ -139,6 +148,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
     | simulator | "fast" | "fast" (fluid ticks, calibrated latencies) or "request" (every request) |
     | arrivals | "poisson" | times within each second (request level): "poisson", "uniform", "loadgen" |
+    | over_budget | "reject" | a deployment over the budget: "reject" (keep the previous one) or "scale" (fit it) |
+    | reward_mode | "scalar" | or "vector": (AA_effective, -RC, -LC), float32, bounds in ``reward_space`` |
 
     ## Vector Environment
     ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
@@ -185,11 +196,22 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             table = enumerate_deployments(n_var, cfg.min_cores, max_cores, cfg.budget_cores)
             self.action_space = spaces.Discrete(len(table))
         self.decoder = ActionDecoder(
-            cfg.action_mode, n_var, cfg.min_cores, max_cores, cfg.replica_limit, cfg.budget_cores, table
+            cfg.action_mode,
+            n_var,
+            cfg.min_cores,
+            max_cores,
+            cfg.replica_limit,
+            cfg.budget_cores,
+            table,
+            cfg.over_budget,
         )
         peak = max(float(self.source.arrivals.max()), float(self.source.history.max(initial=0.0)), 1.0)
         high = observation_high(cfg, self.profile, peak)
         self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        if cfg.reward_mode == "vector":  # MO-Gymnasium's convention: the bounds of the reward vector
+            self.reward_space = spaces.Box(
+                np.array([0.0, -1.0, -1.0], dtype=np.float32), np.array([1.0, 0.0, 0.0], dtype=np.float32)
+            )
         self._obs_high = high
         self.pipeline = StepPipeline(cfg, self.profile, self.decoder, high)
         self._window_starts: np.ndarray | None = None  # computed at the first reset that draws a window
@@ -266,7 +288,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if self.render_mode == "rgb_array":
             self._played.append(info)
         truncated = self._step >= self.n_steps
-        return self._obs.copy(), float(reward[0]), False, truncated, info
+        out_reward = reward[0].astype(np.float32) if self.config.reward_mode == "vector" else float(reward[0])
+        return self._obs.copy(), out_reward, False, truncated, info
 
     def set_quotas(self, quotas: Any) -> None:
         """Plan the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)

@@ -107,6 +107,8 @@ class StepPipeline:
         terms = self.score(result, replicas, cores, lc, routing)
         obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps)
         info = self.report(state, result, terms, steps_done, fix)
+        if self.config.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
+            return state, np.stack([terms["aa_effective"], -terms["rc"], -terms["lc"]], axis=1), obs, info
         return state, terms["reward"], obs, info
 
     def score(

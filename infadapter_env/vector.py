@@ -93,7 +93,7 @@ class InfAdapterVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         values = self.decoder.check_batch(actions, self.num_envs)
         n = self.num_envs
-        rewards = np.zeros(n)
+        rewards = np.zeros((n, 3) if self.template.config.reward_mode == "vector" else n)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
         restarting = np.flatnonzero(self._autoreset & (self.autoreset_mode == AutoresetMode.NEXT_STEP))

@@ -151,6 +151,27 @@ def test_action_rules_are_applied_and_flagged():
     assert info["action_fix"] is None
 
 
+def test_over_budget_scale_fits_the_budget_by_the_documented_rule():
+    env = gym.make("InfAdapter-v0", over_budget="scale")  # budget 20, min cores 2
+    env.reset(seed=0)
+    # 30 cores asked: x 20/30 -> floor(6.67) = 6 each, 18 cores.
+    _, _, _, _, info = env.step(np.array([10, 10, 10, 0, 0]))
+    assert info["cores_per_replica"] == [6, 6, 6, 0, 0] and info["action_fix"] == "over_budget_scaled"
+    # 28 asked: x 20/28 -> 1.43 -> min 2, and floor(14.29) = 14: 22 cores; ResNet152 gives up 2 more.
+    _, _, _, _, info = env.step(np.array([2, 2, 2, 2, 20]))
+    assert info["cores_per_replica"] == [2, 2, 2, 2, 12] and info["cores"] == 20
+    horizontal = gym.make("InfAdapter-v0", over_budget="scale", action_mode="replicas")
+    horizontal.reset(seed=0)
+    # 3 x 8 + 2 x 10 = 44 asked: x 20/44 -> floor(3.64) = 3 and floor(4.55) = 4: 3 x 3 + 2 x 4 = 17.
+    _, _, _, _, info = horizontal.step(np.array([3, 0, 0, 0, 2, 8, 0, 0, 0, 10]))
+    assert info["cores_per_replica"] == [3, 0, 0, 0, 4] and info["replicas"] == [3, 0, 0, 0, 2]
+    # 10 x 2 + 1 x 2 = 22 with every replica at min cores already: cannot fit, the previous one stays.
+    _, _, _, _, info = horizontal.step(np.array([10, 0, 0, 0, 1, 2, 0, 0, 0, 2]))
+    assert info["cores_per_replica"] == [3, 0, 0, 0, 4] and info["action_fix"] == "over_budget_kept_previous"
+    with pytest.raises(ValueError, match="over_budget must be one of 'reject', 'scale'"):
+        gym.make("InfAdapter-v0", over_budget="shrink")
+
+
 def test_replicas_mode_scales_horizontally():
     env = gym.make("InfAdapter-v0", action_mode="replicas")
     env.reset(seed=0)
@@ -313,3 +334,22 @@ def test_the_observation_layout_has_one_definition():
     assert env.observation_space.high[layout.P99_OVER_SLO].tolist() == [20.0] * 5
     with pytest.raises(ValueError, match="no upper bound given for observation field"):
         layout.upper_bounds({"MEAN_RATE": 1.0})
+
+
+def test_vector_reward_mode_returns_the_objectives_terms():
+    kwargs = {"reward_mode": "vector", "beta": 0.05}
+    env = gym.make("InfAdapter-v0", disable_env_checker=True, **kwargs)
+    env.reset(seed=0)
+    assert env.unwrapped.reward_space.shape == (3,)
+    vector = gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
+    vector.reset(seed=0)
+    for action in ([0, 0, 8, 0, 12], [0, 0, 8, 0, 12], [12, 0, 0, 0, 0]):
+        _, reward, _, _, info = env.step(np.array(action))
+        assert reward.dtype == np.float32 and env.unwrapped.reward_space.contains(reward)
+        assert reward[0] == pytest.approx(info["aa_effective"]) and reward[1] == pytest.approx(-info["rc"])
+        assert reward[2] == pytest.approx(-info["lc"])
+        assert np.dot([1.0, 0.05, 0.001], reward) == pytest.approx(info["reward"], abs=1e-6)
+        _, rewards, _, _, _ = vector.step(np.array([action, action]))
+        assert rewards.shape == (2, 3) and rewards[0] == pytest.approx(reward, abs=1e-6)
+    with pytest.raises(ValueError, match="reward_mode must be one of 'scalar', 'vector'"):
+        gym.make("InfAdapter-v0", reward_mode="pareto")

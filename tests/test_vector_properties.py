@@ -20,6 +20,7 @@ SETTINGS = st.fixed_dictionaries(
         "slo_ms": st.sampled_from([500, 750, 1000, 1500]),
         "initial_cores": st.sampled_from([None, (0, 0, 8, 0, 12), (4, 0, 0, 6, 0)]),
         "rate_multiplier": st.sampled_from([0.5, 1.0, 2.5]),
+        "over_budget": st.sampled_from(["reject", "scale"]),
     }
 )
 
