@@ -38,8 +38,10 @@ class LearnedAgent(Agent):
             )
         self.meta = json.loads((folder / "meta.json").read_text())
         self.deterministic = deterministic
-        policy_class = _policy_class(self.meta["algo"])
-        self.policy = policy_class.load(str(folder / "policy.zip"), device="cpu")
+        if (folder / "model.zip").is_file():  # a whole SB3 algorithm (infadapter train writes these)
+            self.policy = _algorithm_class(self.meta["algo"]).load(str(folder / "model.zip"), device="cpu").policy
+        else:  # a policy-only save (the shipped checkpoints were made so)
+            self.policy = _policy_class(self.meta["algo"]).load(str(folder / "policy.zip"), device="cpu")
         self.policy.set_training_mode(False)
         with (folder / "vecnormalize.pkl").open("rb") as handle:
             self.normaliser = pickle.load(handle)
@@ -62,6 +64,16 @@ class LearnedAgent(Agent):
         values = np.asarray([decoder.check(own_action)], dtype=np.int64)
         replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores)
         return self.settings.action(replicas[0], cores[0])
+
+
+def _algorithm_class(algo: str) -> Any:
+    if algo == "maskable-ppo":
+        from sb3_contrib import MaskablePPO
+
+        return MaskablePPO
+    from stable_baselines3 import A2C, PPO
+
+    return {"ppo": PPO, "a2c": A2C}[algo]
 
 
 def _policy_class(algo: str) -> Any:

@@ -7,7 +7,8 @@ Discrete deployment action with masks), ``a2c`` (MultiDiscrete cores action). Tr
 are windows of the training days (days 0-13) drawn by the seeded env; observations are normalised
 (VecNormalize), and the statistics are saved with the policy. Writes the checkpoint to ``--out``
 (default ``runs/<run name>`` in the current folder, never into the installed package; give
-``--out agents/checkpoints/<algo>`` to replace a shipped one: ``policy.zip``, ``vecnormalize.pkl``, ``meta.json`` with
+``--out agents/checkpoints/<algo>`` to replace a shipped one: ``model.zip`` (the whole SB3
+algorithm: ``PPO.load("model.zip")`` then ``.learn(...)`` continues), ``vecnormalize.pkl``, ``meta.json`` with
 the command, seed, versions, commit, wall time and the evaluation on the leaderboard scenarios,
 and a copy of the training log ``progress.csv`` and ``learning_curve.png``); the SB3 log goes to
 ``--log-dir/<run name>``, run names following ``{env}__{algo}__{seed}__{time}``.
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from infadapter_agents.learned import LearnedAgent
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
@@ -80,6 +82,18 @@ def make_model(args: Args, venv: Any) -> Any:
     return MaskablePPO("MlpPolicy", venv, batch_size=256, **common)
 
 
+def ProgressCallback(bar: tqdm) -> Any:
+    """An SB3 callback that advances ``bar`` by the environment steps of each call."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class _Progress(BaseCallback):
+        def _on_step(self) -> bool:
+            bar.update(min(self.training_env.num_envs, bar.total - bar.n))  # SB3 may overshoot by a rollout
+            return True
+
+    return _Progress()
+
+
 def train(args: Args, argv: list[str]) -> dict[str, Any]:
     if args.algo not in ALGOS:
         raise ValueError(f"unknown algorithm {args.algo!r}; valid: {', '.join(ALGOS)}")
@@ -105,13 +119,14 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
     model.set_logger(configure(str(log_dir), ["csv"]))
     started = time.time()
     print(f"{run_name}: training {args.total_timesteps} steps on {args.num_envs} batched envs", flush=True)
-    model.learn(args.total_timesteps, progress_bar=False)
+    with tqdm(total=args.total_timesteps, desc=args.algo, unit="step", file=sys.stderr) as bar:
+        model.learn(args.total_timesteps, callback=ProgressCallback(bar))
     wall_s = time.time() - started
 
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
-    model.policy.save(str(staging / "policy.zip"))
+    model.save(str(staging / "model.zip"))  # the whole algorithm: ALGO.load(...) then .learn(...) continues
     venv.training = False
     venv.save(str(staging / "vecnormalize.pkl"))  # statistics only: VecNormalize drops its envs when pickled
     meta: dict[str, Any] = {

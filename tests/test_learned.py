@@ -122,13 +122,24 @@ def test_train_script_runs_end_to_end_with_a_tiny_budget(tmp_path):
     ]  # fmt: skip
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
-    assert {"policy.zip", "vecnormalize.pkl", "meta.json"} <= {p.name for p in out.iterdir()}
+    assert {"model.zip", "vecnormalize.pkl", "meta.json"} <= {p.name for p in out.iterdir()}
     assert (next((tmp_path / "logs").iterdir()) / "progress.csv").is_file()
+    assert "a2c: 100%" in done.stderr  # the progress bar
     agent = LearnedAgent(out)
     env = gym.make("InfAdapter-v0")
     obs, info = env.reset(seed=0)
     agent.reset(info)
     assert env.action_space.contains(np.asarray(agent.act(obs, info)))
+    # A whole SB3 save: load it and train on.
+    from stable_baselines3 import A2C
+
+    from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+
+    train_env = InfAdapterSB3VecEnv(2, scenario="train", episode_length_s=300)  # the settings it was trained in
+    model = A2C.load(str(out / "model.zip"), env=train_env, device="cpu")
+    steps = model.num_timesteps
+    model.learn(40, reset_num_timesteps=False)
+    assert model.num_timesteps > steps
 
 
 def test_unknown_algorithm_is_reported(tmp_path):
