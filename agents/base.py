@@ -38,6 +38,7 @@ class EnvSettings:
     max_cores: int
     weights: Weights
     raw: Mapping[str, Any]
+    over_budget: str = "reject"
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> EnvSettings:
@@ -60,13 +61,16 @@ class EnvSettings:
             config.max_cores_per_replica,
             config.weights,
             s,
+            config.over_budget,
         )
 
     def planning_profile(self, capacity_model: str = "linear_fit") -> CapacityProfile:
         return load_profile(self.slo_ms, capacity_model, self.min_cores)
 
     def encoder(self) -> ActionDecoder:
-        return _encoder(self.action_mode, self.min_cores, self.max_cores, self.max_replicas, self.budget_cores)
+        return _encoder(
+            self.action_mode, self.min_cores, self.max_cores, self.max_replicas, self.budget_cores, self.over_budget
+        )
 
     def action(self, replicas: Any, cores: Any) -> Any:
         """The action of the env's action mode for a deployment (replicas, cores per variant)."""
@@ -74,9 +78,12 @@ class EnvSettings:
 
 
 @lru_cache(maxsize=8)
-def _encoder(mode: str, min_cores: int, max_cores: int, max_replicas: int, budget: int) -> ActionDecoder:
+def _encoder(
+    mode: str, min_cores: int, max_cores: int, max_replicas: int, budget: int, over_budget: str
+) -> ActionDecoder:
+    """The env's own action rules (decoding included), for the env's settings."""
     table = enumerate_deployments(N_VARIANTS, min_cores, max_cores, budget) if mode == "deployment" else None
-    return ActionDecoder(mode, N_VARIANTS, min_cores, max_cores, max_replicas, budget, table)
+    return ActionDecoder(mode, N_VARIANTS, min_cores, max_cores, max_replicas, budget, table, over_budget)
 
 
 class Agent(abc.ABC):

@@ -22,6 +22,10 @@ class InfAdapterSB3VecEnv(VecEnv):
     """``num_envs`` environments of one setting (the keyword arguments of ``gym.make("InfAdapter-v0")``)."""
 
     def __init__(self, num_envs: int, max_episode_steps: int | None = None, **env_kwargs: Any) -> None:
+        if env_kwargs.get("reward_mode", "scalar") != "scalar":
+            raise ValueError(
+                "stable-baselines3 trains on scalar rewards: InfAdapterSB3VecEnv needs reward_mode='scalar'"
+            )
         self.vector = InfAdapterVectorEnv(
             num_envs, autoreset_mode=AutoresetMode.SAME_STEP, max_episode_steps=max_episode_steps, **env_kwargs
         )

@@ -234,8 +234,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         joined = with_history(episode, played)
         self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._state = self.initial_state(1)
-        self._quotas_now[:] = np.nan
-        self._quotas_planned[:] = np.nan
+        self._quotas_now = np.full(len(self.profile.variants), np.nan)
+        self._quotas_planned = np.full(len(self.profile.variants), np.nan)
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
                 self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
@@ -294,18 +294,19 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     def set_quotas(self, quotas: Any) -> None:
         """Plan the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)
         for the next step's deployment, as the original adapter posts them to its dispatcher: they
-        route from the second every load that step starts is done (at once if it starts none);
-        until then the quotas in place do. The round robin runs over the variants that serve; where
-        none of them has a quota, over ``round(th)``. ``aa_planned`` becomes the quota-weighted
-        accuracy. ``None`` plans a return to ``round(th)``. Only with ``dispatcher="quota"``."""
+        route from the second every load in progress is done (at once if none is); until then the
+        quotas in place do. The round robin runs over the variants that serve; where none of them
+        has a quota, over ``round(th)``. ``aa_planned`` becomes the quota-weighted accuracy.
+        ``None`` plans a return to ``round(th)``. The values are copied. Only with
+        ``dispatcher="quota"``."""
         if self.config.dispatcher != "quota":
             raise ValueError(f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.config.dispatcher!r}")
-        if quotas is None:
-            self._quotas_planned = np.full_like(self._quotas_planned, np.nan)
-            return
         n_var = len(self.profile.variants)
+        if quotas is None:  # all zero: no variant has a quota, so the round robin runs over round(th)
+            self._quotas_planned = np.zeros(n_var)
+            return
         try:
-            values = np.asarray(quotas, dtype=float).reshape(-1)
+            values = np.array(quotas, dtype=float).reshape(-1)
         except (TypeError, ValueError):
             raise ValueError(f"quotas must be {n_var} numbers >= 0 (ResNet18..152), got {quotas!r}") from None
         if values.size != n_var or not np.all(np.isfinite(values)) or (values < 0).any():

@@ -50,6 +50,8 @@ class InfAdapterVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.single_observation_space = self.template.observation_space
         self.single_action_space = self.template.action_space
+        if self.config.reward_mode == "vector":  # each environment's reward vector (MO-Gymnasium style)
+            self.reward_space = self.template.reward_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
@@ -93,7 +95,8 @@ class InfAdapterVectorEnv(VectorEnv):
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
         values = self.decoder.check_batch(actions, self.num_envs)
         n = self.num_envs
-        rewards = np.zeros((n, 3) if self.template.config.reward_mode == "vector" else n)
+        vector_reward = self.template.config.reward_mode == "vector"
+        rewards = np.zeros((n, 3), dtype=np.float32) if vector_reward else np.zeros(n)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
         restarting = np.flatnonzero(self._autoreset & (self.autoreset_mode == AutoresetMode.NEXT_STEP))

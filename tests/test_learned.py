@@ -130,13 +130,16 @@ def test_train_script_runs_end_to_end_with_a_tiny_budget(tmp_path):
     obs, info = env.reset(seed=0)
     agent.reset(info)
     assert env.action_space.contains(np.asarray(agent.act(obs, info)))
-    # A whole SB3 save: load it and train on.
+    # A whole SB3 save: load it with its observation statistics and train on.
     from stable_baselines3 import A2C
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
     from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
 
     train_env = InfAdapterSB3VecEnv(2, scenario="train", episode_length_s=300)  # the settings it was trained in
-    model = A2C.load(str(out / "model.zip"), env=train_env, device="cpu")
+    normalised = VecNormalize.load(str(out / "vecnormalize.pkl"), VecMonitor(train_env))
+    normalised.training = True
+    model = A2C.load(str(out / "model.zip"), env=normalised, device="cpu")
     steps = model.num_timesteps
     model.learn(40, reset_num_timesteps=False)
     assert model.num_timesteps > steps

@@ -281,3 +281,55 @@ def test_a_submitted_agent_is_held_and_started_as_the_protocol_says():
     short = Protocol("short", paper_only, (0,), {"action_mode": "replicas"}, dict, "results/short")
     rows = evaluate(AlwaysResNet50, protocol=short, betas=[0.05])
     assert list(rows["protocol"]) == ["short"] and rows.iloc[0]["mean_cores"] == 12
+
+
+def test_set_quotas_none_returns_to_capacity_and_copies_its_input():
+    env = gym.make(
+        "InfAdapter-v0", trace=synthetic("constant", 120, rate=40.0), dispatcher="quota", initial_cores=(8, 0, 0, 0, 12)
+    )
+    env.reset(seed=0)
+    quotas = np.array([100.0, 0, 0, 0, 1])
+    env.unwrapped.set_quotas(quotas)
+    quotas[:] = [0, 0, 0, 0, 100]  # the caller's array is not the env's
+    _, _, _, _, info = env.step(np.array([8, 0, 0, 0, 12]))
+    assert info["served_in_slo_by_variant"][0] == pytest.approx(1200 * 100 / 101, abs=1)
+    env.unwrapped.set_quotas(None)  # back to round(th): ResNet18 x 8 (th 56) and ResNet152 x 12 (th 47.8)
+    _, _, _, _, info = env.step(np.array([8, 0, 0, 0, 12]))
+    th = env.unwrapped.profile.per_replica_rps
+    share = round(float(th[0, 8])) / (round(float(th[0, 8])) + round(float(th[4, 12])))
+    assert info["served_in_slo_by_variant"][0] == pytest.approx(1200 * share, abs=1)
+    env.reset(seed=0)
+    assert quotas.tolist() == [0, 0, 0, 0, 100]  # reset leaves the caller's array alone
+
+
+def test_agents_decode_with_the_envs_over_budget_rule():
+    from infadapter_agents.base import EnvSettings
+
+    for rule, expected in (("reject", [0, 0, 0, 0, 0]), ("scale", [6, 6, 6, 0, 0])):
+        env = gym.make("InfAdapter-v0", over_budget=rule)
+        _, info = env.reset(seed=0)
+        settings = EnvSettings.from_info(info)
+        _, cores, _ = settings.encoder().decode_batch(
+            np.array([[10, 10, 10, 0, 0]]), np.zeros((1, 5)), np.zeros((1, 5))
+        )
+        assert cores[0].tolist() == expected
+
+
+def test_fractional_quotas_are_recorded_as_set_and_replay_exactly():
+    from infadapter_env.leaderboard.protocol import Scenario
+
+    class FractionalQuotas:
+        def reset(self, info):
+            pass
+
+        def act(self, observation, info):
+            return np.array([1, 0, 0, 0, 1, 8, 0, 0, 0, 12])
+
+        def decision_info(self):
+            return {"quotas": [2.7, 0, 0, 0, 1.6]}
+
+    kwargs = env_kwargs(Scenario("paper", {"scenario": "paper"}), 0.05, "paper-2023", None)
+    metrics, actions, quotas, settings = play(FractionalQuotas(), kwargs, seed=0, hold_s=120)
+    assert quotas[:4] == [None] * 4 and quotas[4] == [2.7, 0, 0, 0, 1.6]  # nothing set during the hold
+    replayed = episode_metrics(replay(settings | {"seed": 0}, actions, quotas), settings)
+    assert replayed["objective"] == metrics["objective"] and replayed["aa_planned"] == metrics["aa_planned"]

@@ -58,7 +58,7 @@ def evaluate(
     unknown = [s for s in names if s not in chosen.scenarios]
     if unknown:
         raise ValueError(
-            f"unknown scenario(s) {unknown} of protocol {protocol!r}; valid: {', '.join(chosen.scenarios)}"
+            f"unknown scenario(s) {unknown} of protocol {chosen.name!r}; valid: {', '.join(chosen.scenarios)}"
         )
     rows = []
     for beta in betas:

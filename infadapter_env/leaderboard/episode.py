@@ -144,15 +144,17 @@ def play(
         tick = time.perf_counter()
         action = agent.act(obs, copy.deepcopy(info))
         decision_s.append(time.perf_counter() - tick)
-        if int(info.get("time_s", 0)) < hold_s:  # the protocol's hold: the agent observes, nothing changes
-            action = env.unwrapped.encode_action(obs[layout.REPLICAS], obs[layout.CORES])  # type: ignore[attr-defined]
         decision = agent.decision_info() if hasattr(agent, "decision_info") else {}
         fallbacks += bool(decision.get("fallback", False))
-        actions.append(np.asarray(action).tolist())
         planned = decision.get("quotas") if takes_quotas else None
-        quotas.append(None if planned is None else [int(q) for q in planned])
+        if int(info.get("time_s", 0)) < hold_s:  # the protocol's hold: the agent observes, nothing changes
+            action = env.unwrapped.encode_action(obs[layout.REPLICAS], obs[layout.CORES])  # type: ignore[attr-defined]
+            planned = None
+        actions.append(np.asarray(action).tolist())
+        # Recorded as given (whole numbers as ints), so that a replay sets exactly the same quotas.
+        quotas.append(None if planned is None else [int(q) if float(q).is_integer() else float(q) for q in planned])
         if planned is not None:
-            env.unwrapped.set_quotas(planned)  # type: ignore[attr-defined]
+            env.unwrapped.set_quotas(quotas[-1])  # type: ignore[attr-defined]
         obs, _, terminated, truncated, info = env.step(action)
         infos.append(info)
         if terminated or truncated:
