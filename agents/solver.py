@@ -48,6 +48,14 @@ class PlanningModel:
     profile: CapacityProfile
     budget_cores: int
 
+    def __post_init__(self) -> None:
+        budget, low = self.budget_cores, self.profile.min_cores
+        if isinstance(budget, bool) or not isinstance(budget, int) or budget < low:
+            raise ValueError(
+                f"budget_cores must be an integer >= min_cores ({low}: one active replica needs that many), "
+                f"got {budget!r}"
+            )
+
     @property
     def n_variants(self) -> int:
         return len(self.profile.variants)

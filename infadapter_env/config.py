@@ -25,6 +25,7 @@ class EnvConfig:
 
     scenario: str = "paper"
     trace: Any = None
+    trace_column: str | None = None
     episode_length_s: int | None = None
     window_start_s: int | None = None
     skip_gaps: bool = True
@@ -118,7 +119,7 @@ class EnvConfig:
         if isinstance(self.trace, Trace):
             return self.trace
         if isinstance(self.trace, str | Path):
-            return load_trace_file(self.trace)
+            return load_trace_file(self.trace, self.trace_column)
         return from_array(self.trace)
 
     def recorded(self) -> dict[str, Any]:

@@ -28,6 +28,7 @@ The rule for an action that breaks a constraint (reported in ``info["action_fix"
 from __future__ import annotations
 
 import enum
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -120,8 +121,13 @@ class ActionDecoder:
             values = array.reshape(-1).tolist()
         except (TypeError, ValueError):
             values = None
-        if self.mode == "deployment" and values is not None and array.ndim != 0:
-            values = None
+        if values is not None and array.ndim != (0 if self.mode == "deployment" else 1):
+            values = None  # a (1, 5) array is not quietly flattened
+        for index, value in enumerate(values or []):
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ValueError(
+                    f"action {action!r}: entry {index} is {value}; actions of mode {self.mode!r} are whole numbers"
+                )
         ok = values is not None and len(values) == len(self.upper)
         if ok:
             for value, high in zip(values, self.upper, strict=True):  # type: ignore[arg-type]
@@ -133,10 +139,12 @@ class ActionDecoder:
                 ):
                     ok = False
         if not ok:
-            shape = "one integer" if self.mode == "deployment" else f"{len(self.upper)} integers"
+            shape = "one integer" if self.mode == "deployment" else f"{len(self.upper)} integers (a 1-D array)"
+            dims = np.asarray(action, dtype=object).shape
+            given = f" (got shape {dims})" if len(dims) > 1 else ""
             raise ValueError(
                 f"action {action!r} is outside the action space of mode {self.mode!r}: "
-                f"expected {shape}, entry i in 0..{list(self.upper)}[i]"
+                f"expected {shape}, entry i in 0..{list(self.upper)}[i]{given}"
             )
         return [int(v) for v in values]  # type: ignore[union-attr]
 

@@ -186,43 +186,72 @@ def from_array(values: object, name: str = "user") -> Trace:
     return Trace(name, arrivals, np.full(HISTORY_S, arrivals[0]), padded_history_s=HISTORY_S)
 
 
-def load_trace_file(path: str | Path) -> Trace:
+def load_trace_file(path: str | Path, column: str | None = None) -> Trace:
     """Read per-second counts from a text or CSV file.
 
-    Numbers are separated by white space, commas or new lines. In a ``.csv`` file a first line that
-    is not numeric is taken as a header (the first column is read if there are several).
+    Numbers are separated by white space, commas or new lines (UTF-8, with or without a byte-order
+    mark; LF or CRLF). In a ``.csv`` file a first line that is not numeric is a header: ``column``
+    names the column to read (default: the first). A column that looks like timestamps (strictly
+    increasing values above 10^8, e.g. UNIX seconds) is refused as counts.
     """
     path = Path(path)
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as exc:
         raise ValueError(f"cannot read trace file {path}: {exc.strerror or exc}") from exc
+    try:
+        text = raw.decode("utf-8-sig")
+        if "\x00" in text:  # valid UTF-8, but binary
+            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"cannot read trace file {path}: not a UTF-8 text file (byte {exc.start}); give per-second counts as text"
+        ) from None
     lines = text.splitlines()
     is_csv = path.suffix.lower() == ".csv"
+    header: list[str] = []
+    if is_csv and lines:
+        first = lines[0].replace(",", " ").split()
+        if first and not _is_number(first[0]):
+            header = [h.strip() for h in lines[0].split(",")]
+    if column is not None and column not in header:
+        available = f"its columns: {', '.join(header)}" if header else "it has no header line"
+        raise ValueError(f"{path}: no column {column!r} to read the counts from ({available})")
+    index = header.index(column) if column is not None else 0
     values: list[float] = []
-    has_header = False
-    for line_no, line in enumerate(lines, start=1):
-        tokens = line.replace(",", " ").split()
-        if is_csv and line_no == 1 and tokens and not _is_number(tokens[0]):
-            has_header = True
-            continue
-        if has_header:
-            tokens = tokens[:1]
+    for line_no, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
+        tokens = line.split(",") if header else line.replace(",", " ").split()
+        if header:
+            tokens = [tokens[index].strip()] if len(tokens) > index and tokens[index].strip() else []
         for token in tokens:
-            try:
-                value = float(token)
-            except ValueError:
-                raise ValueError(
-                    f"{path}, line {line_no}: {token!r} is not a number (per-second request count)"
-                ) from None
-            if not math.isfinite(value):
-                raise ValueError(f"{path}, line {line_no}: {token!r} is not finite; counts must be finite numbers >= 0")
-            if value < 0:
-                raise ValueError(f"{path}, line {line_no}: {token!r} is negative; counts must be >= 0")
-            values.append(value)
+            values.append(_count(token, path, line_no))
     if not values:
         raise ValueError(f"{path}: no per-second counts found (the file is empty)")
+    if _looks_like_timestamps(values):
+        what = f"column {header[index]!r} looks" if header else "the values look"
+        hint = " (give trace_column= the name of the counts column)" if header else ""
+        raise ValueError(
+            f"{path}: {what} like timestamps (increasing, from {values[0]:.0f}), not per-second request counts{hint}"
+        )
     return from_array(values, name=path.stem)
+
+
+def _count(token: str, path: Path, line_no: int) -> float:
+    try:
+        value = float(token)
+    except ValueError:
+        raise ValueError(f"{path}, line {line_no}: {token!r} is not a number (per-second request count)") from None
+    if not math.isfinite(value):
+        raise ValueError(f"{path}, line {line_no}: {token!r} is not finite; counts must be finite numbers >= 0")
+    if value < 0:
+        raise ValueError(f"{path}, line {line_no}: {token!r} is negative; counts must be >= 0")
+    return value
+
+
+def _looks_like_timestamps(values: list[float]) -> bool:
+    """Strictly increasing and epoch-sized (above 10^8: UNIX seconds since 1973, or milliseconds)."""
+    array = np.asarray(values)
+    return array.size >= 3 and bool(array.min() > 1e8) and bool(np.all(np.diff(array) > 0))
 
 
 def _is_number(token: str) -> bool:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from gymnasium.error import ResetNeeded
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -69,6 +70,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._history_minutes = np.zeros(n, dtype=np.int64)
         self._steps = np.zeros(n, dtype=np.int64)
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
+        self._started = False  # step() before reset() is refused
         self._autoreset = np.zeros(n, dtype=bool)
         self._initial = self.template.initial_state(n)
         self._state = self._initial
@@ -88,11 +90,14 @@ class InfAdapterVectorEnv(VectorEnv):
                 raise ValueError(f"reset(seed=...) got {len(seed)} seeds for {self.num_envs} environments")
             seeds = list(seed)
         self._rngs = [seeding.np_random(s)[0] for s in seeds]
+        self._started = True
         self._reset_rows(np.arange(self.num_envs))
         self._autoreset[:] = False
         return self._obs.copy(), self._reset_info()
 
     def step(self, actions: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, Any]]:
+        if not self._started:  # as SyncVectorEnv refuses it
+            raise ResetNeeded("InfAdapter-v0 (vector): call reset() before step()")
         values = self.decoder.check_batch(actions, self.num_envs)
         n = self.num_envs
         vector_reward = self.template.config.reward_mode == "vector"

@@ -353,3 +353,22 @@ def test_vector_reward_mode_returns_the_objectives_terms():
         assert rewards.shape == (2, 3) and rewards[0] == pytest.approx(reward, abs=1e-6)
     with pytest.raises(ValueError, match="reward_mode must be one of 'scalar', 'vector'"):
         gym.make("InfAdapter-v0", reward_mode="pareto")
+
+
+def test_bad_actions_name_the_entry_and_are_never_flattened():
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"entry 2 is nan"):
+        env.step(np.array([0, 0, np.nan, 0, 12]))
+    with pytest.raises(ValueError, match=r"entry 4 is inf"):
+        env.step(np.array([0, 0, 8, 0, np.inf]))
+    with pytest.raises(ValueError, match=r"expected 5 integers \(a 1-D array\).*\(got shape \(1, 5\)\)"):
+        env.step(np.array([[0, 0, 8, 0, 12]]))
+
+
+def test_vector_env_refuses_step_before_reset():
+    from gymnasium.error import ResetNeeded
+
+    vector = gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    with pytest.raises(ResetNeeded, match="call reset"):
+        vector.step(np.array([[0, 0, 8, 0, 12]] * 2))

@@ -140,6 +140,9 @@ def test_solve_cli_prints_the_decision_as_json():
         (("--rate", "50", "--previous", "99:4"), "is not VARIANT:CORES"),
         (("--rate", "-5"), "rate must be >= 0"),
         (("--rate", "50", "--solver", "magic"), "unknown solver 'magic'"),
+        (("--rate", "50", "--budget-cores", "0"), "budget_cores must be an integer >= min_cores (2"),
+        (("--rate", "50", "--budget-cores", "-3"), "budget_cores must be an integer >= min_cores (2"),
+        (("--rate", "50", "--budget-cores", "1"), "budget_cores must be an integer >= min_cores (2"),
     ],
 )
 def test_solve_cli_reports_bad_input(args, message):

@@ -146,3 +146,33 @@ def test_arrays_with_bad_values_are_rejected():
         traces.from_array([1.0, float("inf")])
     with pytest.raises(ValueError, match="non-empty 1-D"):
         traces.from_array([])
+
+
+def test_trace_files_in_common_encodings_load(tmp_path):
+    path = tmp_path / "windows.txt"
+    path.write_bytes("\ufeff3\r\n4\r\n5\r\n".encode())  # UTF-8 with a byte-order mark, CRLF line ends
+    assert traces.load_trace_file(path).arrivals.tolist() == [3, 4, 5]
+    binary = tmp_path / "counts.bin"
+    binary.write_bytes(bytes([0x89, 0x50, 0x4E, 0x47, 0x00, 0x01]))
+    with pytest.raises(ValueError, match=r"counts.bin: not a UTF-8 text file \(byte 0\)"):
+        traces.load_trace_file(binary)
+
+
+def test_csv_column_by_name_and_timestamps_refused(tmp_path):
+    import gymnasium as gym
+
+    path = tmp_path / "load.csv"
+    path.write_text("timestamp,requests\n1700000000,7\n1700000001,9\n1700000002,8\n")
+    with pytest.raises(ValueError, match=r"column 'timestamp' looks like timestamps .*give trace_column="):
+        traces.load_trace_file(path)
+    assert traces.load_trace_file(path, "requests").arrivals.tolist() == [7, 9, 8]
+    with pytest.raises(
+        ValueError, match=r"no column 'rps' to read the counts from \(its columns: timestamp, requests\)"
+    ):
+        traces.load_trace_file(path, "rps")
+    env = gym.make("InfAdapter-v0", trace=str(path), trace_column="requests", interval_s=1)
+    assert env.unwrapped.source.arrivals.tolist() == [7, 9, 8]
+    plain = tmp_path / "stamps.txt"
+    plain.write_text("1700000000\n1700000001\n1700000005\n")
+    with pytest.raises(ValueError, match="the values look like timestamps"):
+        traces.load_trace_file(plain)
