@@ -45,6 +45,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
+from infadapter_agents.forecast import Stabiliser
 from infadapter_agents.variants import cpu_usage_cores, one_variant, variant_index
 from infadapter_env import observation as layout
 
@@ -122,7 +123,9 @@ class VPAAgent(Agent):
         super().reset(info)
         self.histogram = DecayingHistogram(half_life_s=self.half_life_s)
         self.cores = self._clamp(self.initial_cores)
-        self.skipped = 0
+        # The paper code counts VPA's skipped lower targets as it counts the planners' lower rates.
+        self.stabiliser = Stabiliser(self.downscale_patience)
+        self.stabiliser.reset(level=self.cores)
         self.last_sample = -1  # index of the last sample period sampled
         self.recommendation: dict[str, int] = {}
 
@@ -151,11 +154,9 @@ class VPAAgent(Agent):
         self.histogram.add(used, time_s, weight=max(allocated, 1e-3))
 
     def decide(self, target: int) -> None:
-        """The paper code's rule for a new target (``update_mode="target"``)."""
-        if target <= self.cores and self.skipped < self.downscale_patience:
-            self.skipped += 1
-            return
-        self.cores, self.skipped = target, 0
+        """The paper code's rule for a new target (``update_mode="target"``): ``Stabiliser``'s."""
+        if self.stabiliser.update(target):
+            self.cores = target
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         time_s = int(info.get("time_s", 0))

@@ -219,10 +219,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._requests: RequestSimulator | None = None
-        n_var = len(self.profile.variants)
-        # The quota dispatcher's quotas: routing now, and planned by set_quotas (NaN: none).
-        self._quotas_now = np.full(n_var, np.nan)
-        self._quotas_planned = np.full(n_var, np.nan)
+        self._quotas = QuotaPlan.unset(1, n_var)  # the quota dispatcher's quotas (set_quotas)
         self._last_info: dict[str, Any] = {}
 
     # ----------------------------------------------------------------- gymnasium API
@@ -235,8 +232,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         joined = with_history(episode, played)
         self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
         self._state = self.initial_state(1)
-        self._quotas_now = np.full(len(self.profile.variants), np.nan)
-        self._quotas_planned = np.full(len(self.profile.variants), np.nan)
+        self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
                 self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
@@ -267,6 +263,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         values = np.asarray([self.decoder.check(action)], dtype=np.int64)
         step = self._step
         simulate = self.pipeline.fast if self._requests is None else self._simulate_requests
+        quotas = None if self._quotas.is_unset else self._quotas
         self._state, reward, obs, arrays = self.pipeline.step(
             self._state,
             values,
@@ -275,10 +272,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             np.array([step + 1]),
             self.n_steps,
             simulate,
-            self._quota_plan(),
+            quotas,
         )
-        if not self._state.loading_left_s.any() and not np.isnan(self._quotas_planned).all():
-            self._quotas_now, self._quotas_planned = self._quotas_planned, np.full_like(self._quotas_planned, np.nan)
+        if quotas is not None:
+            self._quotas = quotas.after(self._state.loading_left_s)
         self._step = step + 1
         self._obs = obs[0]
         info = scalar_info(arrays, self.config.weights)
@@ -304,7 +301,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise ValueError(f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.config.dispatcher!r}")
         n_var = len(self.profile.variants)
         if quotas is None:  # all zero: no variant has a quota, so the round robin runs over round(th)
-            self._quotas_planned = np.zeros(n_var)
+            self._quotas = self._quotas.plan(np.zeros((1, n_var)))
             return
         try:
             values = np.array(quotas, dtype=float).reshape(-1)
@@ -312,12 +309,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise ValueError(f"quotas must be {n_var} numbers >= 0 (ResNet18..152), got {quotas!r}") from None
         if values.size != n_var or not np.all(np.isfinite(values)) or (values < 0).any():
             raise ValueError(f"quotas must be {n_var} finite numbers >= 0 (ResNet18..152), got {quotas!r}")
-        self._quotas_planned = values
-
-    def _quota_plan(self) -> QuotaPlan | None:
-        if np.isnan(self._quotas_now).all() and np.isnan(self._quotas_planned).all():
-            return None
-        return QuotaPlan(self._quotas_now[None].copy(), self._quotas_planned[None].copy())
+        self._quotas = self._quotas.plan(values[None])
 
     def action_masks(self) -> np.ndarray:
         """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""

@@ -143,6 +143,25 @@ class QuotaPlan:
     def select(self, rows: np.ndarray) -> QuotaPlan:
         return QuotaPlan(self.current[rows], self.planned[rows])
 
+    @classmethod
+    def unset(cls, n_envs: int, n_variants: int) -> QuotaPlan:
+        """No quotas routing, none planned."""
+        return cls(np.full((n_envs, n_variants), np.nan), np.full((n_envs, n_variants), np.nan))
+
+    @property
+    def is_unset(self) -> bool:
+        return bool(np.isnan(self.current).all() and np.isnan(self.planned).all())
+
+    def plan(self, planned: np.ndarray) -> QuotaPlan:
+        """This plan with ``planned`` (N, V) as the quotas to route once the loads in progress are done."""
+        return QuotaPlan(self.current, planned)
+
+    def after(self, loading_left_s: np.ndarray) -> QuotaPlan:
+        """The plan at the end of an interval that left ``loading_left_s`` (N, V): where every load
+        is done the planned quotas route, and nothing is planned any more."""
+        switched = ~row_any(loading_left_s)[:, None]
+        return QuotaPlan(self.effective(switched), np.where(switched, np.nan, self.planned))
+
 
 @dataclass(frozen=True, eq=False)
 class ServerTables:

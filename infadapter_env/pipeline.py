@@ -18,7 +18,7 @@ from infadapter_env.deployment import ActionDecoder, ActionFix
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
 from infadapter_env.profiles import CapacityProfile
-from infadapter_env.reductions import row_any, row_sum
+from infadapter_env.reductions import row_sum
 
 FIX_LABELS = np.array([fix.label for fix in ActionFix], dtype=object)  # info["action_fix"] by ActionFix value
 P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
@@ -102,8 +102,7 @@ class StepPipeline:
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
         state = deploy(state, replicas, cores, self.load_time)
         state, result = simulate(state, per_tick, quotas)
-        # The quotas routing at the interval's end: the planned ones once every load is done.
-        routing = None if quotas is None else quotas.effective(~row_any(state.loading_left_s)[:, None])
+        routing = None if quotas is None else quotas.after(state.loading_left_s).current  # at the interval's end
         terms = self.score(result, replicas, cores, lc, routing)
         obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps)
         info = self.report(state, result, terms, steps_done, fix)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS
+from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError
 from infadapter_env.leaderboard.summary import write_summary
 from infadapter_env.leaderboard.sweep import BACKENDS, run_sweep
@@ -101,9 +101,10 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: Args, command: str) -> int:
     if args.backend not in BACKENDS:
         raise UsageError(f"unknown backend {args.backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if args.protocol not in PROTOCOLS:
-        raise UsageError(f"unknown protocol {args.protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
-    protocol = PROTOCOLS[args.protocol]
+    try:
+        protocol = get_protocol(args.protocol)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     agent_names = check_names("agent", args.agents, list(protocol.contenders()))
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
     seeds = list(dict.fromkeys(args.seeds)) or list(protocol.seeds)

@@ -23,6 +23,17 @@ from infadapter_scripts import leaderboard, validate
 PAPER_ENV = {"simulator": "request", "arrivals": "loadgen", "dispatcher": "quota", "action_mode": "replicas"}
 
 
+def quota_env(rate: float, initial_cores: tuple[int, ...], simulator: str = "fast", length_s: int = 120) -> gym.Env:
+    """A quota-dispatcher env on a constant load, starting from ``initial_cores`` (loaded)."""
+    return gym.make(
+        "InfAdapter-v0",
+        trace=synthetic("constant", length_s, rate=rate),
+        dispatcher="quota",
+        simulator=simulator,
+        initial_cores=initial_cores,
+    )
+
+
 def test_the_protocol_is_the_original_experiment():
     protocol = PROTOCOLS["paper-2023"]
     assert list(protocol.scenarios) == ["paper"] and protocol.seeds == (0, 1, 2, 3, 4)
@@ -120,13 +131,7 @@ def test_quota_dispatcher_follows_the_planned_quotas(simulator):
     original round robin sends, per cycle, ResNet18, ResNet50, ResNet18, ResNet18: the request-level
     split is exact (every 4th request from the 2nd on goes to ResNet50); the fast model splits the
     rate 3 : 1. The planned accuracy is the quota-weighted one."""
-    env = gym.make(
-        "InfAdapter-v0",
-        trace=synthetic("constant", 120, rate=20.0),
-        dispatcher="quota",
-        simulator=simulator,
-        initial_cores=(4, 0, 4, 0, 0),
-    )
+    env = quota_env(20.0, (4, 0, 4, 0, 0), simulator)
     env.reset(seed=3)
     env.unwrapped.set_quotas([3, 0, 1, 0, 5])  # a quota of a variant that does not run is skipped
     total = np.zeros(5)
@@ -231,13 +236,7 @@ def test_planned_quotas_route_once_the_new_servers_are_ready(simulator):
     quotas 0 : 100. As in the original adapter, which posts new quotas only after the new pods are
     ready, the old quotas route for 9 s (ResNet18 keeps serving until then: make before break):
     ResNet18 takes 60 % of 9 x 40 = 360 requests, 216, and nothing afterwards."""
-    env = gym.make(
-        "InfAdapter-v0",
-        trace=synthetic("constant", 120, rate=40.0),
-        dispatcher="quota",
-        simulator=simulator,
-        initial_cores=(8, 0, 0, 0, 12),
-    )
+    env = quota_env(40.0, (8, 0, 0, 0, 12), simulator)
     env.reset(seed=0)
     env.unwrapped.set_quotas([60, 0, 0, 0, 40])
     _, _, _, _, first = env.step(np.array([8, 0, 0, 0, 12]))  # nothing loads: the quotas route at once
@@ -284,9 +283,7 @@ def test_a_submitted_agent_is_held_and_started_as_the_protocol_says():
 
 
 def test_set_quotas_none_returns_to_capacity_and_copies_its_input():
-    env = gym.make(
-        "InfAdapter-v0", trace=synthetic("constant", 120, rate=40.0), dispatcher="quota", initial_cores=(8, 0, 0, 0, 12)
-    )
+    env = quota_env(40.0, (8, 0, 0, 0, 12))
     env.reset(seed=0)
     quotas = np.array([100.0, 0, 0, 0, 1])
     env.unwrapped.set_quotas(quotas)

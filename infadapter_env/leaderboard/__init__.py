@@ -32,7 +32,7 @@ from infadapter_env.leaderboard.episode import (
     replay,
     row_digest,
 )
-from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, Protocol, env_kwargs
+from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, Protocol, env_kwargs, get_protocol
 from infadapter_env.leaderboard.store import load_results, to_frame
 
 
@@ -48,12 +48,7 @@ def evaluate(
     name, or a ``Protocol`` of your own; its scenarios and seeds unless given) with the protocol's
     env settings for a submitted agent and its hold, and return the rows as a DataFrame. ``name``
     labels the rows (default: the agent's ``name`` attribute, else its class name)."""
-    if isinstance(protocol, Protocol):
-        chosen = protocol
-    elif protocol in PROTOCOLS:
-        chosen = PROTOCOLS[protocol]
-    else:
-        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    chosen = get_protocol(protocol)
     names = list(scenarios) if scenarios is not None else list(chosen.scenarios)
     unknown = [s for s in names if s not in chosen.scenarios]
     if unknown:

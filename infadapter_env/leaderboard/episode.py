@@ -26,7 +26,7 @@ import numpy as np
 import infadapter_env
 from infadapter_env import observation as layout
 from infadapter_env.env import SIM_VERSION
-from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs
+from infadapter_env.leaderboard.protocol import env_kwargs, get_protocol
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.provenance import git_commit
 
@@ -85,7 +85,7 @@ def run_task(task: Task) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    protocol = PROTOCOLS[task.protocol]
+    protocol = get_protocol(task.protocol)
     scenario = protocol.scenarios[task.scenario]
     contender = protocol.contenders()[task.agent]
     import infadapter_agents

@@ -147,12 +147,21 @@ PROTOCOLS = {
 }
 
 
+def get_protocol(protocol: str | Protocol) -> Protocol:
+    """A protocol by name (one of ``PROTOCOLS``), or a ``Protocol`` of one's own as it is."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[protocol]
+
+
 def env_kwargs(
     scenario: Scenario, beta: float, protocol: str | Protocol = "default", contender: Contender | None = None
 ) -> dict[str, Any]:
     """The env settings of one episode of a protocol (by name or itself): a contender's own, or
     (``contender=None``) those of an agent submitted to ``evaluate``."""
-    chosen = protocol if isinstance(protocol, Protocol) else PROTOCOLS[protocol]
+    chosen = get_protocol(protocol)
     own = dict(contender.env if contender is not None else chosen.submitted_env)
     if own.get("initial_cores") is not None:
         own["initial_cores"] = tuple(own["initial_cores"])

@@ -13,7 +13,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from infadapter_env.leaderboard.episode import Task, run_task
-from infadapter_env.leaderboard.protocol import PROTOCOLS
+from infadapter_env.leaderboard.protocol import get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 
 BACKENDS = ("local", "serial", "ray")
@@ -36,8 +36,7 @@ def run_sweep(
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    get_protocol(protocol)  # a clear error for an unknown name
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
