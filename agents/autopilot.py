@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.variants import cpu_usage_cores, one_variant, variant_index
+from infadapter_agents.variants import cpu_usage_cores, variant_index
 
 
 class AutopilotAgent(Agent):
@@ -40,11 +40,12 @@ class AutopilotAgent(Agent):
     ) -> None:
         if not 0 < percentile <= 100:
             raise ValueError(f"percentile must be in (0, 100], got {percentile!r}")
-        self.variant = variant_index(variant)
+        self.variant_spec = variant
         self.window_s, self.percentile, self.margin, self.initial_cores = window_s, percentile, margin, initial_cores
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
+        self.variant = variant_index(self.variant_spec, self.settings.world)
         self.samples: deque[float] = deque(maxlen=max(self.window_s // self.settings.interval_s, 1))
         self.cores = self._clamp(self.initial_cores)
 
@@ -53,10 +54,10 @@ class AutopilotAgent(Agent):
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         if "step" in info:
-            self.samples.append(cpu_usage_cores(observation, self.variant))
+            self.samples.append(cpu_usage_cores(observation, self.variant, self.settings.layout))
             level = float(np.percentile(np.array(self.samples), self.percentile))
             self.cores = self._clamp(level * (1 + self.margin))
-        cores = one_variant(self.variant, self.cores)
+        cores = self.settings.one_variant(self.variant, self.cores)
         return self.settings.action([1 if c else 0 for c in cores], cores)
 
     def decision_info(self) -> dict[str, Any]:

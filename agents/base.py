@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any
 
@@ -20,8 +20,8 @@ import numpy as np
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.objective import Weights
-from infadapter_env.observation import N_VARIANTS
-from infadapter_env.profiles import CapacityProfile, load_profile
+from infadapter_env.observation import ObservationLayout, observation_layout
+from infadapter_env.profiles import CapacityProfile, World, load_profile, shipped_world
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,25 @@ class EnvSettings:
     weights: Weights
     raw: Mapping[str, Any]
     over_budget: str = "reject"
+    world: World = field(default_factory=shipped_world)  # the env's world (variants, profile)
+
+    @property
+    def n_variants(self) -> int:
+        return len(self.variants)
+
+    @property
+    def variants(self) -> tuple[str, ...]:
+        """The variant names, in the env's order (least to most accurate)."""
+        return self.world.names
+
+    @property
+    def layout(self) -> ObservationLayout:
+        """The positions of the env's observation fields."""
+        return observation_layout(self.n_variants)
+
+    def one_variant(self, variant: int, value: int) -> list[int]:
+        """``value`` for ``variant``, 0 for every other variant."""
+        return [value if v == variant else 0 for v in range(self.n_variants)]
 
     @classmethod
     def from_info(cls, info: Mapping[str, Any]) -> EnvSettings:
@@ -62,14 +81,21 @@ class EnvSettings:
             config.weights,
             s,
             config.over_budget,
+            config.world,
         )
 
     def planning_profile(self, capacity_model: str = "linear_fit") -> CapacityProfile:
-        return load_profile(self.slo_ms, capacity_model, self.min_cores)
+        return load_profile(self.slo_ms, capacity_model, self.min_cores, world=self.world)
 
     def encoder(self) -> ActionDecoder:
         return _encoder(
-            self.action_mode, self.min_cores, self.max_cores, self.max_replicas, self.budget_cores, self.over_budget
+            self.action_mode,
+            self.n_variants,
+            self.min_cores,
+            self.max_cores,
+            self.max_replicas,
+            self.budget_cores,
+            self.over_budget,
         )
 
     def action(self, replicas: Any, cores: Any) -> Any:
@@ -79,11 +105,11 @@ class EnvSettings:
 
 @lru_cache(maxsize=8)
 def _encoder(
-    mode: str, min_cores: int, max_cores: int, max_replicas: int, budget: int, over_budget: str
+    mode: str, n_variants: int, min_cores: int, max_cores: int, max_replicas: int, budget: int, over_budget: str
 ) -> ActionDecoder:
     """The env's own action rules (decoding included), for the env's settings."""
-    table = enumerate_deployments(N_VARIANTS, min_cores, max_cores, budget) if mode == "deployment" else None
-    return ActionDecoder(mode, N_VARIANTS, min_cores, max_cores, max_replicas, budget, table, over_budget)
+    table = enumerate_deployments(n_variants, min_cores, max_cores, budget) if mode == "deployment" else None
+    return ActionDecoder(mode, n_variants, min_cores, max_cores, max_replicas, budget, table, over_budget)
 
 
 class Agent(abc.ABC):

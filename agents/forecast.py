@@ -18,12 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env import observation as layout
-from infadapter_env.observation import HISTORY_MINUTES
+from infadapter_env.observation import HISTORY_MINUTES, observation_layout
 from infadapter_env.traces import load_twitter
 
 FORECASTERS = ("lstm", "ewm", "last", "oracle")
 EWM_SPAN = 10
+MINUTE_PEAKS = observation_layout().MINUTE_PEAKS  # the first field: at the same place in every world
 
 
 class Forecaster(abc.ABC):
@@ -49,7 +49,7 @@ def real_minute_peaks(
     played_s = int(info.get("time_s", 0))
     played = -(-played_s // 60) if partial_minute else played_s // 60
     real = min(HISTORY_MINUTES, history_minutes + played)
-    return np.asarray(observation[layout.MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
+    return np.asarray(observation[MINUTE_PEAKS], dtype=float)[HISTORY_MINUTES - real :]
 
 
 def ewm_mean(values: np.ndarray, span: int = EWM_SPAN) -> float:

@@ -23,8 +23,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.variants import one_variant, variant_index
-from infadapter_env import observation as layout
+from infadapter_agents.variants import variant_index
 
 
 class HPAAgent(Agent):
@@ -41,12 +40,13 @@ class HPAAgent(Agent):
     ) -> None:
         if not 0 < target_utilisation <= 1:
             raise ValueError(f"target_utilisation must be in (0, 1], got {target_utilisation!r}")
-        self.variant = variant_index(variant)
+        self.variant_spec = variant
         self.cores_per_replica, self.target, self.tolerance = cores_per_replica, target_utilisation, tolerance
         self.downscale_window_s, self.initial_replicas = downscale_window_s, initial_replicas
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
+        self.variant = variant_index(self.variant_spec, self.settings.world)
         if self.settings.action_mode != "replicas":
             raise ValueError(
                 f"{self.name} scales replicas: it needs action_mode='replicas', not {self.settings.action_mode!r}"
@@ -67,13 +67,13 @@ class HPAAgent(Agent):
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         if "step" in info:
-            utilisation = float(observation[layout.UTILISATION][self.variant])
+            utilisation = float(observation[self.settings.layout.UTILISATION][self.variant])
             self.desired = self.desired_replicas(utilisation)
             self.recent.append(self.desired)
             # Scale up at once; scale down only to the highest recommendation of the window.
             self.replicas = self.desired if self.desired > self.replicas else max(self.recent)
-        replicas = one_variant(self.variant, self.replicas)
-        return self.settings.action(replicas, one_variant(self.variant, self.cores_per_replica))
+        replicas = self.settings.one_variant(self.variant, self.replicas)
+        return self.settings.action(replicas, self.settings.one_variant(self.variant, self.cores_per_replica))
 
     def decision_info(self) -> dict[str, Any]:
         return {"replicas": self.replicas, "desired_replicas": self.desired}

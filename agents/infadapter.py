@@ -44,7 +44,6 @@ import numpy as np
 from infadapter_agents.base import Agent
 from infadapter_agents.forecast import LSTMForecaster, Stabiliser, make_forecaster, real_minute_peaks
 from infadapter_agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
-from infadapter_env import observation as layout
 from infadapter_env.objective import Weights, served_shares
 from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.profiles import load_profile
@@ -94,7 +93,13 @@ class InfAdapterAgent(Agent):
         self.weights = Weights(
             *(value if value is not None else getattr(base, key) for key, value in self.overrides.items())
         )
-        profile = load_profile(self.slo_ms or self.settings.slo_ms, self.capacity_model, self.settings.min_cores)
+        settings = self.settings
+        profile = load_profile(
+            settings.slo_ms if self.slo_ms is None else self.slo_ms,
+            self.capacity_model,
+            settings.min_cores,
+            world=settings.world,
+        )
         self.model = PlanningModel(profile, self.settings.budget_cores)
         if self.solver == "fast":
             _ = self.model.table  # build the search table now, not in the first decision
@@ -124,8 +129,8 @@ class InfAdapterAgent(Agent):
         return [round(q) for q in served_shares(self.model.capacity(cores), rate)]
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
-        replicas = np.asarray(observation[layout.REPLICAS]).astype(int)
-        cores_now = np.asarray(observation[layout.CORES]).astype(int)
+        replicas = np.asarray(observation[self.settings.layout.REPLICAS]).astype(int)
+        cores_now = np.asarray(observation[self.settings.layout.CORES]).astype(int)
         previous = tuple(int(c) if r > 0 else 0 for c, r in zip(cores_now, replicas, strict=True))
         keep = self.settings.action(replicas, cores_now)
         if not self.started:

@@ -10,12 +10,21 @@ decoded with the env's own rules and re-encoded for the env it plays in, so it r
 Parameters: ``checkpoint`` (a folder), ``deterministic`` (True: the most likely action).
 Simplification: trained at one beta (see ``meta.json``); the observation does not carry beta, so
 the same policy is scored at every beta of the leaderboard.
+
+At reset the agent compares the env's settings with those it was trained in (``meta.json``'s
+``env_settings``, or for older checkpoints the defaults with its ``train_env``): a world with other
+variants (another observation) is refused; other physical settings (budget, SLO, cores, interval,
+capacity model, dispatcher, ...) give a ``UserWarning`` that names them, because a policy outside
+its training settings can act badly without any error (e.g. trained at 20 cores, its actions in a
+10-core budget are over budget and rejected: it deploys nothing). The objective's weights and the
+trace are not checked: the leaderboard scores one policy at every beta and window.
 """
 
 from __future__ import annotations
 
 import json
 import pickle
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -23,9 +32,24 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent, EnvSettings
-from infadapter_env import observation as layout
+from infadapter_env.config import EnvConfig
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+# Settings a policy's training does not fix: the objective's weights, the trace and its window,
+# the action mode (decoded and re-encoded), how arrivals are drawn and what is returned.
+UNCHECKED_SETTINGS = frozenset(
+    {"alpha", "beta", "gamma", "scenario", "trace", "trace_column", "episode_length_s", "window_start_s", "skip_gaps"}
+    | {"action_mode", "initial_cores", "reward_mode", "arrivals", "simulator"}
+)
+
+
+def trained_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
+    """The env settings a checkpoint was trained in, from its ``meta.json``."""
+    if "env_settings" in meta:
+        return dict(meta["env_settings"])
+    known = {name for name in EnvConfig.__dataclass_fields__ if name not in ("weights", "world")}
+    given = {k: v for k, v in meta.get("train_env", {}).items() if k in known}
+    return EnvConfig.from_kwargs(**given).recorded()
 
 
 class LearnedAgent(Agent):
@@ -51,15 +75,42 @@ class LearnedAgent(Agent):
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
+        self.check_settings(info)
         own = dict(self.settings.raw) | {"action_mode": self.own_mode}
         self.own = EnvSettings.from_info({"settings": own})
+
+    def check_settings(self, info: Mapping[str, Any]) -> None:
+        """Refuse a world of other variants; warn about other physical settings (module docstring)."""
+        trained = trained_settings(self.meta)
+        trained_world = EnvConfig.from_kwargs(**{k: trained.get(k) for k in ("profile", "variants")}).world
+        expected = self.normaliser.obs_rms.mean.shape[-1]
+        if trained_world.names != self.settings.variants or self.settings.layout.size != expected:
+            raise ValueError(
+                f"learned agent {self.name!r} was trained on variants {list(trained_world.names)} "
+                f"({expected} observation entries) and cannot act on variants {list(self.settings.variants)} "
+                f"({self.settings.layout.size} entries): train one in this world (infadapter train --help)"
+            )
+        now = dict(self.settings.raw)
+        differ = sorted(
+            key
+            for key in set(trained) | set(now)
+            if key not in UNCHECKED_SETTINGS and key != "sim_version" and trained.get(key) != now.get(key)
+        )
+        if differ:
+            changes = ", ".join(f"{key}={now.get(key)!r} (trained: {trained.get(key)!r})" for key in differ)
+            warnings.warn(
+                f"learned agent {self.name!r} plays outside the settings it was trained in: {changes}; "
+                "its actions may be rejected or poor",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         normalised = self.normaliser.normalize_obs(np.asarray(observation, dtype=np.float32)[None])
         action, _ = self.policy.predict(normalised, deterministic=self.deterministic)
         own_action = action[0]
-        previous_replicas = np.asarray(observation[layout.REPLICAS], dtype=np.int64)[None]
-        previous_cores = np.asarray(observation[layout.CORES], dtype=np.int64)[None]
+        previous_replicas = np.asarray(observation[self.settings.layout.REPLICAS], dtype=np.int64)[None]
+        previous_cores = np.asarray(observation[self.settings.layout.CORES], dtype=np.int64)[None]
         decoder = self.own.encoder()
         values = np.asarray([decoder.check(own_action)], dtype=np.int64)
         replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores)

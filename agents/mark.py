@@ -24,7 +24,7 @@ import numpy as np
 
 from infadapter_agents.base import Agent
 from infadapter_agents.forecast import make_forecaster, real_minute_peaks
-from infadapter_agents.variants import one_variant, variant_index
+from infadapter_agents.variants import variant_index
 from infadapter_env.observation import HISTORY_MINUTES
 
 
@@ -34,12 +34,13 @@ class MArkAgent(Agent):
     def __init__(
         self, variant: str | int = "resnet50", cores_per_replica: int = 4, forecaster: str = "lstm", margin: float = 0.1
     ) -> None:
-        self.variant = variant_index(variant)
+        self.variant_spec = variant
         self.cores_per_replica, self.margin = cores_per_replica, margin
         self.forecaster = make_forecaster(forecaster)
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
+        self.variant = variant_index(self.variant_spec, self.settings.world)
         if self.settings.action_mode != "replicas":
             raise ValueError(
                 f"{self.name} scales replicas: it needs action_mode='replicas', not {self.settings.action_mode!r}"
@@ -56,8 +57,8 @@ class MArkAgent(Agent):
         self.forecast_rps = self.forecaster.predict(peaks, info)
         needed = self.forecast_rps * (1 + self.margin) / self.replica_rps
         self.replicas = min(max(math.ceil(needed - 1e-9), 1), self.max_replicas)
-        replicas = one_variant(self.variant, self.replicas)
-        return self.settings.action(replicas, one_variant(self.variant, self.cores_per_replica))
+        replicas = self.settings.one_variant(self.variant, self.replicas)
+        return self.settings.action(replicas, self.settings.one_variant(self.variant, self.cores_per_replica))
 
     def decision_info(self) -> dict[str, Any]:
         return {"replicas": self.replicas, "forecast_rps": self.forecast_rps}

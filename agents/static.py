@@ -19,7 +19,6 @@ import numpy as np
 
 from infadapter_agents.base import Agent
 from infadapter_agents.solver import PlanningModel, solve
-from infadapter_env.observation import N_VARIANTS
 
 OVER_RATE_RPS = 300.0
 UNDER_RATE_RPS = 100.0
@@ -37,7 +36,7 @@ class StaticAgent(Agent):
             self.cores = tuple(self.fixed)
         else:
             model = PlanningModel(self.settings.planning_profile(), self.settings.budget_cores)
-            self.cores = solve(model, self.rate_rps, (0,) * N_VARIANTS, self.settings.weights).cores
+            self.cores = solve(model, self.rate_rps, (0,) * self.settings.n_variants, self.settings.weights).cores
 
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         return self.settings.action([1 if c else 0 for c in self.cores], self.cores)

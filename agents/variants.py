@@ -12,27 +12,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from infadapter_env import observation as layout
-from infadapter_env.observation import N_VARIANTS
-from infadapter_env.profiles import load_variants
+from infadapter_env.observation import ObservationLayout
+from infadapter_env.profiles import World
 
 
-def variant_index(variant: str | int) -> int:
-    """Index of a variant given as ``"resnet50"``, ``"50"`` or ``50``."""
-    variants = load_variants()
-    for index, v in enumerate(variants):
-        if variant in (v.name, v.depth, str(v.depth)):
+def variant_index(variant: str | int, world: World) -> int:
+    """Index of a variant of ``world`` given by name or arch (``"resnet50"``, ``"50"`` or ``50``);
+    a variant the world lacks is refused with its variants named."""
+    for index, v in enumerate(world.variants):
+        if str(variant) in (v.name, v.arch):
             return index
-    valid = ", ".join(f"{v.name} ({v.depth})" for v in variants)
-    raise ValueError(f"unknown variant {variant!r}; valid variants: {valid}")
+    valid = ", ".join(f"{v.name} ({v.arch})" for v in world.variants)
+    raise ValueError(f"unknown variant {variant!r} in this world ({world.variants_path}); its variants: {valid}")
 
 
-def cpu_usage_cores(observation: np.ndarray, variant: int) -> float:
+def cpu_usage_cores(observation: np.ndarray, variant: int, layout: ObservationLayout) -> float:
     """Cores the variant used last interval (utilisation x allocated cores)."""
     cores = float(observation[layout.CORES][variant]) * float(observation[layout.REPLICAS][variant])
     return float(observation[layout.UTILISATION][variant]) * cores
 
 
-def one_variant(variant: int, value: int) -> list[int]:
-    """``value`` for ``variant``, 0 for every other variant."""
-    return [value if v == variant else 0 for v in range(N_VARIANTS)]
+def one_variant(variant: int, value: int, n_variants: int) -> list[int]:
+    """``value`` for ``variant``, 0 for every other of ``n_variants`` variants."""
+    return [value if v == variant else 0 for v in range(n_variants)]

@@ -46,8 +46,7 @@ import numpy as np
 
 from infadapter_agents.base import Agent
 from infadapter_agents.forecast import Stabiliser
-from infadapter_agents.variants import cpu_usage_cores, one_variant, variant_index
-from infadapter_env import observation as layout
+from infadapter_agents.variants import cpu_usage_cores, variant_index
 
 UPDATE_MODES = ("target", "bounds")
 USAGE_SIGNALS = ("throttled", "busy")
@@ -113,7 +112,7 @@ class VPAAgent(Agent):
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"VPA {name} must be an integer >= {low}, got {value!r}")
-        self.variant = variant_index(variant)
+        self.variant_spec = variant
         self.update_mode, self.initial_cores, self.half_life_s = update_mode, initial_cores, half_life_s
         self.margin, self.downscale_patience, self.usage = margin, downscale_patience, usage
         self.created_s, self.sample_period_s, self.first_decision_s = created_s, sample_period_s, first_decision_s
@@ -121,6 +120,7 @@ class VPAAgent(Agent):
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
+        self.variant = variant_index(self.variant_spec, self.settings.world)
         self.histogram = DecayingHistogram(half_life_s=self.half_life_s)
         self.cores = self._clamp(self.initial_cores)
         # The paper code counts VPA's skipped lower targets as it counts the planners' lower rates.
@@ -147,8 +147,9 @@ class VPAAgent(Agent):
         if period <= self.last_sample:
             return
         self.last_sample = period
-        allocated = float(observation[layout.CORES][self.variant]) * float(observation[layout.REPLICAS][self.variant])
-        used = cpu_usage_cores(observation, self.variant)
+        allocated = float(observation[self.settings.layout.CORES][self.variant])
+        allocated *= float(observation[self.settings.layout.REPLICAS][self.variant])
+        used = cpu_usage_cores(observation, self.variant, self.settings.layout)
         if self.usage == "busy":
             used = allocated if used > 0 else 0.0
         self.histogram.add(used, time_s, weight=max(allocated, 1e-3))
@@ -170,7 +171,7 @@ class VPAAgent(Agent):
                     self.cores = rec["target"]
             else:
                 self.decide(rec.get("target", self.cores))
-        cores = one_variant(self.variant, self.cores)
+        cores = self.settings.one_variant(self.variant, self.cores)
         return self.settings.action([1 if c else 0 for c in cores], cores)
 
     def decision_info(self) -> dict[str, Any]:
@@ -178,6 +179,6 @@ class VPAAgent(Agent):
         (the paper code posts ``round(forecast)`` for it; with one variant only the share matters)."""
         return {
             "cores": self.cores,
-            "quotas": one_variant(self.variant, 1),
+            "quotas": self.settings.one_variant(self.variant, 1),
             **{f"vpa_{k}": v for k, v in self.recommendation.items()},
         }

@@ -11,8 +11,7 @@ from infadapter_env.arrivals import ARRIVAL_PROCESSES
 from infadapter_env.deployment import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
-from infadapter_env.observation import N_VARIANTS
-from infadapter_env.profiles import CAPACITY_MODELS, MAX_PROFILED_CORES, PAPER_MIN_CORES, SLO_CHOICES_MS
+from infadapter_env.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
 from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
 
 SIMULATORS = ("fast", "request")
@@ -47,21 +46,29 @@ class EnvConfig:
     arrivals: str = "poisson"
     over_budget: str = "reject"
     reward_mode: str = "scalar"
+    profile: Any = None
+    variants: Any = None
     weights: Weights = field(init=False, repr=False, compare=False)
+    world: World = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
+        for name in ("profile", "variants"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, str | Path):
+                raise ValueError(f"{name} must be a path to a CSV file or None, got {value!r}")
+        object.__setattr__(self, "world", load_world(self.profile, self.variants))
         _check_choice("scenario", self.scenario, SCENARIOS)
         _check_choice("dispatcher", self.dispatcher, DISPATCHERS)
         _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
         _check_choice("action_mode", self.action_mode, ACTION_MODES)
-        _check_choice("slo_ms", self.slo_ms, SLO_CHOICES_MS)
+        _check_choice("slo_ms", self.slo_ms, self.world.slo_choices_ms)
         _check_choice("simulator", self.simulator, SIMULATORS)
         _check_choice("arrivals", self.arrivals, ARRIVAL_PROCESSES)
         _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_int("interval_s", self.interval_s, 1, 3600)
         _check_int("budget_cores", self.budget_cores, 1, 1000)
-        _check_int("min_cores", self.min_cores, 1, MAX_PROFILED_CORES)
+        _check_int("min_cores", self.min_cores, 1, self.world.max_cores)
         if self.episode_length_s is not None:
             _check_int("episode_length_s", self.episode_length_s, self.interval_s, 10**8)
         if self.window_start_s is not None:
@@ -82,15 +89,17 @@ class EnvConfig:
 
     def _check_initial_cores(self) -> None:
         cores = self.initial_cores
-        limit = min(self.budget_cores, MAX_PROFILED_CORES)
-        ok = isinstance(cores, tuple | list) and len(cores) == N_VARIANTS
+        limit = self.max_cores_per_replica
+        n_variants = self.world.n_variants
+        ok = isinstance(cores, tuple | list) and len(cores) == n_variants
         ok = ok and all(
             isinstance(c, int) and not isinstance(c, bool) and (c == 0 or self.min_cores <= c <= limit)
             for c in cores  # type: ignore[union-attr]
         )
         if not ok or sum(cores) > self.budget_cores:  # type: ignore[arg-type]
             raise ValueError(
-                f"initial_cores must give {N_VARIANTS} core counts, each 0 or {self.min_cores}..{limit}, "
+                f"initial_cores must give {n_variants} core counts ({', '.join(self.world.names)}), "
+                f"each 0 or {self.min_cores}..{limit}, "
                 f"summing to at most budget_cores={self.budget_cores}; got {cores!r}"
             )
         object.__setattr__(self, "initial_cores", tuple(cores))  # type: ignore[arg-type]
@@ -106,7 +115,7 @@ class EnvConfig:
 
     @property
     def max_cores_per_replica(self) -> int:
-        return min(self.budget_cores, MAX_PROFILED_CORES)
+        return min(self.budget_cores, self.world.max_cores)
 
     @property
     def replica_limit(self) -> int:
@@ -133,6 +142,9 @@ class EnvConfig:
             out["trace"] = str(self.trace)
         if self.initial_cores is not None:
             out["initial_cores"] = list(self.initial_cores)
+        for name in ("profile", "variants"):  # recorded as absolute paths, so a replay elsewhere finds them
+            if out[name] is not None:
+                out[name] = str(Path(out[name]).expanduser().resolve())
         return out
 
 

@@ -8,16 +8,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from infadapter_env import observation
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, empty_state, loaded_state
-from infadapter_env.observation import HISTORY_MINUTES
+from infadapter_env.observation import HISTORY_MINUTES, ObservationLayout, observation_layout
 from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
 from infadapter_env.profiles import load_profile
 from infadapter_env.rendering import episode_picture
 from infadapter_env.request_sim import RequestSimulator, simulate_requests
-from infadapter_env.service_model import load_service_model
 from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
 SIM_VERSION = "v1"
@@ -33,6 +31,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     each gets, within a budget of ``budget_cores`` (20). The reward is the InfAdapter objective
     ``alpha * AA - (beta * RC + gamma * LC)`` (Salmani et al., EuroMLSys 2023) with the accuracy
     measured on the requests actually answered within the P99 SLO (``slo_ms``, 750 ms).
+
+    The world (variants, capacity profile, calibrated servers) is the paper's by default and any
+    other with ``profile=`` and ``variants=`` (``infadapter_env.profiles``; the spaces and the
+    observation follow its number of variants and cores).
 
     Simulation (physics ``v1``; ``info["settings"]["sim_version"]``). A server of a variant with
     ``c`` cores is ``c`` parallel workers taking requests from one FIFO queue, with Gamma service
@@ -69,13 +71,17 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
       arrivals within each second whatever ``arrivals`` says.
 
     ## Action Space
-    ``action_mode="cores"`` (default): ``MultiDiscrete([C + 1] * 5)``, C = min(budget_cores, 20):
-    cores of one replica per variant, index 0 = ResNet18 ... 4 = ResNet152, 0 = off.
-    ``action_mode="replicas"``: ``MultiDiscrete([R + 1] * 5 + [C + 1] * 5)``, R = ``max_replicas``
+    V = the world's variants (5 in the shipped world: index 0 = ResNet18 ... 4 = ResNet152, ordered
+    by accuracy; ``info["variants"]`` names them), C = min(budget_cores, the profile's largest core
+    count: 20).
+    ``action_mode="cores"`` (default): ``MultiDiscrete([C + 1] * V)``: cores of one replica per
+    variant, 0 = off.
+    ``action_mode="replicas"``: ``MultiDiscrete([R + 1] * V + [C + 1] * V)``, R = ``max_replicas``
     (default budget_cores // min_cores): replicas per variant, then cores per replica.
-    ``action_mode="deployment"``: ``Discrete(N)``, N = 20,529 single-replica deployments that fit the
-    budget with 0 or >= min_cores cores per variant; ``action_masks()`` marks the ones allowed now
-    (all of them in v0, whose budget is fixed; the mask is there for MaskablePPO).
+    ``action_mode="deployment"``: ``Discrete(N)``, N (20,529 in the shipped world) single-replica
+    deployments that fit the budget with 0 or >= min_cores cores per variant; ``action_masks()``
+    marks the ones allowed now (all of them in v0, whose budget is fixed; the mask is there for
+    MaskablePPO).
     Invalid requests: an active replica below ``min_cores`` is raised to ``min_cores``; a deployment
     over the budget is rejected and the previous one kept (``over_budget="reject"``), or scaled down
     to fit (``over_budget="scale"``: cores per replica times budget / total, rounded down, at least
@@ -85,8 +91,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
 
     ## Observation Space
     ``Box(shape=({observation_size},), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
-    at least 1), V = 5 variants ordered ResNet18..152. (``infadapter_env.observation`` names the
-    indices.)
+    at least 1), L = the longest load time of a variant; shown for the shipped world's V = 5 variants
+    (``env.unwrapped.layout``, an ``infadapter_env.observation.ObservationLayout``, names the indices for
+    any world).
 
     {observation_table}
 
@@ -137,7 +144,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | skip_gaps | True | windows avoid runs of >= 60 zero seconds (data gaps) |
     | rate_multiplier | 1.0 | scales every rate |
     | interval_s | 30 | seconds between decisions |
-    | slo_ms | 750 | P99 SLO: 500, 750, 1000 or 1500 (the profiled ones) |
+    | slo_ms | 750 | P99 SLO, one the profile measured (shipped: 500, 750, 1000 or 1500); not interpolated |
     | budget_cores | 20 | core budget B |
     | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
     | dispatcher | "accuracy_first" | or "proportional", "quota" |
@@ -151,6 +158,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | arrivals | "poisson" | times within each second (request level): "poisson", "uniform", "loadgen" |
     | over_budget | "reject" | a deployment over the budget: "reject" (keep the previous one) or "scale" (fit it) |
     | reward_mode | "scalar" | or "vector": (AA_effective, -RC, -LC), float32, bounds in ``reward_space`` |
+    | profile | None | capacity profile CSV, calibrated by ``infadapter calibrate``; None: the shipped one |
+    | variants | None | variants CSV; None: ``variants.csv`` beside the profile, else the shipped one |
 
     ## Vector Environment
     ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives
@@ -173,7 +182,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self.render_mode = render_mode
         self.config = EnvConfig.from_kwargs(**kwargs)
         cfg = self.config
-        self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores)
+        self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
+        self.layout: ObservationLayout = observation_layout(cfg.world.n_variants)
         self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
         length = cfg.episode_length_s or self.source.length_s
         if (cfg.window_start_s or 0) + length > self.source.length_s:
@@ -235,7 +245,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
-                self.profile, load_service_model(), cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
+                self.profile, cfg.world.service_model, cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
             )
             serving = list(
                 zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True)
@@ -363,11 +373,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return simulate_requests(self._requests, state, start_s, per_tick.shape[1], self.pipeline.tables, quotas)
 
 
-# The observation table is generated from the layout's one definition (``observation.FIELDS``).
+# The observation table is generated from the layout's one definition (``observation.fields``).
 InfAdapterEnv.__doc__ = (
     (InfAdapterEnv.__doc__ or "")
-    .replace("{observation_table}", observation.markdown_table().replace("\n", "\n    "))
-    .replace("{observation_size}", str(observation.SIZE))
+    .replace("{observation_table}", observation_layout().markdown_table().replace("\n", "\n    "))
+    .replace("{observation_size}", str(observation_layout().size))
 )
 
 

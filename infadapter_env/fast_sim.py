@@ -39,9 +39,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from infadapter_env.profiles import CapacityProfile
+from infadapter_env.profiles import CapacityProfile, shipped_world
 from infadapter_env.reductions import row_any, row_max, row_sum, sum_after
-from infadapter_env.service_model import load_latency_table, load_service_model
 
 DISPATCHERS = ("accuracy_first", "proportional", "quota")
 RHO_STEP = 0.005
@@ -187,8 +186,9 @@ class ServerTables:
 @lru_cache(maxsize=16)
 def server_tables(profile: CapacityProfile) -> ServerTables:
     """The tables of ``profile``'s variants at its SLO (cached per profile)."""
-    service = load_service_model()
-    table = load_latency_table()
+    world = profile.world or shipped_world()
+    service = world.service_model
+    table = world.latency_table
     fine = np.arange(0.0, RHO_MAX + 1e-9, RHO_STEP)
     grid = np.clip(fine, table.rho[0], table.rho[-1])
     # Quantiles on the fine utilisation grid, linear between the simulated points.

@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env import observation as layout
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, ActionFix
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
+from infadapter_env.observation import ObservationLayout, observation_layout
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.reductions import row_sum
 
@@ -28,10 +28,9 @@ Simulate = Callable[[ClusterState, np.ndarray, QuotaPlan | None], tuple[ClusterS
 
 
 def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
-    """Upper bounds of the observation (``layout.FIELDS`` documents them)."""
+    """Upper bounds of the observation (``observation.fields`` documents them)."""
     max_capacity = float(profile.per_replica_rps.max())
-    assert len(profile.variants) == layout.N_VARIANTS
-    return layout.upper_bounds(
+    return observation_layout(len(profile.variants)).upper_bounds(
         {
             "MINUTE_PEAKS": peak_rps,
             "MEAN_RATE": peak_rps,
@@ -58,6 +57,7 @@ class StepPipeline:
         self.profile = profile
         self.decoder = decoder
         self.high = high
+        self.layout: ObservationLayout = observation_layout(len(profile.variants))
         self.tables = server_tables(profile)
         self.accuracy = profile.accuracy
         self.load_time = profile.load_time_s
@@ -71,11 +71,13 @@ class StepPipeline:
 
     def reset_observation(self, state: ClusterState, minute_peaks: np.ndarray) -> np.ndarray:
         """The observation before the first interval (N, SIZE)."""
-        obs = np.zeros((len(minute_peaks), layout.SIZE), dtype=np.float32)
-        obs[:, layout.MINUTE_PEAKS] = minute_peaks
-        obs[:, layout.CORES] = state.cores
-        obs[:, layout.REPLICAS] = state.replicas
-        obs[:, layout.RESOURCE_COST] = resource_cost(row_sum(state.cores * state.replicas), self.config.budget_cores)
+        obs = np.zeros((len(minute_peaks), self.layout.size), dtype=np.float32)
+        obs[:, self.layout.MINUTE_PEAKS] = minute_peaks
+        obs[:, self.layout.CORES] = state.cores
+        obs[:, self.layout.REPLICAS] = state.replicas
+        obs[:, self.layout.RESOURCE_COST] = resource_cost(
+            row_sum(state.cores * state.replicas), self.config.budget_cores
+        )
         np.minimum(obs, self.high, out=obs)
         return obs
 
@@ -159,20 +161,20 @@ class StepPipeline:
         progress: np.ndarray,
     ) -> np.ndarray:
         """The observations (N, SIZE) after an interval, clipped to the bounds."""
-        obs = np.empty((len(progress), layout.SIZE), dtype=np.float32)
-        obs[:, layout.MINUTE_PEAKS] = minute_peaks
-        obs[:, layout.MEAN_RATE] = terms["mean_rate"]
-        obs[:, layout.PEAK_RATE] = result.peak_rate_rps
-        obs[:, layout.CORES] = terms["cores"]
-        obs[:, layout.REPLICAS] = terms["replicas"]
-        obs[:, layout.LOADING_LEFT] = state.loading_left_s
-        obs[:, layout.UTILISATION] = result.busy
-        obs[:, layout.BACKLOG] = state.backlog
-        obs[:, layout.VIOLATION_RATE] = terms["violation_rate"]
-        obs[:, layout.DROP_RATE] = terms["drop_rate"]
-        obs[:, layout.RESOURCE_COST] = terms["rc"]
-        obs[:, layout.PROGRESS] = progress
-        obs[:, layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
+        obs = np.empty((len(progress), self.layout.size), dtype=np.float32)
+        obs[:, self.layout.MINUTE_PEAKS] = minute_peaks
+        obs[:, self.layout.MEAN_RATE] = terms["mean_rate"]
+        obs[:, self.layout.PEAK_RATE] = result.peak_rate_rps
+        obs[:, self.layout.CORES] = terms["cores"]
+        obs[:, self.layout.REPLICAS] = terms["replicas"]
+        obs[:, self.layout.LOADING_LEFT] = state.loading_left_s
+        obs[:, self.layout.UTILISATION] = result.busy
+        obs[:, self.layout.BACKLOG] = state.backlog
+        obs[:, self.layout.VIOLATION_RATE] = terms["violation_rate"]
+        obs[:, self.layout.DROP_RATE] = terms["drop_rate"]
+        obs[:, self.layout.RESOURCE_COST] = terms["rc"]
+        obs[:, self.layout.PROGRESS] = progress
+        obs[:, self.layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
         np.minimum(obs, self.high, out=obs)
         return obs
 

@@ -21,8 +21,8 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from infadapter_env import observation as layout
 from infadapter_env.env import InfAdapterEnv, decision_minute_peaks, with_history
+from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.traces import HISTORY_S, Trace
 
 
@@ -65,7 +65,7 @@ class InfAdapterVectorEnv(VectorEnv):
         # The whole trace or a fixed window is the same episode in every environment, every time:
         # prepared once here instead of at every reset.
         self._fixed_episode = self.config.episode_length_s is None or self.config.window_start_s is not None
-        self._minute_peaks = np.zeros((n, self.n_steps + 1, layout.HISTORY_MINUTES))
+        self._minute_peaks = np.zeros((n, self.n_steps + 1, HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
         self._steps = np.zeros(n, dtype=np.int64)
@@ -74,7 +74,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._autoreset = np.zeros(n, dtype=bool)
         self._initial = self.template.initial_state(n)
         self._state = self._initial
-        self._obs = np.zeros((n, layout.SIZE), dtype=np.float32)
+        self._obs = np.zeros((n, self.pipeline.layout.size), dtype=np.float32)
         if self._fixed_episode:
             self._prepare_episodes(np.arange(n), [self.template.draw_episode(self._rngs[0])])
 

@@ -1,8 +1,10 @@
 """Calibrate the request-level service model to the measured profile, and tabulate its latencies.
 
     infadapter calibrate              (or: python -m infadapter_scripts.calibrate_service)
+    infadapter calibrate --profile my_world/capacity.csv --variants my_world/variants.csv
 
-For every (variant, cores) of ``profiles/capacity_result_Feb_21.csv`` it fits a server of
+For every (variant, cores) of a capacity profile (default: ``profiles/capacity_result_Feb_21.csv``,
+whose rows need ``p99_latency`` and ``saturation_tp`` here) it fits a server of
 ``workers = cores`` FIFO workers with Gamma service times (mean, coefficient of variation) by
 replaying the original profiler inside the simulator (``auto_tuner/experiments/capacity_experiment.py``
 of the InfAdapter code):
@@ -15,9 +17,10 @@ of the InfAdapter code):
 
 Each candidate (mean service time, CV) on a grid is scored by the median over ``--seeds`` runs;
 the chosen one has every P99 within 15 % of the measured one with the smallest saturation error,
-or, where no candidate reaches that, the smallest P99 error. Writes ``profiles/service_model.csv``,
-``profiles/latency_quantiles.npz`` (steady-state latency quantiles for the fast simulator) and
-``profiles/calibration_report.md`` (the error of every profile row, re-measured with fresh seeds).
+or, where no candidate reaches that, the smallest P99 error. Writes, beside the profile (or in
+``--out``), ``service_model.csv``, ``latency_quantiles.npz`` (steady-state latency quantiles for
+the fast simulator, with the profile's SHA-256) and ``calibration_report.md`` (the error of every
+profile row, re-measured with fresh seeds). About 6 s per (variant, cores) on one core.
 """
 
 from __future__ import annotations
@@ -31,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from infadapter_env.datafiles import data_file
-from infadapter_env.profiles import load_variants
+from infadapter_env.profiles import World, load_world
 from infadapter_env.prometheus import window_quantiles_ms
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.queueing import fifo_sojourn_batch
+from infadapter_env.service_model import LATENCY_TABLE_FILE, SERVICE_MODEL_FILE, file_sha256
 from infadapter_scripts.arguments import arg, parse
 
 P99_TEST_S = 16.0
@@ -57,19 +60,22 @@ LEVELS = np.round(np.sort(np.concatenate([LEVELS, [0.985, 0.99, 0.993, 0.995, 0.
 
 @dataclass
 class Args:
-    """Calibrate the service model to profiles/capacity_result_Feb_21.csv."""
+    """Calibrate the service model to a capacity profile (default: the shipped one)."""
+
+    profile: str | None = arg(None, "capacity profile CSV (default: profiles/capacity_result_Feb_21.csv)")
+    variants: str | None = arg(None, "variants CSV (default: variants.csv beside the profile, else the shipped one)")
 
     seeds: int = arg(6, "simulated repetitions of every profiler test per candidate")
     check_seeds: int = arg(20, "fresh repetitions for the report")
     table_requests: int = arg(60_000, "requests per steady-state latency-table point")
     seed: int = arg(0, "base seed")
-    out: str = arg(str(data_file("profiles", "service_model.csv").parent), "output folder (the shipped profiles)")
+    out: str | None = arg(None, "output folder (default: the profile's folder, where the env looks)")
     check_only: bool = arg(False, "re-check the service model in --out and rewrite the report only")
 
 
 @dataclass(frozen=True)
 class ProfileRow:
-    depth: int
+    variant: str
     cores: int
     slo_ms: int
     capacity: float
@@ -77,20 +83,31 @@ class ProfileRow:
     saturation_tp: float
 
 
-def read_profile() -> list[ProfileRow]:
-    path = data_file("profiles", "capacity_result_Feb_21.csv")
-    with path.open(newline="") as handle:
-        return [
-            ProfileRow(
-                int(r["ARCH"]),
-                int(r["CPU"]),
-                int(r["SLA"]),
-                float(r["capacity"]),
-                float(r["p99_latency"]) if r["p99_latency"] else None,
-                float(r["saturation_tp"]),
+def read_profile(world: World) -> list[ProfileRow]:
+    """The rows of ``world``'s profile for its variants, with the latency columns calibration needs."""
+    path = world.profile_path
+    names = {v.arch: v.name for v in world.variants}
+    rows = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:
+        for line_no, r in enumerate(csv.DictReader(handle), start=2):
+            if r["ARCH"].strip() not in names or int(r["CPU"]) > world.max_cores:
+                continue
+            try:
+                p99 = float(r["p99_latency"]) if r["p99_latency"].strip() else None
+                saturation = float(r["saturation_tp"])
+            except (KeyError, AttributeError, ValueError) as exc:
+                raise ValueError(
+                    f"{path}, line {line_no}: calibration needs p99_latency (a number or empty) and "
+                    f"saturation_tp (a number) ({exc!r})"
+                ) from None
+            if saturation <= 0:
+                raise ValueError(f"{path}, line {line_no}, field saturation_tp: a positive number expected")
+            rows.append(
+                ProfileRow(
+                    names[r["ARCH"].strip()], int(r["CPU"]), int(r["SLA"]), float(r["capacity"]), p99, saturation
+                )
             )
-            for r in csv.DictReader(handle)
-        ]
+    return rows
 
 
 def service_times(rng: np.random.Generator, mean_s: np.ndarray, cv: np.ndarray, size: int) -> np.ndarray:
@@ -164,13 +181,15 @@ def fit_row(rng, cores: int, points: list[tuple[float, float]], saturation: floa
     return float(mean[best]), float(cvs[best])
 
 
-def latency_tables(rng, model: dict[tuple[int, int], tuple[int, float, float]], n_requests: int) -> np.ndarray:
-    """(V, 21, R, L) steady-state latency quantiles (ms) under Poisson load at each rho of the grid."""
-    depths = [v.depth for v in load_variants()]
-    out = np.zeros((len(depths), 21, RHO_GRID.size, LEVELS.size), dtype=np.float32)
+def latency_tables(
+    rng, model: dict[tuple[str, int], tuple[int, float, float]], n_requests: int, world: World
+) -> np.ndarray:
+    """(V, C+1, R, L) steady-state latency quantiles (ms) under Poisson load at each rho of the grid."""
+    names = world.names
+    out = np.zeros((len(names), world.max_cores + 1, RHO_GRID.size, LEVELS.size), dtype=np.float32)
     warmup = n_requests // 10
-    for cores in range(1, 21):
-        keys = [(d, cores) for d in depths]
+    for cores in range(1, world.max_cores + 1):
+        keys = [(name, cores) for name in names]
         workers = np.repeat([model[k][0] for k in keys], RHO_GRID.size)
         mean = np.repeat([model[k][1] for k in keys], RHO_GRID.size)
         cv = np.repeat([model[k][2] for k in keys], RHO_GRID.size)
@@ -189,28 +208,41 @@ def main(argv: list[str] | None = None) -> int:
     command = "infadapter calibrate " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
-    rows = read_profile()
-    by_server: dict[tuple[int, int], list[ProfileRow]] = defaultdict(list)
+    try:
+        world = load_world(args.profile, args.variants)
+        rows = read_profile(world)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"infadapter calibrate: error: {exc}", file=sys.stderr)
+        return 2
+    by_server: dict[tuple[str, int], list[ProfileRow]] = defaultdict(list)
     for row in rows:
-        by_server[(row.depth, row.cores)].append(row)
-    out = Path(args.out)
+        by_server[(row.variant, row.cores)].append(row)
+    out = Path(args.out) if args.out is not None else world.profile_path.parent
+    out.mkdir(parents=True, exist_ok=True)
+    order = {name: k for k, name in enumerate(world.names)}
     if args.check_only:
-        model = read_model(out / "service_model.csv")
+        model = read_model(out / SERVICE_MODEL_FILE)
     else:
         model = {}
-        for n, ((depth, cores), group) in enumerate(sorted(by_server.items()), start=1):
+        servers = sorted(by_server.items(), key=lambda item: (order[item[0][0]], item[0][1]))
+        for n, ((name, cores), group) in enumerate(servers, start=1):
             points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
             mean_s, cv = fit_row(rng, cores, points, group[0].saturation_tp, args.seeds)
-            model[(depth, cores)] = (cores, mean_s, cv)
-            print(
-                f"[{n}/{len(by_server)}] ResNet{depth} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True
-            )
-        write_model(out / "service_model.csv", model)
+            model[(name, cores)] = (cores, mean_s, cv)
+            print(f"[{n}/{len(servers)}] {name} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True)
+        write_model(out / SERVICE_MODEL_FILE, model, world)
     report = check(np.random.default_rng(args.seed + 1), rows, model, args.check_seeds)
     if not args.check_only:
-        tables = latency_tables(np.random.default_rng(args.seed + 2), model, args.table_requests)
-        np.savez_compressed(out / "latency_quantiles.npz", rho=RHO_GRID, levels=LEVELS, quantile_ms=tables)
-    write_report(out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started)
+        tables = latency_tables(np.random.default_rng(args.seed + 2), model, args.table_requests, world)
+        np.savez_compressed(
+            out / LATENCY_TABLE_FILE,
+            rho=RHO_GRID,
+            levels=LEVELS,
+            quantile_ms=tables,
+            variants=np.array(world.names),
+            profile_sha256=np.array(file_sha256(world.profile_path)),
+        )
+    write_report(out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started, world)
     written = (
         "calibration_report.md"
         if args.check_only
@@ -220,11 +252,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def read_model(path: Path) -> dict[tuple[int, int], tuple[int, float, float]]:
+def read_model(path: Path) -> dict[tuple[str, int], tuple[int, float, float]]:
     """A service model written by ``write_model``."""
     with path.open(newline="") as handle:
         return {
-            (int(r["depth"]), int(r["cores"])): (
+            (r["variant"], int(r["cores"])): (
                 int(r["workers"]),
                 float(r["mean_service_ms"]) / 1000,
                 float(r["service_cv"]),
@@ -233,14 +265,15 @@ def read_model(path: Path) -> dict[tuple[int, int], tuple[int, float, float]]:
         }
 
 
-def write_model(path: Path, model: dict[tuple[int, int], tuple[int, float, float]]) -> None:
-    names = {v.depth: v.name for v in load_variants()}
+def write_model(path: Path, model: dict[tuple[str, int], tuple[int, float, float]], world: World) -> None:
+    arch = {v.name: v.arch for v in world.variants}
+    order = {name: k for k, name in enumerate(world.names)}
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(["variant", "depth", "cores", "workers", "mean_service_ms", "service_cv", "service_rps"])
-        for (depth, cores), (workers, mean_s, cv) in sorted(model.items()):
+        writer.writerow(["variant", "arch", "cores", "workers", "mean_service_ms", "service_cv", "service_rps"])
+        for (name, cores), (workers, mean_s, cv) in sorted(model.items(), key=lambda kv: (order[kv[0][0]], kv[0][1])):
             writer.writerow(
-                [names[depth], depth, cores, workers, f"{1000 * mean_s:.3f}", f"{cv:g}", f"{workers / mean_s:.2f}"]
+                [name, arch[name], cores, workers, f"{1000 * mean_s:.3f}", f"{cv:g}", f"{workers / mean_s:.2f}"]
             )
 
 
@@ -284,22 +317,22 @@ def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
     sat_of = dict(zip(servers, saturation, strict=True))
     out = []
     for row in rows:
-        w, m, c = model[(row.depth, row.cores)]
+        w, m, c = model[(row.variant, row.cores)]
         runs = p99_test(rng, np.full(seeds, row.capacity), np.full(seeds, w), np.full(seeds, m), np.full(seeds, c))
         band = (float(np.percentile(runs, 5)), float(np.percentile(runs, 95)))
-        out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.depth, row.cores)]), band))
+        out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.variant, row.cores)]), band))
     return out
 
 
-def write_report(path: Path, report: list[Checked], args: Args, command: str, seconds: float) -> None:
+def write_report(path: Path, report: list[Checked], args: Args, command: str, seconds: float, world: World) -> None:
     with_p99 = [c for c in report if c.p99_error is not None]
     p99_ok = [c for c in with_p99 if abs(c.p99_error) <= P99_TOLERANCE]  # type: ignore[arg-type]
-    servers = {(c.row.depth, c.row.cores): c for c in report}
+    servers = {(c.row.variant, c.row.cores): c for c in report}
     sat_ok = [c for c in servers.values() if abs(c.saturation_error) <= SATURATION_TOLERANCE]
     over = [
         c
         for c in servers.values()
-        if max(r.row.capacity for r in report if (r.row.depth, r.row.cores) == (c.row.depth, c.row.cores))
+        if max(r.row.capacity for r in report if (r.row.variant, r.row.cores) == (c.row.variant, c.row.cores))
         > c.row.saturation_tp
     ]
     lines = [
@@ -313,7 +346,8 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
             f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here)."
         ),
         "",
-        f"Commit {git_commit()}, numpy {np.__version__}.",
+        f"Commit {git_commit()}, numpy {np.__version__}. Profile `{relative_to_repo(world.profile_path)}` "
+        f"(SHA-256 {file_sha256(world.profile_path)[:16]}...), variants `{relative_to_repo(world.variants_path)}`.",
         "",
         "Every profile row replayed as the profiler ran it (16 s Poisson test at the row's capacity, P99 = largest",
         "2-s-window histogram quantile; saturation = 2 s at 30 req/s per core, best of 5), median of the runs.",
@@ -335,8 +369,7 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
         "saturation measured | simulated | error | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    names = {v.depth: v.name for v in load_variants()}
-    lines += [report_row(c, names[c.row.depth], c in over) for c in report]
+    lines += [report_row(c, c.row.variant, c in over) for c in report]
     path.write_text("\n".join(lines) + "\n")
 
 

@@ -13,23 +13,22 @@ import sys
 
 from infadapter_agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
-from infadapter_env.profiles import CAPACITY_MODELS, SLO_CHOICES_MS, load_profile, load_variants
+from infadapter_env.profiles import CAPACITY_MODELS, World, load_profile, load_world, shipped_world
 
 
-def parse_previous(text: str) -> tuple[int, ...]:
-    """``"152:20"`` or ``"18:4,152:16"`` (depth or name : cores) into cores per variant."""
-    variants = load_variants()
+def parse_previous(text: str, world: World | None = None) -> tuple[int, ...]:
+    """``"152:20"`` or ``"18:4,152:16"`` (arch or name : cores) into cores per variant."""
+    variants = (world or shipped_world()).variants
     cores = [0] * len(variants)
     if not text.strip():
         return tuple(cores)
     for part in text.split(","):
         name, sep, count = part.strip().partition(":")
-        index = next((i for i, v in enumerate(variants) if name in (v.name, str(v.depth))), None)
+        index = next((i for i, v in enumerate(variants) if name in (v.name, v.arch)), None)
         if not sep or index is None or not count.strip().isdigit():
-            valid = ", ".join(str(v.depth) for v in variants)
+            valid = ", ".join(f"{v.name} ({v.arch})" for v in variants)
             raise ValueError(
-                f"--previous: {part.strip()!r} is not VARIANT:CORES "
-                f"(VARIANT one of {valid} or resnetNN, CORES an integer)"
+                f"--previous: {part.strip()!r} is not VARIANT:CORES (VARIANT one of {valid}, CORES an integer)"
             )
         cores[index] = int(count)
     return tuple(cores)
@@ -46,9 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--solver", default="fast", help=f"one of {', '.join(SOLVERS)}, or 'single' for MS+ (default fast)"
     )
     parser.add_argument("--backend", default="cbc", help=f"ILP backend: {', '.join(ILP_BACKENDS)} (default cbc)")
-    parser.add_argument("--slo-ms", type=int, default=750, help=f"SLO, one of {SLO_CHOICES_MS} (default 750)")
+    parser.add_argument(
+        "--slo-ms", type=int, default=750, help="SLO, a profiled one (shipped: 500, 750, 1000, 1500; default 750)"
+    )
     parser.add_argument("--budget-cores", type=int, default=20, help="core budget (default 20)")
     parser.add_argument("--capacity-model", default="linear_fit", help=f"one of {CAPACITY_MODELS} (default linear_fit)")
+    parser.add_argument("--profile", default=None, help="capacity profile CSV (default: the shipped one)")
+    parser.add_argument(
+        "--variants", default=None, help="variants CSV (default: beside the profile, else the shipped one)"
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -56,14 +61,15 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        previous = parse_previous(args.previous)
+        world = load_world(args.profile, args.variants)
+        previous = parse_previous(args.previous, world)
         weights = Weights(args.alpha, args.beta, args.gamma)
-        model = PlanningModel(load_profile(args.slo_ms, args.capacity_model), args.budget_cores)
+        model = PlanningModel(load_profile(args.slo_ms, args.capacity_model, world=world), args.budget_cores)
         if args.solver == "single":
             decision = solve_single_variant(model, args.rate, previous, weights)
         else:
             decision = solve(model, args.rate, previous, weights, args.solver, args.backend)
-    except ValueError as exc:
+    except (ValueError, FileNotFoundError) as exc:
         print(f"infadapter solve: error: {exc}", file=sys.stderr)
         return 2
     result = decision.as_dict(model.profile.names)

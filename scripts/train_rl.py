@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from infadapter_agents.learned import LearnedAgent
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_env.config import EnvConfig
 from infadapter_env.leaderboard.episode import play
 from infadapter_env.leaderboard.protocol import env_kwargs, scenarios
 from infadapter_env.provenance import git_commit, relative_to_repo, versions
@@ -135,6 +136,7 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
         "command": "infadapter train " + " ".join(argv),
         "args": asdict(args) | {"out": relative_to_repo(out), "log_dir": args.log_dir},
         "train_env": settings | {"num_envs": args.num_envs, "env": "InfAdapter-v0 (batched)"},
+        "env_settings": EnvConfig.from_kwargs(**settings).recorded(),  # every setting, for LearnedAgent's check
         "train_wall_s": round(wall_s, 1),
         "versions": versions(),
         "git_commit": git_commit(),

@@ -53,12 +53,15 @@ def test_unknown_agent_lists_the_valid_ones():
         ),
         ("infadapter", {"solver": "gurobi"}, "unknown solver 'gurobi'"),
         ("vpa-50", {"update_mode": "auto"}, "unknown VPA update mode"),
-        ("hpa", {"variant": "vgg16"}, r"unknown variant 'vgg16'; valid variants: resnet18 \(18\)"),
+        ("hpa", {"variant": "vgg16"}, r"unknown variant 'vgg16' in this world .*; its variants: resnet18 \(18\)"),
     ],
 )
 def test_bad_agent_options_are_named(name, options, message):
+    # Options are checked when the agent is made, a variant when it meets the env's world at reset.
     with pytest.raises(ValueError, match=message):
-        infadapter_agents.make(name, **options)
+        agent = infadapter_agents.make(name, **options)
+        _, info = gym.make("InfAdapter-v0", action_mode="replicas").reset(seed=0)
+        agent.reset(info)
 
 
 def test_replica_agents_need_the_replicas_action_mode():

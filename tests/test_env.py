@@ -12,9 +12,11 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 from infadapter_env import ENV_IDS, InfAdapterEnv
-from infadapter_env import observation as layout
 from infadapter_env.objective import Weights, objective_value
+from infadapter_env.observation import observation_layout
 from infadapter_env.traces import synthetic
+
+layout = observation_layout()  # the shipped world's five variants
 
 MODES = ("cores", "replicas", "deployment")
 
@@ -76,7 +78,7 @@ def test_pickling_round_trips_mid_episode():
 def test_sync_vector_env_runs():
     envs = gym.make_vec("InfAdapterShort-v0", num_envs=3, vectorization_mode="sync")
     obs, _ = envs.reset(seed=0)
-    assert obs.shape == (3, layout.SIZE)
+    assert obs.shape == (3, layout.size)
     for _ in range(25):  # crosses the 20-step episode end: autoreset
         obs, reward, _, _, _ = envs.step(envs.action_space.sample())
     assert reward.shape == (3,)
@@ -253,12 +255,11 @@ def test_malformed_trace_file_is_reported_by_the_env(tmp_path):
 
 
 def test_observation_layout_names_match_the_observation():
-    from infadapter_env import observation as layout
 
     env = gym.make("InfAdapter-v0", action_mode="replicas")
     env.reset(seed=0)
     obs, _, _, _, info = env.step(np.array([1, 0, 2, 0, 1, 6, 0, 4, 0, 12]))
-    assert obs.shape == (layout.SIZE,)
+    assert obs.shape == (layout.size,)
     assert obs[layout.CORES].tolist() == info["cores_per_replica"]
     assert obs[layout.REPLICAS].tolist() == info["replicas"]
     assert obs[layout.MEAN_RATE] == pytest.approx(info["mean_rate_rps"])
@@ -311,26 +312,25 @@ def test_rgb_array_render_and_sb3_standard_entry_points():
     assert before.shape == after.shape == (400, 640, 3) and after.dtype == np.uint8
     assert not np.array_equal(before, after)  # the picture grows with the episode
     vec = make_vec_env("InfAdapter-v0", n_envs=2)  # SB3 asks for rgb_array by default
-    assert vec.reset().shape == (2, layout.SIZE)
+    assert vec.reset().shape == (2, layout.size)
     assert PPO("MlpPolicy", "InfAdapter-v0", n_steps=8, batch_size=8).learn(8) is not None
 
 
 def test_the_observation_layout_has_one_definition():
     import gymnasium as gym
 
-    from infadapter_env import observation as layout
     from infadapter_env.env import InfAdapterEnv
 
-    # The env docstring's table and size come from layout.FIELDS, which also fixes every index.
+    # The env docstring's table and size come from layout.fields, which also fixes every index.
     doc = InfAdapterEnv.__doc__ or ""
     assert "{observation_table}" not in doc and "{observation_size}" not in doc
     table = layout.markdown_table()
     assert all(line in doc for line in table.splitlines())
-    assert f"Box(shape=({layout.SIZE},)" in doc
-    assert sum(field.size for field in layout.FIELDS) == layout.SIZE == 46
+    assert f"Box(shape=({layout.size},)" in doc
+    assert sum(field.size for field in layout.fields) == layout.size == 46
     assert (layout.CORES.start, layout.P99_OVER_SLO.stop, layout.PROGRESS) == (12, 46, 40)
     env = gym.make("InfAdapter-v0")
-    assert env.observation_space.shape == (layout.SIZE,)
+    assert env.observation_space.shape == (layout.size,)
     assert env.observation_space.high[layout.P99_OVER_SLO].tolist() == [20.0] * 5
     with pytest.raises(ValueError, match="no upper bound given for observation field"):
         layout.upper_bounds({"MEAN_RATE": 1.0})

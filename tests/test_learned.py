@@ -16,10 +16,12 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 import infadapter_agents
 from infadapter_agents.learned import CHECKPOINTS, LearnedAgent
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
-from infadapter_env import observation as layout
 from infadapter_env.deployment import enumerate_deployments
+from infadapter_env.observation import observation_layout
 from infadapter_env.traces import synthetic
 from infadapter_scripts.train_rl import Args, make_model
+
+layout = observation_layout()  # the shipped world's five variants
 
 
 @pytest.mark.parametrize("mode", ["cores", "deployment"])
@@ -31,7 +33,7 @@ def test_vec_env_adaptor_restarts_episodes_the_sb3_way():
     env = InfAdapterSB3VecEnv(3, scenario="train", episode_length_s=600)
     env.seed(4)
     obs = env.reset()
-    assert obs.shape == (3, layout.SIZE)
+    assert obs.shape == (3, layout.size)
     for step in range(20):
         obs, rewards, dones, infos = env.step(np.tile([0, 0, 8, 0, 8], (3, 1)))
         assert rewards.shape == (3,) and dones.all() == (step == 19)

@@ -13,12 +13,14 @@ import pytest
 import infadapter_agents
 from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.vpa import VPAAgent
-from infadapter_env import observation as layout
 from infadapter_env.leaderboard.episode import episode_metrics, play, replay
 from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs, paper_contenders
+from infadapter_env.observation import observation_layout
 from infadapter_env.profiles import load_profile
 from infadapter_env.traces import synthetic
 from infadapter_scripts import leaderboard, validate
+
+layout = observation_layout()  # the shipped world's five variants
 
 PAPER_ENV = {"simulator": "request", "arrivals": "loadgen", "dispatcher": "quota", "action_mode": "replicas"}
 
@@ -165,7 +167,7 @@ def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
     agent = infadapter_agents.make("infadapter", history="run", stabilise=False)
     reset_info = {"settings": gym.make("InfAdapter-v0").unwrapped.config.recorded(), "history_minutes": 10}
     agent.reset(reset_info)
-    obs = np.zeros(layout.SIZE, dtype=np.float32)
+    obs = np.zeros(layout.size, dtype=np.float32)
     peaks = np.array([30, 35, 40, 45, 50, 55, 60, 65, 50, 80], dtype=np.float32)
     obs[layout.MINUTE_PEAKS] = peaks
     # At t = 120 s the run has seen 2 minutes: EWM(span 10) of [50, 80] = (50 x 9/11 + 80) / (1 + 9/11) = 66.5;

@@ -12,9 +12,8 @@ import numpy as np
 import pytest
 
 from infadapter_env.fast_sim import server_tables
-from infadapter_env.profiles import load_profile
+from infadapter_env.profiles import load_profile, shipped_world
 from infadapter_env.request_sim import RequestSimulator
-from infadapter_env.service_model import load_service_model
 
 RESNET50_8 = (0, 0, 8, 0, 0)
 ACTION = np.array(RESNET50_8)
@@ -90,7 +89,9 @@ def test_a_new_variant_serves_nothing_until_it_is_loaded():
 
 def test_quota_dispatcher_is_the_original_interleaved_weighted_round_robin():
     profile = load_profile(750, "measured")
-    engine = RequestSimulator(profile, load_service_model(), "quota", 1.25, "uniform", np.random.default_rng(0))
+    engine = RequestSimulator(
+        profile, shipped_world().service_model, "quota", 1.25, "uniform", np.random.default_rng(0)
+    )
     engine.start_episode(np.zeros(1), [(0, 0), (0, 0), (1, 3), (0, 0), (1, 2)])  # capacities 30 and 5
     engine.serving = [(0, 0), (0, 0), (1, 3), (0, 0), (1, 2)]
     quotas = [round(engine._capacity(v)) for v in range(5)]
@@ -105,7 +106,9 @@ def test_observation_and_info_carry_latency():
     env = gym.make("InfAdapter-v0", trace=np.full(90, 60.0), initial_cores=RESNET50_8)
     env.reset(seed=0)
     obs, _, _, _, info = env.step(ACTION)
-    from infadapter_env import observation as layout
+    from infadapter_env.observation import observation_layout
+
+    layout = observation_layout()
 
     p99 = info["latency_p99_ms_by_variant"]
     assert p99[2] > 0 and p99[0] == 0

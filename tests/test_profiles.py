@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from infadapter_env.profiles import load_profile, load_variants
+from infadapter_env.profiles import load_profile, shipped_world
 
 
 def test_variants_are_ordered_by_accuracy_with_paper_constants():
-    variants = load_variants()
+    variants = shipped_world().variants
     assert [v.name for v in variants] == ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
     assert [v.accuracy for v in variants] == [0.69758, 0.73314, 0.7613, 0.77374, 0.78312]
     assert [v.load_time_s for v in variants] == [6.44, 6.79, 6.82, 7.77, 8.52]

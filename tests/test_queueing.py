@@ -97,12 +97,11 @@ def test_request_level_simulator_is_an_exact_mmc_queue():
     service (CV 1, mean 100 ms) is an M/M/4 queue. 10^6 requests."""
     from dataclasses import replace
 
-    from infadapter_env.profiles import load_profile
+    from infadapter_env.profiles import load_profile, shipped_world
     from infadapter_env.request_sim import RequestSimulator
-    from infadapter_env.service_model import load_service_model
 
     rate, service_rate, workers, cores = 30.0, 10.0, 4, 4
-    shipped = load_service_model()
+    shipped = shipped_world().service_model
     mean = shipped.mean_service_s.copy()
     cv = shipped.service_cv.copy()
     mean[2, cores], cv[2, cores] = 1 / service_rate, 1.0

@@ -24,10 +24,8 @@ import gymnasium as gym
 import numpy as np
 
 import infadapter_env
-from infadapter_env import observation as layout
 from infadapter_env.env import SIM_VERSION
 from infadapter_env.leaderboard.protocol import env_kwargs, get_protocol
-from infadapter_env.observation import N_VARIANTS
 from infadapter_env.provenance import git_commit
 
 # Columns that are measurements of this machine, not functions of the recorded inputs.
@@ -148,6 +146,7 @@ def play(
         fallbacks += bool(decision.get("fallback", False))
         planned = decision.get("quotas") if takes_quotas else None
         if int(info.get("time_s", 0)) < hold_s:  # the protocol's hold: the agent observes, nothing changes
+            layout = env.unwrapped.layout  # type: ignore[attr-defined]
             action = env.unwrapped.encode_action(obs[layout.REPLICAS], obs[layout.CORES])  # type: ignore[attr-defined]
             planned = None
         actions.append(np.asarray(action).tolist())
@@ -176,7 +175,7 @@ def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) ->
     the fast one)."""
     arrivals = sum(i["arrivals"] for i in infos)
     served_accuracy = sum(i["aa_effective"] * i["arrivals"] for i in infos)
-    start = settings.get("initial_cores") or [0] * N_VARIANTS
+    start = settings.get("initial_cores") or [0] * len(infos[0]["replicas"])
     deployments = [(tuple(1 if c else 0 for c in start), tuple(start))]
     deployments += [(tuple(i["replicas"]), tuple(i["cores_per_replica"])) for i in infos]
     windows = [w for i in infos for w in i.get("p99_windows_ms", []) if w > 0]

@@ -14,7 +14,7 @@ import pandas as pd
 
 from infadapter_env.leaderboard.aggregate import mean_ci, seed_means
 from infadapter_env.leaderboard.episode import replay, row_quotas
-from infadapter_env.profiles import load_variants
+from infadapter_env.profiles import World, load_world
 from infadapter_env.traces import scenario as load_scenario
 
 
@@ -55,7 +55,7 @@ def paper_figure(results: pd.DataFrame, path: Path) -> Path:
     """The paper's evaluation figure: per beta, grouped bars of SLO violations, accuracy loss
     against ResNet152 and mean cores, for InfAdapter, MS+ and every VPA variant, with 95 % CIs
     over seeds (whiskers)."""
-    top_accuracy = load_variants()[-1].accuracy
+    top_accuracy = settings_world(json.loads(results["env_settings"].iloc[0])).variants[-1].accuracy
     vpas = sorted(
         {a for a in results["agent"] if a.startswith("vpa-")},
         key=lambda a: (a.split("/")[-1] != "throttled", int(a.split("/")[0].removeprefix("vpa-"))),
@@ -115,6 +115,11 @@ def episode_arrivals(settings: dict) -> np.ndarray:
     return trace.arrivals
 
 
+def settings_world(settings: dict) -> World:
+    """The world a row's recorded env settings ran in."""
+    return load_world(settings.get("profile"), settings.get("variants"))
+
+
 def timeline(row: dict[str, str], path: Path) -> Path:
     """One episode: arrival rate against the capacity of each variant (stacked), cores, P99 latency
     against the SLO, violations."""
@@ -123,7 +128,7 @@ def timeline(row: dict[str, str], path: Path) -> Path:
     interval = int(settings["interval_s"])
     arrivals = episode_arrivals(settings)[: len(infos) * interval]
     edges = np.arange(len(infos) + 1) * interval
-    names = [v.name for v in load_variants()]
+    names = list(settings_world(settings).names)
     # Repeat the last interval's values so that the post-step drawing covers the whole episode.
     capacity = np.array([i["capacity_rps"] for i in [*infos, infos[-1]]])
     cores = [i["cores"] for i in [*infos, infos[-1]]]

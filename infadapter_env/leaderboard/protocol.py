@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.observation import N_VARIANTS
 from infadapter_env.traces import scenario as load_scenario
 from infadapter_env.traces import valid_window_starts
 
@@ -124,7 +123,7 @@ def paper_contenders() -> dict[str, Contender]:
                 "first_decision_s": PAPER_FIRST_DECISION_S,
                 "usage": usage,
             }
-            start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(N_VARIANTS)]}
+            start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(len(VPA_DEPTHS))]}
             label = f"vpa-{depth}/{usage}"
             out[label] = Contender(label, f"vpa-{depth}", options, start)
     return out
