@@ -6,7 +6,8 @@
 
 Each agent plays as a contender of ``--protocol`` (default ``default``: every registered agent with
 its default options) plays in the leaderboard: the same agent options and env settings, with
-``--simulator``, ``--arrivals``, ``--episode-length-s``, ``--window-start-s`` and ``--trace`` on top.
+``--simulator``, ``--arrivals``, ``--episode-length-s``, ``--window-start-s`` and ``--trace`` on top
+(a file of counts per second, or per ``--trace-resolution-s`` seconds).
 ``--scenario`` is one of the protocol's scenarios (``paper``, ``test1``..``test4``) or a named trace
 (``paper``, ``train``, ``test``, ``full``). ``--csv`` gets one row per agent and decision interval
 (``infadapter_env.leaderboard.intervals`` documents the columns: arrivals, deployment per variant,
@@ -29,7 +30,7 @@ from infadapter_env.leaderboard.episode import Played, episode_metrics
 from infadapter_env.leaderboard.intervals import play_contender, played_rows
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
 from infadapter_env.objective import PAPER_BETA
-from infadapter_env.traces import scenario_names
+from infadapter_env.traces import load_trace_file, scenario_names
 from infadapter_scripts.arguments import arg, parse
 
 
@@ -37,13 +38,20 @@ from infadapter_scripts.arguments import arg, parse
 class Args:
     """Play one episode of one or more agents and write it interval by interval."""
 
-    agent: list[str] = arg([], "agents to play: repeat --agent, or give several names or comma-separated ones")
+    agent: list[str] = arg(
+        [], "agents to play (no default): repeat --agent, or give several names or comma-separated ones"
+    )
     scenario: str | None = arg(None, "a scenario of the protocol or a named trace (default: paper)")
-    trace: str | None = arg(None, "a text/CSV file of per-second request counts, played instead of a scenario")
+    trace: str | None = arg(None, "a text/CSV file of request counts, played instead of a scenario (default: none)")
     trace_column: str | None = arg(None, "with --trace: the CSV column holding the counts (default: the first)")
+    trace_resolution_s: int = arg(
+        1, "with --trace: the seconds each count covers (60: per-minute counts, spread over seconds)"
+    )
     beta: float = arg(PAPER_BETA, "resource-cost weight of the objective")
     seed: int = arg(0, "seed passed to env.reset (it draws the window, if one is drawn, and the arrival times)")
-    protocol: str = arg("default", f"whose contenders and settings: {', '.join(PROTOCOLS)}")
+    protocol: str = arg(
+        "default", f"the protocol whose contenders and env settings to play: {', '.join(PROTOCOLS)} (default: default)"
+    )
     simulator: str | None = arg(None, f"one of {', '.join(SIMULATORS)} (default: the protocol's)")
     arrivals: str | None = arg(
         None, f"request-level arrival process: {', '.join(ARRIVAL_PROCESSES)} (default: the protocol's)"
@@ -167,9 +175,13 @@ def episode_scenario(args: Args, protocol: Protocol) -> Scenario:
     if args.trace is not None:
         if args.scenario is not None:
             raise UsageError("give --scenario or --trace, not both")
-        return Scenario(Path(args.trace).stem, {"trace": args.trace, "trace_column": args.trace_column})
-    if args.trace_column is not None:
-        raise UsageError("--trace-column needs --trace (a CSV file)")
+        try:
+            trace = load_trace_file(args.trace, args.trace_column, args.trace_resolution_s)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return Scenario(trace.name, {"trace": trace})
+    if args.trace_column is not None or args.trace_resolution_s != 1:
+        raise UsageError("--trace-column and --trace-resolution-s need --trace (a file of request counts)")
     name = args.scenario or "paper"
     if name in protocol.scenarios:
         return protocol.scenarios[name]

@@ -75,6 +75,12 @@ def test_a_trace_file_and_the_request_level_simulator(tmp_path):
     assert play.main([*argv, "--csv", str(tmp_path / "rows.csv")]) == 0
     rows = pd.read_csv(tmp_path / "rows.csv", keep_default_na=False)
     assert len(rows) == 4 and rows["arrivals"].sum() == sum(40 + s % 7 for s in range(120))
+    per_minute = tmp_path / "per_minute.txt"
+    per_minute.write_text("1800\n2400\n")
+    argv = ["--agent", "ms+", "--trace", str(per_minute), "--trace-resolution-s", "60"]
+    assert play.main([*argv, "--csv", str(tmp_path / "minutes.csv")]) == 0
+    rows = pd.read_csv(tmp_path / "minutes.csv", keep_default_na=False)
+    assert rows["arrivals"].tolist() == [900, 900, 1200, 1200]
 
 
 def test_a_contender_of_the_paper_protocol_plays_as_in_its_leaderboard(tmp_path):
@@ -96,6 +102,7 @@ def test_a_contender_of_the_paper_protocol_plays_as_in_its_leaderboard(tmp_path)
         (["--agent", "ms+", "--simulator", "slow"], r"simulator must be one of 'fast', 'request'"),
         (["--agent", "ms+", "--trace", "x.txt", "--scenario", "paper"], r"--scenario or --trace, not both"),
         (["--agent", "ms+", "--trace", "missing.txt"], r"cannot read trace file missing.txt"),
+        (["--agent", "ms+", "--trace-resolution-s", "60"], r"--trace-resolution-s need --trace"),
     ],
 )
 def test_bad_input_is_one_line_not_a_traceback(argv, message, capsys):
