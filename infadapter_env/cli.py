@@ -4,6 +4,7 @@ commands:
   leaderboard     score every contender of a protocol over a sweep of beta (--protocol paper-2023)
   validate CSV    replay leaderboard rows and check every metric
   solve           ask the InfAdapter solver a what-if question
+  play            play one episode of agents; per-interval rows (--csv) and a timeline (--plot)
   train           train a stable-baselines3 policy (--algo ppo | maskable-ppo | a2c)
   train-lstm      train the LSTM forecaster
   calibrate       fit the request-level service model to the capacity profile
@@ -24,6 +25,7 @@ COMMANDS = {
     "leaderboard": "infadapter_scripts.leaderboard",
     "validate": "infadapter_scripts.validate",
     "solve": "infadapter_scripts.solve",
+    "play": "infadapter_scripts.play",
     "train-lstm": "infadapter_scripts.train_lstm",
     "train": "infadapter_scripts.train_rl",
     "calibrate": "infadapter_scripts.calibrate_service",

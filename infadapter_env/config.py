@@ -12,7 +12,7 @@ from infadapter_env.deployment import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
-from infadapter_env.traces import SCENARIOS, Trace, from_array, load_trace_file, scenario
+from infadapter_env.traces import Trace, from_array, load_trace_file, scenario, scenario_names
 
 SIMULATORS = ("fast", "request")
 REWARD_MODES = ("scalar", "vector")  # vector: (AA_effective, -RC, -LC), MO-Gymnasium style
@@ -25,6 +25,7 @@ class EnvConfig:
     scenario: str = "paper"
     trace: Any = None
     trace_column: str | None = None
+    trace_resolution_s: int = 1
     episode_length_s: int | None = None
     window_start_s: int | None = None
     skip_gaps: bool = True
@@ -57,7 +58,7 @@ class EnvConfig:
             if value is not None and not isinstance(value, str | Path):
                 raise ValueError(f"{name} must be a path to a CSV file or None, got {value!r}")
         object.__setattr__(self, "world", load_world(self.profile, self.variants))
-        _check_choice("scenario", self.scenario, SCENARIOS)
+        _check_choice("scenario", self.scenario, scenario_names())
         _check_choice("dispatcher", self.dispatcher, DISPATCHERS)
         _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
         _check_choice("action_mode", self.action_mode, ACTION_MODES)
@@ -67,6 +68,12 @@ class EnvConfig:
         _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_int("interval_s", self.interval_s, 1, 3600)
+        _check_int("trace_resolution_s", self.trace_resolution_s, 1, 86400)
+        if self.trace_resolution_s != 1 and (self.trace is None or isinstance(self.trace, Trace)):
+            raise ValueError(
+                "trace_resolution_s applies to a trace given as a file or an array (counts per bin); "
+                f"a scenario or a Trace is per second already, got trace_resolution_s={self.trace_resolution_s}"
+            )
         _check_int("budget_cores", self.budget_cores, 1, 1000)
         _check_int("min_cores", self.min_cores, 1, self.world.max_cores)
         if self.episode_length_s is not None:
@@ -128,8 +135,8 @@ class EnvConfig:
         if isinstance(self.trace, Trace):
             return self.trace
         if isinstance(self.trace, str | Path):
-            return load_trace_file(self.trace, self.trace_column)
-        return from_array(self.trace)
+            return load_trace_file(self.trace, self.trace_column, self.trace_resolution_s)
+        return from_array(self.trace, resolution_s=self.trace_resolution_s)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as plain values, for result rows (a custom trace is recorded by name)."""

@@ -135,10 +135,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ## Arguments
     | argument | default | meaning |
     |----------|---------|---------|
-    | scenario | "paper" | "paper", "train" (days 0-13), "test" (days 14-21) or "full" |
+    | scenario | "paper" | "paper", "train" (days 0-13), "test" (days 14-21), "full" (or registered) |
     | render_mode | None | "ansi" (text summary of the last interval) or "rgb_array" (picture of the episode so far) |
     | trace | None | overrides scenario: a ``Trace``, a path to a text/CSV file of per-second counts, or an array |
     | trace_column | None | the CSV column (by header name) holding the counts (None: the first) |
+    | trace_resolution_s | 1 | seconds per count of a trace file or array (60: per-minute, spread over seconds) |
     | episode_length_s | None | None = the whole trace; else windows of this length drawn at reset |
     | window_start_s | None | with episode_length_s: a fixed window from this second of the trace |
     | skip_gaps | True | windows avoid runs of >= 60 zero seconds (data gaps) |

@@ -2,13 +2,16 @@
 
 A trace is a per-second count of arriving requests (requests/s at 1 s resolution). Every trace
 carries the seconds that precede it (``history``), so a controller has a forecasting history from
-the first decision on; synthetic and user traces, which have no past, repeat their first value.
+the first decision on; synthetic and user traces, which have no past, repeat their first value (or,
+given at a coarser resolution, their first bin). Named scenarios live in a registry
+(``register_scenario``).
 """
 
 from __future__ import annotations
 
 import lzma
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -24,7 +27,7 @@ PAPER_SLICE_S = (15 * DAY_S + 82 * 60, 15 * DAY_S + 103 * 60)
 TRAIN_DAYS = (0, 14)  # days 0-13 (the paper's LSTM training split)
 TEST_DAYS = (14, 22)  # days 14-21 (the last day is partial)
 GAP_MIN_S = 60  # a run of at least this many zero seconds is a hole in the source data
-SCENARIOS = ("paper", "train", "test", "full")
+MAX_RESOLUTION_S = DAY_S  # the coarsest counts a trace file may give (one per day)
 SYNTHETIC_KINDS = ("constant", "step", "sine", "bursty")
 
 
@@ -112,21 +115,47 @@ def _twitter_range(name: str, begin_s: int, end_s: int) -> Trace:
     return Trace(name, full[begin_s:end_s], full[max(begin_s - HISTORY_S, 0) : begin_s], begin_s)
 
 
+ScenarioBuilder = Callable[[], Trace]
+_SCENARIOS: dict[str, ScenarioBuilder] = {}
+
+
+def register_scenario(name: str, builder: ScenarioBuilder) -> None:
+    """Name a trace: ``scenario(name)`` returns ``builder()`` (called at each request, so a builder
+    that reads a large file should cache it). Names are unique; the built-in ones are
+    ``paper``, ``train``, ``test`` and ``full``."""
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"a scenario name must be a non-empty string, got {name!r}")
+    if name in _SCENARIOS:
+        raise ValueError(f"scenario {name!r} is registered already")
+    if not callable(builder):
+        raise ValueError(f"scenario {name!r}: the builder must be a function returning a Trace, got {builder!r}")
+    _SCENARIOS[name] = builder
+
+
+def scenario_names() -> tuple[str, ...]:
+    """Every registered scenario, in registration order (the built-in ones first)."""
+    return tuple(_SCENARIOS)
+
+
 def scenario(name: str) -> Trace:
-    """A named slice of the Twitter trace.
+    """A registered scenario's trace. The built-in ones are slices of the Twitter trace:
 
     ``paper``: day 15, minutes 82-103 (1,260 s), the paper's experiment. ``train``: days 0-13.
     ``test``: days 14-21. ``full``: all 22 days.
     """
-    if name == "paper":
-        return _twitter_range("paper", *PAPER_SLICE_S)
-    if name == "train":
-        return _twitter_range("train", TRAIN_DAYS[0] * DAY_S, TRAIN_DAYS[1] * DAY_S)
-    if name == "test":
-        return _twitter_range("test", TEST_DAYS[0] * DAY_S, TEST_DAYS[1] * DAY_S)
-    if name == "full":
-        return _twitter_range("full", 0, TWITTER_LENGTH_S)
-    raise ValueError(f"unknown scenario {name!r}; valid scenarios: {', '.join(SCENARIOS)}")
+    if name not in _SCENARIOS:
+        raise ValueError(f"unknown scenario {name!r}; valid scenarios: {', '.join(_SCENARIOS)}")
+    trace = _SCENARIOS[name]()
+    if not isinstance(trace, Trace):
+        raise ValueError(f"scenario {name!r}: its builder returned {type(trace).__name__}, not a Trace")
+    return trace
+
+
+register_scenario("paper", lambda: _twitter_range("paper", *PAPER_SLICE_S))
+register_scenario("train", lambda: _twitter_range("train", TRAIN_DAYS[0] * DAY_S, TRAIN_DAYS[1] * DAY_S))
+register_scenario("test", lambda: _twitter_range("test", TEST_DAYS[0] * DAY_S, TEST_DAYS[1] * DAY_S))
+register_scenario("full", lambda: _twitter_range("full", 0, TWITTER_LENGTH_S))
+SCENARIOS = scenario_names()  # the built-in scenarios; scenario_names() adds those registered since
 
 
 def gap_mask(arrivals: np.ndarray, min_run_s: int = GAP_MIN_S) -> np.ndarray:
@@ -171,48 +200,108 @@ def draw_window(
     return trace.window(int(starts[rng.integers(starts.size)]), length_s)
 
 
-def from_array(values: object, name: str = "user") -> Trace:
-    """A trace from per-second counts; the history repeats the first value."""
+def from_array(values: object, name: str = "user", resolution_s: int = 1) -> Trace:
+    """A trace from request counts: one per second, or one per ``resolution_s`` seconds (60: per-minute
+    counts), each then spread over its seconds by ``spread_counts``. The history repeats the first
+    second (at a coarser resolution: the seconds of the first bin)."""
+    _check_resolution(resolution_s)
     try:
-        arrivals = np.asarray(values, dtype=np.float64)
+        counts = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"trace {name!r}: per-second counts must be numbers ({exc})") from exc
-    if arrivals.ndim != 1 or arrivals.size == 0:
-        raise ValueError(f"trace {name!r}: expected a non-empty 1-D sequence of per-second counts")
-    bad = np.flatnonzero(~np.isfinite(arrivals) | (arrivals < 0))
+        raise ValueError(f"trace {name!r}: request counts must be numbers ({exc})") from None
+    unit = "per-second counts" if resolution_s == 1 else f"counts per {resolution_s} s"
+    if counts.ndim != 1 or counts.size == 0:
+        raise ValueError(f"trace {name!r}: expected a non-empty 1-D sequence of {unit}")
+    bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0))
     if bad.size:
-        raise ValueError(f"trace {name!r}: value {arrivals[bad[0]]!r} at second {bad[0]} is not a finite count >= 0")
+        where = _position(bad[0], resolution_s)
+        raise ValueError(f"trace {name!r}: value {float(counts[bad[0]])!r} at {where} is not a finite count >= 0")
+    if resolution_s == 1:
+        counts.setflags(write=False)
+        return Trace(name, counts, np.full(HISTORY_S, counts[0]), padded_history_s=HISTORY_S)
+    arrivals = spread_counts(counts, resolution_s, name)
+    first_bin = arrivals[:resolution_s]
+    history = np.tile(first_bin, -(-HISTORY_S // resolution_s))[-HISTORY_S:]
+    return Trace(name, arrivals, history, padded_history_s=HISTORY_S)
+
+
+def spread_counts(counts: np.ndarray, resolution_s: int, name: str = "user") -> np.ndarray:
+    """Per-second counts from whole request counts per ``resolution_s`` seconds.
+
+    A bin's count ``c`` is spread evenly over its ``r`` seconds in whole requests that sum exactly
+    to ``c``: second ``j`` (0-based) gets ``floor((j + 1) c / r) - floor(j c / r)``, that is
+    ``floor(c / r)`` or one more, the extra ``c mod r`` requests evenly spaced through the bin
+    (largest remainder, with the ties that equal shares leave broken by even spacing). Fractional
+    counts are refused: they cannot be spread exactly."""
+    _check_resolution(resolution_s)
+    counts = np.asarray(counts, dtype=np.float64)
+    bad = np.flatnonzero(~np.isfinite(counts) | (counts < 0) | (counts != np.floor(counts)))
+    if bad.size:
+        raise ValueError(
+            f"trace {name!r}: value {float(counts[bad[0]])!r} at {_position(bad[0], resolution_s)} is not a whole "
+            f"number of requests; counts per {resolution_s} s are spread over seconds as whole requests"
+        )
+    cumulative = (counts.astype(np.int64)[:, None] * np.arange(resolution_s + 1)[None, :]) // resolution_s
+    arrivals = np.diff(cumulative, axis=1).reshape(-1).astype(np.float64)
     arrivals.setflags(write=False)
-    return Trace(name, arrivals, np.full(HISTORY_S, arrivals[0]), padded_history_s=HISTORY_S)
+    return arrivals
 
 
-def load_trace_file(path: str | Path, column: str | None = None) -> Trace:
-    """Read per-second counts from a text or CSV file.
+def _check_resolution(resolution_s: object) -> None:
+    if isinstance(resolution_s, bool) or not isinstance(resolution_s, int) or not 1 <= resolution_s <= MAX_RESOLUTION_S:
+        raise ValueError(
+            f"trace resolution_s (the seconds each count covers) must be an integer in 1..{MAX_RESOLUTION_S}, "
+            f"got {resolution_s!r}"
+        )
+
+
+def _position(index: int, resolution_s: int) -> str:
+    if resolution_s == 1:
+        return f"second {index}"
+    return f"bin {index} (seconds {index * resolution_s}-{(index + 1) * resolution_s - 1})"
+
+
+def load_trace_file(path: str | Path, column: str | None = None, resolution_s: int = 1) -> Trace:
+    """Read request counts from a text or CSV file: one per second, or (``resolution_s``) one per
+    ``resolution_s`` seconds, spread over its seconds by ``spread_counts``.
 
     Numbers are separated by white space, commas or new lines (UTF-8, with or without a byte-order
     mark; LF or CRLF). In a ``.csv`` file a first line that is not numeric is a header: ``column``
-    names the column to read (default: the first). A column that looks like timestamps (strictly
-    increasing values above 10^8, e.g. UNIX seconds) is refused as counts.
+    names the column to read (default: the first). Refused, with the file and line named: a blank
+    line (a missing count would shift every later second; one new line at the end of the file is
+    fine), a value that is not a count (not a number, negative, not finite; at a coarser resolution,
+    not whole), a CSV row without a value in the column, a binary or non-UTF-8 file, and a column
+    that looks like timestamps (strictly increasing values above 10^8, e.g. UNIX seconds).
     """
+    _check_resolution(resolution_s)
     path = Path(path)
     try:
         raw = path.read_bytes()
     except OSError as exc:
-        raise ValueError(f"cannot read trace file {path}: {exc.strerror or exc}") from exc
+        raise ValueError(f"cannot read trace file {path}: {exc.strerror or exc}") from None
     try:
         text = raw.decode("utf-8-sig")
         if "\x00" in text:  # valid UTF-8, but binary
             raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte")
     except UnicodeDecodeError as exc:
+        line_no = raw[: exc.start].count(b"\n") + 1
         raise ValueError(
-            f"cannot read trace file {path}: not a UTF-8 text file (byte {exc.start}); give per-second counts as text"
+            f"cannot read trace file {path}, line {line_no}: not a UTF-8 text file (byte {exc.start}); "
+            "give request counts as text"
         ) from None
+    if not text.strip():
+        raise ValueError(f"{path}: no request counts found (the file is empty)")
     lines = text.splitlines()
-    is_csv = path.suffix.lower() == ".csv"
+    for line_no, line in enumerate(lines, start=1):
+        if not line.strip():
+            raise ValueError(
+                f"{path}, line {line_no}: blank line; a missing count would shift every later second "
+                "(remove the line, or write 0 for no requests)"
+            )
     header: list[str] = []
-    if is_csv and lines:
+    if path.suffix.lower() == ".csv":
         first = lines[0].replace(",", " ").split()
-        if first and not _is_number(first[0]):
+        if not _is_number(first[0]):
             header = [h.strip() for h in lines[0].split(",")]
     if column is not None and column not in header:
         available = f"its columns: {', '.join(header)}" if header else "it has no header line"
@@ -220,31 +309,38 @@ def load_trace_file(path: str | Path, column: str | None = None) -> Trace:
     index = header.index(column) if column is not None else 0
     values: list[float] = []
     for line_no, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
-        tokens = line.split(",") if header else line.replace(",", " ").split()
         if header:
-            tokens = [tokens[index].strip()] if len(tokens) > index and tokens[index].strip() else []
-        for token in tokens:
-            values.append(_count(token, path, line_no))
+            cells = line.split(",")
+            if len(cells) <= index or not cells[index].strip():
+                raise ValueError(f"{path}, line {line_no}: no value in column {header[index]!r}")
+            tokens = [cells[index].strip()]
+        else:
+            tokens = line.replace(",", " ").split()
+        values.extend(_count(token, path, line_no, resolution_s) for token in tokens)
     if not values:
-        raise ValueError(f"{path}: no per-second counts found (the file is empty)")
+        raise ValueError(f"{path}: no request counts found (only a header line)")
     if _looks_like_timestamps(values):
         what = f"column {header[index]!r} looks" if header else "the values look"
         hint = " (give trace_column= the name of the counts column)" if header else ""
-        raise ValueError(
-            f"{path}: {what} like timestamps (increasing, from {values[0]:.0f}), not per-second request counts{hint}"
-        )
-    return from_array(values, name=path.stem)
+        raise ValueError(f"{path}: {what} like timestamps (increasing, from {values[0]:.0f}), not request counts{hint}")
+    return from_array(values, name=path.stem, resolution_s=resolution_s)
 
 
-def _count(token: str, path: Path, line_no: int) -> float:
+def _count(token: str, path: Path, line_no: int, resolution_s: int = 1) -> float:
+    unit = "per-second request count" if resolution_s == 1 else f"request count per {resolution_s} s"
     try:
         value = float(token)
     except ValueError:
-        raise ValueError(f"{path}, line {line_no}: {token!r} is not a number (per-second request count)") from None
+        raise ValueError(f"{path}, line {line_no}: {token!r} is not a number ({unit})") from None
     if not math.isfinite(value):
         raise ValueError(f"{path}, line {line_no}: {token!r} is not finite; counts must be finite numbers >= 0")
     if value < 0:
         raise ValueError(f"{path}, line {line_no}: {token!r} is negative; counts must be >= 0")
+    if resolution_s > 1 and not value.is_integer():
+        raise ValueError(
+            f"{path}, line {line_no}: {token!r} is not a whole number ({unit}); counts at a resolution "
+            "above 1 s are spread over seconds as whole requests"
+        )
     return value
 
 

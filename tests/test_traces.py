@@ -111,7 +111,7 @@ def test_synthetic_shapes():
 
 def test_user_trace_files(tmp_path):
     text = tmp_path / "counts.txt"
-    text.write_text("1 2 3\n4\n\n5 ")
+    text.write_text("1 2 3\n4\n5 ")
     assert traces.load_trace_file(text).arrivals.tolist() == [1, 2, 3, 4, 5]
     csv = tmp_path / "counts.csv"
     csv.write_text("requests,other\n7,1\n8,1\n")
@@ -124,8 +124,8 @@ def test_user_trace_files(tmp_path):
         ("1 2\n3 x\n", r"line 2: 'x' is not a number"),
         ("1\n-4\n", r"line 2: '-4' is negative"),
         ("1 nan\n", r"line 1: 'nan' is not finite"),
-        ("", "no per-second counts found"),
-        ("\n  \n", "no per-second counts found"),
+        ("", "no request counts found"),
+        ("\n  \n", "no request counts found"),
     ],
 )
 def test_malformed_trace_files_name_file_and_line(tmp_path, content, message):
@@ -154,8 +154,12 @@ def test_trace_files_in_common_encodings_load(tmp_path):
     assert traces.load_trace_file(path).arrivals.tolist() == [3, 4, 5]
     binary = tmp_path / "counts.bin"
     binary.write_bytes(bytes([0x89, 0x50, 0x4E, 0x47, 0x00, 0x01]))
-    with pytest.raises(ValueError, match=r"counts.bin: not a UTF-8 text file \(byte 0\)"):
+    with pytest.raises(ValueError, match=r"counts.bin, line 1: not a UTF-8 text file \(byte 0\)"):
         traces.load_trace_file(binary)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes(b"1\n2\n3 \xe9\n")  # Latin-1, not UTF-8: the third line
+    with pytest.raises(ValueError, match=r"latin.txt, line 3: not a UTF-8 text file \(byte 6\)"):
+        traces.load_trace_file(latin)
 
 
 def test_csv_column_by_name_and_timestamps_refused(tmp_path):
@@ -176,3 +180,132 @@ def test_csv_column_by_name_and_timestamps_refused(tmp_path):
     plain.write_text("1700000000\n1700000001\n1700000005\n")
     with pytest.raises(ValueError, match="the values look like timestamps"):
         traces.load_trace_file(plain)
+
+
+def test_shipped_trace_has_no_blank_lines():
+    with lzma.open(data_file("traces", "workload.txt.xz"), "rt") as handle:
+        lines = handle.read().splitlines()
+    assert lines and all(line.strip() for line in lines)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "line"),
+    [
+        ("inner.txt", "1\n\n2\n", 2),
+        ("spaces.txt", "1\n  \n2", 2),
+        ("end.txt", "1\n2\n\n", 3),  # one new line ends the file; a second one is a blank line
+        ("crlf.txt", "1\r\n\r\n2\r\n", 2),
+        ("header.csv", "requests\n7\n\n8\n", 3),
+    ],
+)
+def test_a_blank_line_is_an_error_naming_file_and_line(tmp_path, name, content, line):
+    path = tmp_path / name
+    path.write_bytes(content.encode())
+    with pytest.raises(ValueError, match=rf"{name}, line {line}: blank line") as info:
+        traces.load_trace_file(path)
+    assert str(path) in str(info.value)
+
+
+@pytest.mark.parametrize("content", ["1\n2\n", "1\n2", "1\r\n2\r\n"])
+def test_one_new_line_at_the_end_is_fine(tmp_path, content):
+    path = tmp_path / "counts.txt"
+    path.write_bytes(content.encode())
+    assert traces.load_trace_file(path).arrivals.tolist() == [1, 2]
+
+
+def test_a_csv_row_without_a_value_in_the_column_is_an_error(tmp_path):
+    path = tmp_path / "load.csv"
+    path.write_text("time,requests\n0,7\n1,\n2,8\n")
+    with pytest.raises(ValueError, match=r"load.csv, line 3: no value in column 'requests'"):
+        traces.load_trace_file(path, "requests")
+    path.write_text("time,requests\n0,7\n1\n")
+    with pytest.raises(ValueError, match=r"load.csv, line 3: no value in column 'requests'"):
+        traces.load_trace_file(path, "requests")
+
+
+def test_millisecond_timestamps_are_refused_as_counts(tmp_path):
+    path = tmp_path / "load.csv"
+    path.write_text("ts_ms,requests\n1700000000000,7\n1700000001000,9\n1700000002000,8\n")
+    with pytest.raises(ValueError, match=r"column 'ts_ms' looks like timestamps"):
+        traces.load_trace_file(path)
+
+
+def test_per_minute_counts_are_spread_over_their_seconds():
+    minutes = [100, 0, 60, 59, 1, 7]
+    trace = traces.from_array(minutes, resolution_s=60)
+    assert trace.length_s == 360
+    seconds = trace.arrivals.reshape(6, 60)
+    assert seconds.sum(axis=1).tolist() == minutes  # exactly each minute's count
+    assert np.all(seconds == np.floor(seconds))  # whole requests
+    for count, row in zip(minutes, seconds, strict=True):
+        assert set(row.tolist()) <= {count // 60, count // 60 + 1}  # as even as whole requests allow
+    extra = np.flatnonzero(seconds[0] == 2)  # 100 = 60 x 1 + 40: the 40 extra requests are spread out
+    assert extra.size == 40 and np.diff(extra).max() <= 2
+    # No past: the history repeats the first minute, second by second.
+    np.testing.assert_array_equal(trace.history, np.tile(seconds[0], 10))
+    assert trace.padded_history_s == traces.HISTORY_S
+
+
+def test_spread_counts_sum_exactly_at_any_resolution():
+    rng = np.random.default_rng(0)
+    for resolution_s in (2, 7, 30, 60, 3600):
+        counts = rng.integers(0, 5 * resolution_s, size=50)
+        seconds = traces.spread_counts(counts, resolution_s).reshape(50, resolution_s)
+        np.testing.assert_array_equal(seconds.sum(axis=1), counts)
+        assert np.all(seconds.max(axis=1) - seconds.min(axis=1) <= 1)
+
+
+def test_resolution_one_is_the_per_second_trace():
+    values = [3.0, 4.5, 0.0]
+    plain, explicit = traces.from_array(values), traces.from_array(values, resolution_s=1)
+    np.testing.assert_array_equal(plain.arrivals, explicit.arrivals)
+    np.testing.assert_array_equal(explicit.history, np.full(traces.HISTORY_S, 3.0))
+
+
+def test_per_minute_trace_files(tmp_path):
+    path = tmp_path / "per_minute.csv"
+    path.write_text("minute,requests\n0,120\n1,90\n")
+    trace = traces.load_trace_file(path, "requests", resolution_s=60)
+    assert trace.length_s == 120 and trace.arrivals[:60].sum() == 120 and trace.arrivals[60:].sum() == 90
+    path.write_text("minute,requests\n0,120\n1,90.5\n")
+    with pytest.raises(ValueError, match=r"per_minute.csv, line 3: '90.5' is not a whole number"):
+        traces.load_trace_file(path, "requests", resolution_s=60)
+    with pytest.raises(ValueError, match=r"at bin 1 \(seconds 60-119\) is not a whole number"):
+        traces.from_array([120, 90.5], resolution_s=60)
+
+
+@pytest.mark.parametrize("resolution_s", [0, -60, 1.5, True, "60", 86_401])
+def test_a_bad_resolution_is_refused(tmp_path, resolution_s):
+    path = tmp_path / "counts.txt"
+    path.write_text("1\n")
+    with pytest.raises(ValueError, match=r"resolution_s \(the seconds each count covers\) must be an integer"):
+        traces.load_trace_file(path, resolution_s=resolution_s)
+    with pytest.raises(ValueError, match=r"resolution_s"):
+        traces.from_array([1], resolution_s=resolution_s)
+
+
+def test_an_env_plays_a_per_minute_trace():
+    import gymnasium as gym
+
+    trace = traces.from_array([600, 1200, 900], resolution_s=60)
+    env = gym.make("InfAdapter-v0", trace=trace, interval_s=30)
+    env.reset(seed=0)
+    arrivals = [env.step(env.action_space.sample())[4]["arrivals"] for _ in range(6)]
+    assert [arrivals[k] + arrivals[k + 1] for k in (0, 2, 4)] == [600, 1200, 900]
+
+
+def test_scenarios_come_from_a_registry(monkeypatch):
+    monkeypatch.setattr(traces, "_SCENARIOS", dict(traces._SCENARIOS))
+    assert traces.SCENARIOS == traces.scenario_names() == ("paper", "train", "test", "full")
+    traces.register_scenario("flat", lambda: traces.synthetic("constant", 600, rate=40))
+    assert traces.scenario_names()[-1] == "flat"
+    assert traces.scenario("flat").arrivals.tolist() == [40.0] * 600
+    with pytest.raises(ValueError, match="valid scenarios: paper, train, test, full, flat"):
+        traces.scenario("day3")
+    with pytest.raises(ValueError, match="'paper' is registered already"):
+        traces.register_scenario("paper", lambda: traces.scenario("test"))
+    traces.register_scenario("broken", lambda: [1, 2, 3])  # type: ignore[arg-type,return-value]
+    with pytest.raises(ValueError, match="scenario 'broken': its builder returned list, not a Trace"):
+        traces.scenario("broken")
+    with pytest.raises(ValueError, match="non-empty string"):
+        traces.register_scenario("", lambda: traces.scenario("paper"))

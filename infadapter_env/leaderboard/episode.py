@@ -125,17 +125,42 @@ def episode_row(
 def play(
     agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
 ) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
+    """One episode of ``agent`` in ``InfAdapter-v0(**kwargs)`` (``play_steps``): its metrics (with
+    the decision times and fallbacks), its actions, the quotas it set, and the env's recorded settings."""
+    played = play_steps(agent, kwargs, seed, hold_s)
+    metrics = episode_metrics(played.infos, played.settings) | {
+        "fallbacks": played.fallbacks,
+        "decision_s": played.decision_s,
+    }
+    return metrics, played.actions, played.quotas, played.settings
+
+
+@dataclass(frozen=True)
+class Played:
+    """One played episode, step by step."""
+
+    infos: list[dict[str, Any]]  # the env's info of every step
+    actions: list[Any]
+    quotas: list[Any]  # None where the agent set none
+    settings: dict[str, Any]  # the env's recorded settings
+    decision_s: list[float]  # the agent's decision time of every step
+    fallbacks: int
+    reset_info: dict[str, Any]
+    arrivals: np.ndarray  # the requests of every played second (the episode's trace, as the env read it)
+
+
+def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0) -> Played:
     """One episode of ``agent`` (``reset(info)``, ``act(observation, info)``, optionally
-    ``decision_info()``) in ``InfAdapter-v0(**kwargs)``: its metrics (with the decision times
-    and fallbacks), its actions, the quotas it set (None where it set none; only with
-    ``dispatcher="quota"``, where the planner's quotas go to the env's dispatcher as the original
-    adapter posts them), and the env's recorded settings. The agent sees only observations and
-    copies of the infos; a change of the env's settings voids the episode. Before second ``hold_s``
-    (a protocol's hold) the deployment in place is kept whatever the agent answers."""
+    ``decision_info()``) in ``InfAdapter-v0(**kwargs)``, recorded step by step. The quotas are set
+    only with ``dispatcher="quota"``, where the planner's quotas go to the env's dispatcher as the
+    original adapter posts them. The agent sees only observations and copies of the infos; a change
+    of the env's settings voids the episode. Before second ``hold_s`` (a protocol's hold) the
+    deployment in place is kept whatever the agent answers."""
     env = gym.make("InfAdapter-v0", **kwargs)
     settings = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
     takes_quotas = settings["dispatcher"] == "quota"
     obs, info = env.reset(seed=seed)
+    reset_info = copy.deepcopy(info)
     agent.reset(copy.deepcopy(info))
     actions, quotas, infos, decision_s, fallbacks = [], [], [], [], 0
     while True:
@@ -162,8 +187,11 @@ def play(
         raise RuntimeError(
             f"agent {getattr(agent, 'name', agent)!r} changed the environment's settings; its episode is void"
         )
-    metrics = episode_metrics(infos, settings) | {"fallbacks": fallbacks, "decision_s": decision_s}
-    return metrics, actions, quotas, settings
+    # The episode is the source trace from second trace_start_s (the whole source, or a window of it).
+    source = env.unwrapped.source  # type: ignore[attr-defined]
+    offset = int(reset_info["trace_start_s"]) - source.start_s
+    arrivals = source.arrivals[offset : offset + len(infos) * int(settings["interval_s"])]
+    return Played(infos, actions, quotas, settings, decision_s, fallbacks, reset_info, arrivals)
 
 
 def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Leaderboard figures: the beta sweep (the paper's evaluation figure) and one episode's timeline."""
+"""Leaderboard figures: the beta sweep (the paper's evaluation figure) and episode timelines."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import pandas as pd
 
 from infadapter_env.leaderboard.aggregate import mean_ci, seed_means
 from infadapter_env.leaderboard.episode import replay, row_quotas
+from infadapter_env.leaderboard.intervals import interval_rows
 from infadapter_env.profiles import World, load_world
 from infadapter_env.traces import scenario as load_scenario
 
@@ -121,43 +122,66 @@ def settings_world(settings: dict) -> World:
 
 
 def timeline(row: dict[str, str], path: Path) -> Path:
-    """One episode: arrival rate against the capacity of each variant (stacked), cores, P99 latency
-    against the SLO, violations."""
+    """One leaderboard row's episode, replayed and drawn by ``draw_timeline``."""
     settings = json.loads(row["env_settings"])
     infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
     interval = int(settings["interval_s"])
-    arrivals = episode_arrivals(settings)[: len(infos) * interval]
-    edges = np.arange(len(infos) + 1) * interval
-    names = list(settings_world(settings).names)
-    # Repeat the last interval's values so that the post-step drawing covers the whole episode.
-    capacity = np.array([i["capacity_rps"] for i in [*infos, infos[-1]]])
-    cores = [i["cores"] for i in [*infos, infos[-1]]]
-
-    fig, (ax_rate, ax_cores, ax_latency, ax_viol) = plt.subplots(
-        4, 1, figsize=(12, 10), sharex=True, height_ratios=[3, 1.2, 1.5, 1.2]
-    )
-    ax_rate.stackplot(edges, capacity.T, labels=[f"{n} target capacity" for n in names], step="post", alpha=0.45)
-    ax_rate.plot(np.arange(arrivals.size), arrivals, color="black", linewidth=0.8, label="arrivals (req/s)")
-    ax_rate.set_ylabel("req/s")
-    ax_rate.legend(loc="upper left", fontsize=8, ncols=3)
-    ax_rate.set_title(
+    rows = interval_rows(str(row["agent"]), infos, interval, list(settings_world(settings).names))
+    title = (
         f"{row['agent']} on {row['scenario']} (beta {row['beta']}): objective {float(row['objective']):.4f}, "
         f"SLO violations {float(row['slo_violation_pct']):.2f} %"
     )
-    ax_cores.step(edges, cores, where="post", color="tab:purple")
+    arrivals = episode_arrivals(settings)[: len(infos) * interval]
+    return draw_timeline(pd.DataFrame(rows), arrivals, float(settings["slo_ms"]), title, path)
+
+
+def draw_timeline(rows: pd.DataFrame, arrivals: np.ndarray, slo_ms: float, title: str, path: Path) -> Path:
+    """Episodes interval by interval (``intervals.interval_rows``; one or more agents, by the
+    ``agent`` column): the arrival rate against the capacity (one agent: stacked by variant; several:
+    each agent's total), cores, P99 latency against the SLO, SLO violations, effective accuracy.
+    ``arrivals``: the requests of every second of the episode."""
+    agents = list(dict.fromkeys(rows["agent"]))
+    colours = {agent: plt.get_cmap("tab10")(k % 10) for k, agent in enumerate(agents)}
+    fig, (ax_rate, ax_cores, ax_latency, ax_viol, ax_accuracy) = plt.subplots(
+        5, 1, figsize=(12, 12), sharex=True, height_ratios=[3, 1.2, 1.5, 1.2, 1.2]
+    )
+    ax_rate.plot(np.arange(arrivals.size), arrivals, color="black", linewidth=0.8, label="arrivals (req/s)")
+    for agent in agents:
+        own = rows[rows["agent"] == agent]
+        edges = [*own["start_s"], own["end_s"].iloc[-1]]
+        if len(agents) == 1:
+            variants = [c.removeprefix("capacity_rps_") for c in own.columns if c.startswith("capacity_rps_")]
+            capacity = [_steps(own, f"capacity_rps_{v}") for v in variants]
+            ax_rate.stackplot(
+                edges, capacity, labels=[f"{v} target capacity" for v in variants], step="post", alpha=0.45
+            )
+        else:
+            ax_rate.step(
+                edges, _steps(own, "capacity_rps"), where="post", color=colours[agent], label=f"{agent} capacity"
+            )
+        ax_cores.step(edges, _steps(own, "cores"), where="post", color=colours[agent], label=agent)
+        ax_latency.step(edges, _steps(own, "latency_p99_ms"), where="post", color=colours[agent], label=agent)
+        ax_viol.step(edges, _steps(own, "slo_violation_pct"), where="post", color=colours[agent], label=agent)
+        ax_accuracy.step(edges, _steps(own, "aa_effective"), where="post", color=colours[agent], label=agent)
+    ax_rate.set_ylabel("req/s")
+    ax_rate.legend(loc="upper left", fontsize=8, ncols=3)
+    ax_rate.set_title(title)
     ax_cores.set_ylabel("cores")
-    p99 = [i["latency_p99_ms"] for i in [*infos, infos[-1]]]
-    ax_latency.step(edges, p99, where="post", color="tab:blue", label="P99 latency of the interval")
-    ax_latency.axhline(float(settings["slo_ms"]), color="tab:red", linestyle="--", label=f"SLO {settings['slo_ms']} ms")
+    ax_latency.axhline(slo_ms, color="tab:red", linestyle="--", label=f"SLO {slo_ms:g} ms")
     ax_latency.set_yscale("log")
     ax_latency.set_ylabel("P99 latency (ms)")
-    ax_latency.legend(loc="upper left", fontsize=8)
-    ax_viol.bar(edges[:-1], [i["violated"] for i in infos], width=interval, align="edge", color="tab:red")
-    ax_viol.set_ylabel("violated\nrequests")
-    ax_viol.set_xlabel("time (s)")
-    for ax in (ax_rate, ax_cores, ax_latency, ax_viol):
+    ax_latency.legend(loc="upper left", fontsize=8, ncols=4)
+    ax_viol.set_ylabel("SLO violations\n(% of requests)")
+    ax_accuracy.set_ylabel("effective\naccuracy")
+    ax_accuracy.set_xlabel("time (s)")
+    for ax in (ax_rate, ax_cores, ax_latency, ax_viol, ax_accuracy):
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+def _steps(rows: pd.DataFrame, column: str) -> list[float]:
+    """A column's values with the last one repeated, so that a post-step line covers the last interval."""
+    return [*rows[column], rows[column].iloc[-1]]
