@@ -292,6 +292,12 @@ def test_an_env_plays_a_per_minute_trace():
     env.reset(seed=0)
     arrivals = [env.step(env.action_space.sample())[4]["arrivals"] for _ in range(6)]
     assert [arrivals[k] + arrivals[k + 1] for k in (0, 2, 4)] == [600, 1200, 900]
+    # The same as a gym.make setting, for a file or an array; refused where counts are per second already.
+    env = gym.make("InfAdapter-v0", trace=[600, 1200, 900], trace_resolution_s=60, interval_s=60)
+    env.reset(seed=0)
+    assert [env.step(env.action_space.sample())[4]["arrivals"] for _ in range(3)] == [600, 1200, 900]
+    with pytest.raises(ValueError, match="trace_resolution_s applies to a trace given as a file or an array"):
+        gym.make("InfAdapter-v0", scenario="paper", trace_resolution_s=60)
 
 
 def test_scenarios_come_from_a_registry(monkeypatch):
@@ -300,6 +306,9 @@ def test_scenarios_come_from_a_registry(monkeypatch):
     traces.register_scenario("flat", lambda: traces.synthetic("constant", 600, rate=40))
     assert traces.scenario_names()[-1] == "flat"
     assert traces.scenario("flat").arrivals.tolist() == [40.0] * 600
+    import gymnasium as gym
+
+    assert gym.make("InfAdapter-v0", scenario="flat").unwrapped.n_steps == 20  # gym.make knows it too
     with pytest.raises(ValueError, match="valid scenarios: paper, train, test, full, flat"):
         traces.scenario("day3")
     with pytest.raises(ValueError, match="'paper' is registered already"):
