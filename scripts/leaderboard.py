@@ -39,7 +39,7 @@ class Args:
     out: str = arg("", "output folder, created if missing (default: results/leaderboard or results/<protocol>)")
     agents: list[str] = arg([], "contenders to score (default: every contender of the protocol)")
     scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
-    betas: str = arg(",".join(map(str, DEFAULT_BETAS)), "comma-separated beta values")
+    betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
     seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's: 0, or 0-4 for paper-2023)")
     backend: str = arg("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
     workers: int = arg(os.cpu_count() or 1, "parallel workers (local and ray backends)")
@@ -53,19 +53,11 @@ class UsageError(ValueError):
     """Bad command-line input; reported as one line, not a traceback."""
 
 
-def parse_betas(text: str) -> tuple[float, ...]:
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise UsageError(
-                f"--betas: {part.strip()!r} is not a number; give a comma-separated list like 0.01,0.05"
-            ) from None
+def check_betas(given: Sequence[float]) -> tuple[float, ...]:
+    for value in given:
         if not 0 <= value < float("inf"):
             raise UsageError(f"--betas: {value} is not a finite number >= 0")
-        values.append(value)
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys(given))
 
 
 def check_names(kind: str, given: Sequence[str], valid: Sequence[str]) -> list[str]:
@@ -108,7 +100,7 @@ def run(args: Args, command: str) -> int:
     agent_names = check_names("agent", args.agents, list(protocol.contenders()))
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
     seeds = list(dict.fromkeys(args.seeds)) or list(protocol.seeds)
-    betas = parse_betas(args.betas)
+    betas = check_betas(args.betas)
     out = prepare_output(args.out or protocol.default_out)
     try:
         results = run_sweep(
