@@ -27,7 +27,7 @@ import pandas as pd
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError
 from infadapter_env.leaderboard.summary import write_summary
-from infadapter_env.leaderboard.sweep import BACKENDS, run_sweep
+from infadapter_env.leaderboard.sweep import BACKENDS, SweepError, resolve_agents, run_sweep
 from infadapter_scripts.arguments import arg, parse
 
 
@@ -37,7 +37,12 @@ class Args:
 
     protocol: str = arg("default", f"protocol: {', '.join(PROTOCOLS)} (infadapter_env/leaderboard/protocol.py)")
     out: str = arg("", "output folder, created if missing (default: results/leaderboard or results/<protocol>)")
-    agents: list[str] = arg([], "contenders to score (default: every contender of the protocol)")
+    agents: list[str] = arg(
+        [],
+        "contenders to score: the protocol's, any registered agent (entry points of group infadapter.agents "
+        "included), or module:attribute naming a factory that returns an Agent (default: every contender "
+        "of the protocol)",
+    )
     scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
     betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
     seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's: 0, or 0-4 for paper-2023)")
@@ -97,7 +102,12 @@ def run(args: Args, command: str) -> int:
         protocol = get_protocol(args.protocol)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    agent_names = check_names("agent", args.agents, list(protocol.contenders()))
+    if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
+        sys.path.append(os.getcwd())
+    try:
+        agent_names = resolve_agents(protocol, args.agents)
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
     seeds = list(dict.fromkeys(args.seeds)) or list(protocol.seeds)
     betas = check_betas(args.betas)
@@ -112,7 +122,7 @@ def run(args: Args, command: str) -> int:
             file=sys.stderr,
         )
         return 130
-    except ResultsError as exc:
+    except (ResultsError, SweepError) as exc:
         raise UsageError(str(exc)) from None
     print(write_summary(out, results, command=command, protocol=protocol))
     if args.figures:

@@ -26,7 +26,7 @@ import numpy as np
 import infadapter_env
 from infadapter_env import observation as layout
 from infadapter_env.env import SIM_VERSION
-from infadapter_env.leaderboard.protocol import env_kwargs, get_protocol
+from infadapter_env.leaderboard.protocol import Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.provenance import git_commit
 
@@ -77,6 +77,14 @@ class Task:
     seed: int
 
 
+def contender(protocol: str | Protocol, label: str) -> Contender:
+    """A protocol's contender by its label; any other registered agent (one's own, a plugin, a
+    ``module:attribute`` spec) plays with its default options and starts as the protocol starts an
+    agent given to ``evaluate``."""
+    chosen = get_protocol(protocol)
+    return chosen.contenders().get(label) or Contender(label, label, {}, chosen.submitted_env)
+
+
 def run_task(task: Task) -> dict[str, Any]:
     """Play one episode of a protocol's contender and return its leaderboard row.
 
@@ -87,12 +95,12 @@ def run_task(task: Task) -> dict[str, Any]:
     torch.set_num_threads(1)
     protocol = get_protocol(task.protocol)
     scenario = protocol.scenarios[task.scenario]
-    contender = protocol.contenders()[task.agent]
+    playing = contender(protocol, task.agent)
     import infadapter_agents
 
-    agent = infadapter_agents.make(contender.agent, **contender.options)
-    options = {"agent": contender.agent, **contender.options}
-    kwargs = env_kwargs(scenario, task.beta, task.protocol, contender)
+    agent = infadapter_agents.make(playing.agent, **playing.options)
+    options = {"agent": playing.agent, **playing.options}
+    kwargs = env_kwargs(scenario, task.beta, protocol, playing)
     return episode_row(task, agent, kwargs, options, protocol.hold_s)
 
 

@@ -1,9 +1,19 @@
 """A leaderboard sweep: every (contender, beta, scenario, seed) of a protocol, run on local
 processes, in this process, or on Ray; rows appended to the CSV as they finish, so that an
-interrupted sweep keeps them and the same call resumes it."""
+interrupted sweep keeps them and the same call resumes it.
+
+Agents registered in this process (``infadapter_agents.register``, ``module:attribute`` specs,
+entry points) go to every worker with the sweep: local workers are started fresh (the ``spawn``
+start method: torch and threads do not survive ``fork`` well) and Ray workers are other processes,
+so neither sees this process's registry otherwise. The registrations travel pickled with
+cloudpickle (it comes with Ray), which sends a factory defined in ``__main__`` or a notebook by
+value; without cloudpickle they travel with ``pickle``, which sends such a factory only by the name
+of an importable module.
+"""
 
 from __future__ import annotations
 
+import pickle
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -12,11 +22,16 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from infadapter_env.leaderboard.episode import Task, run_task
-from infadapter_env.leaderboard.protocol import get_protocol
+from infadapter_env.leaderboard.episode import Task, contender, run_task
+from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 
 BACKENDS = ("local", "serial", "ray")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: an unknown agent, a spec that does not load (reported as one line,
+    not a traceback)."""
 
 
 def run_sweep(
@@ -32,11 +47,14 @@ def run_sweep(
     log: Any = print,
 ) -> pd.DataFrame:
     """Run the missing rows of the sweep into ``out/leaderboard.csv`` and return the sweep's rows.
+    ``agents``: contender labels, registered names or ``module:attribute`` specs (see
+    ``resolve_agents``).
 
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    get_protocol(protocol)  # a clear error for an unknown name
+    chosen = get_protocol(protocol)  # a clear error for an unknown name
+    labels = resolve_agents(chosen, agents)
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
@@ -48,7 +66,7 @@ def run_sweep(
         log(f"dropped {dropped} half-written, edited or duplicate row(s) of {path}; they will be redone")
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
-    wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in agents]
+    wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in labels]
     tasks = [Task(*key) for key in wanted if key not in done]
     if done:
         log(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
@@ -61,23 +79,96 @@ def run_sweep(
     return to_frame([row for row in all_rows if row_key(row) in wanted_keys])
 
 
+def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]:
+    """The row labels of ``agents`` (default: every contender of the protocol): a contender's label,
+    or any agent ``infadapter_agents.resolve`` knows (registered, an entry point, a spec, which is
+    loaded here); a ``SweepError`` naming the problem for a name that is none of these."""
+    import infadapter_agents
+
+    chosen = get_protocol(protocol)
+    contenders = list(chosen.contenders())
+    labels = []
+    for name in agents:
+        if name in contenders:
+            labels.append(name)
+            continue
+        try:
+            labels.append(infadapter_agents.resolve(name))
+        except ValueError as exc:
+            if not str(exc).startswith("unknown agent"):
+                raise SweepError(str(exc)) from None
+            others = [n for n in infadapter_agents.names() if n not in contenders]
+            valid = ", ".join(contenders) + (f"; other registered agents: {', '.join(others)}" if others else "")
+            raise SweepError(
+                f"unknown agent {name!r}; valid agents: {valid} (or a module:attribute spec naming a factory)"
+            ) from None
+    labels = list(dict.fromkeys(labels)) or contenders
+    for label in labels:  # an entry point that does not load is named here, not in a worker
+        try:
+            infadapter_agents.resolve(contender(chosen, label).agent)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+    return labels
+
+
 def execute(tasks: list[Task], backend: str, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
     """Rows of ``tasks`` in the order they finish."""
     if backend == "serial" or (workers <= 1 and backend == "local"):
         for task in tasks:
             yield run_task(task)
     elif backend == "local":
-        yield from _execute_processes(tasks, workers)
+        yield from _execute_processes(tasks, workers, _pack_registrations())
     else:
-        yield from _execute_ray(tasks, workers, address)
+        yield from _execute_ray(tasks, workers, address, _pack_registrations())
 
 
-def _execute_processes(tasks: list[Task], workers: int) -> Iterator[dict[str, Any]]:
+def _pack_registrations() -> bytes | None:
+    """This process's own agent registrations, pickled for the workers (None: there are none)."""
+    import infadapter_agents
+
+    registered = infadapter_agents.registrations()
+    if not registered:
+        return None
+    try:
+        import cloudpickle as pickler
+    except ImportError:
+        pickler = pickle  # type: ignore[assignment]
+    try:
+        return pickler.dumps(registered)
+    except Exception:
+        for name, factory in registered.items():
+            try:
+                pickler.dumps(factory)
+            except Exception as exc:
+                hint = "" if pickler is not pickle else "; install cloudpickle to send it by value"
+                raise SweepError(
+                    f"agent {name!r}: its factory {factory!r} cannot be sent to the worker processes "
+                    f"({type(exc).__name__}: {exc}){hint}; or define it in an importable module, "
+                    "or use --backend serial"
+                ) from None
+        raise
+
+
+def _install(registrations: bytes | None) -> None:
+    if registrations:
+        import infadapter_agents
+
+        infadapter_agents.install(pickle.loads(registrations))
+
+
+def _start_worker(registrations: bytes | None) -> None:
+    """A local worker's set-up: know the sweep's agents."""
+    _install(registrations)
+
+
+def _execute_processes(tasks: list[Task], workers: int, registrations: bytes | None) -> Iterator[dict[str, Any]]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # torch and threads do not survive fork well
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(registrations,)
+    ) as pool:
         pending = {pool.submit(run_task, task) for task in tasks}
         try:
             while pending:
@@ -89,7 +180,15 @@ def _execute_processes(tasks: list[Task], workers: int) -> Iterator[dict[str, An
                 future.cancel()
 
 
-def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+def _run_registered(registrations: bytes | None, task: Task) -> dict[str, Any]:
+    """A Ray task: the row of ``task`` in a worker that knows the sweep's agents."""
+    _install(registrations)
+    return run_task(task)
+
+
+def _execute_ray(
+    tasks: list[Task], workers: int, address: str | None, registrations: bytes | None
+) -> Iterator[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -100,9 +199,10 @@ def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterat
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(run_task)
+    remote = ray.remote(_run_registered)
     try:
-        pending = [remote.remote(task) for task in tasks]
+        shipped = ray.put(registrations)
+        pending = [remote.remote(shipped, task) for task in tasks]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
