@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS
+from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, row_digest
 from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, held_out_window_starts
 from infadapter_scripts import leaderboard, validate
 
@@ -215,3 +215,52 @@ def test_one_folder_holds_one_protocol(tiny_sweep, tmp_path, capsys):
     args = ["--protocol", "paper-2023", "--agents", "vpa-50/busy", "--betas", "0.05", "--seeds", "0"]
     assert leaderboard.main([*args, "--backend", "serial", "--no-figures", "--out", str(out)]) == 2
     assert "holds rows of protocol default; one folder holds one protocol" in capsys.readouterr().err
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their command lines (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rpartition(")")[2].split()[:2]
+            if int(ppid) == pid and state != "Z":
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_a_sweep_killed_with_sigkill_leaves_no_workers(tmp_path):
+    sweep = ["--agents", "static-under", "ms+", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "local", "--workers", "2", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "infadapter_env.cli", "leaderboard", *sweep]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    path = tmp_path / "leaderboard.csv"
+    try:
+        deadline, workers = time.time() + 120, {}
+        while time.time() < deadline and process.poll() is None:
+            workers = {pid: cmd for pid, cmd in _children(process.pid).items() if "spawn_main" in cmd}
+            if len(workers) == 2 and path.exists() and len(path.read_text().splitlines()) >= 2:
+                break  # the workers are playing: a row is written
+            time.sleep(0.02)
+        assert len(workers) == 2 and process.poll() is None
+        process.kill()  # the sweep's process only; nothing of it runs on
+        process.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _alive(pid)]
+        finished = read(path)
+        assert 1 <= len(finished) < 24 and all(row_digest(row) == row["row_sha256"] for row in finished)
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

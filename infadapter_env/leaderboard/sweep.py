@@ -8,13 +8,17 @@ start method: torch and threads do not survive ``fork`` well) and Ray workers ar
 so neither sees this process's registry otherwise. The registrations travel pickled with
 cloudpickle (it comes with Ray), which sends a factory defined in ``__main__`` or a notebook by
 value; without cloudpickle they travel with ``pickle``, which sends such a factory only by the name
-of an importable module.
+of an importable module. Local workers die with the sweep's process, even one killed by SIGKILL
+(Linux: ``PR_SET_PDEATHSIG``; elsewhere each worker watches its parent's pid).
 """
 
 from __future__ import annotations
 
+import os
 import pickle
 import sys
+import threading
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -156,9 +160,36 @@ def _install(registrations: bytes | None) -> None:
         infadapter_agents.install(pickle.loads(registrations))
 
 
-def _start_worker(registrations: bytes | None) -> None:
-    """A local worker's set-up: know the sweep's agents."""
+def _start_worker(parent_pid: int, registrations: bytes | None) -> None:
+    """A local worker's set-up: die with the sweep's process, know its agents."""
+    _die_with_parent(parent_pid)
     _install(registrations)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends, however it ends (SIGKILL runs no clean-up, and a
+    worker waiting on its task queue would wait for ever)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        try:
+            watch = ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) != 0
+        except (OSError, AttributeError):
+            watch = True
+    else:
+        watch = True
+    if os.getppid() != parent_pid:  # it ended before the signal was asked for
+        os._exit(1)
+    if watch:
+
+        def poll() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=poll, name="die-with-parent", daemon=True).start()
 
 
 def _execute_processes(tasks: list[Task], workers: int, registrations: bytes | None) -> Iterator[dict[str, Any]]:
@@ -167,7 +198,7 @@ def _execute_processes(tasks: list[Task], workers: int, registrations: bytes | N
 
     context = multiprocessing.get_context("spawn")  # torch and threads do not survive fork well
     with ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(registrations,)
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), registrations)
     ) as pool:
         pending = {pool.submit(run_task, task) for task in tasks}
         try:
