@@ -46,6 +46,12 @@ class Args:
     scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
     betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
     seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's: 0, or 0-4 for paper-2023)")
+    slo_ms: int | None = arg(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
+    budget_cores: int | None = arg(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
+    interval_s: int | None = arg(None, "env setting interval_s for every episode (default: the protocol's, 30)")
+    trace: str | None = arg(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
+    profile: str | None = arg(None, "env setting profile: a capacity profile file (default: the shipped one)")
+    variants: str | None = arg(None, "env setting variants: a file of model variants (default: the shipped ones)")
     backend: str = arg("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
     workers: int = arg(os.cpu_count() or 1, "parallel workers (local and ray backends)")
     address: str | None = arg(None, "Ray cluster address (default: start a local Ray instance)")
@@ -70,6 +76,20 @@ def check_names(kind: str, given: Sequence[str], valid: Sequence[str]) -> list[s
     if unknown:
         raise UsageError(f"unknown {kind} {', '.join(map(repr, unknown))}; valid {kind}s: {', '.join(valid)}")
     return list(dict.fromkeys(given)) or list(valid)
+
+
+def env_overrides(args: Args) -> dict[str, object]:
+    """The env settings given on the command line; files as absolute paths, so that workers in
+    other folders (and ``infadapter validate`` run from elsewhere) find them."""
+    overrides: dict[str, object] = {"slo_ms": args.slo_ms, "budget_cores": args.budget_cores}
+    overrides["interval_s"] = args.interval_s
+    for setting in ("trace", "profile", "variants"):
+        path = getattr(args, setting)
+        if path is not None:
+            if not Path(path).is_file():
+                raise UsageError(f"--{setting}: no file {path}")
+            overrides[setting] = str(Path(path).resolve())
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def prepare_output(folder: str) -> Path:
@@ -111,10 +131,20 @@ def run(args: Args, command: str) -> int:
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
     seeds = list(dict.fromkeys(args.seeds)) or list(protocol.seeds)
     betas = check_betas(args.betas)
+    overrides = env_overrides(args)
     out = prepare_output(args.out or protocol.default_out)
     try:
         results = run_sweep(
-            protocol.name, agent_names, scenario_names, betas, seeds, out, args.backend, args.workers, args.address
+            protocol.name,
+            agent_names,
+            scenario_names,
+            betas,
+            seeds,
+            out,
+            args.backend,
+            args.workers,
+            args.address,
+            env=overrides,
         )
     except KeyboardInterrupt:
         print(

@@ -217,6 +217,59 @@ def test_one_folder_holds_one_protocol(tiny_sweep, tmp_path, capsys):
     assert "holds rows of protocol default; one folder holds one protocol" in capsys.readouterr().err
 
 
+def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("flat.txt").write_text("40\n" * 600)  # 600 s of 40 req/s
+    sweep = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
+    sweep += ["--backend", "serial"]
+    given = ["--slo-ms", "1000", "--budget-cores", "24", "--interval-s", "60", "--trace", "flat.txt"]
+    assert leaderboard.main([*sweep, *given, "--out", "out"]) == 0
+    (row,) = read(tmp_path / "out" / "leaderboard.csv")
+    settings = json.loads(row["env_settings"])
+    recorded = {k: settings[k] for k in ("slo_ms", "budget_cores", "interval_s", "trace")}
+    assert recorded == {"slo_ms": 1000, "budget_cores": 24, "interval_s": 60, "trace": str(tmp_path / "flat.txt")}
+    assert row["steps"] == "10" and float(row["arrivals"]) == 40 * 600
+    monkeypatch.chdir(tmp_path.parent)  # the recorded trace is an absolute path
+    assert validate.main([str(tmp_path / "out" / "leaderboard.csv")]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert leaderboard.main([*sweep, *given[2:], "--out", "out"]) == 2  # resumed without --slo-ms: refused
+    err = capsys.readouterr().err
+    assert "holds rows played with slo_ms=1000 (this sweep: slo_ms=750); one folder holds one set of env" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["--slo-ms", "600"], "slo_ms=600 on scenario 'paper' (agent 'static-under'): slo_ms must be one of 500, 750"),
+        (["--budget-cores", "0"], "budget_cores must be an integer in 1..1000, got 0"),
+        (["--interval-s", "7200"], "interval_s must be an integer in 1..3600, got 7200"),
+        (["--trace", "missing.txt"], "--trace: no file missing.txt"),
+        (["--trace", "short.txt", "--scenarios", "test1"], "on scenario 'test1' (agent 'static-under'): episode_len"),
+        (["--trace", "short.txt", "--interval-s", "60"], "is shorter than one interval"),
+    ],
+)
+def test_bad_env_settings_flags_are_named(given, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("short.txt").write_text("40\n" * 30)
+    args = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    assert leaderboard.main([*args, *given, "--out", "out"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_profile_and_variants_flags_pass_to_the_env_settings(tmp_path):
+    from infadapter_env.leaderboard.episode import Task, task_env_kwargs
+    from infadapter_scripts.arguments import parse
+
+    (tmp_path / "profile.csv").write_text("made elsewhere")
+    (tmp_path / "variants.csv").write_text("made elsewhere")
+    argv = ["--profile", str(tmp_path / "profile.csv"), "--variants", str(tmp_path / "variants.csv")]
+    overrides = leaderboard.env_overrides(parse(leaderboard.Args, argv, prog="infadapter leaderboard"))
+    assert overrides == {"profile": str(tmp_path / "profile.csv"), "variants": str(tmp_path / "variants.csv")}
+    kwargs = task_env_kwargs(Task("default", "hpa", 0.05, "test1", 0, tuple(overrides.items())))
+    assert kwargs["profile"] == str(tmp_path / "profile.csv") and kwargs["window_start_s"] == TEST_WINDOW_STARTS[0]
+
+
 def _children(pid: int) -> dict[int, str]:
     """The live child processes of ``pid`` and their command lines (from /proc)."""
     found = {}

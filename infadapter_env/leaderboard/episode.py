@@ -66,15 +66,21 @@ COLUMNS = (
 )
 
 
+# The env settings a sweep may set for all its episodes (the protocol fixes the others); they are
+# recorded in every row's env_settings. ``trace``, ``profile`` and ``variants`` are paths to files.
+ENV_OVERRIDES = ("slo_ms", "budget_cores", "interval_s", "trace", "profile", "variants")
+
+
 @dataclass(frozen=True)
 class Task:
-    """One row to compute."""
+    """One row to compute; ``env`` holds the (setting, value) pairs a sweep overrides in every episode."""
 
     protocol: str
     agent: str
     beta: float
     scenario: str
     seed: int
+    env: tuple[tuple[str, Any], ...] = ()
 
 
 def contender(protocol: str | Protocol, label: str) -> Contender:
@@ -83,6 +89,13 @@ def contender(protocol: str | Protocol, label: str) -> Contender:
     agent given to ``evaluate``."""
     chosen = get_protocol(protocol)
     return chosen.contenders().get(label) or Contender(label, label, {}, chosen.submitted_env)
+
+
+def task_env_kwargs(task: Task) -> dict[str, Any]:
+    """The env settings of a task's episode: the protocol's for its contender, then the sweep's overrides."""
+    protocol = get_protocol(task.protocol)
+    scenario = protocol.scenarios[task.scenario]
+    return env_kwargs(scenario, task.beta, protocol, contender(protocol, task.agent)) | dict(task.env)
 
 
 def run_task(task: Task) -> dict[str, Any]:
@@ -94,14 +107,12 @@ def run_task(task: Task) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     protocol = get_protocol(task.protocol)
-    scenario = protocol.scenarios[task.scenario]
     playing = contender(protocol, task.agent)
     import infadapter_agents
 
     agent = infadapter_agents.make(playing.agent, **playing.options)
     options = {"agent": playing.agent, **playing.options}
-    kwargs = env_kwargs(scenario, task.beta, protocol, playing)
-    return episode_row(task, agent, kwargs, options, protocol.hold_s)
+    return episode_row(task, agent, task_env_kwargs(task), options, protocol.hold_s)
 
 
 def episode_row(

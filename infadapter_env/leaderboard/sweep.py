@@ -14,19 +14,20 @@ of an importable module. Local workers die with the sweep's process, even one ki
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
-from infadapter_env.leaderboard.episode import Task, contender, run_task
+from infadapter_env.leaderboard.episode import ENV_OVERRIDES, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 
@@ -34,8 +35,8 @@ BACKENDS = ("local", "serial", "ray")
 
 
 class SweepError(ValueError):
-    """A sweep that cannot start: an unknown agent, a spec that does not load (reported as one line,
-    not a traceback)."""
+    """A sweep that cannot start: an unknown agent, a spec that does not load, env settings the env
+    refuses (reported as one line, not a traceback)."""
 
 
 def run_sweep(
@@ -49,16 +50,18 @@ def run_sweep(
     workers: int = 1,
     address: str | None = None,
     log: Any = print,
+    env: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run the missing rows of the sweep into ``out/leaderboard.csv`` and return the sweep's rows.
     ``agents``: contender labels, registered names or ``module:attribute`` specs (see
-    ``resolve_agents``).
+    ``resolve_agents``); ``env``: settings of ``ENV_OVERRIDES`` for every episode.
 
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     chosen = get_protocol(protocol)  # a clear error for an unknown name
     labels = resolve_agents(chosen, agents)
+    overrides = check_overrides(chosen, labels, scenarios, env or {})
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
@@ -66,12 +69,13 @@ def run_sweep(
         raise ResultsError(
             f"{path} holds rows of protocol {', '.join(others)}; one folder holds one protocol: choose another --out"
         )
+    check_folder_settings(path, rows, chosen, overrides)
     if dropped:
         log(f"dropped {dropped} half-written, edited or duplicate row(s) of {path}; they will be redone")
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
     wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in labels]
-    tasks = [Task(*key) for key in wanted if key not in done]
+    tasks = [Task(*key, env=tuple(overrides.items())) for key in wanted if key not in done]
     if done:
         log(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
     with tqdm(total=len(tasks), desc="leaderboard", unit="episode", file=sys.stderr) as bar:
@@ -113,6 +117,71 @@ def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]
         except ValueError as exc:
             raise SweepError(str(exc)) from None
     return labels
+
+
+def check_overrides(
+    protocol: Protocol, agents: Sequence[str], scenarios: Sequence[str], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``overrides`` (settings of ``ENV_OVERRIDES``, None meaning not given) checked by building the
+    settings of every (agent, scenario); with a file (trace, profile, variants) the env itself is built
+    once per scenario, so that a trace too short for a scenario's window is named before the sweep."""
+    import gymnasium as gym
+
+    from infadapter_env.config import EnvConfig
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fixed = sorted(set(given) - set(ENV_OVERRIDES))
+    if fixed:
+        raise SweepError(
+            f"env setting(s) {', '.join(fixed)} cannot be overridden in a sweep; valid: {', '.join(ENV_OVERRIDES)}"
+        )
+    if not given:
+        return {}
+    unknown = [s for s in scenarios if s not in protocol.scenarios]
+    if unknown:
+        raise SweepError(f"unknown scenario(s) {unknown}; valid scenarios: {', '.join(protocol.scenarios)}")
+    for scenario in scenarios:
+        built = False
+        for label in agents:
+            kwargs = task_env_kwargs(Task(protocol.name, label, 0.0, scenario, 0, tuple(given.items())))
+            try:
+                if not built and {"trace", "profile", "variants"} & set(given):
+                    gym.make("InfAdapter-v0", **kwargs).close()
+                    built = True
+                else:
+                    EnvConfig.from_kwargs(**kwargs)
+            except ValueError as exc:
+                settings = ", ".join(f"{k}={v!r}" for k, v in given.items())
+                raise SweepError(f"{settings} on scenario {scenario!r} (agent {label!r}): {exc}") from None
+    return given
+
+
+def check_folder_settings(
+    path: Path, rows: Sequence[Mapping[str, str]], protocol: Protocol, overrides: Mapping[str, Any]
+) -> None:
+    """One folder holds one set of env settings: the rows already there must have been played with
+    the sweep's values of ``ENV_OVERRIDES`` (recorded as the env records them), else resuming would
+    mix them."""
+    if not rows:
+        return
+    from infadapter_env.config import EnvConfig
+
+    reference = EnvConfig.from_kwargs(**{**protocol.env, **overrides}).recorded()
+    expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in ENV_OVERRIDES if k in reference}
+    for row in rows:
+        try:
+            recorded = json.loads(row["env_settings"])
+        except ValueError:
+            continue  # validate reports it
+        # A setting a row does not record is newer than the row, which was played with its default.
+        differ = [k for k, v in expected.items() if (k in recorded or k in overrides) and recorded.get(k) != v]
+        if differ:
+            theirs = ", ".join(f"{k}={recorded.get(k)!r}" for k in differ)
+            ours = ", ".join(f"{k}={expected[k]!r}" for k in differ)
+            raise ResultsError(
+                f"{path} holds rows played with {theirs} (this sweep: {ours}); one folder holds one set of env "
+                "settings: choose another --out"
+            )
 
 
 def execute(tasks: list[Task], backend: str, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
