@@ -217,6 +217,39 @@ def test_one_folder_holds_one_protocol(tiny_sweep, tmp_path, capsys):
     assert "holds rows of protocol default; one folder holds one protocol" in capsys.readouterr().err
 
 
+def test_a_duplicated_key_is_reported_with_its_first_line(tiny_sweep, tmp_path, capsys):
+    rows = read(tiny_sweep / "leaderboard.csv")
+    path = write(tmp_path / "twice.csv", [rows[0], rows[1], rows[0]])
+    assert validate.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}, line 4 (static-under beta=0.02 paper seed=0): duplicate of line 2 (same protocol, agent" in out
+    assert "2 of 3 rows valid" in out
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("beta", "0.05", "beta column 0.05 but the recorded settings have beta 0.02"),
+        ("seed", "3", "seed column 3 but the recorded settings have seed 0"),
+        ("scenario", "test1", "scenario column 'test1' (default: scenario='test') but the recorded settings have "),
+        ("scenario", "day3", "scenario column 'day3' is not a scenario of default (paper, test1"),
+        ("agent", "ms+", "agent column 'ms+' (agent 'ms+' in protocol default) but the recorded options name agent "),
+        ("protocol", "paper-2023", "protocol column 'paper-2023' (static-under: simulator='request') but the recorded"),
+    ],
+)
+def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
+    tiny_sweep, tmp_path, column, value, message, capsys
+):
+    row = read(tiny_sweep / "leaderboard.csv")[0]
+    assert (row["agent"], row["beta"], row["scenario"]) == ("static-under", "0.02", "paper")
+    row[column] = value
+    row["row_sha256"] = row_digest(row)  # a consistent checksum: only the key gives it away
+    path = write(tmp_path / "relabelled.csv", [row])
+    assert validate.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}, line 2 (" in out and message in out and "checksum" not in out
+
+
 def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("flat.txt").write_text("40\n" * 600)  # 600 s of 40 req/s

@@ -26,7 +26,7 @@ import numpy as np
 import infadapter_env
 from infadapter_env import observation as layout
 from infadapter_env.env import SIM_VERSION
-from infadapter_env.leaderboard.protocol import Contender, Protocol, env_kwargs, get_protocol
+from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.observation import N_VARIANTS
 from infadapter_env.provenance import git_commit
 
@@ -261,12 +261,14 @@ REPLAYED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 
 
 def check_row(row: dict[str, str]) -> list[str]:
-    """The problems of one row as written (empty if it is valid): its checksum, its physics version,
-    and every replayed metric against the recorded one (within 1e-9; timing columns are
-    measurements and ``fallbacks`` comes from the agent, both covered by the checksum only)."""
+    """The problems of one row as written (empty if it is valid): its checksum, its key columns
+    against its recorded settings (``key_problems``), its physics version, and every replayed metric
+    against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
+    from the agent, both covered by the checksum only)."""
     problems = []
     if row_digest(row) != row["row_sha256"]:
         problems.append("checksum does not match the row's content")
+    problems += key_problems(row)
     try:
         settings = json.loads(row["env_settings"])
         recorded_version = settings.get("sim_version", "v0")
@@ -286,4 +288,45 @@ def check_row(row: dict[str, str]) -> list[str]:
             continue
         if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
             problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
+    return problems
+
+
+def key_problems(row: Mapping[str, str]) -> list[str]:
+    """Where a row's key columns (protocol, agent, beta, scenario, seed) disagree with what it recorded:
+    beta and seed against its env settings; for a protocol of ``PROTOCOLS``, also every setting the
+    protocol gives that contender on that scenario (the sweep's ``ENV_OVERRIDES`` aside), and the agent
+    its options name. A row of a protocol of one's own (``evaluate``) is checked for beta and seed."""
+    try:
+        settings = json.loads(row["env_settings"])
+        options = json.loads(row["agent_options"])
+        beta, seed = float(row["beta"]), int(row["seed"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"unreadable key columns or settings: {exc}"]
+    problems = []
+    if not isinstance(settings.get("beta"), int | float) or not math.isclose(beta, settings["beta"], rel_tol=1e-9):
+        problems.append(f"beta column {beta!r} but the recorded settings have beta {settings.get('beta')!r}")
+    if settings.get("seed") != seed:
+        problems.append(f"seed column {seed} but the recorded settings have seed {settings.get('seed')!r}")
+    protocol = PROTOCOLS.get(row["protocol"])
+    if protocol is None:
+        return problems
+    scenario = protocol.scenarios.get(row["scenario"])
+    if scenario is None:
+        valid = ", ".join(protocol.scenarios)
+        return [*problems, f"scenario column {row['scenario']!r} is not a scenario of {protocol.name} ({valid})"]
+    playing = contender(protocol, row["agent"])
+    if options.get("agent") != playing.agent:
+        problems.append(
+            f"agent column {row['agent']!r} (agent {playing.agent!r} in protocol {protocol.name}) but the recorded "
+            f"options name agent {options.get('agent')!r}"
+        )
+    expected = json.loads(json.dumps(env_kwargs(scenario, beta, protocol, playing), default=str))
+    for key, value in expected.items():
+        if key in ENV_OVERRIDES or key == "beta" or settings.get(key) == value:
+            continue
+        if key in scenario.env_kwargs:
+            where = f"scenario column {scenario.name!r} ({protocol.name}: {key}={value!r})"
+        else:
+            where = f"protocol column {protocol.name!r} ({row['agent']}: {key}={value!r})"
+        problems.append(f"{where} but the recorded settings have {key}={settings.get(key)!r}")
     return problems
