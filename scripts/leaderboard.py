@@ -3,6 +3,7 @@
     infadapter leaderboard                                       (or: make leaderboard)
     infadapter leaderboard --protocol paper-2023                 (the original experiment)
     infadapter leaderboard --agents infadapter vpa-50 --betas 0.05,0.1 --scenarios paper --backend ray
+    infadapter leaderboard --agents ms+ mypkg.policies:make_agent --scenarios paper --trace my.csv --slo-ms 1000
 
 Writes into ``--out`` (default ``results/leaderboard``, or ``results/<protocol>``):
 ``leaderboard.csv`` (one row per contender, beta, scenario and seed, with every metric, the action
@@ -10,8 +11,28 @@ sequence, the quotas, the settings, the version and the commit), ``summary.md`` 
 with the paper's headline compared) and figures (``beta_sweep.png`` or ``paper_figure.png``,
 ``timeline_*.png``). Rows are appended as they finish: an interrupted sweep keeps them, and
 re-running the same command resumes without duplicates; a half-written row is detected by its
-checksum and redone. This module parses the arguments; the harness is the library
-``infadapter_env.leaderboard`` (protocols in ``infadapter_env/leaderboard/protocol.py``).
+checksum and redone. Killing the command (even with SIGKILL) ends its worker processes too.
+
+Every list flag takes its values separated by commas, spaces or both (``--agents a,b``,
+``--agents a b``, ``--seeds 0,1 2``).
+
+``--agents`` takes the protocol's contenders and any other agent: one registered by
+``infadapter_agents.register`` before the sweep (a script or notebook that calls ``main`` or
+``run_sweep``), an installed entry point of group ``infadapter.agents``, or ``module:attribute``
+naming a factory that returns an Agent (the module importable, or in the current folder; the row
+label is the spec, or the factory's ``name``). Such an agent plays with its default options and
+starts as the protocol starts an agent given to ``evaluate``. Every backend's workers get the
+registrations made in this process (pickled by value with cloudpickle where the factory lives in
+``__main__`` or a notebook).
+
+``--slo-ms``, ``--budget-cores``, ``--interval-s``, ``--trace``, ``--profile`` and ``--variants``
+set the env settings of the same names for every episode (files as absolute paths, so the rows
+validate from anywhere; with ``--trace`` the scenario ``paper`` plays the whole trace and a held-out
+window needs a trace that long). Rows record them in ``env_settings``; one output folder holds one
+set of them (a different set is refused: choose another ``--out``).
+
+This module parses the arguments; the harness is the library ``infadapter_env.leaderboard``
+(protocols in ``infadapter_env/leaderboard/protocol.py``, backends in ``sweep.py``).
 """
 
 from __future__ import annotations
