@@ -3,6 +3,7 @@
     infadapter leaderboard                                       (or: make leaderboard)
     infadapter leaderboard --protocol paper-2023                 (the original experiment)
     infadapter leaderboard --agents infadapter vpa-50 --betas 0.05,0.1 --scenarios paper --backend ray
+    infadapter leaderboard --agents ms+ mypkg.policies:make_agent --scenarios paper --trace my.csv --slo-ms 1000
 
 Writes into ``--out`` (default ``results/leaderboard``, or ``results/<protocol>``):
 ``leaderboard.csv`` (one row per contender, beta, scenario and seed, with every metric, the action
@@ -10,8 +11,28 @@ sequence, the quotas, the settings, the version and the commit), ``summary.md`` 
 with the paper's headline compared) and figures (``beta_sweep.png`` or ``paper_figure.png``,
 ``timeline_*.png``). Rows are appended as they finish: an interrupted sweep keeps them, and
 re-running the same command resumes without duplicates; a half-written row is detected by its
-checksum and redone. This module parses the arguments; the harness is the library
-``infadapter_env.leaderboard`` (protocols in ``infadapter_env/leaderboard/protocol.py``).
+checksum and redone. Killing the command (even with SIGKILL) ends its worker processes too.
+
+Every list flag takes its values separated by commas, spaces or both (``--agents a,b``,
+``--agents a b``, ``--seeds 0,1 2``).
+
+``--agents`` takes the protocol's contenders and any other agent: one registered by
+``infadapter_agents.register`` before the sweep (a script or notebook that calls ``main`` or
+``run_sweep``), an installed entry point of group ``infadapter.agents``, or ``module:attribute``
+naming a factory that returns an Agent (the module importable, or in the current folder; the row
+label is the spec, or the factory's ``name``). Such an agent plays with its default options and
+starts as the protocol starts an agent given to ``evaluate``. Every backend's workers get the
+registrations made in this process (pickled by value with cloudpickle where the factory lives in
+``__main__`` or a notebook).
+
+``--slo-ms``, ``--budget-cores``, ``--interval-s``, ``--trace``, ``--profile`` and ``--variants``
+set the env settings of the same names for every episode (files as absolute paths, so the rows
+validate from anywhere; with ``--trace`` the scenario ``paper`` plays the whole trace and a held-out
+window needs a trace that long). Rows record them in ``env_settings``; one output folder holds one
+set of them (a different set is refused: choose another ``--out``).
+
+This module parses the arguments; the harness is the library ``infadapter_env.leaderboard``
+(protocols in ``infadapter_env/leaderboard/protocol.py``, backends in ``sweep.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +48,7 @@ import pandas as pd
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError
 from infadapter_env.leaderboard.summary import write_summary
-from infadapter_env.leaderboard.sweep import BACKENDS, run_sweep
+from infadapter_env.leaderboard.sweep import BACKENDS, SweepError, resolve_agents, run_sweep
 from infadapter_scripts.arguments import arg, parse
 
 
@@ -37,10 +58,21 @@ class Args:
 
     protocol: str = arg("default", f"protocol: {', '.join(PROTOCOLS)} (infadapter_env/leaderboard/protocol.py)")
     out: str = arg("", "output folder, created if missing (default: results/leaderboard or results/<protocol>)")
-    agents: list[str] = arg([], "contenders to score (default: every contender of the protocol)")
+    agents: list[str] = arg(
+        [],
+        "contenders to score: the protocol's, any registered agent (entry points of group infadapter.agents "
+        "included), or module:attribute naming a factory that returns an Agent (default: every contender "
+        "of the protocol)",
+    )
     scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
-    betas: str = arg(",".join(map(str, DEFAULT_BETAS)), "comma-separated beta values")
+    betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
     seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's: 0, or 0-4 for paper-2023)")
+    slo_ms: int | None = arg(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
+    budget_cores: int | None = arg(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
+    interval_s: int | None = arg(None, "env setting interval_s for every episode (default: the protocol's, 30)")
+    trace: str | None = arg(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
+    profile: str | None = arg(None, "env setting profile: a capacity profile file (default: the shipped one)")
+    variants: str | None = arg(None, "env setting variants: a file of model variants (default: the shipped ones)")
     backend: str = arg("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
     workers: int = arg(os.cpu_count() or 1, "parallel workers (local and ray backends)")
     address: str | None = arg(None, "Ray cluster address (default: start a local Ray instance)")
@@ -53,19 +85,11 @@ class UsageError(ValueError):
     """Bad command-line input; reported as one line, not a traceback."""
 
 
-def parse_betas(text: str) -> tuple[float, ...]:
-    values = []
-    for part in text.split(","):
-        try:
-            value = float(part)
-        except ValueError:
-            raise UsageError(
-                f"--betas: {part.strip()!r} is not a number; give a comma-separated list like 0.01,0.05"
-            ) from None
+def check_betas(given: Sequence[float]) -> tuple[float, ...]:
+    for value in given:
         if not 0 <= value < float("inf"):
             raise UsageError(f"--betas: {value} is not a finite number >= 0")
-        values.append(value)
-    return tuple(dict.fromkeys(values))
+    return tuple(dict.fromkeys(given))
 
 
 def check_names(kind: str, given: Sequence[str], valid: Sequence[str]) -> list[str]:
@@ -73,6 +97,20 @@ def check_names(kind: str, given: Sequence[str], valid: Sequence[str]) -> list[s
     if unknown:
         raise UsageError(f"unknown {kind} {', '.join(map(repr, unknown))}; valid {kind}s: {', '.join(valid)}")
     return list(dict.fromkeys(given)) or list(valid)
+
+
+def env_overrides(args: Args) -> dict[str, object]:
+    """The env settings given on the command line; files as absolute paths, so that workers in
+    other folders (and ``infadapter validate`` run from elsewhere) find them."""
+    overrides: dict[str, object] = {"slo_ms": args.slo_ms, "budget_cores": args.budget_cores}
+    overrides["interval_s"] = args.interval_s
+    for setting in ("trace", "profile", "variants"):
+        path = getattr(args, setting)
+        if path is not None:
+            if not Path(path).is_file():
+                raise UsageError(f"--{setting}: no file {path}")
+            overrides[setting] = str(Path(path).resolve())
+    return {k: v for k, v in overrides.items() if v is not None}
 
 
 def prepare_output(folder: str) -> Path:
@@ -105,14 +143,29 @@ def run(args: Args, command: str) -> int:
         protocol = get_protocol(args.protocol)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    agent_names = check_names("agent", args.agents, list(protocol.contenders()))
+    if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
+        sys.path.append(os.getcwd())
+    try:
+        agent_names = resolve_agents(protocol, args.agents)
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
     seeds = list(dict.fromkeys(args.seeds)) or list(protocol.seeds)
-    betas = parse_betas(args.betas)
+    betas = check_betas(args.betas)
+    overrides = env_overrides(args)
     out = prepare_output(args.out or protocol.default_out)
     try:
         results = run_sweep(
-            protocol.name, agent_names, scenario_names, betas, seeds, out, args.backend, args.workers, args.address
+            protocol.name,
+            agent_names,
+            scenario_names,
+            betas,
+            seeds,
+            out,
+            args.backend,
+            args.workers,
+            args.address,
+            env=overrides,
         )
     except KeyboardInterrupt:
         print(
@@ -120,7 +173,7 @@ def run(args: Args, command: str) -> int:
             file=sys.stderr,
         )
         return 130
-    except ResultsError as exc:
+    except (ResultsError, SweepError) as exc:
         raise UsageError(str(exc)) from None
     print(write_summary(out, results, command=command, protocol=protocol))
     if args.figures:

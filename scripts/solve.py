@@ -22,13 +22,13 @@ def parse_previous(text: str, world: World | None = None) -> tuple[int, ...]:
     cores = [0] * len(variants)
     if not text.strip():
         return tuple(cores)
-    for part in text.split(","):
-        name, sep, count = part.strip().partition(":")
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, sep, count = part.partition(":")
         index = next((i for i, v in enumerate(variants) if name in (v.name, v.arch)), None)
         if not sep or index is None or not count.strip().isdigit():
             valid = ", ".join(f"{v.name} ({v.arch})" for v in variants)
             raise ValueError(
-                f"--previous: {part.strip()!r} is not VARIANT:CORES (VARIANT one of {valid}, CORES an integer)"
+                f"--previous: {part!r} is not VARIANT:CORES (VARIANT one of {valid}, CORES an integer)"
             )
         cores[index] = int(count)
     return tuple(cores)
@@ -37,7 +37,12 @@ def parse_previous(text: str, world: World | None = None) -> tuple[int, ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="infadapter solve", description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, required=True, help="forecast peak rate to serve (req/s)")
-    parser.add_argument("--previous", default="", help="current deployment, e.g. 152:20 or 18:4,152:16 (default: none)")
+    parser.add_argument(
+        "--previous",
+        nargs="*",
+        default=[],
+        help="current deployment, e.g. 152:20, or 18:4,152:16 or 18:4 152:16 (default: none)",
+    )
     parser.add_argument("--alpha", type=float, default=PAPER_ALPHA, help=f"accuracy weight (default {PAPER_ALPHA})")
     parser.add_argument("--beta", type=float, default=PAPER_BETA, help=f"resource-cost weight (default {PAPER_BETA})")
     parser.add_argument("--gamma", type=float, default=PAPER_GAMMA, help=f"loading-cost weight (default {PAPER_GAMMA})")
@@ -62,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         world = load_world(args.profile, args.variants)
-        previous = parse_previous(args.previous, world)
+        previous = parse_previous(",".join(part for part in args.previous if part.strip(", ")), world)
         weights = Weights(args.alpha, args.beta, args.gamma)
         model = PlanningModel(load_profile(args.slo_ms, args.capacity_model, world=world), args.budget_cores)
         if args.solver == "single":

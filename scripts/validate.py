@@ -3,20 +3,25 @@
     infadapter validate results/leaderboard/leaderboard.csv        (or: python -m infadapter_scripts.validate ...)
 
 A row passes when it was recorded with this version's simulation physics (``sim_version``), its
-checksum matches its content, and replaying its actions (and the dispatcher quotas it set) in an
-environment built from its recorded settings gives the same metrics (within 1e-9). Timing columns are
-measurements and are not checked; ``fallbacks`` comes from the agent and is covered by the checksum.
+checksum matches its content, no row before it has the same key (protocol, agent, beta, scenario,
+seed), its key columns agree with its recorded settings (the beta and seed it was played with; for a
+built-in protocol, the scenario's and the protocol's settings and the agent), and replaying its
+actions (and the dispatcher quotas it set) in an environment built from its recorded settings gives
+the same metrics (within 1e-9). Timing columns are measurements and are not checked; ``fallbacks``
+comes from the agent and is covered by the checksum. Each problem is reported with the file and line.
 Exit status 0 if every row passes, 1 otherwise.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import sys
 from pathlib import Path
 
 from infadapter_env.leaderboard.episode import COLUMNS, check_row
+from infadapter_env.leaderboard.store import KEY, row_key
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,8 +38,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infadapter validate: error: {args.csv} does not have the leaderboard's columns", file=sys.stderr)
         return 2
     failed = 0
+    first_line: dict[tuple, int] = {}  # the line of each key's first row
     for line_no, row in enumerate(rows, start=2):
         problems = check_row(row)
+        key: tuple = tuple(row[c] for c in KEY)
+        with contextlib.suppress(TypeError, ValueError):  # else check_row names the unreadable columns
+            key = row_key(row)
+        if key in first_line:
+            problems.insert(0, f"duplicate of line {first_line[key]} (same {', '.join(KEY)})")
+        first_line.setdefault(key, line_no)
         if problems:
             failed += 1
             label = f"{row['agent']} beta={row['beta']} {row['scenario']} seed={row['seed']}"

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS
+from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, row_digest
 from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, held_out_window_starts
 from infadapter_scripts import leaderboard, validate
 
@@ -130,7 +130,6 @@ def test_figures_are_drawn(tmp_path):
     [
         (["--agents", "vpa"], "unknown agent 'vpa'; valid agents: infadapter, ms+, oracle"),
         (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: paper, test1, test2, test3, test4"),
-        (["--betas", "0.1;0.2"], "--betas: '0.1;0.2' is not a number"),
         (["--betas", "0.1,-1"], "--betas: -1.0 is not a finite number >= 0"),
         (["--backend", "spark"], "unknown backend 'spark'"),
     ],
@@ -216,3 +215,138 @@ def test_one_folder_holds_one_protocol(tiny_sweep, tmp_path, capsys):
     args = ["--protocol", "paper-2023", "--agents", "vpa-50/busy", "--betas", "0.05", "--seeds", "0"]
     assert leaderboard.main([*args, "--backend", "serial", "--no-figures", "--out", str(out)]) == 2
     assert "holds rows of protocol default; one folder holds one protocol" in capsys.readouterr().err
+
+
+def test_a_duplicated_key_is_reported_with_its_first_line(tiny_sweep, tmp_path, capsys):
+    rows = read(tiny_sweep / "leaderboard.csv")
+    path = write(tmp_path / "twice.csv", [rows[0], rows[1], rows[0]])
+    assert validate.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}, line 4 (static-under beta=0.02 paper seed=0): duplicate of line 2 (same protocol, agent" in out
+    assert "2 of 3 rows valid" in out
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("beta", "0.05", "beta column 0.05 but the recorded settings have beta 0.02"),
+        ("seed", "3", "seed column 3 but the recorded settings have seed 0"),
+        ("scenario", "test1", "scenario column 'test1' (default: scenario='test') but the recorded settings have "),
+        ("scenario", "day3", "scenario column 'day3' is not a scenario of default (paper, test1"),
+        ("agent", "ms+", "agent column 'ms+' (agent 'ms+' in protocol default) but the recorded options name agent "),
+        ("protocol", "paper-2023", "protocol column 'paper-2023' (static-under: simulator='request') but the recorded"),
+    ],
+)
+def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
+    tiny_sweep, tmp_path, column, value, message, capsys
+):
+    row = read(tiny_sweep / "leaderboard.csv")[0]
+    assert (row["agent"], row["beta"], row["scenario"]) == ("static-under", "0.02", "paper")
+    row[column] = value
+    row["row_sha256"] = row_digest(row)  # a consistent checksum: only the key gives it away
+    path = write(tmp_path / "relabelled.csv", [row])
+    assert validate.main([str(path)]) == 1
+    out = capsys.readouterr().out
+    assert f"{path}, line 2 (" in out and message in out and "checksum" not in out
+
+
+def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("flat.txt").write_text("40\n" * 600)  # 600 s of 40 req/s
+    sweep = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
+    sweep += ["--backend", "serial"]
+    given = ["--slo-ms", "1000", "--budget-cores", "24", "--interval-s", "60", "--trace", "flat.txt"]
+    assert leaderboard.main([*sweep, *given, "--out", "out"]) == 0
+    (row,) = read(tmp_path / "out" / "leaderboard.csv")
+    settings = json.loads(row["env_settings"])
+    recorded = {k: settings[k] for k in ("slo_ms", "budget_cores", "interval_s", "trace")}
+    assert recorded == {"slo_ms": 1000, "budget_cores": 24, "interval_s": 60, "trace": str(tmp_path / "flat.txt")}
+    assert row["steps"] == "10" and float(row["arrivals"]) == 40 * 600
+    monkeypatch.chdir(tmp_path.parent)  # the recorded trace is an absolute path
+    assert validate.main([str(tmp_path / "out" / "leaderboard.csv")]) == 0
+    capsys.readouterr()
+    monkeypatch.chdir(tmp_path)
+    assert leaderboard.main([*sweep, *given[2:], "--out", "out"]) == 2  # resumed without --slo-ms: refused
+    err = capsys.readouterr().err
+    assert "holds rows played with slo_ms=1000 (this sweep: slo_ms=750); one folder holds one set of env" in err
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        (["--slo-ms", "600"], "slo_ms=600 on scenario 'paper' (agent 'static-under'): slo_ms must be one of 500, 750"),
+        (["--budget-cores", "0"], "budget_cores must be an integer in 1..1000, got 0"),
+        (["--interval-s", "7200"], "interval_s must be an integer in 1..3600, got 7200"),
+        (["--trace", "missing.txt"], "--trace: no file missing.txt"),
+        (["--trace", "short.txt", "--scenarios", "test1"], "on scenario 'test1' (agent 'static-under'): episode_len"),
+        (["--trace", "short.txt", "--interval-s", "60"], "is shorter than one interval"),
+    ],
+)
+def test_bad_env_settings_flags_are_named(given, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    Path("short.txt").write_text("40\n" * 30)
+    args = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    assert leaderboard.main([*args, *given, "--out", "out"]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_profile_and_variants_flags_pass_to_the_env_settings(tmp_path):
+    from infadapter_env.leaderboard.episode import Task, task_env_kwargs
+    from infadapter_scripts.arguments import parse
+
+    (tmp_path / "profile.csv").write_text("made elsewhere")
+    (tmp_path / "variants.csv").write_text("made elsewhere")
+    argv = ["--profile", str(tmp_path / "profile.csv"), "--variants", str(tmp_path / "variants.csv")]
+    overrides = leaderboard.env_overrides(parse(leaderboard.Args, argv, prog="infadapter leaderboard"))
+    assert overrides == {"profile": str(tmp_path / "profile.csv"), "variants": str(tmp_path / "variants.csv")}
+    kwargs = task_env_kwargs(Task("default", "hpa", 0.05, "test1", 0, tuple(overrides.items())))
+    assert kwargs["profile"] == str(tmp_path / "profile.csv") and kwargs["window_start_s"] == TEST_WINDOW_STARTS[0]
+
+
+def _children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` and their command lines (from /proc)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, ppid = stat.read_text().rpartition(")")[2].split()[:2]
+            if int(ppid) == pid and state != "Z":
+                found[int(stat.parent.name)] = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except (OSError, ValueError):
+            continue
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_a_sweep_killed_with_sigkill_leaves_no_workers(tmp_path):
+    sweep = ["--agents", "static-under", "ms+", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "local", "--workers", "2", "--out", str(tmp_path)]
+    command = [sys.executable, "-m", "infadapter_env.cli", "leaderboard", *sweep]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    path = tmp_path / "leaderboard.csv"
+    try:
+        deadline, workers = time.time() + 120, {}
+        while time.time() < deadline and process.poll() is None:
+            workers = {pid: cmd for pid, cmd in _children(process.pid).items() if "spawn_main" in cmd}
+            if len(workers) == 2 and path.exists() and len(path.read_text().splitlines()) >= 2:
+                break  # the workers are playing: a row is written
+            time.sleep(0.02)
+        assert len(workers) == 2 and process.poll() is None
+        process.kill()  # the sweep's process only; nothing of it runs on
+        process.wait()
+        deadline = time.time() + 10
+        while time.time() < deadline and any(_alive(pid) for pid in workers):
+            time.sleep(0.05)
+        assert not [pid for pid in workers if _alive(pid)]
+        finished = read(path)
+        assert 1 <= len(finished) < 24 and all(row_digest(row) == row["row_sha256"] for row in finished)
+    finally:
+        for pid in workers:
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -25,7 +25,7 @@ import numpy as np
 
 import infadapter_env
 from infadapter_env.env import SIM_VERSION
-from infadapter_env.leaderboard.protocol import env_kwargs, get_protocol
+from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.provenance import git_commit
 
 # Columns that are measurements of this machine, not functions of the recorded inputs.
@@ -64,15 +64,36 @@ COLUMNS = (
 )
 
 
+# The env settings a sweep may set for all its episodes (the protocol fixes the others); they are
+# recorded in every row's env_settings. ``trace``, ``profile`` and ``variants`` are paths to files.
+ENV_OVERRIDES = ("slo_ms", "budget_cores", "interval_s", "trace", "profile", "variants")
+
+
 @dataclass(frozen=True)
 class Task:
-    """One row to compute."""
+    """One row to compute; ``env`` holds the (setting, value) pairs a sweep overrides in every episode."""
 
     protocol: str
     agent: str
     beta: float
     scenario: str
     seed: int
+    env: tuple[tuple[str, Any], ...] = ()
+
+
+def contender(protocol: str | Protocol, label: str) -> Contender:
+    """A protocol's contender by its label; any other registered agent (one's own, a plugin, a
+    ``module:attribute`` spec) plays with its default options and starts as the protocol starts an
+    agent given to ``evaluate``."""
+    chosen = get_protocol(protocol)
+    return chosen.contenders().get(label) or Contender(label, label, {}, chosen.submitted_env)
+
+
+def task_env_kwargs(task: Task) -> dict[str, Any]:
+    """The env settings of a task's episode: the protocol's for its contender, then the sweep's overrides."""
+    protocol = get_protocol(task.protocol)
+    scenario = protocol.scenarios[task.scenario]
+    return env_kwargs(scenario, task.beta, protocol, contender(protocol, task.agent)) | dict(task.env)
 
 
 def run_task(task: Task) -> dict[str, Any]:
@@ -84,14 +105,12 @@ def run_task(task: Task) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     protocol = get_protocol(task.protocol)
-    scenario = protocol.scenarios[task.scenario]
-    contender = protocol.contenders()[task.agent]
+    playing = contender(protocol, task.agent)
     import infadapter_agents
 
-    agent = infadapter_agents.make(contender.agent, **contender.options)
-    options = {"agent": contender.agent, **contender.options}
-    kwargs = env_kwargs(scenario, task.beta, task.protocol, contender)
-    return episode_row(task, agent, kwargs, options, protocol.hold_s)
+    agent = infadapter_agents.make(playing.agent, **playing.options)
+    options = {"agent": playing.agent, **playing.options}
+    return episode_row(task, agent, task_env_kwargs(task), options, protocol.hold_s)
 
 
 def episode_row(
@@ -269,12 +288,14 @@ REPLAYED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 
 
 def check_row(row: dict[str, str]) -> list[str]:
-    """The problems of one row as written (empty if it is valid): its checksum, its physics version,
-    and every replayed metric against the recorded one (within 1e-9; timing columns are
-    measurements and ``fallbacks`` comes from the agent, both covered by the checksum only)."""
+    """The problems of one row as written (empty if it is valid): its checksum, its key columns
+    against its recorded settings (``key_problems``), its physics version, and every replayed metric
+    against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
+    from the agent, both covered by the checksum only)."""
     problems = []
     if row_digest(row) != row["row_sha256"]:
         problems.append("checksum does not match the row's content")
+    problems += key_problems(row)
     try:
         settings = json.loads(row["env_settings"])
         recorded_version = settings.get("sim_version", "v0")
@@ -294,4 +315,45 @@ def check_row(row: dict[str, str]) -> list[str]:
             continue
         if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
             problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
+    return problems
+
+
+def key_problems(row: Mapping[str, str]) -> list[str]:
+    """Where a row's key columns (protocol, agent, beta, scenario, seed) disagree with what it recorded:
+    beta and seed against its env settings; for a protocol of ``PROTOCOLS``, also every setting the
+    protocol gives that contender on that scenario (the sweep's ``ENV_OVERRIDES`` aside), and the agent
+    its options name. A row of a protocol of one's own (``evaluate``) is checked for beta and seed."""
+    try:
+        settings = json.loads(row["env_settings"])
+        options = json.loads(row["agent_options"])
+        beta, seed = float(row["beta"]), int(row["seed"])
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"unreadable key columns or settings: {exc}"]
+    problems = []
+    if not isinstance(settings.get("beta"), int | float) or not math.isclose(beta, settings["beta"], rel_tol=1e-9):
+        problems.append(f"beta column {beta!r} but the recorded settings have beta {settings.get('beta')!r}")
+    if settings.get("seed") != seed:
+        problems.append(f"seed column {seed} but the recorded settings have seed {settings.get('seed')!r}")
+    protocol = PROTOCOLS.get(row["protocol"])
+    if protocol is None:
+        return problems
+    scenario = protocol.scenarios.get(row["scenario"])
+    if scenario is None:
+        valid = ", ".join(protocol.scenarios)
+        return [*problems, f"scenario column {row['scenario']!r} is not a scenario of {protocol.name} ({valid})"]
+    playing = contender(protocol, row["agent"])
+    if options.get("agent") != playing.agent:
+        problems.append(
+            f"agent column {row['agent']!r} (agent {playing.agent!r} in protocol {protocol.name}) but the recorded "
+            f"options name agent {options.get('agent')!r}"
+        )
+    expected = json.loads(json.dumps(env_kwargs(scenario, beta, protocol, playing), default=str))
+    for key, value in expected.items():
+        if key in ENV_OVERRIDES or key == "beta" or settings.get(key) == value:
+            continue
+        if key in scenario.env_kwargs:
+            where = f"scenario column {scenario.name!r} ({protocol.name}: {key}={value!r})"
+        else:
+            where = f"protocol column {protocol.name!r} ({row['agent']}: {key}={value!r})"
+        problems.append(f"{where} but the recorded settings have {key}={settings.get(key)!r}")
     return problems

@@ -1,22 +1,42 @@
 """A leaderboard sweep: every (contender, beta, scenario, seed) of a protocol, run on local
 processes, in this process, or on Ray; rows appended to the CSV as they finish, so that an
-interrupted sweep keeps them and the same call resumes it."""
+interrupted sweep keeps them and the same call resumes it.
+
+Agents registered in this process (``infadapter_agents.register``, ``module:attribute`` specs,
+entry points) go to every worker with the sweep: local workers are started fresh (the ``spawn``
+start method: torch and threads do not survive ``fork`` well) and Ray workers are other processes,
+so neither sees this process's registry otherwise. The registrations travel pickled with
+cloudpickle (it comes with Ray), which sends a factory defined in ``__main__`` or a notebook by
+value; without cloudpickle they travel with ``pickle``, which sends such a factory only by the name
+of an importable module. Local workers die with the sweep's process, even one killed by SIGKILL
+(Linux: ``PR_SET_PDEATHSIG``; elsewhere each worker watches its parent's pid).
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import pickle
 import sys
-from collections.abc import Iterator, Sequence
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
 
-from infadapter_env.leaderboard.episode import Task, run_task
-from infadapter_env.leaderboard.protocol import get_protocol
+from infadapter_env.leaderboard.episode import ENV_OVERRIDES, Task, contender, run_task, task_env_kwargs
+from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 
 BACKENDS = ("local", "serial", "ray")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start: an unknown agent, a spec that does not load, env settings the env
+    refuses (reported as one line, not a traceback)."""
 
 
 def run_sweep(
@@ -30,13 +50,18 @@ def run_sweep(
     workers: int = 1,
     address: str | None = None,
     log: Any = print,
+    env: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
     """Run the missing rows of the sweep into ``out/leaderboard.csv`` and return the sweep's rows.
+    ``agents``: contender labels, registered names or ``module:attribute`` specs (see
+    ``resolve_agents``); ``env``: settings of ``ENV_OVERRIDES`` for every episode.
 
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
-    get_protocol(protocol)  # a clear error for an unknown name
+    chosen = get_protocol(protocol)  # a clear error for an unknown name
+    labels = resolve_agents(chosen, agents)
+    overrides = check_overrides(chosen, labels, scenarios, env or {})
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
@@ -44,12 +69,13 @@ def run_sweep(
         raise ResultsError(
             f"{path} holds rows of protocol {', '.join(others)}; one folder holds one protocol: choose another --out"
         )
+    check_folder_settings(path, rows, chosen, overrides)
     if dropped:
         log(f"dropped {dropped} half-written, edited or duplicate row(s) of {path}; they will be redone")
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
-    wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in agents]
-    tasks = [Task(*key) for key in wanted if key not in done]
+    wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in labels]
+    tasks = [Task(*key, env=tuple(overrides.items())) for key in wanted if key not in done]
     if done:
         log(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
     with tqdm(total=len(tasks), desc="leaderboard", unit="episode", file=sys.stderr) as bar:
@@ -61,23 +87,188 @@ def run_sweep(
     return to_frame([row for row in all_rows if row_key(row) in wanted_keys])
 
 
+def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]:
+    """The row labels of ``agents`` (default: every contender of the protocol): a contender's label,
+    or any agent ``infadapter_agents.resolve`` knows (registered, an entry point, a spec, which is
+    loaded here); a ``SweepError`` naming the problem for a name that is none of these."""
+    import infadapter_agents
+
+    chosen = get_protocol(protocol)
+    contenders = list(chosen.contenders())
+    labels = []
+    for name in agents:
+        if name in contenders:
+            labels.append(name)
+            continue
+        try:
+            labels.append(infadapter_agents.resolve(name))
+        except ValueError as exc:
+            if not str(exc).startswith("unknown agent"):
+                raise SweepError(str(exc)) from None
+            others = [n for n in infadapter_agents.names() if n not in contenders]
+            valid = ", ".join(contenders) + (f"; other registered agents: {', '.join(others)}" if others else "")
+            raise SweepError(
+                f"unknown agent {name!r}; valid agents: {valid} (or a module:attribute spec naming a factory)"
+            ) from None
+    labels = list(dict.fromkeys(labels)) or contenders
+    for label in labels:  # an entry point that does not load is named here, not in a worker
+        try:
+            infadapter_agents.resolve(contender(chosen, label).agent)
+        except ValueError as exc:
+            raise SweepError(str(exc)) from None
+    return labels
+
+
+def check_overrides(
+    protocol: Protocol, agents: Sequence[str], scenarios: Sequence[str], overrides: Mapping[str, Any]
+) -> dict[str, Any]:
+    """``overrides`` (settings of ``ENV_OVERRIDES``, None meaning not given) checked by building the
+    settings of every (agent, scenario); with a file (trace, profile, variants) the env itself is built
+    once per scenario, so that a trace too short for a scenario's window is named before the sweep."""
+    import gymnasium as gym
+
+    from infadapter_env.config import EnvConfig
+
+    given = {k: v for k, v in overrides.items() if v is not None}
+    fixed = sorted(set(given) - set(ENV_OVERRIDES))
+    if fixed:
+        raise SweepError(
+            f"env setting(s) {', '.join(fixed)} cannot be overridden in a sweep; valid: {', '.join(ENV_OVERRIDES)}"
+        )
+    if not given:
+        return {}
+    unknown = [s for s in scenarios if s not in protocol.scenarios]
+    if unknown:
+        raise SweepError(f"unknown scenario(s) {unknown}; valid scenarios: {', '.join(protocol.scenarios)}")
+    for scenario in scenarios:
+        built = False
+        for label in agents:
+            kwargs = task_env_kwargs(Task(protocol.name, label, 0.0, scenario, 0, tuple(given.items())))
+            try:
+                if not built and {"trace", "profile", "variants"} & set(given):
+                    gym.make("InfAdapter-v0", **kwargs).close()
+                    built = True
+                else:
+                    EnvConfig.from_kwargs(**kwargs)
+            except ValueError as exc:
+                settings = ", ".join(f"{k}={v!r}" for k, v in given.items())
+                raise SweepError(f"{settings} on scenario {scenario!r} (agent {label!r}): {exc}") from None
+    return given
+
+
+def check_folder_settings(
+    path: Path, rows: Sequence[Mapping[str, str]], protocol: Protocol, overrides: Mapping[str, Any]
+) -> None:
+    """One folder holds one set of env settings: the rows already there must have been played with
+    the sweep's values of ``ENV_OVERRIDES`` (recorded as the env records them), else resuming would
+    mix them."""
+    if not rows:
+        return
+    from infadapter_env.config import EnvConfig
+
+    reference = EnvConfig.from_kwargs(**{**protocol.env, **overrides}).recorded()
+    expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in ENV_OVERRIDES if k in reference}
+    for row in rows:
+        try:
+            recorded = json.loads(row["env_settings"])
+        except ValueError:
+            continue  # validate reports it
+        # A setting a row does not record is newer than the row, which was played with its default.
+        differ = [k for k, v in expected.items() if (k in recorded or k in overrides) and recorded.get(k) != v]
+        if differ:
+            theirs = ", ".join(f"{k}={recorded.get(k)!r}" for k in differ)
+            ours = ", ".join(f"{k}={expected[k]!r}" for k in differ)
+            raise ResultsError(
+                f"{path} holds rows played with {theirs} (this sweep: {ours}); one folder holds one set of env "
+                "settings: choose another --out"
+            )
+
+
 def execute(tasks: list[Task], backend: str, workers: int, address: str | None) -> Iterator[dict[str, Any]]:
     """Rows of ``tasks`` in the order they finish."""
     if backend == "serial" or (workers <= 1 and backend == "local"):
         for task in tasks:
             yield run_task(task)
     elif backend == "local":
-        yield from _execute_processes(tasks, workers)
+        yield from _execute_processes(tasks, workers, _pack_registrations())
     else:
-        yield from _execute_ray(tasks, workers, address)
+        yield from _execute_ray(tasks, workers, address, _pack_registrations())
 
 
-def _execute_processes(tasks: list[Task], workers: int) -> Iterator[dict[str, Any]]:
+def _pack_registrations() -> bytes | None:
+    """This process's own agent registrations, pickled for the workers (None: there are none)."""
+    import infadapter_agents
+
+    registered = infadapter_agents.registrations()
+    if not registered:
+        return None
+    try:
+        import cloudpickle as pickler
+    except ImportError:
+        pickler = pickle  # type: ignore[assignment]
+    try:
+        return pickler.dumps(registered)
+    except Exception:
+        for name, factory in registered.items():
+            try:
+                pickler.dumps(factory)
+            except Exception as exc:
+                hint = "" if pickler is not pickle else "; install cloudpickle to send it by value"
+                raise SweepError(
+                    f"agent {name!r}: its factory {factory!r} cannot be sent to the worker processes "
+                    f"({type(exc).__name__}: {exc}){hint}; or define it in an importable module, "
+                    "or use --backend serial"
+                ) from None
+        raise
+
+
+def _install(registrations: bytes | None) -> None:
+    if registrations:
+        import infadapter_agents
+
+        infadapter_agents.install(pickle.loads(registrations))
+
+
+def _start_worker(parent_pid: int, registrations: bytes | None) -> None:
+    """A local worker's set-up: die with the sweep's process, know its agents."""
+    _die_with_parent(parent_pid)
+    _install(registrations)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """End this process when ``parent_pid`` ends, however it ends (SIGKILL runs no clean-up, and a
+    worker waiting on its task queue would wait for ever)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+        import signal
+
+        pr_set_pdeathsig = 1
+        try:
+            watch = ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL) != 0
+        except (OSError, AttributeError):
+            watch = True
+    else:
+        watch = True
+    if os.getppid() != parent_pid:  # it ended before the signal was asked for
+        os._exit(1)
+    if watch:
+
+        def poll() -> None:
+            while os.getppid() == parent_pid:
+                time.sleep(1.0)
+            os._exit(1)
+
+        threading.Thread(target=poll, name="die-with-parent", daemon=True).start()
+
+
+def _execute_processes(tasks: list[Task], workers: int, registrations: bytes | None) -> Iterator[dict[str, Any]]:
     import multiprocessing
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")  # torch and threads do not survive fork well
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(), registrations)
+    ) as pool:
         pending = {pool.submit(run_task, task) for task in tasks}
         try:
             while pending:
@@ -89,7 +280,15 @@ def _execute_processes(tasks: list[Task], workers: int) -> Iterator[dict[str, An
                 future.cancel()
 
 
-def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterator[dict[str, Any]]:
+def _run_registered(registrations: bytes | None, task: Task) -> dict[str, Any]:
+    """A Ray task: the row of ``task`` in a worker that knows the sweep's agents."""
+    _install(registrations)
+    return run_task(task)
+
+
+def _execute_ray(
+    tasks: list[Task], workers: int, address: str | None, registrations: bytes | None
+) -> Iterator[dict[str, Any]]:
     try:
         import ray
     except ImportError:
@@ -100,9 +299,10 @@ def _execute_ray(tasks: list[Task], workers: int, address: str | None) -> Iterat
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(run_task)
+    remote = ray.remote(_run_registered)
     try:
-        pending = [remote.remote(task) for task in tasks]
+        shipped = ray.put(registrations)
+        pending = [remote.remote(shipped, task) for task in tasks]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             yield ray.get(done[0])
