@@ -33,6 +33,7 @@ import numpy as np
 
 from infadapter_agents.base import Agent, EnvSettings
 from infadapter_env.config import EnvConfig
+from infadapter_env.profiles import UnsupportedWorld
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 # Settings a policy's training does not fix: the objective's weights, the trace and its window,
@@ -85,7 +86,7 @@ class LearnedAgent(Agent):
         trained_world = EnvConfig.from_kwargs(**{k: trained.get(k) for k in ("profile", "variants")}).world
         expected = self.normaliser.obs_rms.mean.shape[-1]
         if trained_world.names != self.settings.variants or self.settings.layout.size != expected:
-            raise ValueError(
+            raise UnsupportedWorld(
                 f"learned agent {self.name!r} was trained on variants {list(trained_world.names)} "
                 f"({expected} observation entries) and cannot act on variants {list(self.settings.variants)} "
                 f"({self.settings.layout.size} entries): train one in this world (infadapter train --help)"

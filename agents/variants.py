@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from infadapter_env.observation import ObservationLayout
-from infadapter_env.profiles import World
+from infadapter_env.profiles import UnsupportedWorld, World
 
 
 def variant_index(variant: str | int, world: World) -> int:
@@ -23,7 +23,7 @@ def variant_index(variant: str | int, world: World) -> int:
         if str(variant) in (v.name, v.arch):
             return index
     valid = ", ".join(f"{v.name} ({v.arch})" for v in world.variants)
-    raise ValueError(f"unknown variant {variant!r} in this world ({world.variants_path}); its variants: {valid}")
+    raise UnsupportedWorld(f"unknown variant {variant!r} in this world ({world.variants_path}); its variants: {valid}")
 
 
 def cpu_usage_cores(observation: np.ndarray, variant: int, layout: ObservationLayout) -> float:

@@ -61,6 +61,11 @@ PROFILE_COLUMNS = ("ARCH", "CPU", "SLA", "capacity")  # the env reads these; cal
 VARIANT_COLUMNS = ("variant", "arch", "top1_accuracy", "load_time_s")
 
 
+class UnsupportedWorld(ValueError):
+    """An agent that cannot act in the env's world (a variant it names is not there, a policy trained
+    on other variants); the leaderboard skips such a contender unless it was asked for by name."""
+
+
 @dataclass(frozen=True)
 class Variant:
     """One model variant: its name, the ``ARCH`` value its rows carry in the capacity profile, its

@@ -146,7 +146,7 @@ def run(args: Args, command: str) -> int:
     if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
         sys.path.append(os.getcwd())
     try:
-        agent_names = resolve_agents(protocol, args.agents)
+        resolve_agents(protocol, args.agents)  # a bad name is a usage error before anything runs
     except SweepError as exc:
         raise UsageError(str(exc)) from None
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))
@@ -157,7 +157,7 @@ def run(args: Args, command: str) -> int:
     try:
         results = run_sweep(
             protocol.name,
-            agent_names,
+            args.agents,  # none given: every contender (those that cannot play in a world of one's own skipped)
             scenario_names,
             betas,
             seeds,

@@ -27,9 +27,7 @@ def parse_previous(text: str, world: World | None = None) -> tuple[int, ...]:
         index = next((i for i, v in enumerate(variants) if name in (v.name, v.arch)), None)
         if not sep or index is None or not count.strip().isdigit():
             valid = ", ".join(f"{v.name} ({v.arch})" for v in variants)
-            raise ValueError(
-                f"--previous: {part!r} is not VARIANT:CORES (VARIANT one of {valid}, CORES an integer)"
-            )
+            raise ValueError(f"--previous: {part!r} is not VARIANT:CORES (VARIANT one of {valid}, CORES an integer)")
         cores[index] = int(count)
     return tuple(cores)
 

@@ -215,3 +215,17 @@ def test_linear_fit_needs_two_fit_points(tmp_path):
     assert world.max_cores == 1
     with pytest.raises(ValueError, match=r"has only cores 1..1: use capacity_model='measured'"):
         load_profile(750, "linear_fit", 1, world=world)
+
+
+def test_a_leaderboard_in_a_world_of_ones_own_skips_the_agents_that_cannot_play_there(world_folder, tmp_path):
+    from infadapter_env.leaderboard.sweep import SweepError, run_sweep
+
+    env = {"profile": str(world_folder / "capacity.csv"), "budget_cores": 8}
+    lines: list[str] = []
+    rows = run_sweep("default", [], ["test1"], [0.05], [0], tmp_path, "serial", env=env, log=lines.append)
+    skipped = {line.split(":")[0].removeprefix("skipped ") for line in lines if line.startswith("skipped ")}
+    assert {"vpa-18", "vpa-152", "hpa", "ppo", "a2c"} <= skipped
+    assert {"infadapter", "ms+", "oracle", "static-over"} <= set(rows["agent"])
+    assert not skipped & set(rows["agent"])
+    with pytest.raises(SweepError, match=r"agent 'vpa-18' cannot play in this world: unknown variant"):
+        run_sweep("default", ["vpa-18"], ["test1"], [0.05], [0], tmp_path / "asked", "serial", env=env)

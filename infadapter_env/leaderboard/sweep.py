@@ -62,6 +62,8 @@ def run_sweep(
     chosen = get_protocol(protocol)  # a clear error for an unknown name
     labels = resolve_agents(chosen, agents)
     overrides = check_overrides(chosen, labels, scenarios, env or {})
+    if overrides.get("profile") is not None or overrides.get("variants") is not None:
+        labels = agents_for_world(chosen, labels, scenarios[0], overrides, asked=bool(agents), log=log)
     path = out / CSV_NAME
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
@@ -117,6 +119,36 @@ def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]
         except ValueError as exc:
             raise SweepError(str(exc)) from None
     return labels
+
+
+def agents_for_world(
+    protocol: Protocol, labels: Sequence[str], scenario: str, overrides: Mapping[str, Any], asked: bool, log: Any
+) -> list[str]:
+    """The contenders that can act in the world of ``overrides`` (a profile or variants of one's
+    own), each tried on one reset: one that refuses the world (``UnsupportedWorld``, e.g. ``vpa-18``
+    where no variant has arch 18) is skipped with a line in the log, or, when ``asked`` for by
+    name, is a ``SweepError``."""
+    import gymnasium as gym
+
+    import infadapter_agents
+    from infadapter_env.profiles import UnsupportedWorld
+
+    kept = []
+    for label in labels:
+        playing = contender(protocol, label)
+        task = Task(protocol.name, label, 0.05, scenario, 0, env=tuple(overrides.items()))
+        _, info = gym.make("InfAdapter-v0", **task_env_kwargs(task)).reset(seed=0)
+        try:
+            infadapter_agents.make(playing.agent, **playing.options).reset(info)
+        except UnsupportedWorld as exc:
+            if asked:
+                raise SweepError(f"agent {label!r} cannot play in this world: {exc}") from None
+            log(f"skipped {label}: {exc}")
+            continue
+        kept.append(label)
+    if not kept:
+        raise SweepError("no contender can play in this world; name agents of your own with --agents")
+    return kept
 
 
 def check_overrides(
