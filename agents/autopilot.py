@@ -28,6 +28,7 @@ from infadapter_agents.variants import cpu_usage_cores, variant_index
 
 
 class AutopilotAgent(Agent):
+    uses_weights = False  # its rule reads usage or rates, never the objective
     name = "autopilot"
 
     def __init__(

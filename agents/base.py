@@ -117,6 +117,10 @@ class Agent(abc.ABC):
 
     name: str = "agent"
     settings: EnvSettings
+    # Whether the agent's actions depend on the objective's weights (alpha, beta, gamma). An agent
+    # that declares False acts the same at every beta, so a leaderboard plays it once per
+    # (scenario, seed) and scores that episode at every beta; a test holds the built-ins to it.
+    uses_weights: bool = True
 
     def reset(self, info: Mapping[str, Any]) -> None:
         self.settings = EnvSettings.from_info(info)

@@ -27,6 +27,7 @@ from infadapter_agents.variants import variant_index
 
 
 class HPAAgent(Agent):
+    uses_weights = False  # its rule reads usage or rates, never the objective
     name = "hpa"
 
     def __init__(

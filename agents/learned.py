@@ -54,6 +54,8 @@ def trained_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class LearnedAgent(Agent):
+    uses_weights = False  # the policy does not observe the weights
+
     def __init__(self, checkpoint: str | Path, deterministic: bool = True) -> None:
         folder = Path(checkpoint)
         if not (folder / "meta.json").is_file():

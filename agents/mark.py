@@ -29,6 +29,7 @@ from infadapter_env.observation import HISTORY_MINUTES
 
 
 class MArkAgent(Agent):
+    uses_weights = False  # its rule reads usage or rates, never the objective
     name = "mark"
 
     def __init__(

@@ -87,6 +87,8 @@ class DecayingHistogram:
 
 
 class VPAAgent(Agent):
+    uses_weights = False  # its rule reads usage or rates, never the objective
+
     def __init__(
         self,
         variant: str | int = "resnet50",

@@ -234,3 +234,17 @@ def scalar_info(info: dict[str, np.ndarray], weights: Any) -> dict[str, Any]:
         "loading": -weights.gamma * out["lc"],
     }
     return out
+
+
+def reweighted_info(info: dict[str, Any], weights: Any) -> dict[str, Any]:
+    """A step's (scalar) info as it would read under other objective weights: the simulation does
+    not depend on them, so only ``reward``, ``objective_planned`` and ``reward_terms`` change."""
+    out = dict(info)
+    out["reward"] = float(objective_value(info["aa_effective"], info["rc"], info["lc"], weights))
+    out["objective_planned"] = float(objective_value(info["aa_planned"], info["rc"], info["lc"], weights))
+    out["reward_terms"] = {
+        "accuracy": weights.alpha * info["aa_effective"],
+        "resource": -weights.beta * info["rc"],
+        "loading": -weights.gamma * info["lc"],
+    }
+    return out

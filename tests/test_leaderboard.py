@@ -17,7 +17,18 @@ from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, row_dige
 from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, held_out_window_starts
 from infadapter_scripts import leaderboard, validate
 
-TINY = ["--agents", "static-under", "ms+", "--scenarios", "paper", "--betas", "0.02,0.1", "--no-figures"]
+TINY = [
+    "--agents",
+    "static-under",
+    "ms+",
+    "--seeds",
+    "0",
+    "--scenarios",
+    "paper",
+    "--betas",
+    "0.02,0.1",
+    "--no-figures",
+]
 
 
 def read(path: Path) -> list[dict[str, str]]:
@@ -57,7 +68,7 @@ def test_tiny_sweep_writes_every_column_and_validates(tiny_sweep, capsys):
     assert all(r["steps"] == "42" and r["git_commit"] and r["actions"].startswith("[[") for r in rows)
     summary = (tiny_sweep / "summary.md").read_text()
     assert summary.count("| 1 |") == 2
-    assert "Command: `infadapter leaderboard --agents static-under ms+ --scenarios paper" in summary
+    assert "Command: `infadapter leaderboard --agents static-under ms+ --seeds 0 --scenarios paper" in summary
     assert validate.main([str(tiny_sweep / "leaderboard.csv")]) == 0
     assert "4 of 4 rows valid" in capsys.readouterr().out
 
@@ -79,7 +90,7 @@ def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys
 
 
 def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
-    sweep = ["--agents", "static-under", "ms+", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "paper", "test1", "--no-figures"]
     sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "serial"]  # 24 rows
     reference = tmp_path / "reference"
     assert leaderboard.main([*sweep, "--out", str(reference)]) == 0
@@ -118,7 +129,19 @@ def test_ray_backend_gives_identical_rows(tiny_sweep, tmp_path):
 
 
 def test_figures_are_drawn(tmp_path):
-    args = ["--agents", "infadapter", "static-over", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    args = [
+        "--agents",
+        "infadapter",
+        "static-over",
+        "--seeds",
+        "0",
+        "--scenarios",
+        "paper",
+        "--betas",
+        "0.05",
+        "--backend",
+        "serial",
+    ]
     assert leaderboard.main([*args, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "beta_sweep.png").stat().st_size > 10_000
     assert (tmp_path / "timeline_infadapter_paper_beta0.05.png").stat().st_size > 10_000
@@ -129,7 +152,7 @@ def test_figures_are_drawn(tmp_path):
     ("args", "message"),
     [
         (["--agents", "vpa"], "unknown agent 'vpa'; valid agents: infadapter, ms+, oracle"),
-        (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: paper, test1, test2, test3, test4"),
+        (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: paper, test1, test2, test3, test4, test5"),
         (["--betas", "0.1,-1"], "--betas: -1.0 is not a finite number >= 0"),
         (["--backend", "spark"], "unknown backend 'spark'"),
     ],
@@ -187,7 +210,7 @@ def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
     from infadapter_env.leaderboard import evaluate, load_results
 
     board = load_results(tiny_sweep)
-    mine = evaluate(lambda: infadapter_agents.make("ms+"), betas=[0.1], scenarios=["paper"])
+    mine = evaluate(lambda: infadapter_agents.make("ms+"), betas=[0.1], scenarios=["paper"], seeds=[0])
     assert len(mine) == 1 and list(mine.columns) == list(COLUMNS)
     recorded = board[(board["agent"] == "ms+") & (board["beta"] == 0.1)].iloc[0]
     assert mine.iloc[0]["objective"] == recorded["objective"]
@@ -200,7 +223,7 @@ def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
         def act(self, observation, info):
             return np.array([0, 0, 1, 0, 0, 0, 0, 12, 0, 0])  # action_mode "replicas": ResNet50 x 12 cores
 
-    rows = evaluate(AlwaysResNet50, betas=[0.05, 0.1], scenarios=["paper"])
+    rows = evaluate(AlwaysResNet50, betas=[0.05, 0.1], scenarios=["paper"], seeds=[0])
     assert list(rows["agent"]) == ["AlwaysResNet50"] * 2 and (rows["mean_cores"] == 12).all()
     assert rows.loc[0, "objective"] > rows.loc[1, "objective"]  # the same cores cost more at beta 0.1
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -234,7 +257,11 @@ def test_a_duplicated_key_is_reported_with_its_first_line(tiny_sweep, tmp_path, 
         ("scenario", "test1", "scenario column 'test1' (default: scenario='test') but the recorded settings have "),
         ("scenario", "day3", "scenario column 'day3' is not a scenario of default (paper, test1"),
         ("agent", "ms+", "agent column 'ms+' (agent 'ms+' in protocol default) but the recorded options name agent "),
-        ("protocol", "paper-2023", "protocol column 'paper-2023' (static-under: simulator='request') but the recorded"),
+        (
+            "protocol",
+            "paper-2023",
+            "protocol column 'paper-2023' (static-under: initial_cores=[0, 0, 0, 0, 20]) but the recorded",
+        ),
     ],
 )
 def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
@@ -253,7 +280,7 @@ def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
 def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("flat.txt").write_text("40\n" * 600)  # 600 s of 40 req/s
-    sweep = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
+    sweep = ["--agents", "static-under", "--seeds", "0", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
     sweep += ["--backend", "serial"]
     given = ["--slo-ms", "1000", "--budget-cores", "24", "--interval-s", "60", "--trace", "flat.txt"]
     assert leaderboard.main([*sweep, *given, "--out", "out"]) == 0
@@ -285,7 +312,18 @@ def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monk
 def test_bad_env_settings_flags_are_named(given, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("short.txt").write_text("40\n" * 30)
-    args = ["--agents", "static-under", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    args = [
+        "--agents",
+        "static-under",
+        "--seeds",
+        "0",
+        "--scenarios",
+        "paper",
+        "--betas",
+        "0.05",
+        "--backend",
+        "serial",
+    ]
     assert leaderboard.main([*args, *given, "--out", "out"]) == 2
     assert message in capsys.readouterr().err
 
@@ -325,7 +363,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_a_sweep_killed_with_sigkill_leaves_no_workers(tmp_path):
-    sweep = ["--agents", "static-under", "ms+", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "paper", "test1", "--no-figures"]
     sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "local", "--workers", "2", "--out", str(tmp_path)]
     command = [sys.executable, "-m", "infadapter_env.cli", "leaderboard", *sweep]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -350,3 +388,38 @@ def test_a_sweep_killed_with_sigkill_leaves_no_workers(tmp_path):
         for pid in workers:
             if _alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_agents_without_weights_act_the_same_at_every_beta():
+    # The sweep plays an agent with uses_weights=False once per (scenario, seed) and scores it at
+    # every beta: that holds only if its actions do not depend on beta.
+    import infadapter_agents
+    from infadapter_env.leaderboard.episode import play_steps
+
+    weightless = [n for n in infadapter_agents.names() if not infadapter_agents.make(n).uses_weights]
+    assert {"vpa-18", "vpa-152", "hpa", "mark", "autopilot", "ppo", "a2c"} <= set(weightless)
+    kwargs = {"scenario": "paper", "action_mode": "replicas", "episode_length_s": 600, "window_start_s": 450}
+    for name in weightless:
+        low = play_steps(infadapter_agents.make(name), kwargs | {"beta": 0.01}, seed=0)
+        high = play_steps(infadapter_agents.make(name), kwargs | {"beta": 0.2}, seed=0)
+        assert low.actions == high.actions, name
+    for name in ("infadapter", "static-over"):  # these plan with beta
+        assert infadapter_agents.make(name).uses_weights
+
+
+def test_a_rescored_row_is_the_row_its_own_episode_gives(tmp_path):
+    from dataclasses import replace
+
+    from infadapter_env.leaderboard.episode import Task, check_row, run_task
+
+    task = Task("default", "hpa", 0.01, "test1", 1, rescored_betas=(0.1, 0.2))
+    rows = run_task(task)
+    assert [row["beta"] for row in rows] == [0.01, 0.1, 0.2]
+    own = run_task(replace(task, beta=0.2, rescored_betas=()))[0]
+    untimed = [c for c in COLUMNS if c not in TIMING_COLUMNS]
+    assert {c: rows[2][c] for c in untimed} == {c: own[c] for c in untimed}
+    assert rows[0]["objective"] > rows[2]["objective"]  # the same cores cost more at a higher beta
+    for row in rows:
+        assert check_row({k: str(v) for k, v in row.items()}) == []  # replays at the row's own beta
+    with pytest.raises(ValueError, match="reads the objective's weights"):
+        run_task(Task("default", "ms+", 0.01, "test1", 1, rescored_betas=(0.2,)))

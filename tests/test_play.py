@@ -48,7 +48,7 @@ def test_rows_agree_with_the_trace_and_the_leaderboard(one_agent):
     violated = 100 * rows["violated"] / rows["arrivals"]
     assert rows["slo_violation_pct"].tolist() == pytest.approx(violated.tolist(), abs=1e-9)
     # The same episode as the leaderboard's row for this contender, scenario, beta and seed.
-    board = run_task(Task("default", "static-over", 0.05, "paper", 0))
+    board = run_task(Task("default", "static-over", 0.05, "paper", 0))[0]
     assert math.isclose(rows["reward"].mean(), board["objective"], rel_tol=1e-9)
     assert math.isclose(rows["cores"].mean(), board["mean_cores"], rel_tol=1e-9)
 

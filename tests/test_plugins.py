@@ -127,7 +127,19 @@ sys.exit(leaderboard.main(sys.argv[1:]))
 def test_agents_of_ones_own_reach_every_backend(plugins, backend, tmp_path):
     out = tmp_path / "out"
     agents = ["greedy,", "my_policies:Fixed", "fixed-ep"]  # registered in __main__, a spec, an entry point
-    args = ["--agents", *agents, "--scenarios", "paper", "--betas", "0.05", "--no-figures", "--out", str(out)]
+    args = [
+        "--agents",
+        *agents,
+        "--seeds",
+        "0",
+        "--scenarios",
+        "paper",
+        "--betas",
+        "0.05",
+        "--no-figures",
+        "--out",
+        str(out),
+    ]
     environ = os.environ | {"PYTHONPATH": os.pathsep.join([str(plugins), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, *args, "--backend", backend, "--workers", "2"],
@@ -150,7 +162,7 @@ def test_a_factory_that_cannot_reach_the_workers_is_named(plugins, tmp_path, mon
 
     monkeypatch.setitem(sys.modules, "cloudpickle", None)  # as without cloudpickle: plain pickle
     infadapter_agents.register("local-lambda", lambda: infadapter_agents.make("static-under"))
-    args = ["--agents", "local-lambda", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
+    args = ["--agents", "local-lambda", "--seeds", "0", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
     assert leaderboard.main([*args, "--backend", "local", "--workers", "2", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "agent 'local-lambda': its factory <function" in err and "cannot be sent to the worker processes" in err
@@ -177,7 +189,17 @@ def test_the_spec_module_of_a_command_may_sit_in_the_current_folder(plugins, tmp
         """
     )
     out = tmp_path / "out"
-    args = ["leaderboard", "--agents", "my_policies:make_fixed", "--scenarios", "paper", "--betas", "0.05"]
+    args = [
+        "leaderboard",
+        "--agents",
+        "my_policies:make_fixed",
+        "--seeds",
+        "0",
+        "--scenarios",
+        "paper",
+        "--betas",
+        "0.05",
+    ]
     done = subprocess.run(
         [sys.executable, "-c", script, *args, "--backend", "serial", "--no-figures", "--out", str(out)],
         cwd=plugins,

@@ -16,7 +16,7 @@ import math
 import statistics
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import Any
 
@@ -25,6 +25,8 @@ import numpy as np
 
 import infadapter_env
 from infadapter_env.env import SIM_VERSION
+from infadapter_env.objective import Weights
+from infadapter_env.pipeline import reweighted_info
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.provenance import git_commit
 
@@ -79,6 +81,11 @@ class Task:
     scenario: str
     seed: int
     env: tuple[tuple[str, Any], ...] = ()
+    rescored_betas: tuple[float, ...] = ()  # more betas scored from the same episode (an agent without weights)
+
+    @property
+    def betas(self) -> tuple[float, ...]:
+        return (self.beta, *self.rescored_betas)
 
 
 def contender(protocol: str | Protocol, label: str) -> Contender:
@@ -96,8 +103,9 @@ def task_env_kwargs(task: Task) -> dict[str, Any]:
     return env_kwargs(scenario, task.beta, protocol, contender(protocol, task.agent)) | dict(task.env)
 
 
-def run_task(task: Task) -> dict[str, Any]:
-    """Play one episode of a protocol's contender and return its leaderboard row.
+def run_task(task: Task) -> list[dict[str, Any]]:
+    """Play one episode of a protocol's contender and return its leaderboard row (one per beta of
+    ``task.betas``: the episode scored at each).
 
     Torch runs on one thread: parallel workers would otherwise oversubscribe the cores and the
     measured decision times would mostly measure that contention."""
@@ -110,15 +118,48 @@ def run_task(task: Task) -> dict[str, Any]:
 
     agent = infadapter_agents.make(playing.agent, **playing.options)
     options = {"agent": playing.agent, **playing.options}
-    return episode_row(task, agent, task_env_kwargs(task), options, protocol.hold_s)
+    if task.rescored_betas and getattr(agent, "uses_weights", True):
+        raise ValueError(f"agent {task.agent!r} reads the objective's weights: its episodes cannot be rescored")
+    return episode_rows(task, agent, task_env_kwargs(task), options, protocol.hold_s)
 
 
 def episode_row(
     task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any], hold_s: int = 0
 ) -> dict[str, Any]:
     """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` and return the row of ``task``."""
+    return episode_rows(replace(task, rescored_betas=()), agent, kwargs, options, hold_s)[0]
+
+
+def episode_rows(
+    task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any], hold_s: int = 0
+) -> list[dict[str, Any]]:
+    """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` once and return the rows of ``task``: the
+    episode scored at ``task.beta`` and at each of ``task.rescored_betas`` (only for an agent that
+    does not read the weights; the rows share the episode's timings)."""
     started = time.perf_counter()
-    metrics, actions, quotas, settings = play(agent, kwargs, task.seed, hold_s)
+    played = play_steps(agent, kwargs, task.seed, hold_s)
+    wall_s = time.perf_counter() - started
+    rows = []
+    for beta in task.betas:
+        settings = played.settings | {"beta": beta}
+        infos = played.infos
+        if beta != played.settings["beta"]:
+            weights = Weights(settings["alpha"], beta, settings["gamma"])
+            infos = [reweighted_info(info, weights) for info in played.infos]
+        metrics = episode_metrics(infos, settings) | {"fallbacks": played.fallbacks, "decision_s": played.decision_s}
+        rows.append(_row(replace(task, beta=beta), metrics, played.actions, played.quotas, settings, options, wall_s))
+    return rows
+
+
+def _row(
+    task: Task,
+    metrics: Mapping[str, Any],
+    actions: list,
+    quotas: list,
+    settings: Mapping[str, Any],
+    options: Mapping[str, Any],
+    wall_s: float,
+) -> dict[str, Any]:
     row: dict[str, Any] = {
         "protocol": task.protocol,
         "agent": task.agent,
@@ -128,10 +169,10 @@ def episode_row(
         **{k: v for k, v in metrics.items() if k != "decision_s"},
         "decision_ms_mean": 1e3 * statistics.fmean(metrics["decision_s"]),
         "decision_ms_p99": 1e3 * float(np.percentile(metrics["decision_s"], 99)),
-        "wall_s": time.perf_counter() - started,
+        "wall_s": wall_s,
         "actions": json.dumps(actions, separators=(",", ":")),
         "quotas": json.dumps(quotas, separators=(",", ":")) if any(q is not None for q in quotas) else "",
-        "env_settings": json.dumps(settings | {"seed": task.seed, "sim_version": SIM_VERSION}, sort_keys=True),
+        "env_settings": json.dumps(dict(settings) | {"seed": task.seed, "sim_version": SIM_VERSION}, sort_keys=True),
         "agent_options": json.dumps(dict(options), sort_keys=True, default=str),
         "package_version": infadapter_env.__version__,
         "git_commit": git_commit(),

@@ -3,13 +3,21 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
 
 ``default`` (this benchmark's own choices):
 
-- Scenarios: ``paper`` (day 15, minutes 82-103) and four held-out windows of the test days
-  (days 14-21), 1,260 s each, drawn once with seed ``TEST_WINDOW_SEED`` from the windows that avoid
-  the daily data gap (``held_out_window_starts`` recomputes them; a test checks they still match).
+- Scenarios: ``paper`` (day 15, minutes 82-103) and 30 held-out windows of the test days
+  (days 14-21), ``test1``..``test30``, 1,260 s each, drawn once with seed ``TEST_WINDOW_SEED``
+  from the windows that avoid the daily data gap (``held_out_window_starts`` recomputes them; a
+  test checks they still match and do not overlap).
 - Contenders: every registered agent with its default options, starting from an empty cluster.
-- Env: ``InfAdapter-v0`` with ``action_mode="replicas"`` (so that horizontal agents can act; the
-  physics and the objective do not depend on the action mode), all other settings at their
-  defaults (fast simulator, accuracy-first dispatcher). Seed 0.
+- Env: ``InfAdapter-v0`` on the request-level simulator (``simulator="request"``: every request's
+  arrival time inside its second is drawn, Poisson, and its service time, so seeds matter), with
+  ``action_mode="replicas"`` (so that horizontal agents can act; the physics and the objective do
+  not depend on the action mode), all other settings at their defaults (accuracy-first
+  dispatcher). Seeds 0-4: 155 episodes per (agent, beta), aggregated over seeds (runs) and
+  scenarios (tasks).
+- An agent that does not read the objective's weights (``Agent.uses_weights`` False: the
+  autoscalers, the learned policies that do not observe them) acts the same at every beta, so the
+  sweep plays its episode once per (scenario, seed) and scores it at every beta (``Task.rescored_betas``);
+  its rows are the rows the episode would give at each beta, and validate as such.
 
 ``paper-2023`` (the experiment as the original code ran it, ``reconfigurable-ml-pipeline/InfAdapter``):
 
@@ -44,8 +52,13 @@ DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 ALPHA, GAMMA = 1.0, 0.001
 EPISODE_S = 1260
 TEST_WINDOW_SEED = 2023
-TEST_WINDOWS = 4
-TEST_WINDOW_STARTS = (58_751, 107_977, 150_079, 324_766)  # seconds into the test split
+TEST_WINDOWS = 30
+TEST_WINDOW_STARTS = (  # seconds into the test split (held_out_window_starts)
+    27_626, 41_742, 58_748, 75_506, 77_693, 103_617, 107_973, 124_909, 135_442, 150_073,
+    160_487, 164_390, 176_320, 178_248, 196_077, 205_016, 225_601, 292_534, 304_538, 324_753,
+    348_358, 357_179, 376_403, 402_239, 412_103, 421_245, 480_246, 526_301, 586_041, 619_152,
+)  # fmt: skip
+DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 ACTION_MODE = "replicas"
 VPA_DEPTHS = (18, 34, 50, 101, 152)
 VPA_USAGE_SIGNALS = ("throttled", "busy")
@@ -131,12 +144,17 @@ def paper_contenders() -> dict[str, Contender]:
 
 PROTOCOLS = {
     "default": Protocol(
-        "default", scenarios(), (0,), {"action_mode": ACTION_MODE}, default_contenders, "results/leaderboard"
+        "default",
+        scenarios(),
+        DEFAULT_SEEDS,
+        {"action_mode": ACTION_MODE, "simulator": "request"},
+        default_contenders,
+        "results/leaderboard",
     ),
     "paper-2023": Protocol(
         "paper-2023",
         {"paper": Scenario("paper", {"scenario": "paper"})},
-        (0, 1, 2, 3, 4),
+        DEFAULT_SEEDS,
         {"action_mode": ACTION_MODE, "simulator": "request", "arrivals": "loadgen", "dispatcher": "quota"},
         paper_contenders,
         "results/paper-2023",

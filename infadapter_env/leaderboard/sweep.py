@@ -77,16 +77,46 @@ def run_sweep(
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
     wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in labels]
-    tasks = [Task(*key, env=tuple(overrides.items())) for key in wanted if key not in done]
+    tasks = plan_tasks([key for key in wanted if key not in done], weightless_agents(chosen, labels), overrides)
     if done:
         log(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
-    with tqdm(total=len(tasks), desc="leaderboard", unit="episode", file=sys.stderr) as bar:
+    with tqdm(total=sum(len(t.betas) for t in tasks), desc="leaderboard", unit="row", file=sys.stderr) as bar:
         for row in execute(tasks, backend, workers, address):
             append(path, row)
             bar.update()
     all_rows, _ = read_rows(path)
     wanted_keys = set(wanted)
     return to_frame([row for row in all_rows if row_key(row) in wanted_keys])
+
+
+def weightless_agents(protocol: Protocol, labels: Sequence[str]) -> set[str]:
+    """The contenders whose agent does not read the objective's weights (``uses_weights`` False)."""
+    import infadapter_agents
+
+    out = set()
+    for label in labels:
+        playing = contender(protocol, label)
+        if not getattr(infadapter_agents.make(playing.agent, **playing.options), "uses_weights", True):
+            out.add(label)
+    return out
+
+
+def plan_tasks(
+    keys: Sequence[tuple[str, str, float, str, int]], weightless: set[str], overrides: Mapping[str, Any]
+) -> list[Task]:
+    """One task per missing row, except that the missing betas of a weightless contender's
+    (scenario, seed) are one task: one episode, scored at each beta."""
+    env = tuple(overrides.items())
+    tasks: list[Task] = []
+    grouped: dict[tuple[str, str, str, int], list[float]] = {}
+    for protocol, agent, beta, scenario, seed in keys:
+        if agent in weightless:
+            grouped.setdefault((protocol, agent, scenario, seed), []).append(beta)
+        else:
+            tasks.append(Task(protocol, agent, beta, scenario, seed, env=env))
+    for (protocol, agent, scenario, seed), betas in grouped.items():
+        tasks.append(Task(protocol, agent, betas[0], scenario, seed, env=env, rescored_betas=tuple(betas[1:])))
+    return tasks
 
 
 def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]:
@@ -220,7 +250,7 @@ def execute(tasks: list[Task], backend: str, workers: int, address: str | None) 
     """Rows of ``tasks`` in the order they finish."""
     if backend == "serial" or (workers <= 1 and backend == "local"):
         for task in tasks:
-            yield run_task(task)
+            yield from run_task(task)
     elif backend == "local":
         yield from _execute_processes(tasks, workers, _pack_registrations())
     else:
@@ -306,14 +336,14 @@ def _execute_processes(tasks: list[Task], workers: int, registrations: bytes | N
             while pending:
                 done, pending = wait(pending, return_when=FIRST_COMPLETED)
                 for future in done:
-                    yield future.result()
+                    yield from future.result()
         finally:
             for future in pending:
                 future.cancel()
 
 
-def _run_registered(registrations: bytes | None, task: Task) -> dict[str, Any]:
-    """A Ray task: the row of ``task`` in a worker that knows the sweep's agents."""
+def _run_registered(registrations: bytes | None, task: Task) -> list[dict[str, Any]]:
+    """A Ray task: the rows of ``task`` in a worker that knows the sweep's agents."""
     _install(registrations)
     return run_task(task)
 
@@ -337,7 +367,7 @@ def _execute_ray(
         pending = [remote.remote(shipped, task) for task in tasks]
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            yield ray.get(done[0])
+            yield from ray.get(done[0])
     finally:
         if started_here:
             ray.shutdown()
