@@ -102,7 +102,7 @@ class InfAdapterAgent(Agent):
         )
         self.model = PlanningModel(profile, self.settings.budget_cores)
         if self.solver == "fast":
-            _ = self.model.table  # build the search table now, not in the first decision
+            self.model.prepare()  # build the search tables now, not in the first decision
         self.forecaster.reset(info)
         self.started = False  # the stabiliser's starting rate is read from the first observation
         known = int(info.get("history_minutes", HISTORY_MINUTES))

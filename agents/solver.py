@@ -13,8 +13,31 @@ Two exact solvers give the same optimum:
     accurate first), and ``L >= load_v / max_load`` for every started or resized variant. Bundled
     CBC by default, HiGHS selectable; both run with zero optimality gap.
 ``fast``
-    Exhaustive search over every deployment (20,529 with the defaults), vectorised in numpy over a
-    table built once per planning model.
+    Two exact algorithms, chosen by the size of the world:
+
+    - up to ``ENUMERATION_LIMIT`` deployments (the shipped world has 20,529): exhaustive search over
+      every deployment, vectorised in numpy over a table built once per planning model. Among
+      deployments of equal objective it returns the one with the least total capacity, then the
+      first in lexicographic order of cores; published results depend on that choice.
+    - above it (10 variants on 64 cores have about 2 x 10^11): branch and bound over the variants
+      from the most accurate down, one vectorised level per variant. A state fixes the cores of the
+      variants decided so far and holds their cores, capacity, objective and loading cost. While
+      that capacity is below the rate, those variants serve all of it (AA fills the most accurate
+      first), so the objective so far is exact; a choice that reaches the rate completes a
+      deployment (the variants below stay off), which is scored exactly. Only the rest of the rate,
+      left to variants ``0..u``, is bounded, by the smaller of (a) the rest at the best accuracy
+      among them on the fewest cores that can serve it (a knapsack over cores, tabled once per
+      model) and (b) the linear relaxation of serving it, each variant at its best capacity per
+      core, evaluated through its dual at the breakpoints of the dual's envelope. The dual bound
+      splits into a part of the state and a part of the choice, which screens a state's choices
+      before they are built. A state is dropped when its bound is below the best deployment found,
+      or when another state dominates it: no more cores, no less capacity, and an objective ahead
+      by at least the accuracy the rest it leaves would have earned and the loading cost the other
+      may still add. A first pass keeps only the ``DIVE_WIDTH`` states of best bound per level (a
+      beam) for a good incumbent; the second keeps every state the bound and dominance allow.
+      Capacity need not grow with cores (measured tables do not): a size is tried only when it has
+      more capacity than every smaller size, or it is the variant's previous size (no load). Of
+      deployments of equal objective it keeps the first it finds.
 
 A rate that no deployment within the budget can serve gets the paper code's fallback: the variant
 with the highest capacity (ResNet18) at the full budget, with ``fallback=True`` in the decision.
@@ -39,6 +62,10 @@ from infadapter_env.profiles import CapacityProfile
 SOLVERS = ("fast", "ilp")
 ILP_BACKENDS = ("cbc", "highs")
 MIN_PLANNING_RATE_RPS = 1e-3
+# Worlds with at most this many deployments are searched exhaustively (a table of tens of MB at
+# most); larger ones by branch and bound, whose first pass keeps DIVE_WIDTH states per level.
+ENUMERATION_LIMIT = 100_000
+DIVE_WIDTH = 8
 
 
 @dataclass(frozen=True, eq=False)
@@ -65,8 +92,31 @@ class PlanningModel:
         return min(self.budget_cores, self.profile.max_cores_per_replica)
 
     @property
+    def n_deployments(self) -> int:
+        """How many deployments fit the budget (each variant 0 or ``min_cores..max_cores`` cores)."""
+        return _count_deployments(self.n_variants, self.profile.min_cores, self.max_cores, self.budget_cores)
+
+    @property
+    def enumerable(self) -> bool:
+        """Whether the fast solver searches every deployment (else it branches and bounds)."""
+        return self.n_deployments <= ENUMERATION_LIMIT
+
+    @property
+    def max_capacity_rps(self) -> float:
+        """The most capacity any deployment within the budget has: higher rates get the fallback."""
+        return float(self.search_tables.reach[-1, -1])
+
+    @property
     def table(self) -> _DeploymentTable:
         return _deployment_table(self.profile, self.budget_cores)
+
+    @property
+    def search_tables(self) -> _SearchTables:
+        return _search_tables(self.profile, self.budget_cores)
+
+    def prepare(self) -> None:
+        """Build what the fast solver reads (once per profile and budget), outside any decision."""
+        _ = self.table if self.enumerable else self.search_tables
 
     def capacity(self, cores: tuple[int, ...]) -> list[float]:
         return [float(self.profile.per_replica_rps[v, c]) for v, c in enumerate(cores)]
@@ -115,6 +165,105 @@ def _deployment_table(profile: CapacityProfile, budget_cores: int) -> _Deploymen
     """Built once per profile object (``load_profile`` caches those) and budget: agents re-create
     planning models every episode."""
     return _DeploymentTable.build(PlanningModel(profile, budget_cores))
+
+
+@lru_cache(maxsize=64)
+def _count_deployments(n_variants: int, min_cores: int, max_cores: int, budget_cores: int) -> int:
+    """Deployments within the budget, counted by convolution (floats: exact below 2**53, and only
+    compared with ``ENUMERATION_LIMIT``)."""
+    one = np.zeros(max_cores + 1)
+    one[0] = 1.0
+    one[min_cores:] = 1.0
+    ways = np.ones(1)  # ways[c]: deployments of the variants so far on exactly c cores
+    for _ in range(n_variants):
+        ways = np.convolve(ways, one)[: budget_cores + 1]
+    return int(min(ways.sum(), 2.0**62))
+
+
+@dataclass(frozen=True)
+class _SearchTables:
+    """What branch and bound reads, built once per planning model (independent of the rate).
+
+    ``sizes`` are the allowed cores per variant (0, ``min_cores..max_cores``); ``candidates[v]``
+    the sizes with more capacity than every smaller size (the others need more cores for no more
+    capacity) and that capacity; ``covering[v, i]`` the most capacity of variant v within
+    ``sizes[i]`` cores (non-decreasing, so the fewest cores covering a rate is a search);
+    ``reach[u, c]`` the most capacity of variants ``0..u`` together within c cores (a knapsack);
+    ``rate_per_core[v]`` the largest capacity per core of v (its capacity is at most that times
+    its cores); ``load`` the load times over the longest.
+    """
+
+    sizes: np.ndarray
+    candidates: tuple[tuple[np.ndarray, np.ndarray], ...]
+    covering: np.ndarray
+    reach: np.ndarray
+    rate_per_core: np.ndarray
+    load: np.ndarray
+    capacity: np.ndarray
+    min_cores: int
+    max_cores: int
+    choices_by_previous: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
+        default_factory=dict, compare=False
+    )
+
+    @classmethod
+    def build(cls, model: PlanningModel) -> _SearchTables:
+        profile, budget = model.profile, model.budget_cores
+        sizes = np.array([0, *range(profile.min_cores, model.max_cores + 1)])
+        capacity = profile.per_replica_rps[:, sizes]  # (V, S)
+        covering = np.maximum.accumulate(capacity, axis=1)
+        candidates = []
+        for v in range(model.n_variants):
+            better = np.ones(sizes.size, dtype=bool)
+            better[1:] = capacity[v, 1:] > covering[v, :-1]
+            candidates.append((sizes[better], capacity[v, better]))
+        cores = np.arange(budget + 1)
+        rest = cores[:, None] - sizes[None, :]  # cores left for the other variants
+        fits = rest >= 0
+        rest = np.maximum(rest, 0)
+        reach = np.empty((model.n_variants, budget + 1))
+        most = np.zeros(budget + 1)
+        for v in range(model.n_variants):
+            most = np.where(fits, most[rest] + capacity[v], -np.inf).max(axis=1)
+            reach[v] = most
+        return cls(
+            sizes=sizes,
+            candidates=tuple(candidates),
+            covering=covering,
+            reach=reach,
+            rate_per_core=(capacity[:, 1:] / sizes[1:]).max(axis=1, initial=0.0),
+            load=profile.load_time_s / profile.load_time_s.max(),
+            capacity=profile.per_replica_rps,
+            min_cores=profile.min_cores,
+            max_cores=model.max_cores,
+        )
+
+    def choices(self, variant: int, previous: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sizes worth trying for ``variant`` coming from ``previous`` cores: cores, capacity and
+        loading cost (normalised load time if started or resized, else 0). The previous size costs
+        no load, so it stays a choice, and the sizes it makes pointless (more cores, no more
+        capacity, a load) go."""
+        key = (variant, previous)
+        found = self.choices_by_previous.get(key)
+        if found is not None:
+            return found
+        cores, capacity = self.candidates[variant]
+        load = float(self.load[variant])
+        if self.min_cores <= previous <= self.max_cores and self.capacity[variant, previous] > 0:
+            kept = (cores < previous) | (capacity > self.capacity[variant, previous])
+            cores = np.union1d(cores[kept], [previous])
+            capacity = self.capacity[variant, cores]
+            cost = np.where((cores > 0) & (cores != previous), load, 0.0)
+        else:
+            cost = np.where(cores > 0, load, 0.0)
+        found = (cores, capacity, cost)
+        self.choices_by_previous[key] = found
+        return found
+
+
+@lru_cache(maxsize=16)
+def _search_tables(profile: CapacityProfile, budget_cores: int) -> _SearchTables:
+    return _SearchTables.build(PlanningModel(profile, budget_cores))
 
 
 @dataclass(frozen=True)
@@ -265,6 +414,14 @@ def _fallback(model: PlanningModel) -> tuple[int, ...]:
 def _solve_fast(
     model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights
 ) -> tuple[int, ...] | None:
+    if model.enumerable:
+        return _enumerate(model, rate, previous, weights)
+    return _branch_and_bound(model, rate, previous, weights)
+
+
+def _enumerate(
+    model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights
+) -> tuple[int, ...] | None:
     """Exhaustive search. LC is evaluated only where it can matter: LC lies in [0, 1], so a
     deployment whose other terms trail the best by more than gamma cannot be optimal."""
     table = model.table
@@ -285,6 +442,193 @@ def _solve_fast(
         np.maximum(lc, np.where(cores != before, table.load_if_active[v][first:][contenders], 0.0), out=lc)
     best = first + int(contenders[int(np.argmax(value[contenders] - weights.gamma * lc))])
     return tuple(int(column[best]) for column in table.cores)
+
+
+class _Plan:
+    """One decision's constants for branch and bound: per-unit values at this rate and weights."""
+
+    def __init__(self, model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights) -> None:
+        tables = model.search_tables
+        self.tables, self.rate, self.previous = tables, rate, previous
+        self.n_variants, self.budget = model.n_variants, model.budget_cores
+        self.gamma = weights.gamma
+        self.per_core = weights.beta / model.budget_cores
+        # objective per req/s served by each variant; the best of variants 0..u
+        self.accuracy = weights.alpha / rate * model.profile.accuracy
+        self.best_below = np.maximum.accumulate(self.accuracy)
+        self.choices = [tables.choices(v, c) for v, c in enumerate(previous)]
+        self.gain = [
+            self.accuracy[v] * capacity - self.per_core * cores for v, (cores, capacity, _) in enumerate(self.choices)
+        ]
+        # Linear relaxation of serving a rest r from variants 0..u within `room` cores, each at most
+        # rate_per_core req/s per core: by duality at most min over mu >= 0 of r * h_u(mu) + room * mu,
+        # with h_u(mu) = max over v <= u of (profit_v - mu * cores_per_req_v). Any mu >= 0 gives a
+        # bound; the minimum lies at mu = 0 or where two lines of h_u's upper envelope cross.
+        usable = tables.rate_per_core > 0
+        cores_per_req = np.divide(1.0, tables.rate_per_core, out=np.zeros(self.n_variants), where=usable)
+        profit = np.where(usable, self.accuracy - self.per_core * cores_per_req, -np.inf)
+        first, second = np.triu_indices(self.n_variants, 1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mu = (profit[first] - profit[second]) / (cores_per_req[first] - cores_per_req[second])
+        crossing = np.isfinite(mu) & (mu > 0)
+        first, second, mu = first[crossing], second[crossing], np.concatenate(([0.0], mu[crossing]))
+        lines = np.where(usable[:, None], profit[:, None] - cores_per_req[:, None] * mu[None, :], -np.inf)
+        envelope = np.maximum.accumulate(lines, axis=0)  # h_u at every crossing, u = 0..V-1
+        at = np.arange(1, mu.size)
+        low = envelope[:, 1:] - 1e-12 * (1.0 + np.abs(envelope[:, 1:]))
+        on_top = (lines[first, at] >= low) & (lines[second, at] >= low)
+        on_top &= second[None, :] <= np.arange(self.n_variants)[:, None]  # both lines among 0..u
+        # per level u: the mu worth trying and h_u there (None where no variant 0..u serves anything)
+        self.dual: list[tuple[np.ndarray, np.ndarray] | None] = []
+        for u in range(self.n_variants):
+            at = np.concatenate(([0], 1 + np.flatnonzero(on_top[u])))
+            self.dual.append((mu[at], envelope[u, at]) if usable[: u + 1].any() else None)
+        # The dual bound of a state s extended by choice c of variant v splits into a part of s and
+        # a part of c, head_s(mu) + tail_c(mu): candidates are screened before they are built.
+        self.tail: list[np.ndarray] = [np.zeros((1, 0))]
+        for v in range(1, self.n_variants):
+            below = self.dual[v - 1]
+            cores, capacity, _ = self.choices[v]
+            if below is not None:
+                self.tail.append(self.gain[v] - below[1][:, None] * capacity - below[0][:, None] * cores)
+            else:
+                self.tail.append(np.zeros((1, 0)))
+
+    def search(
+        self, best_value: float, best_cores: tuple[int, ...] | None, keep: int | None
+    ) -> tuple[float, tuple[int, ...] | None]:
+        """One pass over the variants, most accurate first; ``keep`` states per level (the dive),
+        or every state no bound or dominance rules out. Returns the best deployment and its value,
+        or ``(best_value, best_cores)`` if none beats them."""
+        tables, rate, budget, gamma, per_core = self.tables, self.rate, self.budget, self.gamma, self.per_core
+        V = self.n_variants
+        used = np.zeros(1, dtype=np.int64)  # per state: cores, capacity, objective without LC, LC
+        capacity = np.zeros(1)
+        value = np.zeros(1)
+        loading = np.zeros(1)
+        trail: list[tuple[np.ndarray, np.ndarray]] = []  # per level: each kept state's parent and cores
+        found: tuple[int, ...] | None = None  # (level, parent, cores) or (..., variant below, its cores)
+        for level, v in enumerate(range(V - 1, -1, -1)):
+            cores, more, cost = self.choices[v]
+            total = used[:, None] + cores
+            reached = capacity[:, None] + more
+            fits = total <= budget
+            served = reached >= rate
+            done = np.flatnonzero(fits & served)
+            if done.size:
+                parent, pick = np.divmod(done, cores.size)
+                # v is the last variant the rate reaches: it serves what is left
+                final = (
+                    value[parent]
+                    + self.accuracy[v] * (rate - capacity[parent])
+                    - per_core * cores[pick]
+                    - gamma * np.maximum(loading[parent], cost[pick])
+                )
+                k = int(np.argmax(final))
+                if final[k] > best_value:
+                    best_value, found = float(final[k]), (level, int(parent[k]), int(cores[pick[k]]))
+            u = v - 1
+            below = self.dual[u] if v else None
+            if below is None:  # no variant left that could serve the rest
+                break
+            mu, h = below
+            head = (value - gamma * loading)[:, None] + (rate - capacity)[:, None] * h
+            head += (budget - used)[:, None] * mu
+            tightest = head.argmin(axis=1)
+            head = head[np.arange(head.shape[0]), tightest]
+            open_ = np.flatnonzero(fits & ~served & (head[:, None] + self.tail[v][tightest] >= best_value))
+            parent, pick = np.divmod(open_, cores.size)
+            total, reached = total.ravel()[open_], reached.ravel()[open_]
+            so_far = value[parent] + self.gain[v][pick]
+            lc = np.maximum(loading[parent], cost[pick])
+            rest, room = rate - reached, budget - total
+            need = np.searchsorted(tables.reach[u], rest)
+            # the rest served at the best accuracy left, on the fewest cores that can serve it
+            bound = so_far - gamma * lc + self.best_below[u] * rest - per_core * need
+            live = np.flatnonzero((need <= room) & (bound >= best_value))
+            relaxed = (rest[live, None] * h + room[live, None] * mu).min(axis=1)
+            bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc[live] + relaxed)
+            if keep is not None or (found is None and best_cores is None):
+                # complete each state with variant u alone at the fewest cores that serve the rest
+                at = np.searchsorted(tables.covering[u], rest)
+                size = tables.sizes[np.minimum(at, tables.sizes.size - 1)]
+                ok = (at < tables.sizes.size) & (size <= room)
+                if ok.any():
+                    load_u = np.where(size != self.previous[u], tables.load[u], 0.0)
+                    guess = so_far + self.accuracy[u] * rest - per_core * size - gamma * np.maximum(lc, load_u)
+                    guess[~ok] = -np.inf
+                    k = int(np.argmax(guess))
+                    if guess[k] > best_value:
+                        best_value = float(guess[k])
+                        found = (level, int(parent[k]), int(cores[pick[k]]), u, int(size[k]))
+            alive = live[bound[live] >= best_value]
+            if keep is not None and alive.size > keep:
+                alive = alive[np.argsort(-bound[alive], kind="stable")[:keep]]
+            elif alive.size > 1:
+                slack = so_far[alive] - self.best_below[u] * reached[alive]
+                alive = alive[_undominated(total[alive], reached[alive], slack, gamma * lc[alive])]
+            trail.append((parent[alive], cores[pick[alive]]))
+            used, capacity, value, loading = total[alive], reached[alive], so_far[alive], lc[alive]
+            if not alive.size:
+                break
+        if found is None:
+            return best_value, best_cores
+        deployment = [0] * V
+        level, state, chosen = found[:3]
+        deployment[V - 1 - level] = chosen
+        if len(found) == 5:
+            deployment[found[3]] = found[4]
+        while level > 0:
+            level -= 1
+            parents, picked = trail[level]
+            deployment[V - 1 - level] = int(picked[state])
+            state = int(parents[state])
+        return best_value, tuple(deployment)
+
+
+def _undominated(cores: np.ndarray, capacity: np.ndarray, slack: np.ndarray, loading: np.ndarray) -> np.ndarray:
+    """Positions of the states that no other state dominates.
+
+    State j dominates i when it has no more cores, no less capacity, and
+    ``slack_j - slack_i >= max(loading_j - loading_i, 0)`` (``loading`` is gamma times LC so far):
+    any completion of i then completes j at least as well, because the rest of the rate j leaves is
+    smaller by ``capacity_j - capacity_i``, which the remaining variants would have served at no
+    better than the accuracy ``slack`` is reduced by, and a later variant's load can raise j's LC
+    by ``loading_j - loading_i`` at most over i's. Two sweeps, each a running maximum over the states
+    in order of capacity and over cores: among states of equal loading (exact), and across all
+    states with j's loading charged in full above the lowest (sufficient).
+    """
+    levels, group = np.unique(loading, return_inverse=True)
+    order = np.lexsort((cores, -slack, -capacity, group))  # per loading: capacity down, slack down
+    cores, slack, group = cores[order], slack[order], group[order]
+    n, width = order.size, int(cores.max()) + 1
+    rows = np.arange(n)
+    # Equal loading: lift each group above the one before so that the running maximum restarts.
+    lift = group * (1.0 + float(slack.max() - slack.min()))
+    best = np.full((n, width), -np.inf)
+    best[rows, cores] = slack + lift
+    np.maximum.accumulate(best, axis=0, out=best)
+    np.maximum.accumulate(best, axis=1, out=best)
+    kept = np.ones(n, dtype=bool)
+    kept[1:] = best[rows[:-1], cores[1:]] < (slack + lift)[1:]
+    if levels.size > 1:
+        again = np.lexsort((cores, -slack, -capacity[order]))
+        best.fill(-np.inf)
+        best[rows, cores[again]] = (slack - (levels[group] - levels[0]))[again]
+        np.maximum.accumulate(best, axis=0, out=best)
+        np.maximum.accumulate(best, axis=1, out=best)
+        kept[again[1:]] &= best[rows[:-1], cores[again[1:]]] < slack[again[1:]]
+    return order[kept]
+
+
+def _branch_and_bound(
+    model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights
+) -> tuple[int, ...] | None:
+    if model.search_tables.reach[-1, -1] < rate:
+        return None
+    plan = _Plan(model, rate, previous, weights)
+    dive = plan.search(-np.inf, None, keep=DIVE_WIDTH)
+    return plan.search(*dive, keep=None)[1]
 
 
 def _solve_ilp(

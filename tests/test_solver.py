@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import subprocess
@@ -10,11 +11,23 @@ import sys
 import numpy as np
 import pytest
 
-from infadapter_agents.solver import PlanningModel, evaluate, solve, solve_single_variant
+from infadapter_agents import solver
+from infadapter_agents.solver import Decision, PlanningModel, evaluate, solve, solve_single_variant
+from infadapter_env.deployment import enumerate_deployments
 from infadapter_env.objective import Weights
 from infadapter_env.profiles import load_profile
+from tests.solver_worlds import random_decision, random_world, synthetic_world
 
 MODEL = PlanningModel(load_profile(750, "linear_fit"), 20)
+
+
+@pytest.fixture(params=["enumeration", "branch_and_bound"])
+def fast_method(request, monkeypatch):
+    """The fast solver's two algorithms on the shipped world: its own (enumeration), and branch and
+    bound, which it runs on worlds of more than ``ENUMERATION_LIMIT`` deployments."""
+    if request.param == "branch_and_bound":
+        monkeypatch.setattr(solver, "ENUMERATION_LIMIT", 0)
+    return request.param
 
 
 def random_instance(rng: np.random.Generator, budget: int) -> tuple[float, tuple[int, ...], Weights]:
@@ -70,28 +83,153 @@ def test_both_solvers_match_a_brute_force_on_a_small_budget(backend):
             assert ilp.objective == pytest.approx(expected, abs=1e-9)
 
 
-def test_low_rate_is_served_by_one_accurate_variant():
+def test_branch_and_bound_matches_a_brute_force_on_a_small_budget(monkeypatch):
+    monkeypatch.setattr(solver, "ENUMERATION_LIMIT", 0)
+    small = PlanningModel(load_profile(750, "measured"), 8)
+    rng = np.random.default_rng(8)
+    for _ in range(60):
+        rate, previous, weights = random_instance(rng, 8)
+        expected = brute_force(small, rate, previous, weights)
+        fast = solve(small, rate, previous, weights)
+        assert fast.fallback if expected is None else fast.objective == pytest.approx(expected, abs=1e-9)
+
+
+def test_low_rate_is_served_by_one_accurate_variant(fast_method):
     decision = solve(MODEL, 10, (0,) * 5, Weights())
     assert decision.cores == (0, 0, 0, 0, 4)  # ResNet152 alone (4 cores: 10.4 req/s believed)
     assert decision.aa == pytest.approx(0.78312)
 
 
-def test_high_rate_needs_a_mix_with_resnet18():
+def test_high_rate_needs_a_mix_with_resnet18(fast_method):
     decision = solve(MODEL, 300, (0,) * 5, Weights())
     assert decision.cores[0] > 0 and sum(1 for c in decision.cores if c) >= 2
     assert sum(decision.cores) == 20 and decision.capacity_rps >= 300
 
 
-def test_unservable_rate_falls_back_to_resnet18_at_full_budget():
+def test_unservable_rate_falls_back_to_resnet18_at_full_budget(fast_method):
     decision = solve(MODEL, 1000, (0, 0, 8, 0, 12), Weights())
     assert decision.fallback and decision.cores == (20, 0, 0, 0, 0)
     assert decision.aa == pytest.approx(0.69758 * MODEL.capacity(decision.cores)[0] / 1000)
 
 
-def test_loading_cost_keeps_an_unchanged_deployment_when_it_is_cheap_enough():
+def test_loading_cost_keeps_an_unchanged_deployment_when_it_is_cheap_enough(fast_method):
     # Same objective but for LC: with a large gamma the solver prefers not to resize.
     keep = solve(MODEL, 60, (0, 0, 8, 0, 0), Weights(1, 0.05, 0.5))
     assert keep.lc == 0
+
+
+def test_deployments_are_counted_without_enumerating_them():
+    for budget in (2, 4, 8, 20):
+        model = PlanningModel(load_profile(750, "linear_fit"), budget)
+        assert model.n_deployments == len(enumerate_deployments(5, 2, model.max_cores, budget))
+        assert model.enumerable
+    assert MODEL.n_deployments == 20_529
+    assert MODEL.max_capacity_rps == pytest.approx(MODEL.table.total_capacity[-1], rel=1e-12)
+    large = synthetic_world()
+    assert large.n_deployments > 10**11 and not large.enumerable
+
+
+# The issue's sweep of the shipped world: rates 0..400 req/s x budgets x capacity models x
+# previous deployments (the paper's start is ResNet152 on 20 cores) x betas, gamma 0.001.
+SWEEP_PREVIOUS = ((0, 0, 0, 0, 0), (0, 0, 0, 0, 20), (0, 0, 8, 0, 12), (4, 0, 0, 6, 0))
+SWEEP_BETAS = (0.0125, 0.025, 0.05, 0.1, 0.2)
+
+
+def sweep(step: float):
+    for capacity in ("measured", "linear_fit"):
+        profile = load_profile(750, capacity)
+        for budget in (4, 8, 20):
+            model = PlanningModel(profile, budget)
+            for previous in SWEEP_PREVIOUS:
+                for beta in SWEEP_BETAS:
+                    for rate in np.arange(0.0, 400.0 + 1e-9, step).tolist():
+                        yield model, rate, previous, Weights(1.0, beta, 0.001)
+
+
+# sha256 of repr(cores) of every decision of the sweep in order, from the enumeration solver as it
+# was before branch and bound (commit ddd0425): published leaderboards depend on its choice between
+# deployments of equal objective, so that choice must not move.
+PINNED_SWEEP = {
+    10.0: "babb9e9b9d8e143f70d7e87a53c357b5858417051fc0c465bb13f9a4b9d875fe",
+    0.5: "feb05805af24ebe9e0cb7262f5111709b6b5c5166a47d2d296c3b90e7422f429",
+}
+
+
+def sweep_digest(step: float) -> str:
+    digest = hashlib.sha256()
+    for model, rate, previous, weights in sweep(step):
+        digest.update(repr(solve(model, rate, previous, weights).cores).encode())
+    return digest.hexdigest()
+
+
+def test_fast_solver_decisions_on_the_shipped_world_are_unchanged():
+    assert sweep_digest(10.0) == PINNED_SWEEP[10.0]
+
+
+@pytest.mark.expensive
+def test_fast_solver_decisions_on_the_shipped_world_are_unchanged_at_every_half_request():
+    assert sweep_digest(0.5) == PINNED_SWEEP[0.5]
+
+
+def branch_and_bound_against_enumeration(step: float, monkeypatch) -> tuple[int, int]:
+    """(cases, identical decisions) of branch and bound next to the enumeration over the sweep; the
+    objective must be the same."""
+    cases = identical = 0
+    for model, rate, previous, weights in sweep(step):
+        table = solve(model, rate, previous, weights)
+        with monkeypatch.context() as patch:
+            patch.setattr(solver, "ENUMERATION_LIMIT", 0)
+            bnb = solve(model, rate, previous, weights)
+        assert bnb.fallback == table.fallback
+        assert abs(bnb.objective - table.objective) <= 1e-9, (rate, previous, weights, table, bnb)
+        cases += 1
+        identical += bnb.cores == table.cores
+    return cases, identical
+
+
+def test_branch_and_bound_reaches_the_enumeration_optimum_on_the_shipped_world(monkeypatch):
+    cases, identical = branch_and_bound_against_enumeration(20.0, monkeypatch)
+    assert cases == 21 * 120 and identical == cases  # it even breaks the ties the same way here
+
+
+@pytest.mark.expensive
+def test_branch_and_bound_reaches_the_enumeration_optimum_on_the_whole_sweep(monkeypatch):
+    cases, identical = branch_and_bound_against_enumeration(0.5, monkeypatch)
+    assert cases == 801 * 120 and identical == cases
+
+
+def assert_feasible(model: PlanningModel, decision: Decision) -> None:
+    cores = decision.cores
+    assert len(cores) == model.n_variants and sum(cores) <= model.budget_cores
+    assert all(c == 0 or model.profile.min_cores <= c <= model.max_cores for c in cores)
+    assert decision.fallback or sum(model.capacity(cores)) >= decision.rate_rps
+
+
+def fast_against_ilp_on_random_worlds(seed: int, n: int) -> int:
+    """Random 10-variant, 64-core worlds and decisions (``tests/solver_worlds.py``): the fast solver
+    (branch and bound there) and the PuLP ILP (CBC) reach the same objective; returns how many rates
+    no deployment could serve."""
+    rng = np.random.default_rng(seed)
+    unservable = 0
+    for _ in range(n):
+        model = random_world(rng)
+        rate, previous, weights = random_decision(rng, model)
+        fast = solve(model, rate, previous, weights)
+        ilp = solve(model, rate, previous, weights, "ilp")
+        assert not model.enumerable and fast.fallback == ilp.fallback
+        assert abs(fast.objective - ilp.objective) <= 1e-6, (rate, previous, weights, fast, ilp)
+        assert_feasible(model, fast)
+        unservable += fast.fallback
+    return unservable
+
+
+def test_fast_solver_matches_the_ilp_on_random_10x64_worlds():
+    assert fast_against_ilp_on_random_worlds(seed=64, n=30) >= 1
+
+
+@pytest.mark.expensive
+def test_fast_solver_matches_the_ilp_on_200_random_10x64_worlds():
+    assert 5 <= fast_against_ilp_on_random_worlds(seed=2024, n=200) <= 40
 
 
 def test_model_switching_uses_one_variant_with_the_fewest_cores():

@@ -1,6 +1,11 @@
 """Decision time of the exact fast solver next to the paper's PuLP integer program (CBC), same instances.
 
-Run with ``make bench``. Target: the fast solver at least 50x faster than PuLP + CBC (median).
+Run with ``make bench``. Targets (medians, PuLP + CBC timed on the same instances in the same run):
+on the shipped world (5 variants, 20 cores: exhaustive search) the fast solver at least 50x faster;
+on a synthetic world of 10 variants and a 64-core budget (branch and bound, ``tests/solver_worlds.py``)
+at least 15x faster, which is the issue's 10 ms per decision against CBC's ~150 ms there on the
+2-core machine. The milliseconds are recorded (extra_info, the printed line), not asserted: an
+absolute time on a shared machine is no test.
 """
 
 from __future__ import annotations
@@ -10,11 +15,15 @@ import time
 
 import numpy as np
 
+from infadapter_agents import solver
 from infadapter_agents.solver import PlanningModel, solve
 from infadapter_env.objective import Weights
 from infadapter_env.profiles import load_profile
+from tests.solver_worlds import benchmark_decisions, synthetic_world
 
 TARGET_SPEEDUP = 50.0
+TARGET_10X64_SPEEDUP = 15.0
+TARGET_10X64_MS = 10.0  # recorded, not asserted
 
 
 def instances(n: int = 40) -> list[tuple[float, tuple[int, ...], Weights]]:
@@ -27,23 +36,74 @@ def instances(n: int = 40) -> list[tuple[float, tuple[int, ...], Weights]]:
     return out
 
 
-def median_decision_s(model: PlanningModel, solver: str, cases: list) -> float:
+def decision_s(model: PlanningModel, solver_name: str, cases: list) -> list[float]:
     times = []
     for rate, previous, weights in cases:
         started = time.perf_counter()
-        solve(model, rate, previous, weights, solver)
+        solve(model, rate, previous, weights, solver_name)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return times
 
 
-def test_fast_solver_against_pulp_cbc(benchmark):
+def median_decision_s(model: PlanningModel, solver_name: str, cases: list) -> float:
+    return statistics.median(decision_s(model, solver_name, cases))
+
+
+def test_fast_solver_against_pulp_cbc(benchmark, monkeypatch):
     model = PlanningModel(load_profile(750, "linear_fit"), 20)
     assert model.table.total_capacity.size == 20_529  # built once per planning model, outside the timing
     cases = instances()
     ilp_s = median_decision_s(model, "ilp", cases)
     fast_s = statistics.median(median_decision_s(model, "fast", cases) for _ in range(5))
+    with monkeypatch.context() as patch:  # what branch and bound would take on this world
+        patch.setattr(solver, "ENUMERATION_LIMIT", 0)
+        model.prepare()
+        bnb_s = statistics.median(median_decision_s(model, "fast", cases) for _ in range(5))
     ratio = ilp_s / fast_s
-    benchmark.extra_info.update({"ilp_cbc_median_ms": 1e3 * ilp_s, "fast_median_ms": 1e3 * fast_s, "speedup": ratio})
+    benchmark.extra_info.update(
+        {
+            "ilp_cbc_median_ms": 1e3 * ilp_s,
+            "fast_median_ms": 1e3 * fast_s,
+            "speedup": ratio,
+            "branch_and_bound_median_ms": 1e3 * bnb_s,
+        }
+    )
     benchmark(lambda: [solve(model, *case, "fast") for case in cases])
-    print(f"\nmedian decision: PuLP+CBC {1e3 * ilp_s:.2f} ms, fast {1e3 * fast_s:.3f} ms, speedup {ratio:.0f}x")
+    print(
+        f"\n5 x 20 median decision: PuLP+CBC {1e3 * ilp_s:.2f} ms, fast {1e3 * fast_s:.3f} ms, "
+        f"speedup {ratio:.0f}x (branch and bound on this world: {1e3 * bnb_s:.2f} ms)"
+    )
     assert ratio >= TARGET_SPEEDUP, f"fast solver only {ratio:.1f}x faster than PuLP+CBC (target {TARGET_SPEEDUP}x)"
+
+
+def test_fast_solver_at_10_variants_and_64_cores_against_pulp_cbc(benchmark):
+    model = synthetic_world()
+    model.prepare()  # search tables, once per planning model, outside the timing
+    assert not model.enumerable  # about 1.9e11 deployments: branch and bound
+    cases = benchmark_decisions(model)
+    ilp_s = median_decision_s(model, "ilp", cases)
+    runs = np.array([decision_s(model, "fast", cases) for _ in range(5)])  # (run, case)
+    fast_s = float(np.median(np.median(runs, axis=1)))
+    per_case = runs.min(axis=0)  # each case's best of 5: its cost without the machine's noise
+    p90_s, worst_s = float(np.quantile(per_case, 0.9)), float(per_case.max())
+    ratio = ilp_s / fast_s
+    benchmark.extra_info.update(
+        {
+            "ilp_cbc_median_ms": 1e3 * ilp_s,
+            "fast_median_ms": 1e3 * fast_s,
+            "fast_p90_ms": 1e3 * p90_s,
+            "fast_max_ms": 1e3 * worst_s,
+            "speedup": ratio,
+            "target_ms": TARGET_10X64_MS,
+            "median_within_target": fast_s * 1e3 <= TARGET_10X64_MS,
+        }
+    )
+    benchmark(lambda: [solve(model, *case, "fast") for case in cases])
+    print(
+        f"\n10 x 64 median decision: PuLP+CBC {1e3 * ilp_s:.1f} ms, fast {1e3 * fast_s:.2f} ms "
+        f"(p90 {1e3 * p90_s:.2f} ms, max {1e3 * worst_s:.2f} ms; issue's figure {TARGET_10X64_MS:.0f} ms), "
+        f"speedup {ratio:.0f}x"
+    )
+    assert ratio >= TARGET_10X64_SPEEDUP, (
+        f"fast solver at 10 x 64 only {ratio:.1f}x faster than PuLP+CBC (target {TARGET_10X64_SPEEDUP}x)"
+    )
