@@ -25,9 +25,9 @@ import numpy as np
 
 import infadapter_env
 from infadapter_env.env import SIM_VERSION
+from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.objective import Weights
 from infadapter_env.pipeline import reweighted_info
-from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.provenance import git_commit
 
 # Columns that are measurements of this machine, not functions of the recorded inputs.
