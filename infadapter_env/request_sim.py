@@ -58,6 +58,7 @@ from infadapter_env.profiles import CapacityProfile
 from infadapter_env.prometheus import EXPERIMENT_WINDOW_S, window_quantiles_ms
 from infadapter_env.service_model import ServiceModel
 
+_NO_DRAWS: tuple[list[float], int] = ([], 0)
 SERVICE_CHUNK = 2048
 MAX_EPISODE_REQUESTS = 50_000_000  # about 2 GB of request times and 4 min of simulation
 
@@ -106,7 +107,7 @@ class RequestSimulator:
         self.n_variants = n_var
         self.serving: list[tuple[int, int]] = [(0, 0)] * n_var
         self.replicas: list[list[Replica]] = [[] for _ in range(n_var)]
-        self._service_buffers: dict[tuple[int, int], tuple[np.ndarray, int]] = {}
+        self._service_buffers: dict[tuple[int, int], tuple[list[float], int]] = {}
         self._times = np.zeros(0)
         self._wrr = (0, 1)  # the round-robin's (index, round)
         self._quotas: list[int] = []
@@ -169,8 +170,11 @@ class RequestSimulator:
                 self.service_seconds[v] += r * float(self.service.service_rps[v, c]) if r and c else 0.0
             begin, end = int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])
             shares = self._shares(end - begin)
-            for i in range(begin, end):
-                self._admit(i, float(times[i]), float(draws[0, i]), float(draws[1, i]), shares, records)
+            total = sum(weight for _, weight in shares)
+            tick_times = times[begin:end].tolist()
+            first_draws, other_draws = draws[0, begin:end].tolist(), draws[1, begin:end].tolist()
+            for k, i in enumerate(range(begin, end)):
+                self._admit(i, tick_times[k], first_draws[k], other_draws[k], shares, total, records)
         latency = finish - times
         return RequestRecords(times, variant_of, latency)
 
@@ -194,11 +198,11 @@ class RequestSimulator:
 
     def _service_s(self, v: int, cores: int) -> float:
         key = (v, cores)
-        buffer, used = self._service_buffers.get(key, (np.zeros(0), 0))
-        if used >= buffer.size:
-            buffer, used = self.service.draw_service_s(v, cores, self.rng, SERVICE_CHUNK), 0
+        buffer, used = self._service_buffers.get(key, _NO_DRAWS)
+        if used >= len(buffer):  # drawn in chunks (as Python floats: indexed once per request)
+            buffer, used = self.service.draw_service_s(v, cores, self.rng, SERVICE_CHUNK).tolist(), 0
         self._service_buffers[key] = (buffer, used + 1)
-        return float(buffer[used])
+        return buffer[used]
 
     def _order(self) -> list[int]:
         return [v for v in range(self.n_variants - 1, -1, -1) if self.replicas[v]]
@@ -235,7 +239,14 @@ class RequestSimulator:
         return shares
 
     def _admit(
-        self, i: int, now: float, draw: float, other_draw: float, shares: list[tuple[int, float]], records
+        self,
+        i: int,
+        now: float,
+        draw: float,
+        other_draw: float,
+        shares: list[tuple[int, float]],
+        total: float,
+        records,
     ) -> None:
         if not shares:
             return
@@ -246,7 +257,6 @@ class RequestSimulator:
                 if self._has_room(replica, now):
                     self._serve(replica, i, now, now, records)
             return
-        total = sum(weight for _, weight in shares)
         if total <= 0:
             return
         point, v, share = draw * total, shares[-1][0], shares[-1][1]
