@@ -60,6 +60,11 @@ class Args:
     window_start_s: int | None = arg(
         None, "with --episode-length-s: the window's first second (default: drawn with the seed)"
     )
+    slo_ms: int | None = arg(None, "P99 SLO in ms, a profiled one (default: the protocol's, 750)")
+    budget_cores: int | None = arg(None, "core budget (default: the protocol's, 20)")
+    interval_s: int | None = arg(None, "seconds between decisions (default: the protocol's, 30)")
+    profile: str | None = arg(None, "a capacity profile CSV of one's own, calibrated (default: the shipped one)")
+    variants: str | None = arg(None, "a variants CSV (default: beside the profile, else the shipped one)")
     csv: str = arg("", "write the per-interval rows to this CSV file (default: none)")
     plot: str = arg("", "draw the timeline to this PNG file (default: none)")
 
@@ -121,6 +126,11 @@ def run(args: Args) -> int:
             "arrivals": args.arrivals,
             "episode_length_s": args.episode_length_s,
             "window_start_s": args.window_start_s,
+            "slo_ms": args.slo_ms,
+            "budget_cores": args.budget_cores,
+            "interval_s": args.interval_s,
+            "profile": args.profile,
+            "variants": args.variants,
         }.items()
         if value is not None
     }
@@ -128,7 +138,7 @@ def run(args: Args) -> int:
     for label in labels:
         try:
             episodes[label] = play_contender(protocol, label, scenario, args.beta, args.seed, env)
-        except ValueError as exc:  # invalid settings: the env and the agents validate their input
+        except (ValueError, FileNotFoundError) as exc:  # invalid settings: the env and agents validate them
             raise UsageError(str(exc)) from None
     rows = pd.DataFrame([row for label, played in episodes.items() for row in played_rows(label, played)])
     for label, played in episodes.items():

@@ -229,3 +229,33 @@ def test_a_leaderboard_in_a_world_of_ones_own_skips_the_agents_that_cannot_play_
     assert not skipped & set(rows["agent"])
     with pytest.raises(SweepError, match=r"agent 'vpa-18' cannot play in this world: unknown variant"):
         run_sweep("default", ["vpa-18"], ["test1"], [0.05], [0], tmp_path / "asked", "serial", env=env)
+
+
+def test_play_runs_in_a_world_of_ones_own(world_folder, tmp_path, capsys):
+    profile = str(world_folder / "capacity.csv")
+    argv = [
+        "play",
+        "--agent",
+        "infadapter,static-over",
+        "--profile",
+        profile,
+        "--budget-cores",
+        "8",
+        "--slo-ms",
+        "1000",
+    ]
+    argv += [
+        "--simulator",
+        "fast",
+        "--episode-length-s",
+        "300",
+        "--window-start-s",
+        "0",
+        "--csv",
+        str(tmp_path / "p.csv"),
+    ]
+    assert cli(argv) == 0
+    header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
+    assert {"cores_tiny", "cores_mid", "cores_big"} <= set(header) and "cores_resnet18" not in header
+    assert cli(["play", "--agent", "vpa-18", "--profile", profile]) == 2
+    assert "unknown variant" in capsys.readouterr().err
