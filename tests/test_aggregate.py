@@ -305,3 +305,14 @@ def test_a_sweep_with_many_seeds_and_scenarios_is_summarised_quickly(tmp_path):
     start = time.perf_counter()
     write_summary(tmp_path, frame, "test", get_protocol("default"))  # the default 2000 resamples
     assert time.perf_counter() - start < 30  # about 2 s here; a full sweep (16 agents, 5 betas) about 6 s
+
+
+def test_the_leaderboard_command_draws_the_profile_and_the_fronts(tmp_path):
+    from infadapter_scripts import leaderboard
+
+    args = ["--agents", "infadapter", "static-over", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    assert leaderboard.main([*args, "--timeline-agent", "none", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "performance_profile.png").stat().st_size > 10_000
+    assert (tmp_path / "pareto.png").stat().st_size > 10_000
+    text = (tmp_path / "summary.md").read_text()
+    assert "**One seed**" in text and "| infadapter | 1 of 1 | 0.05 |" in text
