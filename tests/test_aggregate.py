@@ -186,7 +186,8 @@ def test_score_set_keeps_what_every_agent_played():
     rows.append(row("z", 0.1, "p", 0, objective=1.0))  # z never played q
     scores = score_set(to_frame(rows), 0.1)
     assert scores.scenarios == ("p",) and scores.left_out_scenarios == ("q", "r")
-    assert scores.seeds == {"x": (0, 1), "y": (0, 1), "z": (0,)} and scores.single_run
+    assert scores.seeds == {"x": (0, 1), "y": (0, 1), "z": (0,)}
+    assert scores.one_run == ("z",) and not scores.single_run
     two = score_set(to_frame([r for r in rows if r["agent"] != "z"]), 0.1)
     assert two.scenarios == ("p", "q") and two.seeds == {"x": (0, 1), "y": (0,)}  # y's seed 1 misses q
     assert two.matrices["x"].shape == (2, 2) and two.matrices["y"].shape == (1, 2)
@@ -292,6 +293,20 @@ def test_summary_with_one_seed_says_the_intervals_are_points(tmp_path):
     assert "**One seed**" in text and text.count("| 1 |") == 1 and "| 2 |" in text
     assert "Against infadapter" not in text
     assert "| 1 of 1 | 0.05 |" in text  # one beta: each front is its one point
+
+
+def test_an_agent_with_one_complete_seed_is_tied_with_everyone(tmp_path):
+    frame = synthetic(agents=3, betas=(0.05,), scenarios=2, seeds=3)
+    frame = frame[(frame["agent"] != "agent1") | (frame["seed"] == 0)]  # agent1: seed 0 only
+    text = write_summary(tmp_path, frame, "test", get_protocol("default"), reps=REPS)
+    assert "| 1-3 | agent1 |" in text and "One complete seed only for agent1: a point interval" in text
+    assert "**One seed**" not in text
+
+
+def test_without_infadapter_there_is_no_probability_of_improvement(tmp_path):
+    frame = synthetic(agents=3, betas=(0.05,), scenarios=2, seeds=2)
+    text = write_summary(tmp_path, frame[frame["agent"] != "infadapter"], "test", get_protocol("default"), reps=REPS)
+    assert "P(> infadapter) [95 % CI]" not in text and "No probability of improvement" in text
 
 
 def test_figures_are_drawn_for_big_and_tiny_sweeps(tmp_path):

@@ -85,9 +85,14 @@ class ScoreSet:
     left_out_agents: tuple[str, ...] = ()
 
     @property
+    def one_run(self) -> tuple[str, ...]:
+        """The agents with one run only: their bootstrap intervals are points, which separate nothing."""
+        return tuple(a for a, m in self.matrices.items() if m.shape[0] < 2)
+
+    @property
     def single_run(self) -> bool:
-        """Whether some agent has one run only (its bootstrap intervals are points)."""
-        return any(m.shape[0] < 2 for m in self.matrices.values())
+        """Whether every agent has one run only (no interval separates anything: no order to call)."""
+        return len(self.one_run) == len(self.matrices)
 
 
 def score_set(results: pd.DataFrame, beta: float, column: str = SCORE_COLUMN) -> ScoreSet:

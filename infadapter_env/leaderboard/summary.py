@@ -171,10 +171,15 @@ def beta_table(
     if scores.left_out_agents:
         notes.append(f"No seed with every scenario (no IQM, no rank): {', '.join(scores.left_out_agents)}.")
     if single and n_seeds > 1:
-        one = sorted(a for a, m in scores.matrices.items() if m.shape[0] < 2)
-        notes.append(f"One complete seed only for {', '.join(one)}: ranks are by IQM alone and call no order.")
+        notes.append("One complete seed per agent at this beta: ranks are by IQM alone and call no order.")
+    elif scores.one_run:
+        notes.append(
+            f"One complete seed only for {', '.join(sorted(scores.one_run))}: a point interval, separated from no one."
+        )
     if not single and aggregates.reference in iqms:
         notes.append(against_reference(aggregates))
+    if iqms and aggregates.reference not in iqms:
+        notes.append(f"No probability of improvement: `{aggregates.reference}` has no complete seed at this beta.")
     return [*lines, *(["", *notes] if notes else [])]
 
 
