@@ -7,8 +7,9 @@
 
 Writes into ``--out`` (default ``results/leaderboard``, or ``results/<protocol>``):
 ``leaderboard.csv`` (one row per contender, beta, scenario and seed, with every metric, the action
-sequence, the quotas, the settings, the version and the commit), ``summary.md`` (ranked per beta,
-with the paper's headline compared) and figures (``beta_sweep.png`` or ``paper_figure.png``,
+sequence, the quotas, the settings, the version and the commit), ``summary.md`` (ranked per beta
+by IQM with bootstrap CIs, Pareto fronts, the paper's headline compared) and figures
+(``beta_sweep.png`` or ``paper_figure.png``, ``performance_profile.png``, ``pareto.png``,
 ``timeline_*.png``). Rows are appended as they finish: an interrupted sweep keeps them, and
 re-running the same command resumes without duplicates; a half-written row is detected by its
 checksum and redone. Killing the command (even with SIGKILL) ends its worker processes too.
@@ -177,12 +178,20 @@ def run(args: Args, command: str) -> int:
         raise UsageError(str(exc)) from None
     print(write_summary(out, results, command=command, protocol=protocol))
     if args.figures:
-        from infadapter_env.leaderboard.figures import beta_sweep, paper_figure, timeline
+        from infadapter_env.leaderboard.figures import (
+            beta_sweep,
+            paper_figure,
+            pareto_figure,
+            performance_profile,
+            timeline,
+        )
 
         if protocol.name == "paper-2023":
             figures = [paper_figure(results, out / "paper_figure.png")]
         else:
             figures = [beta_sweep(results, out / "beta_sweep.png")]
+        figures.append(performance_profile(results, out / "performance_profile.png"))
+        figures.append(pareto_figure(results, out / "pareto.png"))
         drawn = timeline_row(results, args.timeline_agent, args.timeline_scenario)
         if drawn is not None:
             name = f"timeline_{drawn['agent']}_{drawn['scenario']}_beta{drawn['beta']:g}.png".replace("/", "-")

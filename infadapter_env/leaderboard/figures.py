@@ -1,9 +1,11 @@
-"""Leaderboard figures: the beta sweep (the paper's evaluation figure) and episode timelines."""
+"""Leaderboard figures: the beta sweep (the paper's evaluation figure), performance profiles, Pareto
+fronts, and episode timelines."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -12,9 +14,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from infadapter_env.leaderboard.aggregate import mean_ci, seed_means
+from infadapter_env.leaderboard.aggregate import (
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
+    mean_ci,
+    performance_profiles,
+    score_set,
+    seed_means,
+)
 from infadapter_env.leaderboard.episode import replay, row_quotas
 from infadapter_env.leaderboard.intervals import interval_rows
+from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
 from infadapter_env.profiles import World, load_world
 from infadapter_env.traces import scenario as load_scenario
 
@@ -43,6 +53,107 @@ def beta_sweep(results: pd.DataFrame, path: Path) -> Path:
         ax.grid(alpha=0.3)
     axes[-1].legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
     fig.suptitle("InfAdapter-Gym: every agent over the beta sweep (mean over scenarios and seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def agent_colours(agents: list[str]) -> dict[str, tuple]:
+    """Distinct colours for up to 20 agents (tab20), in the order given."""
+    palette = [plt.get_cmap("tab20")(k) for k in range(20)]
+    return {agent: palette[k % len(palette)] for k, agent in enumerate(agents)}
+
+
+def performance_profile(
+    results: pd.DataFrame, path: Path, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, points: int = 81
+) -> Path:
+    """Performance profiles of the objective (rliable's score distributions), one panel per beta:
+    for each tau, the share of an agent's runs x scenarios whose objective exceeds tau, with its 95 %
+    stratified-bootstrap band (``aggregate.performance_profiles``); tau spans the beta's scores."""
+    betas = sorted(set(results["beta"]))
+    colours = agent_colours(sorted(set(results["agent"])))
+    ncols = min(len(betas), 3)
+    nrows = -(-len(betas) // ncols)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(5 * ncols + (0 if ncols * nrows > len(betas) else 2.5), 4.2 * nrows),
+        sharey=True,
+        squeeze=False,
+    )
+    axes = list(grid.ravel())
+    for ax in axes[len(betas) :]:
+        ax.set_visible(False)
+    for ax, beta in zip(axes, betas, strict=False):
+        scores = score_set(results, beta)
+        if not scores.matrices:
+            ax.set_title(f"beta = {beta:g}: no complete seed")
+            continue
+        values = np.concatenate([m.ravel() for m in scores.matrices.values()])
+        low, high = float(values.min()), float(values.max())
+        pad = 0.02 * (high - low) or 0.01
+        taus = np.linspace(low - pad, high + pad, points)
+        for agent, (profile, lower, upper) in performance_profiles(scores, taus, reps, seed).items():
+            width = 2.0 if agent == "infadapter" else 1.0
+            ax.plot(taus, profile, color=colours[agent], linewidth=width, label=agent)
+            ax.fill_between(taus, lower, upper, color=colours[agent], alpha=0.15, linewidth=0)
+        ax.set_title(f"beta = {beta:g} ({len(scores.scenarios)} scenarios)")
+        ax.set_xlabel("objective tau")
+        ax.grid(alpha=0.3)
+    for row in grid:
+        row[0].set_ylabel("share of runs x scenarios\nwith objective > tau")
+    handles: dict[str, Any] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            handles.setdefault(label, handle)
+    labels = sorted(handles)
+    spare = axes[len(betas) :]
+    if spare:  # the legend in the grid's first empty cell
+        spare[0].set_visible(True)
+        spare[0].axis("off")
+        spare[0].legend([handles[k] for k in labels], labels, loc="center", fontsize=8, ncols=2)
+    else:
+        fig.legend([handles[k] for k in labels], labels, loc="center right", fontsize=8)
+    seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
+    fig.suptitle(
+        f"Performance profiles of the objective (seeds {seeds}; 95 % stratified-bootstrap bands, {reps} resamples)"
+    )
+    fig.tight_layout(rect=(0, 0, 1 if spare else 1 - 2.3 / fig.get_figwidth(), 1))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def pareto_figure(results: pd.DataFrame, path: Path) -> Path:
+    """Every agent's operating points over the beta sweep (``pareto.pareto_fronts``): effective
+    accuracy (left) and SLO violations (right) against mean cores; points on the agent's Pareto
+    front filled, dominated ones hollow, joined in beta order; the legend gives each hypervolume."""
+    fronts = pareto_fronts(results)
+    colours = agent_colours(sorted(f.agent for f in fronts))
+    fig, (ax_acc, ax_viol) = plt.subplots(1, 2, figsize=(15, 5.5), sharex=True)
+    for front in fronts:
+        points, colour = front.points, colours[front.agent]
+        label = f"{front.agent} (HV {front.hypervolume:.3f})"
+        for ax, column in ((ax_acc, "aa_effective"), (ax_viol, "slo_violation_pct")):
+            ax.plot(points["mean_cores"], points[column], "-", color=colour, linewidth=0.8, alpha=0.6)
+            on = points["on_front"].to_numpy()
+            ax.scatter(points["mean_cores"][on], points[column][on], color=colour, s=36, label=label, zorder=3)
+            ax.scatter(
+                points["mean_cores"][~on], points[column][~on], facecolors="none", edgecolors=colour, s=36, zorder=3
+            )
+    budget = budget_of(results)
+    for ax in (ax_acc, ax_viol):
+        ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
+        ax.set_xlabel(f"mean cores (budget {budget:g}: the reference point)")
+        ax.grid(alpha=0.3)
+    ax_acc.set_ylabel("effective accuracy (maximise)")
+    ax_viol.set_ylabel("SLO violations, % of requests (minimise)")
+    ax_viol.legend(loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8)
+    fig.suptitle(
+        "Pareto fronts over the beta sweep: one point per beta (mean over scenarios and seeds); filled: on the "
+        "agent's front"
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

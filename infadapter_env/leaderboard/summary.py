@@ -1,10 +1,16 @@
-"""``summary.md`` of a leaderboard: contenders ranked per beta, and the paper's headline checked.
+"""``summary.md`` of a leaderboard: contenders ranked per beta, their Pareto fronts over the beta
+sweep, and the paper's headline checked.
 
-Built from the results DataFrame (``store.load_results``): per beta, contenders ranked by their
-mean objective over scenarios and seeds, with a 95 % Student-t confidence interval over seeds where
-there are several; then InfAdapter against every VPA variant at every beta, as the paper states its
-claim ("up to 65 % fewer SLO violations and 33 % lower cost than VPA"), with a verdict per claim and
-one sentence per difference, built from the numbers.
+Built from the results DataFrame (``store.load_results``). Per beta, contenders ranked by the
+interquartile mean (IQM) of their objective over runs (seeds) x tasks (scenarios), with rliable's
+95 % stratified-bootstrap confidence interval (``aggregate``): a rank is one number only where the
+intervals separate the contender from every other, else the range of ranks its interval allows;
+then each contender's probability of improvement over InfAdapter with its interval, and the means
+of every metric over scenarios and seeds (± the 95 % Student-t interval over seeds where there are
+several). Then per contender its Pareto front of (effective accuracy, mean cores, SLO violation %)
+over the betas and that front's hypervolume (``pareto``). Then InfAdapter against every VPA variant
+at every beta, as the paper states its claim ("up to 65 % fewer SLO violations and 33 % lower cost
+than VPA"), with a verdict per claim and one sentence per difference, built from the numbers.
 """
 
 from __future__ import annotations
@@ -16,7 +22,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from infadapter_env.leaderboard.aggregate import mean_ci
+from infadapter_env.leaderboard.aggregate import (
+    BOOTSTRAP_REPS,
+    BOOTSTRAP_SEED,
+    CI_LEVEL,
+    REFERENCE_AGENT,
+    BetaAggregates,
+    Interval,
+    beta_aggregates,
+    mean_ci,
+    point_order,
+    rliable_version,
+)
+from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
 from infadapter_env.leaderboard.protocol import Protocol
 from infadapter_env.leaderboard.store import CSV_NAME
 
@@ -53,8 +71,16 @@ def ranking(results: pd.DataFrame, beta: float) -> pd.DataFrame:
     return pd.DataFrame.from_dict(table, orient="index").sort_values("objective", ascending=False)
 
 
-def write_summary(out: Path, results: pd.DataFrame, command: str, protocol: Protocol) -> str:
-    """Write ``summary.md`` into ``out`` and return its text."""
+def write_summary(
+    out: Path,
+    results: pd.DataFrame,
+    command: str,
+    protocol: Protocol,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+) -> str:
+    """Write ``summary.md`` into ``out`` and return its text; ``reps`` and ``seed``: the bootstrap's
+    resamples and seed (recorded in the text)."""
     columns = list(SUMMARY_COLUMNS)
     if results["window_violation_pct"].isna().all():  # the fast simulator does not measure it
         columns = [c for c in columns if c[1] != "window_violation_pct"]
@@ -65,23 +91,132 @@ def write_summary(out: Path, results: pd.DataFrame, command: str, protocol: Prot
         f"Command: `{command}`. Means over scenarios ({', '.join(sorted(set(results['scenario'])))}) and seeds "
         f"({', '.join(map(str, seeds))}); {len(results)} rows in `{CSV_NAME}`. "
         "Protocol: `infadapter_env/leaderboard/protocol.py`.",
+        "",
+        *aggregates_note(len(seeds), reps, seed),
     ]
     if len(seeds) > 1:
-        lines.append("Cells are mean ± half-width of the 95 % Student-t confidence interval over seeds.")
+        lines.append("The other cells are mean ± half-width of the 95 % Student-t confidence interval over seeds.")
     for beta in sorted(set(results["beta"])):
-        table = ranking(results, beta)
-        lines += ["", f"## beta = {beta:g}", "", "| rank | agent | " + " | ".join(h for h, _, _ in columns) + " |"]
-        lines.append("|---" * (len(columns) + 2) + "|")
-        for rank, (agent, cells) in enumerate(table.iterrows(), start=1):
-            shown = [
-                fmt.format(cells[col]) + (" ± " + fmt.format(cells[f"{col}_ci"]) if len(seeds) > 1 else "")
-                for _, col, fmt in columns
-            ]
-            lines.append(f"| {rank} | {agent} | " + " | ".join(shown) + " |")
+        aggregates = beta_aggregates(results, beta, reps=reps, seed=seed)
+        lines += ["", f"## beta = {beta:g}", "", *beta_table(ranking(results, beta), aggregates, columns, len(seeds))]
+    lines += ["", *pareto_section(results)]
     lines += ["", *headline(results, protocol.name)]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     return text
+
+
+def aggregates_note(n_seeds: int, reps: int, seed: int) -> list[str]:
+    """How the ranks, IQMs and probabilities of improvement are computed, and with what (reproducibility)."""
+    lines = [
+        "Ranks: by the interquartile mean (IQM) of the objective over runs (seeds) x tasks (scenarios), with its "
+        f"{100 * CI_LEVEL:g} % stratified-bootstrap confidence interval (seeds resampled within each scenario). "
+        "A rank is one number where the intervals separate the agent from every other; otherwise it is the range "
+        "of ranks its interval allows (`2-4`: tied with the agents whose intervals overlap its own), and an order "
+        f"is called only between separated intervals. P(> {REFERENCE_AGENT}): the probability that the agent's "
+        f"objective beats {REFERENCE_AGENT}'s on a scenario (a seed of each drawn at random, ties counting one "
+        "half), averaged over the scenarios, with its interval.",
+        f"Aggregates: rliable {rliable_version()}, stratified bootstrap with {reps} resamples, seed {seed} "
+        "(`infadapter_env/leaderboard/aggregate.py`).",
+    ]
+    if n_seeds < 2:
+        lines.append(
+            "**One seed**: the bootstrap over seeds has nothing to resample, so every interval is its point "
+            "estimate (degenerate); ranks are by IQM alone and call no order."
+        )
+    return lines
+
+
+def interval_cell(interval: Interval | None, digits: int) -> str:
+    if interval is None:
+        return "-"
+    fmt = f"{{:.{digits}f}}"
+    return f"{fmt.format(interval.point)} [{fmt.format(interval.low)}, {fmt.format(interval.high)}]"
+
+
+def beta_table(
+    means: pd.DataFrame, aggregates: BetaAggregates, columns: list[tuple[str, str, str]], n_seeds: int
+) -> list[str]:
+    """One beta's table (contenders by IQM; those without a complete seed last, by mean) and its notes."""
+    iqms = aggregates.iqm
+    ordered = point_order(iqms)
+    single = aggregates.scores.single_run
+    rank_of = {a: str(k) for k, a in enumerate(ordered, start=1)} if single else {}
+    if not single:
+        for agent, (low, high) in aggregates.ranks.items():
+            rank_of[agent] = str(low) if low == high else f"{low}-{high}"
+    rest = [a for a in means.index if a not in iqms]
+    improvement = bool(aggregates.improvement)
+    header = "| rank | agent | IQM objective [95 % CI] | "
+    header += f"P(> {aggregates.reference}) [95 % CI] | " if improvement else ""
+    lines = [header + " | ".join(h for h, _, _ in columns) + " |"]
+    lines.append("|---" * (len(columns) + 3 + improvement) + "|")
+    for agent in [*ordered, *rest]:
+        cells = means.loc[agent]
+        shown = [
+            fmt.format(cells[col]) + (" ± " + fmt.format(cells[f"{col}_ci"]) if n_seeds > 1 else "")
+            for _, col, fmt in columns
+        ]
+        row = f"| {rank_of.get(agent, '-')} | {agent} | {interval_cell(iqms.get(agent), 4)} | "
+        if improvement:
+            row += interval_cell(aggregates.improvement.get(agent), 2) + " | "
+        lines.append(row + " | ".join(shown) + " |")
+    scores = aggregates.scores
+    notes = []
+    if scores.left_out_scenarios:
+        notes.append(
+            f"Scenarios left out of the IQM (not played by every agent at this beta): "
+            f"{', '.join(scores.left_out_scenarios)}."
+        )
+    if scores.left_out_agents:
+        notes.append(f"No seed with every scenario (no IQM, no rank): {', '.join(scores.left_out_agents)}.")
+    if single and n_seeds > 1:
+        notes.append("One complete seed per agent at this beta: ranks are by IQM alone and call no order.")
+    elif scores.one_run:
+        notes.append(
+            f"One complete seed only for {', '.join(sorted(scores.one_run))}: a point interval, separated from no one."
+        )
+    if not single and aggregates.reference in iqms:
+        notes.append(against_reference(aggregates))
+    if iqms and aggregates.reference not in iqms:
+        notes.append(f"No probability of improvement: `{aggregates.reference}` has no complete seed at this beta.")
+    return [*lines, *(["", *notes] if notes else [])]
+
+
+def against_reference(aggregates: BetaAggregates) -> str:
+    """Which agents' IQM intervals lie wholly above or below the reference's, and which overlap it."""
+    ours = aggregates.iqm[aggregates.reference]
+    others = [a for a in point_order(aggregates.iqm) if a != aggregates.reference]
+    above = [a for a in others if aggregates.iqm[a].above(ours)]
+    below = [a for a in others if ours.above(aggregates.iqm[a])]
+    tied = [a for a in others if a not in above and a not in below]
+    return (
+        f"Against {aggregates.reference} (IQM intervals): above: {', '.join(above) or 'none'}; "
+        f"tied (overlapping): {', '.join(tied) or 'none'}; below: {', '.join(below) or 'none'}."
+    )
+
+
+def pareto_section(results: pd.DataFrame) -> list[str]:
+    """Per contender: its Pareto front over the betas and its hypervolume (``pareto``)."""
+    budget = budget_of(results)
+    lines = [
+        "## Pareto fronts over the beta sweep",
+        "",
+        "Per agent, one operating point per beta (effective accuracy, mean cores, SLO violation %; means over "
+        "scenarios and seeds); the front: the points none of its other points dominates (maximise accuracy, minimise "
+        "cores and violations). Hypervolume: the share of the box between the reference point (accuracy 0, "
+        f"{budget:g} cores (the budget), 100 % violations) and the ideal (accuracy 1, 0 cores, 0 %) that the front "
+        "dominates, exact. `pareto.png` draws the points.",
+        "",
+        "| agent | points on the front | betas on the front | hypervolume |",
+        "|---|---|---|---|",
+    ]
+    for front in pareto_fronts(results, budget):
+        betas = ", ".join(f"{b:g}" for b in front.front_betas)
+        lines.append(
+            f"| {front.agent} | {len(front.front_betas)} of {len(front.points)} | {betas} | {front.hypervolume:.4f} |"
+        )
+    return lines
 
 
 def usage_signal(agent_options: str) -> str:
