@@ -429,8 +429,8 @@ WHY_DIFFERENT = {
     "default": (
         "Beyond these, this protocol is this benchmark's own, not the paper's experiment (`--protocol paper-2023` "
         "runs that; the README lists every difference): every system starts empty and decides from t = 0, the "
-        "scenarios include four held-out windows besides the paper's slice, and the dispatcher is accuracy-first "
-        "on the fast simulator."
+        "scenarios include 30 held-out windows besides the paper's slice, arrivals inside a second are Poisson "
+        "(not the load generator's), and the dispatcher is accuracy-first."
     ),
     "paper-2023": (
         "Beyond these: this is a simulator replaying measured capacities and calibrated latencies, not the paper's "
