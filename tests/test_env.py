@@ -316,6 +316,23 @@ def test_rgb_array_render_and_sb3_standard_entry_points():
     assert PPO("MlpPolicy", "InfAdapter-v0", n_steps=8, batch_size=8).learn(8) is not None
 
 
+def test_record_video_writes_the_episode(tmp_path):
+    from gymnasium.wrappers import RecordVideo
+
+    env = RecordVideo(
+        gym.make("InfAdapter-v0", render_mode="rgb_array", episode_length_s=150, window_start_s=0),
+        str(tmp_path),
+        episode_trigger=lambda _: True,
+    )
+    env.reset(seed=0)
+    truncated = False
+    while not truncated:
+        truncated = env.step(np.array([0, 0, 8, 0, 12]))[3]
+    env.close()
+    videos = list(tmp_path.glob("*.mp4"))
+    assert len(videos) == 1 and videos[0].stat().st_size > 1000
+
+
 def test_the_observation_layout_has_one_definition():
     import gymnasium as gym
 
