@@ -36,6 +36,8 @@ class EnvConfig:
     alpha: float = PAPER_ALPHA
     beta: float = PAPER_BETA
     gamma: float = PAPER_GAMMA
+    betas: tuple[float, ...] | None = None
+    observe_weights: bool = False
     dispatcher: str = "accuracy_first"
     capacity_model: str = "measured"
     action_mode: str = "cores"
@@ -86,6 +88,10 @@ class EnvConfig:
             _check_int("max_replicas", self.max_replicas, 1, 1000)
         if not isinstance(self.skip_gaps, bool):
             raise ValueError(f"skip_gaps must be True or False, got {self.skip_gaps!r}")
+        if not isinstance(self.observe_weights, bool):
+            raise ValueError(f"observe_weights must be True or False, got {self.observe_weights!r}")
+        if self.betas is not None:
+            self._check_betas()
         _check_number("rate_multiplier", self.rate_multiplier, low=0.0, low_open=True)
         _check_number("queue_factor", self.queue_factor, low=0.0)
         if self.initial_cores is not None:
@@ -93,6 +99,30 @@ class EnvConfig:
         if self.min_cores > self.budget_cores:
             raise ValueError(f"min_cores ({self.min_cores}) cannot exceed budget_cores ({self.budget_cores})")
         object.__setattr__(self, "weights", Weights(self.alpha, self.beta, self.gamma))
+
+    def _check_betas(self) -> None:
+        betas = self.betas
+        ok = isinstance(betas, tuple | list) and len(betas) > 0
+        ok = ok and all(
+            isinstance(b, int | float) and not isinstance(b, bool) and math.isfinite(b) and b >= 0
+            for b in betas  # type: ignore[union-attr]
+        )
+        if not ok:
+            raise ValueError(
+                f"betas must be a non-empty list of finite numbers >= 0 (each episode's beta is drawn from "
+                f"them at reset), or None; got {betas!r}"
+            )
+        object.__setattr__(self, "betas", tuple(float(b) for b in betas))  # type: ignore[union-attr]
+
+    @property
+    def weight_bounds(self) -> tuple[float, float, float]:
+        """Upper bounds of the observed weights (``observe_weights``): max(1, the weight), beta's
+        over every beta an episode may draw."""
+        return (
+            max(1.0, self.alpha),
+            max(1.0, self.beta, *(self.betas or ())),
+            max(1.0, self.gamma),
+        )
 
     def _check_initial_cores(self) -> None:
         cores = self.initial_cores
@@ -149,6 +179,8 @@ class EnvConfig:
             out["trace"] = str(self.trace)
         if self.initial_cores is not None:
             out["initial_cores"] = list(self.initial_cores)
+        if self.betas is not None:
+            out["betas"] = list(self.betas)
         for name in ("profile", "variants"):  # recorded as absolute paths, so a replay elsewhere finds them
             if out[name] is not None:
                 out[name] = str(Path(out[name]).expanduser().resolve())

@@ -11,6 +11,7 @@ from gymnasium import spaces
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, empty_state, loaded_state
+from infadapter_env.objective import Weights
 from infadapter_env.observation import HISTORY_MINUTES, ObservationLayout, observation_layout
 from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
 from infadapter_env.profiles import load_profile
@@ -90,10 +91,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     (``raised_to_min_cores``, ``over_budget_kept_previous``, ``over_budget_scaled``).
 
     ## Observation Space
-    ``Box(shape=({observation_size},), dtype=float32)``; P = peak-rate bound (max of the source trace x multiplier,
-    at least 1), L = the longest load time of a variant; shown for the shipped world's V = 5 variants
-    (``env.unwrapped.layout``, an ``infadapter_env.observation.ObservationLayout``, names the indices for
-    any world).
+    ``Box(shape=({observation_size},), dtype=float32)`` (({observation_size_weights},) with ``observe_weights=True``);
+    P = peak-rate bound (max of the source trace x multiplier, at least 1), L = the longest load time
+    of a variant; shown for the shipped world's V = 5 variants (``env.unwrapped.layout``, an
+    ``infadapter_env.observation.ObservationLayout``, names the indices for any world). The last
+    three rows (the objective's weights, this episode's) exist with ``observe_weights=True`` only.
 
     {observation_table}
 
@@ -148,6 +150,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | slo_ms | 750 | P99 SLO, one the profile measured (shipped: 500, 750, 1000 or 1500); not interpolated |
     | budget_cores | 20 | core budget B |
     | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
+    | betas | None | None: ``beta`` always; else each episode's beta, drawn at reset (``info["settings"]["beta"]``) |
+    | observe_weights | False | True: alpha, beta (this episode's), gamma are the observation's last three entries |
     | dispatcher | "accuracy_first" | or "proportional", "quota" |
     | capacity_model | "measured" | the world's capacity: "measured" table or paper "linear_fit" x 0.8 |
     | action_mode | "cores" | "cores", "replicas" or "deployment" |
@@ -184,7 +188,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self.config = EnvConfig.from_kwargs(**kwargs)
         cfg = self.config
         self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
-        self.layout: ObservationLayout = observation_layout(cfg.world.n_variants)
+        self.layout: ObservationLayout = observation_layout(cfg.world.n_variants, cfg.observe_weights)
         self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
         length = cfg.episode_length_s or self.source.length_s
         if (cfg.window_start_s or 0) + length > self.source.length_s:
@@ -232,12 +236,14 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._requests: RequestSimulator | None = None
         self._quotas = QuotaPlan.unset(1, n_var)  # the quota dispatcher's quotas (set_quotas)
         self._last_info: dict[str, Any] = {}
+        self._beta: float | None = None  # this episode's beta when drawn from ``betas``
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         cfg = self.config
         episode = self._episode = self.draw_episode(self.np_random)
+        self._beta = self.draw_beta(self.np_random)
         played = self.n_steps * cfg.interval_s
         self._per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
         joined = with_history(episode, played)
@@ -254,8 +260,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             self._requests.start_episode(episode.arrivals[:played], serving)
         self._step = 0
         self._played: list[dict[str, Any]] = []  # the infos of this episode, for the rgb_array render
-        self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0])[0]
-        info = {
+        self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0], self._beta_array())[0]
+        info: dict[str, Any] = {
             "trace": episode.name,
             "trace_start_s": episode.start_s,
             "n_steps": self.n_steps,
@@ -263,6 +269,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             "variants": list(self.profile.names),
             "settings": self.config.recorded() | {"sim_version": SIM_VERSION},
         }
+        if self._beta is not None:  # the objective of this episode: agents plan with its beta
+            info["settings"]["beta"] = self._beta
         self._last_info = info
         return self._obs.copy(), info
 
@@ -284,12 +292,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             self.n_steps,
             simulate,
             quotas,
+            self._beta_array(),
         )
         if quotas is not None:
             self._quotas = quotas.after(self._state.loading_left_s)
         self._step = step + 1
         self._obs = obs[0]
-        info = scalar_info(arrays, self.config.weights)
+        info = scalar_info(arrays, self.weights)
         if self._requests is not None:
             info["rescheduled_late"] = self._requests.rescheduled_late
             info["p99_windows_ms"] = self._requests.window_p99_ms.tolist()
@@ -341,6 +350,21 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         return None
 
     # ----------------------------------------------------------------- helpers
+    @property
+    def weights(self) -> Weights:
+        """The objective's weights of this episode (beta drawn from ``betas`` if given)."""
+        if self._beta is None:
+            return self.config.weights
+        return Weights(self.config.alpha, self._beta, self.config.gamma)
+
+    def draw_beta(self, rng: np.random.Generator) -> float | None:
+        """This episode's beta, drawn with ``rng`` from ``betas`` (None without ``betas``)."""
+        betas = self.config.betas
+        return None if betas is None else betas[int(rng.integers(len(betas)))]
+
+    def _beta_array(self) -> np.ndarray | None:
+        return None if self._beta is None else np.array([self._beta])
+
     def draw_episode(self, rng: np.random.Generator) -> Trace:
         """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
         cfg = self.config
@@ -377,7 +401,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
 # The observation table is generated from the layout's one definition (``observation.fields``).
 InfAdapterEnv.__doc__ = (
     (InfAdapterEnv.__doc__ or "")
-    .replace("{observation_table}", observation_layout().markdown_table().replace("\n", "\n    "))
+    .replace("{observation_table}", observation_layout(observe_weights=True).markdown_table().replace("\n", "\n    "))
+    .replace("{observation_size_weights}", str(observation_layout(observe_weights=True).size))
     .replace("{observation_size}", str(observation_layout().size))
 )
 

@@ -1,8 +1,11 @@
-"""The layout of an InfAdapter-v0 observation, defined once: ``fields(n_variants)`` fixes the order,
-the sizes, the documented bounds and units; the positions (``ObservationLayout``), the bounds
-vector (``upper_bounds``) and the table in the env docstring (``markdown_table``) are derived from it.
+"""The layout of an InfAdapter-v0 observation, defined once: ``fields(n_variants, observe_weights)``
+fixes the order, the sizes, the documented bounds and units; the positions (``ObservationLayout``),
+the bounds vector (``upper_bounds``) and the table in the env docstring (``markdown_table``) are
+derived from it.
 
-The layout depends on the number of variants of the world (5 in the shipped one). Agents read
+The layout depends on the number of variants of the world (5 in the shipped one) and on the
+``observe_weights`` setting, which appends the objective's weights (``ALPHA``, ``BETA``, ``GAMMA``,
+this episode's values) after every other field, so the default layout is unchanged. Agents read
 observations through the names of their env's layout (``settings.layout.CORES``, or
 ``env.unwrapped.layout``), never through positions.
 """
@@ -30,9 +33,24 @@ class Field:
     unit: str
 
 
-def fields(n_variants: int) -> tuple[Field, ...]:
-    """The observation's fields, in order, for a world of ``n_variants`` variants."""
+WEIGHT_FIELDS = ("ALPHA", "BETA", "GAMMA")  # with observe_weights=True, after every other field
+
+
+def fields(n_variants: int, observe_weights: bool = False) -> tuple[Field, ...]:
+    """The observation's fields, in order, for a world of ``n_variants`` variants; with
+    ``observe_weights`` the objective's weights follow the others."""
     v = n_variants
+    weights = (
+        Field("ALPHA", 1, "objective weight alpha (observe_weights=True only)", "max(1, alpha)", "weight"),
+        Field(
+            "BETA",
+            1,
+            "objective weight beta of this episode (observe_weights=True only; drawn from betas if given)",
+            "max(1, beta, betas)",
+            "weight",
+        ),
+        Field("GAMMA", 1, "objective weight gamma (observe_weights=True only)", "max(1, gamma)", "weight"),
+    )
     return (
         Field(
             "MINUTE_PEAKS",
@@ -65,12 +83,13 @@ def fields(n_variants: int) -> tuple[Field, ...]:
             "20 (clipped)",
             "fraction",
         ),
-    )
+    ) + (weights if observe_weights else ())
 
 
 class ObservationLayout:
     """Positions of the fields in the observation vector of a world of ``n_variants`` variants:
-    an index (``int``) for a one-entry field, a ``slice`` for the others."""
+    an index (``int``) for a one-entry field, a ``slice`` for the others. ``ALPHA``, ``BETA`` and
+    ``GAMMA`` exist with ``observe_weights=True`` only."""
 
     MINUTE_PEAKS: slice
     MEAN_RATE: int
@@ -85,12 +104,16 @@ class ObservationLayout:
     RESOURCE_COST: int
     PROGRESS: int
     P99_OVER_SLO: slice
+    ALPHA: int
+    BETA: int
+    GAMMA: int
 
-    def __init__(self, n_variants: int) -> None:
+    def __init__(self, n_variants: int, observe_weights: bool = False) -> None:
         if isinstance(n_variants, bool) or not isinstance(n_variants, int) or n_variants < 1:
             raise ValueError(f"n_variants must be a positive integer, got {n_variants!r}")
         self.n_variants = n_variants
-        self.fields = fields(n_variants)
+        self.observe_weights = bool(observe_weights)
+        self.fields = fields(n_variants, self.observe_weights)
         self.positions: dict[str, int | slice] = {}
         start = 0
         for field in self.fields:
@@ -124,6 +147,7 @@ class ObservationLayout:
 
 
 @lru_cache(maxsize=32)
-def observation_layout(n_variants: int = SHIPPED_VARIANTS) -> ObservationLayout:
-    """The layout for a world of ``n_variants`` variants (one object per size)."""
-    return ObservationLayout(n_variants)
+def observation_layout(n_variants: int = SHIPPED_VARIANTS, observe_weights: bool = False) -> ObservationLayout:
+    """The layout for a world of ``n_variants`` variants, with or without the objective's weights
+    (one object per size)."""
+    return ObservationLayout(n_variants, observe_weights)

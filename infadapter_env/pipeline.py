@@ -8,6 +8,7 @@ passed in: the fast model (``fast_sim.simulate_interval``) or the request-level 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -30,8 +31,12 @@ Simulate = Callable[[ClusterState, np.ndarray, QuotaPlan | None], tuple[ClusterS
 def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
     """Upper bounds of the observation (``observation.fields`` documents them)."""
     max_capacity = float(profile.per_replica_rps.max())
-    return observation_layout(len(profile.variants)).upper_bounds(
+    alpha, beta, gamma = config.weight_bounds
+    return observation_layout(len(profile.variants), config.observe_weights).upper_bounds(
         {
+            "ALPHA": alpha,
+            "BETA": beta,
+            "GAMMA": gamma,
             "MINUTE_PEAKS": peak_rps,
             "MEAN_RATE": peak_rps,
             "PEAK_RATE": peak_rps,
@@ -49,6 +54,15 @@ def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: floa
     )
 
 
+@dataclass(frozen=True)
+class EpisodeWeights:
+    """The objective's weights with one beta per environment (drawn from ``betas`` at reset)."""
+
+    alpha: float
+    beta: np.ndarray
+    gamma: float
+
+
 class StepPipeline:
     """The step of ``InfAdapter-v0`` for N environments with one set of settings."""
 
@@ -57,7 +71,7 @@ class StepPipeline:
         self.profile = profile
         self.decoder = decoder
         self.high = high
-        self.layout: ObservationLayout = observation_layout(len(profile.variants))
+        self.layout: ObservationLayout = observation_layout(len(profile.variants), config.observe_weights)
         self.tables = server_tables(profile)
         self.accuracy = profile.accuracy
         self.load_time = profile.load_time_s
@@ -69,8 +83,11 @@ class StepPipeline:
         cfg = self.config
         return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas)
 
-    def reset_observation(self, state: ClusterState, minute_peaks: np.ndarray) -> np.ndarray:
-        """The observation before the first interval (N, SIZE)."""
+    def reset_observation(
+        self, state: ClusterState, minute_peaks: np.ndarray, beta: np.ndarray | None = None
+    ) -> np.ndarray:
+        """The observation before the first interval (N, SIZE); ``beta`` (N,): each episode's beta
+        (None: the setting's)."""
         obs = np.zeros((len(minute_peaks), self.layout.size), dtype=np.float32)
         obs[:, self.layout.MINUTE_PEAKS] = minute_peaks
         obs[:, self.layout.CORES] = state.cores
@@ -78,8 +95,17 @@ class StepPipeline:
         obs[:, self.layout.RESOURCE_COST] = resource_cost(
             row_sum(state.cores * state.replicas), self.config.budget_cores
         )
+        self.observe_weights(obs, beta)
         np.minimum(obs, self.high, out=obs)
         return obs
+
+    def observe_weights(self, obs: np.ndarray, beta: np.ndarray | None) -> None:
+        """Write the objective's weights into ``obs`` (with ``observe_weights`` only)."""
+        if self.layout.observe_weights:
+            weights = self.config.weights
+            obs[:, self.layout.ALPHA] = weights.alpha
+            obs[:, self.layout.BETA] = weights.beta if beta is None else beta
+            obs[:, self.layout.GAMMA] = weights.gamma
 
     def step(
         self,
@@ -91,12 +117,14 @@ class StepPipeline:
         n_steps: int,
         simulate: Simulate,
         quotas: QuotaPlan | None = None,
+        beta: np.ndarray | None = None,
     ) -> tuple[ClusterState, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
         """Apply checked actions ``values`` (N, entries) and play one interval of ``per_tick`` (N, T).
 
         ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
         steps played after this one; ``quotas``: the quota dispatcher's quotas, if the controller set
-        them. Returns the new state, rewards, observations and info arrays."""
+        them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
+        Returns the new state, rewards, observations and info arrays."""
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
             lc = np.zeros(len(values))  # nothing started or resized anywhere
@@ -105,18 +133,26 @@ class StepPipeline:
         state = deploy(state, replicas, cores, self.load_time)
         state, result = simulate(state, per_tick, quotas)
         routing = None if quotas is None else quotas.after(state.loading_left_s).current  # at the interval's end
-        terms = self.score(result, replicas, cores, lc, routing)
-        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps)
+        terms = self.score(result, replicas, cores, lc, routing, beta)
+        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps, beta)
         info = self.report(state, result, terms, steps_done, fix)
         if self.config.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
             return state, np.stack([terms["aa_effective"], -terms["rc"], -terms["lc"]], axis=1), obs, info
         return state, terms["reward"], obs, info
 
     def score(
-        self, result: IntervalResult, replicas: np.ndarray, cores: np.ndarray, lc: np.ndarray, quotas: np.ndarray | None
+        self,
+        result: IntervalResult,
+        replicas: np.ndarray,
+        cores: np.ndarray,
+        lc: np.ndarray,
+        quotas: np.ndarray | None,
+        beta: np.ndarray | None = None,
     ) -> dict[str, np.ndarray]:
-        """The objective's terms and the interval's rates (arrays over the N environments)."""
+        """The objective's terms and the interval's rates (arrays over the N environments);
+        ``beta`` (N,): each episode's beta (None: the setting's)."""
         cfg = self.config
+        weights: Any = cfg.weights if beta is None else EpisodeWeights(cfg.alpha, beta, cfg.gamma)
         total = result.arrivals
         mean_rate = total / cfg.interval_s
         has_arrivals = total > 0
@@ -148,8 +184,8 @@ class StepPipeline:
             "total_cores": total_cores,
             "rc": rc,
             "lc": lc,
-            "reward": objective_value(aa_effective, rc, lc, cfg.weights),
-            "objective_planned": objective_value(aa_planned, rc, lc, cfg.weights),
+            "reward": objective_value(aa_effective, rc, lc, weights),
+            "objective_planned": objective_value(aa_planned, rc, lc, weights),
         }
 
     def observe(
@@ -159,6 +195,7 @@ class StepPipeline:
         terms: dict[str, np.ndarray],
         minute_peaks: np.ndarray,
         progress: np.ndarray,
+        beta: np.ndarray | None = None,
     ) -> np.ndarray:
         """The observations (N, SIZE) after an interval, clipped to the bounds."""
         obs = np.empty((len(progress), self.layout.size), dtype=np.float32)
@@ -175,6 +212,7 @@ class StepPipeline:
         obs[:, self.layout.RESOURCE_COST] = terms["rc"]
         obs[:, self.layout.PROGRESS] = progress
         obs[:, self.layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
+        self.observe_weights(obs, beta)
         np.minimum(obs, self.high, out=obs)
         return obs
 

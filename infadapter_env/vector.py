@@ -8,7 +8,9 @@ actions it gives the same observations, rewards and episode ends as
 ``reset(seed=s)`` is seeded with ``s + i``, as ``SyncVectorEnv`` does. Autoreset follows
 Gymnasium's ``NEXT_STEP`` mode by default (``SAME_STEP`` on request: then ``info["final_obs"]``
 holds the last observation of an ended episode). ``info`` holds the scalar env's numeric metrics as
-arrays, per-variant ones as (N, 5) arrays.
+arrays, per-variant ones as (N, 5) arrays. With ``betas``, each environment draws its episode's
+beta at every reset (its own generator, as the scalar env does; ``info["beta"]`` at reset) and its
+rewards use it.
 """
 
 from __future__ import annotations
@@ -68,6 +70,8 @@ class InfAdapterVectorEnv(VectorEnv):
         self._minute_peaks = np.zeros((n, self.n_steps + 1, HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
+        # Each environment's beta of this episode, drawn from ``betas`` at reset (None: the setting's).
+        self._beta: np.ndarray | None = None if self.config.betas is None else np.full(n, self.config.beta)
         self._steps = np.zeros(n, dtype=np.int64)
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self._started = False  # step() before reset() is refused
@@ -150,9 +154,13 @@ class InfAdapterVectorEnv(VectorEnv):
     def _reset_rows(self, rows: np.ndarray) -> None:
         if not self._fixed_episode:
             self._prepare_episodes(rows, [self.template.draw_episode(self._rngs[i]) for i in rows.tolist()])
+        beta = None
+        if self._beta is not None:  # after the window, from the same generator, as the scalar env draws
+            self._beta[rows] = [self.template.draw_beta(self._rngs[i]) for i in rows.tolist()]
+            beta = self._beta[rows]
         self._steps[rows] = 0
         self._state = self._state.put(rows, self._initial.select(rows))
-        self._obs[rows] = self.pipeline.reset_observation(self._initial.select(rows), self._minute_peaks[rows, 0])
+        self._obs[rows] = self.pipeline.reset_observation(self._initial.select(rows), self._minute_peaks[rows, 0], beta)
 
     def _step_rows(self, rows: np.ndarray, values: np.ndarray, rewards: np.ndarray) -> dict[str, Any]:
         everyone = rows.size == self.num_envs
@@ -164,8 +172,9 @@ class InfAdapterVectorEnv(VectorEnv):
         else:
             per_tick, peaks = self._per_tick[steps, rows], self._minute_peaks[rows, steps + 1]
         state = self._state if everyone else self._state.select(rows)
+        beta = None if self._beta is None else self._beta[rows]
         state, reward, obs, arrays = self.pipeline.step(
-            state, values, per_tick, peaks, steps + 1, self.n_steps, self.pipeline.fast
+            state, values, per_tick, peaks, steps + 1, self.n_steps, self.pipeline.fast, None, beta
         )
         self._steps[rows] = steps + 1
         rewards[rows] = reward
@@ -189,7 +198,7 @@ class InfAdapterVectorEnv(VectorEnv):
 
     def _reset_info(self) -> dict[str, Any]:
         mask = np.ones(self.num_envs, dtype=bool)
-        return {
+        info = {
             "trace_start_s": self._trace_start.copy(),
             "_trace_start_s": mask,
             "history_minutes": self._history_minutes.copy(),
@@ -197,3 +206,6 @@ class InfAdapterVectorEnv(VectorEnv):
             "n_steps": np.full(self.num_envs, self.n_steps),
             "_n_steps": mask,
         }
+        if self._beta is not None:
+            info |= {"beta": self._beta.copy(), "_beta": mask}
+        return info
