@@ -53,7 +53,10 @@ class EnvSettings:
     @property
     def layout(self) -> ObservationLayout:
         """The positions of the env's observation fields."""
-        return observation_layout(self.n_variants, bool(self.raw.get("observe_weights", False)))
+        raw = self.raw
+        return observation_layout(
+            self.n_variants, bool(raw.get("observe_weights")), raw.get("budget_trace") is not None
+        )
 
     def one_variant(self, variant: int, value: int) -> list[int]:
         """``value`` for ``variant``, 0 for every other variant."""

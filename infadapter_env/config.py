@@ -7,10 +7,13 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from infadapter_env.arrivals import ARRIVAL_PROCESSES
 from infadapter_env.deployment import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
+from infadapter_env.observation import ObservationLayout, observation_layout
 from infadapter_env.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
 from infadapter_env.traces import Trace, from_array, load_trace_file, scenario, scenario_names
 
@@ -33,6 +36,7 @@ class EnvConfig:
     interval_s: int = 30
     slo_ms: int = 750
     budget_cores: int = 20
+    budget_trace: Any = None
     alpha: float = PAPER_ALPHA
     beta: float = PAPER_BETA
     gamma: float = PAPER_GAMMA
@@ -92,6 +96,8 @@ class EnvConfig:
             raise ValueError(f"observe_weights must be True or False, got {self.observe_weights!r}")
         if self.betas is not None:
             self._check_betas()
+        if self.budget_trace is not None:
+            self._check_budget_trace()
         _check_number("rate_multiplier", self.rate_multiplier, low=0.0, low_open=True)
         _check_number("queue_factor", self.queue_factor, low=0.0)
         if self.initial_cores is not None:
@@ -113,6 +119,52 @@ class EnvConfig:
                 f"them at reset), or None; got {betas!r}"
             )
         object.__setattr__(self, "betas", tuple(float(b) for b in betas))  # type: ignore[union-attr]
+
+    def _check_budget_trace(self) -> None:
+        trace = self.budget_trace
+        if isinstance(trace, str | Path):
+            try:
+                lines = Path(trace).read_text(encoding="utf-8-sig").split()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ValueError(f"budget_trace file {trace}: cannot read it as text ({exc})") from None
+            values: list[Any] = []
+            for number, text in enumerate(lines, start=1):
+                try:
+                    values.append(int(text))
+                except ValueError:
+                    raise ValueError(
+                        f"budget_trace file {trace}, value {number}: {text!r} is not a whole number of cores"
+                    ) from None
+            trace = values
+        ok = isinstance(trace, tuple | list | np.ndarray) and len(trace) > 0
+        bad = (
+            []
+            if not ok
+            else [
+                (k, c)
+                for k, c in enumerate(np.asarray(trace, dtype=object).tolist())
+                if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= self.budget_cores
+            ]
+        )
+        if not ok or bad:
+            where = f"; entry {bad[0][0]} is {bad[0][1]!r}" if bad else ""
+            raise ValueError(
+                "budget_trace must be a non-empty list (or a text file) of the cores available in each decision "
+                f"interval, whole numbers in 0..budget_cores={self.budget_cores}{where}"
+            )
+        object.__setattr__(self, "budget_trace", tuple(int(c) for c in trace))
+
+    def layout(self) -> ObservationLayout:
+        """The observation layout of these settings (variants, observed weights, observed budget)."""
+        return observation_layout(self.world.n_variants, self.observe_weights, self.budget_trace is not None)
+
+    def available_cores(self, steps: np.ndarray) -> np.ndarray | None:
+        """The cores available in decision interval ``steps`` (0-based; the trace's last value holds
+        after its end), or None without a ``budget_trace``."""
+        if self.budget_trace is None:
+            return None
+        trace = np.asarray(self.budget_trace, dtype=np.int64)
+        return trace[np.minimum(np.asarray(steps, dtype=np.int64), trace.size - 1)]
 
     @property
     def weight_bounds(self) -> tuple[float, float, float]:

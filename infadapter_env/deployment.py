@@ -62,6 +62,8 @@ def scale_to_budget(replicas: np.ndarray, cores: np.ndarray, budget: int, min_co
     docstring), or None when even ``min_cores`` everywhere does not fit."""
     active = (replicas > 0) & (cores > 0)
     total = int((replicas * cores).sum())
+    if total <= budget:
+        return cores.copy()
     scaled = np.where(active, np.maximum(np.floor(cores * budget / total), min_cores), 0).astype(np.int64)
     while int((replicas * scaled).sum()) > budget:
         reducible = active & (scaled > min_cores)
@@ -72,6 +74,23 @@ def scale_to_budget(replicas: np.ndarray, cores: np.ndarray, budget: int, min_co
     return scaled
 
 
+def cut_to_budget(
+    replicas: np.ndarray, cores: np.ndarray, budget: int, min_cores: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """A deployment cut into ``budget`` cores, as evicted pods would leave it: scaled down
+    (``scale_to_budget``), and where even ``min_cores`` everywhere does not fit, replicas removed
+    from the least accurate variant first (index 0) until it does; possibly nothing."""
+    replicas, cores = replicas.copy(), cores.copy()
+    while True:
+        scaled = scale_to_budget(replicas, cores, budget, min_cores)
+        if scaled is not None:
+            return replicas, scaled
+        active = np.flatnonzero((replicas > 0) & (cores > 0))
+        replicas[active[0]] -= 1
+        if replicas[active[0]] == 0:
+            cores[active[0]] = 0
+
+
 class ActionFix(enum.IntEnum):
     """The rule applied to an action that breaks a constraint; ``info["action_fix"]`` is its ``label``."""
 
@@ -79,6 +98,7 @@ class ActionFix(enum.IntEnum):
     RAISED_TO_MIN_CORES = 1  # an active replica below min_cores is raised to min_cores
     OVER_BUDGET_KEPT_PREVIOUS = 2  # a deployment over the budget is rejected, the previous one kept
     OVER_BUDGET_SCALED = 3  # a deployment over the budget is scaled down to fit (over_budget="scale")
+    BUDGET_CUT = 4  # the available cores fell below the deployment kept: it was cut to fit (budget_trace)
 
     @property
     def label(self) -> str | None:
@@ -174,15 +194,25 @@ class ActionDecoder:
         return values
 
     def decode_batch(
-        self, values: np.ndarray, previous_replicas: np.ndarray, previous_cores: np.ndarray
+        self,
+        values: np.ndarray,
+        previous_replicas: np.ndarray,
+        previous_cores: np.ndarray,
+        available: np.ndarray | None = None,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The deployments a batch of checked actions asks for: replicas, cores (N, V) and the rule
-        applied per environment (``ActionFix`` values)."""
+        applied per environment (``ActionFix`` values). ``available`` (N,): the cores available now
+        where a ``budget_trace`` makes them fewer than the budget (None: the budget)."""
         n = self.n_variants
+        budget = np.full(len(values), self.budget_cores) if available is None else available
         if self.mode == "deployment":
             assert self.table is not None
             cores = self.table[values[:, 0]]
-            return (cores > 0).astype(np.int64), cores, np.full(len(values), ActionFix.NONE, dtype=np.int8)
+            replicas = (cores > 0).astype(np.int64)
+            fix = np.full(len(values), ActionFix.NONE, dtype=np.int8)
+            if available is None:
+                return replicas, cores, fix
+            return self._fit(replicas, cores, fix, budget, previous_replicas, previous_cores)
         if self.mode == "cores":
             cores = values
             replicas = (cores > 0).astype(np.int64)
@@ -193,18 +223,53 @@ class ActionDecoder:
         fix = np.where(row_any(below), ActionFix.RAISED_TO_MIN_CORES, ActionFix.NONE).astype(np.int8)
         if fix.any():
             cores = np.where(below, self.min_cores, cores)
-        over = row_sum(replicas * cores) > self.budget_cores
+        return self._fit(replicas, cores, fix, budget, previous_replicas, previous_cores)
+
+    def _fit(
+        self,
+        replicas: np.ndarray,
+        cores: np.ndarray,
+        fix: np.ndarray,
+        budget: np.ndarray,
+        previous_replicas: np.ndarray,
+        previous_cores: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The over-budget rule (``over_budget``) against ``budget`` (N,); a previous deployment kept
+        that no longer fits the cores available is cut to fit (``cut_to_budget``)."""
+        over = row_sum(replicas * cores) > budget
         if over.any() and self.over_budget == "scale":
             cores = cores.copy()
             for row in np.flatnonzero(over):
-                scaled = scale_to_budget(replicas[row], cores[row], self.budget_cores, self.min_cores)
+                scaled = scale_to_budget(replicas[row], cores[row], int(budget[row]), self.min_cores)
                 if scaled is not None:
                     cores[row], over[row], fix[row] = scaled, False, ActionFix.OVER_BUDGET_SCALED
         if over.any():
             fix[over] = ActionFix.OVER_BUDGET_KEPT_PREVIOUS
             replicas = np.where(over[:, None], previous_replicas, replicas)
             cores = np.where(over[:, None], previous_cores, cores)
+            cut = over & (row_sum(replicas * cores) > budget)
+            if cut.any():
+                replicas, cores = replicas.copy(), cores.copy()
+                for row in np.flatnonzero(cut):
+                    replicas[row], cores[row] = cut_to_budget(
+                        replicas[row], cores[row], int(budget[row]), self.min_cores
+                    )
+                fix[cut] = ActionFix.BUDGET_CUT
         return replicas, cores, fix
+
+    def masks(self, available: int) -> np.ndarray:
+        """Which actions fit ``available`` cores: per deployment (``deployment`` mode), or per entry
+        value, concatenated over the entries (MultiDiscrete modes; a replica count is allowed if one
+        replica of ``min_cores`` fits, a core count if it fits alone)."""
+        if self.mode == "deployment":
+            assert self.table is not None
+            return self.table.sum(axis=1) <= available
+        values = [np.arange(high + 1) for high in self.upper]
+        if self.mode == "cores":
+            return np.concatenate([v <= available for v in values])
+        n = self.n_variants
+        replicas = [v * self.min_cores <= available for v in values[:n]]
+        return np.concatenate([*replicas, *(v <= available for v in values[n:])])
 
     def encode(self, replicas: np.ndarray, cores: np.ndarray) -> np.ndarray | int:
         """The action of this mode that asks for (replicas, cores); the inverse of ``decode``."""

@@ -80,22 +80,31 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``action_mode="replicas"``: ``MultiDiscrete([R + 1] * V + [C + 1] * V)``, R = ``max_replicas``
     (default budget_cores // min_cores): replicas per variant, then cores per replica.
     ``action_mode="deployment"``: ``Discrete(N)``, N (20,529 in the shipped world) single-replica
-    deployments that fit the budget with 0 or >= min_cores cores per variant; ``action_masks()``
-    marks the ones allowed now (all of them in v0, whose budget is fixed; the mask is there for
-    MaskablePPO).
+    deployments that fit the budget with 0 or >= min_cores cores per variant. ``action_masks()``
+    marks the actions allowed for the coming interval (MaskablePPO's convention): all of them with
+    a fixed budget; with a ``budget_trace``, the deployments that fit the cores available (in the
+    MultiDiscrete modes, per entry, the values that fit alone).
+    A time-varying budget (``budget_trace``: the cores available in each decision interval, e.g. a
+    co-located tenant holding some for a while, or a failed node; the last value holds after the
+    trace ends) bounds every interval's deployment instead of ``budget_cores``: a deployment in
+    place that no longer fits is cut to fit as evicted pods would leave it (scaled down, then the
+    least accurate variants' replicas removed; ``budget_cut``), and the observation gains the
+    cores available in the coming interval. RC stays cores / ``budget_cores``.
     Invalid requests: an active replica below ``min_cores`` is raised to ``min_cores``; a deployment
     over the budget is rejected and the previous one kept (``over_budget="reject"``), or scaled down
     to fit (``over_budget="scale"``: cores per replica times budget / total, rounded down, at least
     ``min_cores``, then one core at a time from the largest variant; rejected if even that cannot
     fit; ``infadapter_env.deployment``). ``info["action_fix"]`` names the rule applied
-    (``raised_to_min_cores``, ``over_budget_kept_previous``, ``over_budget_scaled``).
+    (``raised_to_min_cores``, ``over_budget_kept_previous``, ``over_budget_scaled``, ``budget_cut``).
 
     ## Observation Space
     ``Box(shape=({observation_size},), dtype=float32)`` (({observation_size_weights},) with ``observe_weights=True``);
     P = peak-rate bound (max of the source trace x multiplier, at least 1), L = the longest load time
     of a variant; shown for the shipped world's V = 5 variants (``env.unwrapped.layout``, an
     ``infadapter_env.observation.ObservationLayout``, names the indices for any world). The last
-    three rows (the objective's weights, this episode's) exist with ``observe_weights=True`` only.
+    three rows (the objective's weights, this episode's) exist with ``observe_weights=True`` only;
+    with a ``budget_trace`` one more follows them: ``AVAILABLE_CORES``, the cores available in the
+    coming interval / ``budget_cores`` (bound 1).
 
     {observation_table}
 
@@ -149,6 +158,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | interval_s | 30 | seconds between decisions |
     | slo_ms | 750 | P99 SLO, one the profile measured (shipped: 500, 750, 1000 or 1500); not interpolated |
     | budget_cores | 20 | core budget B |
+    | budget_trace | None | cores available per decision interval (list or text file), each 0..B |
     | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
     | betas | None | None: ``beta`` always; else each episode's beta, drawn at reset (``info["settings"]["beta"]``) |
     | observe_weights | False | True: alpha, beta (this episode's), gamma are the observation's last three entries |
@@ -188,7 +198,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self.config = EnvConfig.from_kwargs(**kwargs)
         cfg = self.config
         self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
-        self.layout: ObservationLayout = observation_layout(cfg.world.n_variants, cfg.observe_weights)
+        self.layout: ObservationLayout = cfg.layout()
         self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
         length = cfg.episode_length_s or self.source.length_s
         if (cfg.window_start_s or 0) + length > self.source.length_s:
@@ -236,6 +246,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._requests: RequestSimulator | None = None
         self._quotas = QuotaPlan.unset(1, n_var)  # the quota dispatcher's quotas (set_quotas)
         self._last_info: dict[str, Any] = {}
+        self._step = 0
         self._beta: float | None = None  # this episode's beta when drawn from ``betas``
 
     # ----------------------------------------------------------------- gymnasium API
@@ -332,10 +343,14 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._quotas = self._quotas.plan(values[None])
 
     def action_masks(self) -> np.ndarray:
-        """Allowed actions of the ``deployment`` mode (every enumerated deployment fits the budget)."""
-        if self.decoder.table is None:
-            raise RuntimeError("action_masks() exists for action_mode='deployment' only")
-        return np.ones(len(self.decoder.table), dtype=bool)
+        """The actions allowed for the coming interval (MaskablePPO's convention). ``deployment``
+        mode: the deployments that fit the cores available (every one without a ``budget_trace``).
+        ``cores`` and ``replicas`` modes: per entry, the values whose cores alone fit them (a
+        MultiDiscrete mask cannot bound a sum; the over-budget rule handles the rest)."""
+        step = np.array([min(self._step, self.n_steps - 1)])
+        available = self.config.available_cores(step)
+        budget = self.config.budget_cores if available is None else int(available[0])
+        return self.decoder.masks(budget)
 
     def render(self) -> str | np.ndarray | None:
         """``ansi``: a summary of the last interval; ``rgb_array``: a picture of the episode so far."""

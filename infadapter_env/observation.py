@@ -36,10 +36,20 @@ class Field:
 WEIGHT_FIELDS = ("ALPHA", "BETA", "GAMMA")  # with observe_weights=True, after every other field
 
 
-def fields(n_variants: int, observe_weights: bool = False) -> tuple[Field, ...]:
+def fields(n_variants: int, observe_weights: bool = False, observe_budget: bool = False) -> tuple[Field, ...]:
     """The observation's fields, in order, for a world of ``n_variants`` variants; with
-    ``observe_weights`` the objective's weights follow the others."""
+    ``observe_weights`` the objective's weights follow the others, then with ``observe_budget``
+    (an env with a ``budget_trace``) the cores available in the coming interval."""
     v = n_variants
+    budget = (
+        Field(
+            "AVAILABLE_CORES",
+            1,
+            "cores available in the coming interval / budget_cores (budget_trace only)",
+            "1",
+            "fraction",
+        ),
+    )
     weights = (
         Field("ALPHA", 1, "objective weight alpha (observe_weights=True only)", "max(1, alpha)", "weight"),
         Field(
@@ -52,38 +62,42 @@ def fields(n_variants: int, observe_weights: bool = False) -> tuple[Field, ...]:
         Field("GAMMA", 1, "objective weight gamma (observe_weights=True only)", "max(1, gamma)", "weight"),
     )
     return (
-        Field(
-            "MINUTE_PEAKS",
-            HISTORY_MINUTES,
-            "peak arrival rate of each of the last 10 minutes, oldest first",
-            "P",
-            "req/s",
-        ),
-        Field("MEAN_RATE", 1, "mean arrival rate of the last interval", "P", "req/s"),
-        Field("PEAK_RATE", 1, "peak arrival rate of the last interval", "P", "req/s"),
-        Field("CORES", v, "target cores per replica, per variant", "C", "cores"),
-        Field("REPLICAS", v, "target replicas, per variant", "R", "replicas"),
-        Field("LOADING_LEFT", v, "load time left before the target serves, per variant", "L", "s"),
-        Field(
-            "UTILISATION",
-            v,
-            "busy fraction of the servers while they served last interval (completed / mu-seconds)",
-            "1",
-            "fraction",
-        ),
-        Field("BACKLOG", v, "requests waiting in the queues, per variant", "queue_factor x R x max th", "requests"),
-        Field("VIOLATION_RATE", 1, "SLO-violation fraction of last interval's arrivals", "1", "fraction"),
-        Field("DROP_RATE", 1, "dropped fraction of last interval's arrivals", "1", "fraction"),
-        Field("RESOURCE_COST", 1, "RC: target cores / budget_cores", "1", "fraction"),
-        Field("PROGRESS", 1, "episode progress", "1", "fraction"),
-        Field(
-            "P99_OVER_SLO",
-            v,
-            "last interval's P99 latency / SLO, per variant (0: served nothing)",
-            "20 (clipped)",
-            "fraction",
-        ),
-    ) + (weights if observe_weights else ())
+        (
+            Field(
+                "MINUTE_PEAKS",
+                HISTORY_MINUTES,
+                "peak arrival rate of each of the last 10 minutes, oldest first",
+                "P",
+                "req/s",
+            ),
+            Field("MEAN_RATE", 1, "mean arrival rate of the last interval", "P", "req/s"),
+            Field("PEAK_RATE", 1, "peak arrival rate of the last interval", "P", "req/s"),
+            Field("CORES", v, "target cores per replica, per variant", "C", "cores"),
+            Field("REPLICAS", v, "target replicas, per variant", "R", "replicas"),
+            Field("LOADING_LEFT", v, "load time left before the target serves, per variant", "L", "s"),
+            Field(
+                "UTILISATION",
+                v,
+                "busy fraction of the servers while they served last interval (completed / mu-seconds)",
+                "1",
+                "fraction",
+            ),
+            Field("BACKLOG", v, "requests waiting in the queues, per variant", "queue_factor x R x max th", "requests"),
+            Field("VIOLATION_RATE", 1, "SLO-violation fraction of last interval's arrivals", "1", "fraction"),
+            Field("DROP_RATE", 1, "dropped fraction of last interval's arrivals", "1", "fraction"),
+            Field("RESOURCE_COST", 1, "RC: target cores / budget_cores", "1", "fraction"),
+            Field("PROGRESS", 1, "episode progress", "1", "fraction"),
+            Field(
+                "P99_OVER_SLO",
+                v,
+                "last interval's P99 latency / SLO, per variant (0: served nothing)",
+                "20 (clipped)",
+                "fraction",
+            ),
+        )
+        + (weights if observe_weights else ())
+        + (budget if observe_budget else ())
+    )
 
 
 class ObservationLayout:
@@ -107,13 +121,15 @@ class ObservationLayout:
     ALPHA: int
     BETA: int
     GAMMA: int
+    AVAILABLE_CORES: int
 
-    def __init__(self, n_variants: int, observe_weights: bool = False) -> None:
+    def __init__(self, n_variants: int, observe_weights: bool = False, observe_budget: bool = False) -> None:
         if isinstance(n_variants, bool) or not isinstance(n_variants, int) or n_variants < 1:
             raise ValueError(f"n_variants must be a positive integer, got {n_variants!r}")
         self.n_variants = n_variants
         self.observe_weights = bool(observe_weights)
-        self.fields = fields(n_variants, self.observe_weights)
+        self.observe_budget = bool(observe_budget)
+        self.fields = fields(n_variants, self.observe_weights, self.observe_budget)
         self.positions: dict[str, int | slice] = {}
         start = 0
         for field in self.fields:
@@ -147,7 +163,9 @@ class ObservationLayout:
 
 
 @lru_cache(maxsize=32)
-def observation_layout(n_variants: int = SHIPPED_VARIANTS, observe_weights: bool = False) -> ObservationLayout:
+def observation_layout(
+    n_variants: int = SHIPPED_VARIANTS, observe_weights: bool = False, observe_budget: bool = False
+) -> ObservationLayout:
     """The layout for a world of ``n_variants`` variants, with or without the objective's weights
-    (one object per size)."""
-    return ObservationLayout(n_variants, observe_weights)
+    and the available cores (one object per combination)."""
+    return ObservationLayout(n_variants, observe_weights, observe_budget)

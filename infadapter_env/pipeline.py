@@ -17,7 +17,7 @@ from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, ActionFix
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
 from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
-from infadapter_env.observation import ObservationLayout, observation_layout
+from infadapter_env.observation import ObservationLayout
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.reductions import row_sum
 
@@ -32,7 +32,7 @@ def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: floa
     """Upper bounds of the observation (``observation.fields`` documents them)."""
     max_capacity = float(profile.per_replica_rps.max())
     alpha, beta, gamma = config.weight_bounds
-    return observation_layout(len(profile.variants), config.observe_weights).upper_bounds(
+    return config.layout().upper_bounds(
         {
             "ALPHA": alpha,
             "BETA": beta,
@@ -50,6 +50,7 @@ def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: floa
             "RESOURCE_COST": 1.0,
             "PROGRESS": 1.0,
             "P99_OVER_SLO": P99_OBSERVATION_CAP,
+            "AVAILABLE_CORES": 1.0,
         }
     )
 
@@ -71,7 +72,7 @@ class StepPipeline:
         self.profile = profile
         self.decoder = decoder
         self.high = high
-        self.layout: ObservationLayout = observation_layout(len(profile.variants), config.observe_weights)
+        self.layout: ObservationLayout = config.layout()
         self.tables = server_tables(profile)
         self.accuracy = profile.accuracy
         self.load_time = profile.load_time_s
@@ -96,8 +97,15 @@ class StepPipeline:
             row_sum(state.cores * state.replicas), self.config.budget_cores
         )
         self.observe_weights(obs, beta)
+        self.observe_budget(obs, np.zeros(len(obs), dtype=np.int64))
         np.minimum(obs, self.high, out=obs)
         return obs
+
+    def observe_budget(self, obs: np.ndarray, next_step: np.ndarray) -> None:
+        """Write the cores available in interval ``next_step`` (N,) into ``obs`` (``budget_trace`` only)."""
+        available = self.config.available_cores(next_step)
+        if available is not None:
+            obs[:, self.layout.AVAILABLE_CORES] = available / self.config.budget_cores
 
     def observe_weights(self, obs: np.ndarray, beta: np.ndarray | None) -> None:
         """Write the objective's weights into ``obs`` (with ``observe_weights`` only)."""
@@ -125,7 +133,8 @@ class StepPipeline:
         steps played after this one; ``quotas``: the quota dispatcher's quotas, if the controller set
         them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
         Returns the new state, rewards, observations and info arrays."""
-        replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores)
+        available = self.config.available_cores(steps_done - 1)  # this interval's (budget_trace only)
+        replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores, available)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
             lc = np.zeros(len(values))  # nothing started or resized anywhere
         else:
@@ -134,8 +143,10 @@ class StepPipeline:
         state, result = simulate(state, per_tick, quotas)
         routing = None if quotas is None else quotas.after(state.loading_left_s).current  # at the interval's end
         terms = self.score(result, replicas, cores, lc, routing, beta)
-        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps, beta)
+        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps, beta, steps_done)
         info = self.report(state, result, terms, steps_done, fix)
+        if available is not None:
+            info["available_cores"] = available
         if self.config.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
             return state, np.stack([terms["aa_effective"], -terms["rc"], -terms["lc"]], axis=1), obs, info
         return state, terms["reward"], obs, info
@@ -196,8 +207,10 @@ class StepPipeline:
         minute_peaks: np.ndarray,
         progress: np.ndarray,
         beta: np.ndarray | None = None,
+        steps_done: np.ndarray | None = None,
     ) -> np.ndarray:
-        """The observations (N, SIZE) after an interval, clipped to the bounds."""
+        """The observations (N, SIZE) after an interval, clipped to the bounds (``steps_done``: the
+        index of the coming interval, for the available cores)."""
         obs = np.empty((len(progress), self.layout.size), dtype=np.float32)
         obs[:, self.layout.MINUTE_PEAKS] = minute_peaks
         obs[:, self.layout.MEAN_RATE] = terms["mean_rate"]
@@ -213,6 +226,8 @@ class StepPipeline:
         obs[:, self.layout.PROGRESS] = progress
         obs[:, self.layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
         self.observe_weights(obs, beta)
+        if steps_done is not None:
+            self.observe_budget(obs, steps_done)
         np.minimum(obs, self.high, out=obs)
         return obs
 

@@ -135,8 +135,14 @@ class InfAdapterVectorEnv(VectorEnv):
         return self._obs.copy(), rewards, terminated, truncated, info
 
     def action_masks(self) -> np.ndarray:
-        """(N, actions) allowed actions of the ``deployment`` mode: every deployment, for every env."""
-        return np.broadcast_to(self.template.action_masks(), (self.num_envs, self.single_action_space.n)).copy()  # type: ignore[attr-defined]
+        """(N, ...) the actions each environment allows for its coming interval (``InfAdapterEnv.action_masks``)."""
+        cfg = self.config
+        coming = np.minimum(self._steps, self.n_steps - 1)
+        available = cfg.available_cores(coming)
+        if available is None:
+            mask = self.decoder.masks(cfg.budget_cores)
+            return np.broadcast_to(mask, (self.num_envs, mask.size)).copy()
+        return np.stack([self.decoder.masks(int(cores)) for cores in available])
 
     # ------------------------------------------------------------------ internals
     def _prepare_episodes(self, rows: np.ndarray, episodes: list[Trace]) -> None:
