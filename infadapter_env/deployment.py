@@ -175,6 +175,16 @@ class ActionDecoder:
         except (TypeError, ValueError):
             array = np.asarray([None])
         expected = (n_envs,) if self.mode == "deployment" else (n_envs, len(self.upper))
+        if array.shape == expected and np.issubdtype(array.dtype, np.floating):
+            bad = ~np.isfinite(array) | (np.mod(np.nan_to_num(array), 1) != 0)
+            if bad.any():
+                first = np.argwhere(bad)[0]
+                env, *entry = first.tolist()
+                where = f"entry {entry[0]} " if entry else ""
+                raise ValueError(
+                    f"action of environment {env}: {where}is {float(array[tuple(first)])}; actions of mode "
+                    f"{self.mode!r} are whole numbers"
+                )
         integral = np.issubdtype(array.dtype, np.integer) or (
             np.issubdtype(array.dtype, np.floating) and bool(np.all(np.mod(array, 1) == 0))
         )

@@ -33,7 +33,11 @@ class Field:
     unit: str
 
 
-WEIGHT_FIELDS = ("ALPHA", "BETA", "GAMMA")  # with observe_weights=True, after every other field
+WEIGHT_FIELDS = ("ALPHA", "BETA", "GAMMA")
+# One entry per minute or per variant: a slice, even of one entry (a world of one variant).
+VECTOR_FIELDS = frozenset(
+    {"MINUTE_PEAKS", "CORES", "REPLICAS", "LOADING_LEFT", "UTILISATION", "BACKLOG", "P99_OVER_SLO"}
+)  # with observe_weights=True, after every other field
 
 
 def fields(n_variants: int, observe_weights: bool = False, observe_budget: bool = False) -> tuple[Field, ...]:
@@ -133,11 +137,18 @@ class ObservationLayout:
         self.positions: dict[str, int | slice] = {}
         start = 0
         for field in self.fields:
-            position = start if field.size == 1 else slice(start, start + field.size)
+            position = slice(start, start + field.size) if field.name in VECTOR_FIELDS else start
             self.positions[field.name] = position
             setattr(self, field.name, position)
             start += field.size
         self.size = start
+
+    def __repr__(self) -> str:
+        return (
+            f"ObservationLayout(n_variants={self.n_variants}, size={self.size}, "
+            + ", ".join(f"{name}={position}" for name, position in self.positions.items())
+            + ")"
+        )
 
     def upper_bounds(self, values: Mapping[str, float | np.ndarray]) -> np.ndarray:
         """The observation's upper bounds (float32) from one value (or one per entry) per field name."""

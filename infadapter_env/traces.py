@@ -267,7 +267,10 @@ def load_trace_file(path: str | Path, column: str | None = None, resolution_s: i
 
     Numbers are separated by white space, commas or new lines (UTF-8, with or without a byte-order
     mark; LF or CRLF). In a ``.csv`` file a first line that is not numeric is a header: ``column``
-    names the column to read (default: the first). Refused, with the file and line named: a blank
+    names the column to read (needed when there are several; a single column is read as it is).
+    Values may be fractional (rates: the simulators make whole requests of them by rounding the
+    running total). Refused, with the file and line named: a table without a header (every line
+    of the same two or more values), a blank
     line (a missing count would shift every later second; one new line at the end of the file is
     fine), a value that is not a count (not a number, negative, not finite; at a coarser resolution,
     not whole), a CSV row without a value in the column, a binary or non-UTF-8 file, and a column
@@ -321,8 +324,19 @@ def load_trace_file(path: str | Path, column: str | None = None, resolution_s: i
         raise ValueError(f"{path}: no request counts found (only a header line)")
     if _looks_like_timestamps(values):
         what = f"column {header[index]!r} looks" if header else "the values look"
-        hint = " (give trace_column= the name of the counts column)" if header else ""
+        hint = " (name the counts column: trace_column=, or --trace-column)" if header else ""
         raise ValueError(f"{path}: {what} like timestamps (increasing, from {values[0]:.0f}), not request counts{hint}")
+    if header and column is None and len(header) > 1:
+        raise ValueError(
+            f"{path}: a CSV of {len(header)} columns ({', '.join(header)}); name the one holding the request "
+            "counts with trace_column= (infadapter: --trace-column)"
+        )
+    widths = {len(line.replace(",", " ").split()) for line in lines}
+    if not header and len(lines) > 1 and len(widths) == 1 and min(widths) > 1:
+        raise ValueError(
+            f"{path}: every line holds {min(widths)} values, a table rather than a sequence of counts; give the "
+            "file a header line and name the counts column with trace_column= (infadapter: --trace-column)"
+        )
     return from_array(values, name=path.stem, resolution_s=resolution_s)
 
 

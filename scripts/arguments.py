@@ -89,4 +89,7 @@ class _ListAction(argparse.Action):
                 raise argparse.ArgumentError(
                     self, f"{part!r} is not {what}; separate values with commas or spaces, like 1,2 or 1 2"
                 ) from None
-        setattr(namespace, self.dest, self.sequence(converted))
+        # A repeated flag adds to the values given before it (``--agents a --agents b`` is ``a b``).
+        given = getattr(namespace, self.dest, None)
+        earlier = list(given) if given is not None and given is not self.default else []
+        setattr(namespace, self.dest, self.sequence(earlier + converted))

@@ -46,6 +46,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from infadapter_env.leaderboard.episode import EpisodeError
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError
 from infadapter_env.leaderboard.summary import write_summary
@@ -67,11 +68,13 @@ class Args:
     )
     scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
     betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
-    seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's: 0, or 0-4 for paper-2023)")
+    seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's, 0-4)")
     slo_ms: int | None = arg(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
     budget_cores: int | None = arg(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
     interval_s: int | None = arg(None, "env setting interval_s for every episode (default: the protocol's, 30)")
     trace: str | None = arg(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
+    trace_column: str | None = arg(None, "with --trace: the CSV column holding the counts (needed if several)")
+    trace_resolution_s: int | None = arg(None, "with --trace: seconds per count (60: per-minute counts; default 1)")
     profile: str | None = arg(None, "env setting profile: a capacity profile file (default: the shipped one)")
     variants: str | None = arg(None, "env setting variants: a file of model variants (default: the shipped ones)")
     backend: str = arg("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
@@ -105,6 +108,7 @@ def env_overrides(args: Args) -> dict[str, object]:
     other folders (and ``infadapter validate`` run from elsewhere) find them."""
     overrides: dict[str, object] = {"slo_ms": args.slo_ms, "budget_cores": args.budget_cores}
     overrides["interval_s"] = args.interval_s
+    overrides["trace_column"], overrides["trace_resolution_s"] = args.trace_column, args.trace_resolution_s
     for setting in ("trace", "profile", "variants"):
         path = getattr(args, setting)
         if path is not None:
@@ -176,6 +180,8 @@ def run(args: Args, command: str) -> int:
         return 130
     except (ResultsError, SweepError) as exc:
         raise UsageError(str(exc)) from None
+    except EpisodeError as exc:
+        raise UsageError(f"{exc} (the finished rows are in {out / CSV_NAME}; the same command resumes)") from None
     print(write_summary(out, results, command=command, protocol=protocol))
     if args.figures:
         from infadapter_env.leaderboard.figures import (

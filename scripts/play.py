@@ -17,6 +17,7 @@ draws every agent on one timeline. A summary per agent is printed.
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +30,7 @@ from infadapter_env.config import SIMULATORS
 from infadapter_env.leaderboard.episode import Played, episode_metrics
 from infadapter_env.leaderboard.intervals import play_contender, played_rows
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
+from infadapter_env.leaderboard.sweep import SweepError, resolve_agents
 from infadapter_env.objective import PAPER_BETA
 from infadapter_env.traces import load_trace_file, scenario_names
 from infadapter_scripts.arguments import arg, parse
@@ -171,13 +173,12 @@ def agent_labels(given: list[str], protocol: Protocol) -> list[str]:
     valid = list(protocol.contenders())
     if not labels:
         raise UsageError(f"give at least one --agent; valid agents: {', '.join(valid)}")
-    unknown = [label for label in labels if label not in valid]
-    if unknown:
-        raise UsageError(
-            f"unknown agent {', '.join(map(repr, unknown))} for protocol {protocol.name!r}; "
-            f"valid agents: {', '.join(valid)}"
-        )
-    return labels
+    if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
+        sys.path.append(os.getcwd())
+    try:  # the protocol's contenders, or any agent the leaderboard takes (registered, entry point, spec)
+        return resolve_agents(protocol, labels)
+    except SweepError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def episode_scenario(args: Args, protocol: Protocol) -> Scenario:

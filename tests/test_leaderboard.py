@@ -423,3 +423,21 @@ def test_a_rescored_row_is_the_row_its_own_episode_gives(tmp_path):
         assert check_row({k: str(v) for k, v in row.items()}) == []  # replays at the row's own beta
     with pytest.raises(ValueError, match="reads the objective's weights"):
         run_task(Task("default", "ms+", 0.01, "test1", 1, rescored_betas=(0.2,)))
+
+
+def test_an_agent_that_fails_is_named_with_its_episode(tmp_path, monkeypatch, capsys):
+    (tmp_path / "broken_agents.py").write_text(
+        "import numpy as np\n"
+        "class WrongShape:\n"
+        "    def reset(self, info): pass\n"
+        "    def act(self, observation, info): return np.zeros((2, 5), dtype=int)\n"
+        "def explodes(**options): raise RuntimeError('boom in factory')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--seeds", "0", "--scenarios", "test1", "--betas", "0.05", "--backend", "serial", "--no-figures"]
+    assert leaderboard.main(["--agents", "broken_agents:WrongShape", *args, "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err
+    assert "agent 'broken_agents:WrongShape', scenario 'test1', seed 0, beta 0.05: ValueError: action" in err
+    assert "Traceback" not in err
+    assert leaderboard.main(["--agents", "broken_agents:explodes", *args, "--out", str(tmp_path / "b")]) == 2
+    assert "making it failed: RuntimeError: boom in factory" in capsys.readouterr().err

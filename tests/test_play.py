@@ -94,7 +94,7 @@ def test_a_contender_of_the_paper_protocol_plays_as_in_its_leaderboard(tmp_path)
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--agent", "nope"], r"unknown agent 'nope' for protocol 'default'; valid agents: infadapter, ms\+"),
+        (["--agent", "nope"], r"unknown agent 'nope'; valid agents: infadapter, ms\+"),
         (["--agent", "ms+,nope"], r"unknown agent 'nope'"),
         ([], r"give at least one --agent"),
         (["--agent", "ms+", "--scenario", "day3"], r"unknown scenario 'day3'; valid scenarios: paper, test1"),

@@ -115,13 +115,20 @@ def test_user_trace_files(tmp_path):
     assert traces.load_trace_file(text).arrivals.tolist() == [1, 2, 3, 4, 5]
     csv = tmp_path / "counts.csv"
     csv.write_text("requests,other\n7,1\n8,1\n")
-    assert traces.load_trace_file(csv).arrivals.tolist() == [7, 8]
+    assert traces.load_trace_file(csv, "requests").arrivals.tolist() == [7, 8]
+    with pytest.raises(ValueError, match=r"a CSV of 2 columns \(requests, other\); name the one"):
+        traces.load_trace_file(csv)  # which column holds the counts is not guessed
+    table = tmp_path / "table.txt"
+    table.write_text("0 40\n1 41\n2 39\n")
+    with pytest.raises(ValueError, match=r"every line holds 2 values, a table rather than a sequence"):
+        traces.load_trace_file(table)
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         ("1 2\n3 x\n", r"line 2: 'x' is not a number"),
+        ("1 2\n3 4\n", r"every line holds 2 values"),
         ("1\n-4\n", r"line 2: '-4' is negative"),
         ("1 nan\n", r"line 1: 'nan' is not finite"),
         ("", "no request counts found"),
@@ -167,7 +174,7 @@ def test_csv_column_by_name_and_timestamps_refused(tmp_path):
 
     path = tmp_path / "load.csv"
     path.write_text("timestamp,requests\n1700000000,7\n1700000001,9\n1700000002,8\n")
-    with pytest.raises(ValueError, match=r"column 'timestamp' looks like timestamps .*give trace_column="):
+    with pytest.raises(ValueError, match=r"column 'timestamp' looks like timestamps .*name the counts column"):
         traces.load_trace_file(path)
     assert traces.load_trace_file(path, "requests").arrivals.tolist() == [7, 9, 8]
     with pytest.raises(

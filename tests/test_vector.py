@@ -77,6 +77,10 @@ def test_batched_actions_outside_the_space_name_the_env():
         envs.step(bad)
     with pytest.raises(ValueError, match=r"shape \(3, 5\)"):
         envs.step(np.zeros((2, 5), dtype=np.int64))
+    fractional = np.zeros((3, 5))
+    fractional[1, 3] = np.nan
+    with pytest.raises(ValueError, match="action of environment 1: entry 3 is nan; actions of mode 'cores' are whole"):
+        envs.step(fractional)
 
 
 def test_batch_forms_of_the_objective_equal_the_scalar_ones():

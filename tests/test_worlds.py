@@ -259,3 +259,27 @@ def test_play_runs_in_a_world_of_ones_own(world_folder, tmp_path, capsys):
     assert {"cores_tiny", "cores_mid", "cores_big"} <= set(header) and "cores_resnet18" not in header
     assert cli(["play", "--agent", "vpa-18", "--profile", profile]) == 2
     assert "unknown variant" in capsys.readouterr().err
+
+
+def test_a_world_of_one_variant(world_folder, tmp_path):
+    (tmp_path / "one.csv").write_text("variant,arch,top1_accuracy,load_time_s\nbig,big-net,0.78,9.0\n")
+    kwargs = {"profile": str(world_folder / "capacity.csv"), "variants": str(tmp_path / "one.csv")}
+    env = gym.make("InfAdapter-v0", budget_cores=8, episode_length_s=300, **kwargs)
+    layout = env.unwrapped.layout
+    assert isinstance(layout.CORES, slice) and layout.CORES.stop - layout.CORES.start == 1
+    for name in ("infadapter", "oracle", "static-over"):
+        agent = infadapter_agents.make(name)
+        obs, info = env.reset(seed=0)
+        agent.reset(info)
+        obs, _, _, _, info = env.step(agent.act(obs, info))
+        assert len(info["cores_per_replica"]) == 1 and 0 < info["cores_per_replica"][0] <= 4
+
+
+def test_play_takes_agents_of_ones_own(world_folder, tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine.py").write_text(
+        "import infadapter_agents\ndef hpa_mid(**options):\n    return infadapter_agents.make('hpa', variant='mid')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    argv = ["play", "--agent", "mine:hpa_mid", "--profile", str(world_folder / "capacity.csv"), "--simulator", "fast"]
+    assert cli([*argv, "--episode-length-s", "300", "--window-start-s", "0"]) == 0
+    assert capsys.readouterr().out.startswith("mine:hpa_mid: objective")

@@ -68,7 +68,16 @@ COLUMNS = (
 
 # The env settings a sweep may set for all its episodes (the protocol fixes the others); they are
 # recorded in every row's env_settings. ``trace``, ``profile`` and ``variants`` are paths to files.
-ENV_OVERRIDES = ("slo_ms", "budget_cores", "interval_s", "trace", "profile", "variants")
+ENV_OVERRIDES = (
+    "slo_ms",
+    "budget_cores",
+    "interval_s",
+    "trace",
+    "trace_column",
+    "trace_resolution_s",
+    "profile",
+    "variants",
+)
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,9 @@ class Task:
     @property
     def betas(self) -> tuple[float, ...]:
         return (self.beta, *self.rescored_betas)
+
+    def describe(self) -> str:
+        return f"agent {self.agent!r}, scenario {self.scenario!r}, seed {self.seed}, beta {self.beta:g}"
 
 
 def contender(protocol: str | Protocol, label: str) -> Contender:
@@ -116,11 +128,21 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     playing = contender(protocol, task.agent)
     import infadapter_agents
 
-    agent = infadapter_agents.make(playing.agent, **playing.options)
+    try:
+        agent = infadapter_agents.make(playing.agent, **playing.options)
+    except Exception as exc:  # a factory of one's own may raise anything: named with its episode
+        raise EpisodeError(f"{task.describe()}: making the agent failed: {type(exc).__name__}: {exc}") from exc
     options = {"agent": playing.agent, **playing.options}
     if task.rescored_betas and getattr(agent, "uses_weights", True):
         raise ValueError(f"agent {task.agent!r} reads the objective's weights: its episodes cannot be rescored")
-    return episode_rows(task, agent, task_env_kwargs(task), options, protocol.hold_s)
+    try:
+        return episode_rows(task, agent, task_env_kwargs(task), options, protocol.hold_s)
+    except Exception as exc:  # an agent's bad action or crash, named with the episode it happened in
+        raise EpisodeError(f"{task.describe()}: {type(exc).__name__}: {exc}") from exc
+
+
+class EpisodeError(RuntimeError):
+    """An episode of a sweep that failed, named by its agent, scenario, seed and beta."""
 
 
 def episode_row(

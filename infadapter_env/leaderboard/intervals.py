@@ -89,11 +89,10 @@ def play_contender(
 ) -> Played:
     """Play contender ``label`` of ``protocol`` on ``scenario`` at ``beta`` with ``seed`` as the
     leaderboard does; ``env``: settings that replace the protocol's (e.g. ``simulator``)."""
+    from infadapter_env.leaderboard.episode import contender as find_contender
+
     chosen = get_protocol(protocol)
-    contenders = chosen.contenders()
-    if label not in contenders:
-        raise ValueError(f"unknown agent {label!r} for protocol {chosen.name!r}; valid agents: {', '.join(contenders)}")
-    contender = contenders[label]
+    contender = find_contender(chosen, label)  # a contender, or any other agent as evaluate starts it
     import infadapter_agents  # the agents package builds on this one: imported when an episode is played
 
     agent = infadapter_agents.make(contender.agent, **contender.options)

@@ -96,7 +96,11 @@ def weightless_agents(protocol: Protocol, labels: Sequence[str]) -> set[str]:
     out = set()
     for label in labels:
         playing = contender(protocol, label)
-        if not getattr(infadapter_agents.make(playing.agent, **playing.options), "uses_weights", True):
+        try:
+            agent = infadapter_agents.make(playing.agent, **playing.options)
+        except Exception as exc:  # a factory of one's own may raise anything
+            raise SweepError(f"agent {label!r}: making it failed: {type(exc).__name__}: {exc}") from None
+        if not getattr(agent, "uses_weights", True):
             out.add(label)
     return out
 
