@@ -52,7 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--slo-ms", type=int, default=750, help="SLO, a profiled one (shipped: 500, 750, 1000, 1500; default 750)"
     )
     parser.add_argument("--budget-cores", type=int, default=20, help="core budget (default 20)")
-    parser.add_argument("--capacity-model", default="linear_fit", help=f"one of {CAPACITY_MODELS} (default linear_fit)")
+    parser.add_argument(
+        "--capacity-model", default="linear_fit", help=f"one of {', '.join(CAPACITY_MODELS)} (default linear_fit)"
+    )
     parser.add_argument("--profile", default=None, help="capacity profile CSV (default: the shipped one)")
     parser.add_argument(
         "--variants", default=None, help="variants CSV (default: beside the profile, else the shipped one)"
@@ -68,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         previous = parse_previous(",".join(part for part in args.previous if part.strip(", ")), world)
         weights = Weights(args.alpha, args.beta, args.gamma)
         model = PlanningModel(load_profile(args.slo_ms, args.capacity_model, world=world), args.budget_cores)
+        if args.solver not in (*SOLVERS, "single"):
+            raise ValueError(f"unknown solver {args.solver!r}; valid solvers: {', '.join(SOLVERS)}, single (MS+)")
         if args.solver == "single":
             decision = solve_single_variant(model, args.rate, previous, weights)
         else:

@@ -37,10 +37,14 @@ def main(argv: list[str] | None = None) -> int:
     if rows and list(rows[0]) != list(COLUMNS):
         print(f"infadapter validate: error: {args.csv} does not have the leaderboard's columns", file=sys.stderr)
         return 2
+    if not rows:
+        print(f"infadapter validate: error: {args.csv} holds no rows", file=sys.stderr)
+        return 1
     failed = 0
+    replays: dict = {}  # episodes replayed once for the rows that differ only in beta
     first_line: dict[tuple, int] = {}  # the line of each key's first row
     for line_no, row in enumerate(rows, start=2):
-        problems = check_row(row)
+        problems = check_row(row, replays)
         key: tuple = tuple(row[c] for c in KEY)
         with contextlib.suppress(TypeError, ValueError):  # else check_row names the unreadable columns
             key = row_key(row)

@@ -350,11 +350,13 @@ def _canonical(value: Any) -> str:
 REPLAYED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 
 
-def check_row(row: dict[str, str]) -> list[str]:
+def check_row(row: dict[str, str], replays: dict[str, tuple[float, list]] | None = None) -> list[str]:
     """The problems of one row as written (empty if it is valid): its checksum, its key columns
     against its recorded settings (``key_problems``), its physics version, and every replayed metric
     against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
-    from the agent, both covered by the checksum only)."""
+    from the agent, both covered by the checksum only). ``replays``: a cache shared by the rows of
+    one file; rows that differ only in beta (an agent without weights, scored at every beta) replay
+    their episode once and are rescored (``pipeline.reweighted_info``)."""
     problems = []
     if row_digest(row) != row["row_sha256"]:
         problems.append("checksum does not match the row's content")
@@ -368,7 +370,7 @@ def check_row(row: dict[str, str]) -> list[str]:
                 f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
                 f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
             ]
-        infos = replay(settings, json.loads(row["actions"]), row_quotas(row))
+        infos = _replayed(settings, json.loads(row["actions"]), row_quotas(row), replays)
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]
     metrics = episode_metrics(infos, settings)
@@ -379,6 +381,26 @@ def check_row(row: dict[str, str]) -> list[str]:
         if not math.isclose(recorded, replayed, rel_tol=1e-9, abs_tol=1e-9):
             problems.append(f"{column}: recorded {recorded!r}, replayed {replayed!r}")
     return problems
+
+
+REPLAY_CACHE_SIZE = 64
+
+
+def _replayed(
+    settings: dict[str, Any], actions: list, quotas: list | None, cache: dict[str, tuple[float, list]] | None
+) -> list[dict[str, Any]]:
+    if cache is None:
+        return replay(settings, actions, quotas)
+    key = json.dumps([{k: v for k, v in settings.items() if k != "beta"}, actions, quotas], sort_keys=True)
+    if key not in cache:
+        if len(cache) >= REPLAY_CACHE_SIZE:  # rescored rows sit together in a file: the oldest go first
+            cache.pop(next(iter(cache)))
+        cache[key] = (settings["beta"], replay(settings, actions, quotas))
+    beta, infos = cache[key]
+    if beta == settings["beta"]:
+        return infos
+    weights = Weights(settings["alpha"], settings["beta"], settings["gamma"])
+    return [reweighted_info(info, weights) for info in infos]
 
 
 def key_problems(row: Mapping[str, str]) -> list[str]:
