@@ -325,7 +325,19 @@ def test_a_sweep_with_many_seeds_and_scenarios_is_summarised_quickly(tmp_path):
 def test_the_leaderboard_command_draws_the_profile_and_the_fronts(tmp_path):
     from infadapter_scripts import leaderboard
 
-    args = ["--agents", "infadapter", "static-over", "--scenarios", "paper", "--betas", "0.05", "--backend", "serial"]
+    args = [
+        "--agents",
+        "infadapter",
+        "static-over",
+        "--seeds",
+        "0",
+        "--scenarios",
+        "paper",
+        "--betas",
+        "0.05",
+        "--backend",
+        "serial",
+    ]
     assert leaderboard.main([*args, "--timeline-agent", "none", "--out", str(tmp_path)]) == 0
     assert (tmp_path / "performance_profile.png").stat().st_size > 10_000
     assert (tmp_path / "pareto.png").stat().st_size > 10_000
