@@ -433,7 +433,10 @@ def test_an_agent_that_fails_is_named_with_its_episode(tmp_path, monkeypatch, ca
         "    def act(self, observation, info): return np.zeros((2, 5), dtype=int)\n"
         "def explodes(**options): raise RuntimeError('boom in factory')\n"
     )
+    import infadapter_agents
+
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(infadapter_agents, "_FACTORIES", dict(infadapter_agents._FACTORIES))  # specs register
     args = ["--seeds", "0", "--scenarios", "test1", "--betas", "0.05", "--backend", "serial", "--no-figures"]
     assert leaderboard.main(["--agents", "broken_agents:WrongShape", *args, "--out", str(tmp_path / "a")]) == 2
     err = capsys.readouterr().err

@@ -280,6 +280,7 @@ def test_play_takes_agents_of_ones_own(world_folder, tmp_path, monkeypatch, caps
         "import infadapter_agents\ndef hpa_mid(**options):\n    return infadapter_agents.make('hpa', variant='mid')\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(infadapter_agents, "_FACTORIES", dict(infadapter_agents._FACTORIES))  # specs register
     argv = ["play", "--agent", "mine:hpa_mid", "--profile", str(world_folder / "capacity.csv"), "--simulator", "fast"]
     assert cli([*argv, "--episode-length-s", "300", "--window-start-s", "0"]) == 0
     assert capsys.readouterr().out.startswith("mine:hpa_mid: objective")
