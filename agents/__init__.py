@@ -159,7 +159,7 @@ def _register_builtin() -> None:
     from infadapter_agents.autopilot import AutopilotAgent
     from infadapter_agents.hpa import HPAAgent
     from infadapter_agents.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
-    from infadapter_agents.learned import learned_agent
+    from infadapter_agents.learned import SHIPPED, learned_agent
     from infadapter_agents.mark import MArkAgent
     from infadapter_agents.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
     from infadapter_agents.vpa import VPAAgent
@@ -174,7 +174,7 @@ def _register_builtin() -> None:
     builtin |= {"hpa": HPAAgent, "mark": MArkAgent, "autopilot": AutopilotAgent}
     builtin["static-over"] = lambda **kw: StaticAgent(**({"rate_rps": OVER_RATE_RPS} | kw))
     builtin["static-under"] = lambda **kw: StaticAgent(**({"rate_rps": UNDER_RATE_RPS} | kw))
-    for learned in ("ppo", "maskable-ppo", "a2c"):
+    for learned in SHIPPED:
         builtin[learned] = learned_agent(learned)
     _FACTORIES.update(builtin)
     _BUILTIN.update(builtin)

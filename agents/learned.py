@@ -1,23 +1,38 @@
-"""Policies learned with stable-baselines3: ``ppo``, ``maskable-ppo``, ``a2c``.
+"""Policies learned with stable-baselines3: ``ppo``, ``ppo-weights``, ``ppo-forecast``, ``a2c``.
 
 Trained by ``scripts/train_rl.py`` on windows of the training days (days 0-13) with the batched
-env; each checkpoint folder in ``agents/checkpoints/`` holds the policy (``policy.zip``, weights
-only), the observation normalisation (``vecnormalize.pkl``) and ``meta.json`` (the exact command,
-seed, versions, commit, training time and evaluation). The policy acts in the action mode it was
-trained in (``cores`` for PPO and A2C, ``deployment`` with masks for MaskablePPO); its action is
-decoded with the env's own rules and re-encoded for the env it plays in, so it runs in any mode.
+env. A shipped agent's folder in ``agents/checkpoints/`` holds one checkpoint per training seed
+(``seed0/``, ``seed1/``, ...) and ``agent.json``, which names the seed the agent plays (the best
+by the mean objective on training-day windows, never by test results) and the per-seed scores;
+``make("ppo", seed=1)`` plays another seed. A checkpoint folder holds the whole SB3 algorithm
+(``model.zip``: ``PPO.load`` then ``.learn`` continues; older folders hold the policy only,
+``policy.zip``, and still load), the observation normalisation (``vecnormalize.pkl``) and
+``meta.json`` (the exact command, seed, versions, commit, training time and evaluation). The
+policy acts in the action mode it was trained in (``cores`` for PPO and A2C, ``deployment`` with
+masks for MaskablePPO); its action is decoded with the env's own rules and re-encoded for the env
+it plays in, so it runs in any mode.
 
-Parameters: ``checkpoint`` (a folder), ``deterministic`` (True: the most likely action).
-Simplification: trained at one beta (see ``meta.json``); the observation does not carry beta, so
-the same policy is scored at every beta of the leaderboard.
+What a policy sees: the env's observation, then (trained with ``observe_weights``) the objective's
+weights alpha, beta, gamma, then the features of ``meta.json``'s ``features``
+(``infadapter_agents.sb3_env.FEATURES``: ``forecast``, the paper LSTM's forecast). The agent builds
+that from the env it plays in: the weights from the env's observation where it carries them
+(``observe_weights=True``), else from the reset info's settings, so a weights-observing policy plays
+the leaderboard's default env at every beta.
+
+Parameters: ``checkpoint`` (an agent's folder or one checkpoint folder), ``seed`` (with an
+agent's folder: play that training seed), ``deterministic`` (True: the most likely action).
+Simplification: a policy that does not observe the weights (``ppo``, ``a2c``) was trained at one
+beta (see ``meta.json``) and is scored at every beta of the leaderboard all the same.
 
 At reset the agent compares the env's settings with those it was trained in (``meta.json``'s
 ``env_settings``, or for older checkpoints the defaults with its ``train_env``): a world with other
 variants (another observation) is refused; other physical settings (budget, SLO, cores, interval,
 capacity model, dispatcher, ...) give a ``UserWarning`` that names them, because a policy outside
 its training settings can act badly without any error (e.g. trained at 20 cores, its actions in a
-10-core budget are over budget and rejected: it deploys nothing). The objective's weights and the
-trace are not checked: the leaderboard scores one policy at every beta and window.
+10-core budget are over budget and rejected: it deploys nothing). The trace is not checked, nor
+are the objective's weights for a policy that does not observe them (the leaderboard scores one
+policy at every beta and window). A weights-observing policy is warned about weights it never saw
+in training only: a beta outside the range of its training betas, another alpha or gamma.
 """
 
 from __future__ import annotations
@@ -33,13 +48,19 @@ import numpy as np
 
 from infadapter_agents.base import Agent, EnvSettings
 from infadapter_env.config import EnvConfig
+from infadapter_env.observation import observation_layout
 from infadapter_env.profiles import UnsupportedWorld
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-# Settings a policy's training does not fix: the objective's weights, the trace and its window,
-# the action mode (decoded and re-encoded), how arrivals are drawn and what is returned.
+AGENT_FILE = "agent.json"  # in an agent's folder: its seeds and the one it plays
+WEIGHTS = ("alpha", "beta", "gamma")
+# Settings a policy's training does not fix: the objective's weights (checked apart for a policy
+# that observes them), the trace and its window, the action mode (decoded and re-encoded), how
+# arrivals are drawn, what is returned, and whether the env observes the weights (the agent adds
+# them where its policy needs them).
 UNCHECKED_SETTINGS = frozenset(
-    {"alpha", "beta", "gamma", "scenario", "trace", "trace_column", "episode_length_s", "window_start_s", "skip_gaps"}
+    {*WEIGHTS, "betas", "observe_weights"}
+    | {"scenario", "trace", "trace_column", "trace_resolution_s", "episode_length_s", "window_start_s", "skip_gaps"}
     | {"action_mode", "initial_cores", "reward_mode", "arrivals", "simulator"}
 )
 
@@ -53,28 +74,52 @@ def trained_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     return EnvConfig.from_kwargs(**given).recorded()
 
 
-class LearnedAgent(Agent):
-    uses_weights = False  # the policy does not observe the weights
+def checkpoint_folder(folder: str | Path, seed: int | None = None) -> Path:
+    """The checkpoint an agent's folder plays (``agent.json``'s choice, or training seed ``seed``),
+    or ``folder`` itself where it is one checkpoint."""
+    folder = Path(folder)
+    if (folder / AGENT_FILE).is_file():
+        chosen = json.loads((folder / AGENT_FILE).read_text())
+        name = chosen["plays"] if seed is None else f"seed{seed}"
+        if name not in chosen["seeds"]:
+            raise ValueError(f"{folder} has no training seed {seed!r}; its seeds: {', '.join(chosen['seeds'])}")
+        return folder / name
+    if seed is not None:
+        raise ValueError(f"{folder} is one checkpoint, not an agent's folder of seeds ({AGENT_FILE} missing)")
+    return folder
 
-    def __init__(self, checkpoint: str | Path, deterministic: bool = True) -> None:
-        folder = Path(checkpoint)
+
+class LearnedAgent(Agent):
+    def __init__(self, checkpoint: str | Path, deterministic: bool = True, seed: int | None = None) -> None:
+        agent_folder = Path(checkpoint)
+        folder = checkpoint_folder(agent_folder, seed)
         if not (folder / "meta.json").is_file():
             raise FileNotFoundError(
                 f"no trained policy in {folder} (meta.json missing); train one with: "
                 f"infadapter train --algo {folder.name}"
             )
         self.meta = json.loads((folder / "meta.json").read_text())
+        self.checkpoint = folder
         self.deterministic = deterministic
         if (folder / "model.zip").is_file():  # a whole SB3 algorithm (infadapter train writes these)
             self.policy = _algorithm_class(self.meta["algo"]).load(str(folder / "model.zip"), device="cpu").policy
-        else:  # a policy-only save (the shipped checkpoints were made so)
+        else:  # a policy-only save (older checkpoints were made so)
             self.policy = _policy_class(self.meta["algo"]).load(str(folder / "policy.zip"), device="cpu")
         self.policy.set_training_mode(False)
         with (folder / "vecnormalize.pkl").open("rb") as handle:
             self.normaliser = pickle.load(handle)
         self.normaliser.training = False
-        self.name = folder.name
+        self.name = agent_folder.name
         self.own_mode = self.meta["action_mode"]
+        self.trained = trained_settings(self.meta)
+        self.observes_weights = bool(self.trained.get("observe_weights", False))
+        self.features: tuple[str, ...] = tuple(self.meta.get("features", ()))
+
+    @property
+    def uses_weights(self) -> bool:  # type: ignore[override]
+        """A policy acts on the weights only if it observes them (else it is scored at every beta
+        from one episode)."""
+        return self.observes_weights
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
@@ -82,16 +127,22 @@ class LearnedAgent(Agent):
         own = dict(self.settings.raw) | {"action_mode": self.own_mode}
         self.own = EnvSettings.from_info({"settings": own})
 
+    def input_size(self, n_variants: int) -> int:
+        """Entries of the policy's input in a world of ``n_variants`` variants."""
+        return observation_layout(n_variants).size + (len(WEIGHTS) if self.observes_weights else 0) + len(self.features)
+
     def check_settings(self, info: Mapping[str, Any]) -> None:
-        """Refuse a world of other variants; warn about other physical settings (module docstring)."""
-        trained = trained_settings(self.meta)
+        """Refuse a world of other variants; warn about other physical settings, and a weights-observing
+        policy about weights it never saw (module docstring)."""
+        trained = self.trained
         trained_world = EnvConfig.from_kwargs(**{k: trained.get(k) for k in ("profile", "variants")}).world
         expected = self.normaliser.obs_rms.mean.shape[-1]
-        if trained_world.names != self.settings.variants or self.settings.layout.size != expected:
+        size = self.input_size(self.settings.n_variants)
+        if trained_world.names != self.settings.variants or size != expected:
             raise UnsupportedWorld(
                 f"learned agent {self.name!r} was trained on variants {list(trained_world.names)} "
-                f"({expected} observation entries) and cannot act on variants {list(self.settings.variants)} "
-                f"({self.settings.layout.size} entries): train one in this world (infadapter train --help)"
+                f"({expected} policy input entries) and cannot act on variants {list(self.settings.variants)} "
+                f"({size} entries): train one in this world (infadapter train --help)"
             )
         now = dict(self.settings.raw)
         differ = sorted(
@@ -99,17 +150,51 @@ class LearnedAgent(Agent):
             for key in set(trained) | set(now)
             if key not in UNCHECKED_SETTINGS and key != "sim_version" and trained.get(key) != now.get(key)
         )
-        if differ:
-            changes = ", ".join(f"{key}={now.get(key)!r} (trained: {trained.get(key)!r})" for key in differ)
+        changes = [f"{key}={now.get(key)!r} (trained: {trained.get(key)!r})" for key in differ]
+        if self.observes_weights:
+            changes += self.unseen_weights(trained)
+        if changes:
             warnings.warn(
-                f"learned agent {self.name!r} plays outside the settings it was trained in: {changes}; "
+                f"learned agent {self.name!r} plays outside the settings it was trained in: {', '.join(changes)}; "
                 "its actions may be rejected or poor",
                 UserWarning,
                 stacklevel=3,
             )
 
+    def unseen_weights(self, trained: Mapping[str, Any]) -> list[str]:
+        """The weights of this episode a weights-observing policy never saw in training."""
+        weights = self.settings.weights
+        betas = trained.get("betas") or [trained.get("beta")]
+        out = []
+        if not min(betas) <= weights.beta <= max(betas):
+            out.append(f"beta={weights.beta!r} (trained: {min(betas)!r}..{max(betas)!r})")
+        for key in ("alpha", "gamma"):
+            if getattr(weights, key) != trained.get(key):
+                out.append(f"{key}={getattr(weights, key)!r} (trained: {trained.get(key)!r})")
+        return out
+
+    def policy_input(self, observation: np.ndarray) -> np.ndarray:
+        """What the policy sees (1, entries): the env's observation without any weights it carries,
+        the weights if the policy observes them, then its features."""
+        obs = np.asarray(observation, dtype=np.float32)
+        layout = self.settings.layout
+        base = obs[: observation_layout(layout.n_variants).size]
+        parts = [base]
+        if self.observes_weights:
+            if layout.observe_weights:
+                parts.append(obs[[layout.ALPHA, layout.BETA, layout.GAMMA]])
+            else:
+                w = self.settings.weights
+                parts.append(np.array([w.alpha, w.beta, w.gamma], dtype=np.float32))
+        row = np.concatenate(parts)[None]
+        if self.features:
+            from infadapter_agents.sb3_env import policy_features
+
+            row = np.concatenate([row, policy_features(row, self.features)], axis=1)
+        return row.astype(np.float32)
+
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
-        normalised = self.normaliser.normalize_obs(np.asarray(observation, dtype=np.float32)[None])
+        normalised = self.normaliser.normalize_obs(self.policy_input(observation))
         action, _ = self.policy.predict(normalised, deterministic=self.deterministic)
         own_action = action[0]
         previous_replicas = np.asarray(observation[self.settings.layout.REPLICAS], dtype=np.int64)[None]
@@ -140,8 +225,11 @@ def _policy_class(algo: str) -> Any:
     return ActorCriticPolicy
 
 
+SHIPPED = ("ppo", "ppo-weights", "ppo-forecast", "a2c")  # the registry's learned agents
+
+
 def learned_agent(name: str) -> Any:
-    """Factory for the registry: the shipped checkpoint of that name."""
+    """Factory for the registry: the shipped agent of that name (its folder of seeds)."""
 
     def make(**options: Any) -> LearnedAgent:
         return LearnedAgent(options.pop("checkpoint", CHECKPOINTS / name), **options)

@@ -4,6 +4,10 @@ SB3 expects an ended episode to restart within the same step, with the last obse
 ``info["terminal_observation"]`` and ``info["TimeLimit.truncated"]``: the wrapped vector env runs in
 Gymnasium's ``SAME_STEP`` autoreset mode and this class translates its dict-of-arrays infos.
 ``env_method("action_masks")`` serves sb3-contrib's MaskablePPO.
+
+``PolicyFeatures`` appends features computed from the observation (``FEATURES``) to what the
+policy sees; ``LearnedAgent`` computes the same ones when it plays, so a policy trained on them
+plays in any env of its world.
 """
 
 from __future__ import annotations
@@ -12,10 +16,67 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+from gymnasium import spaces
 from gymnasium.vector import AutoresetMode
-from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices, VecEnvObs, VecEnvStepReturn
+from stable_baselines3.common.vec_env.base_vec_env import (
+    VecEnv,
+    VecEnvIndices,
+    VecEnvObs,
+    VecEnvStepReturn,
+    VecEnvWrapper,
+)
 
+from infadapter_env.observation import observation_layout
 from infadapter_env.vector import InfAdapterVectorEnv
+
+# Features a policy may see beyond the env's observation, each computed from the observation alone.
+# ``forecast``: the paper's LSTM forecast of the next minute's peak rate (req/s) from the 10 minute
+# peaks of the observation, the forecast InfAdapter plans with (before its +10 % margin).
+FEATURES = ("forecast",)
+
+
+def policy_features(observations: np.ndarray, features: Sequence[str]) -> np.ndarray:
+    """(N, len(features)) features of a batch of observations (N, size) of any world."""
+    unknown = [f for f in features if f not in FEATURES]
+    if unknown:
+        raise ValueError(f"unknown policy feature(s) {unknown}; valid: {', '.join(FEATURES)}")
+    columns = []
+    for _feature in features:  # only "forecast" so far
+        import torch
+
+        from infadapter_agents.lstm import load_model
+
+        peaks = np.asarray(observations, dtype=np.float32)[:, observation_layout().MINUTE_PEAKS]
+        with torch.no_grad():
+            forecast = load_model()(torch.as_tensor(peaks)).numpy()
+        columns.append(np.maximum(forecast, 0.0))
+    return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((len(observations), 0), np.float32)
+
+
+class PolicyFeatures(VecEnvWrapper):
+    """Appends ``policy_features`` to every observation of a VecEnv (terminal ones included)."""
+
+    def __init__(self, venv: VecEnv, features: Sequence[str]) -> None:
+        self.features = tuple(features)
+        base = venv.observation_space
+        assert isinstance(base, spaces.Box)
+        policy_features(np.zeros((1, *base.shape), np.float32), self.features)  # names any unknown one
+        high = np.concatenate([base.high, np.full(len(self.features), np.inf, dtype=np.float32)])
+        low = np.concatenate([base.low, np.zeros(len(self.features), dtype=np.float32)])
+        super().__init__(venv, observation_space=spaces.Box(low, high, dtype=np.float32))
+
+    def _extend(self, obs: np.ndarray) -> np.ndarray:
+        return np.concatenate([obs, policy_features(obs, self.features)], axis=1).astype(np.float32)
+
+    def reset(self) -> VecEnvObs:
+        return self._extend(np.asarray(self.venv.reset()))
+
+    def step_wait(self) -> VecEnvStepReturn:
+        obs, rewards, dones, infos = self.venv.step_wait()
+        for info in infos:
+            if "terminal_observation" in info:
+                info["terminal_observation"] = self._extend(info["terminal_observation"][None])[0]
+        return self._extend(np.asarray(obs)), rewards, dones, infos
 
 
 class InfAdapterSB3VecEnv(VecEnv):

@@ -1,27 +1,41 @@
-"""Train a stable-baselines3 policy on InfAdapter-v0 with the batched env, then score it like the leaderboard.
+"""Train a stable-baselines3 policy on InfAdapter-v0 with the batched env, then score it on training days.
 
     python -m infadapter_scripts.train_rl --algo ppo --seed 0            (or: infadapter train --algo ppo --seed 0)
+    infadapter train --algo ppo --seeds 0 1 2 --observe-weights --betas 0.01,0.02,0.05,0.1,0.2 --out runs/ppo-weights
 
 ``--algo``: ``ppo`` (MultiDiscrete cores action), ``maskable-ppo`` (sb3-contrib MaskablePPO on the
 Discrete deployment action with masks), ``a2c`` (MultiDiscrete cores action). Training episodes
 are windows of the training days (days 0-13) drawn by the seeded env; observations are normalised
-(VecNormalize), and the statistics are saved with the policy. Writes the checkpoint to ``--out``
-(default ``runs/<run name>`` in the current folder, never into the installed package; give
-``--out agents/checkpoints/<algo>`` to replace a shipped one: ``model.zip`` (the whole SB3
-algorithm: ``PPO.load("model.zip")`` then ``.learn(...)`` continues), ``vecnormalize.pkl``, ``meta.json`` with
-the command, seed, versions, commit, wall time and the evaluation on the leaderboard scenarios,
-and a copy of the training log ``progress.csv`` and ``learning_curve.png``); the SB3 log goes to
-``--log-dir/<run name>``, run names following ``{env}__{algo}__{seed}__{time}``.
+(VecNormalize), and the statistics are saved with the policy. ``--betas``: each episode draws its
+beta from these (the env's ``betas``), the rewards use it; with ``--observe-weights`` the policy sees
+it. ``--features forecast`` appends the paper LSTM's forecast to what the policy sees
+(``infadapter_agents.sb3_env.FEATURES``).
+
+Writes the checkpoint to ``--out`` (default ``runs/<run name>`` in the current folder, never into
+the installed package): ``model.zip`` (the whole SB3 algorithm: ``PPO.load("model.zip")`` then
+``.learn(...)`` continues), ``vecnormalize.pkl``, ``meta.json`` with the command, seed, versions,
+commit, wall time and the evaluation on training-day windows (``TRAIN_EVAL_WINDOWS`` windows drawn
+with ``TRAIN_EVAL_SEED``, at every training beta), and a copy of the training log ``progress.csv``
+(and ``learning_curve.png``); the SB3 log goes to ``--log-dir/<run name>``, run names following
+``{env}__{algo}__{seed}__{time}``.
+
+``--seeds 0 1 2`` trains one checkpoint per seed into ``--out/seed<k>`` (each ``meta.json`` with
+the single-seed command that makes it), then writes ``--out/agent.json`` (the seeds, their
+training-day scores, and the one the agent plays: the best of them there, never chosen by test
+results) and ``--out/learning_curve.png`` (mean and min-max over the seeds); ``--collect-only``
+redoes that last part from the seed folders. ``--out agents/checkpoints/<name>`` replaces a shipped
+agent.
 """
 
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,15 +43,19 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from infadapter_agents.learned import LearnedAgent
-from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_agents.learned import AGENT_FILE, LearnedAgent
+from infadapter_agents.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
 from infadapter_env.config import EnvConfig
 from infadapter_env.leaderboard.episode import play
-from infadapter_env.leaderboard.protocol import env_kwargs, scenarios
+from infadapter_env.leaderboard.protocol import ALPHA, GAMMA
 from infadapter_env.provenance import git_commit, relative_to_repo, versions
+from infadapter_env.traces import scenario as load_scenario
+from infadapter_env.traces import valid_window_starts
 from infadapter_scripts.arguments import arg, parse
 
 ALGOS = {"ppo": "cores", "a2c": "cores", "maskable-ppo": "deployment"}
+TRAIN_EVAL_WINDOWS = 12  # training-day windows every checkpoint is scored on (and its seed chosen by)
+TRAIN_EVAL_SEED = 7
 
 
 @dataclass
@@ -50,13 +68,18 @@ class Args:
     num_envs: int = arg(16, "environments in the batched env")
     episode_length_s: int = arg(1260, "length of the training windows (the paper slice is 1,260 s)")
     beta: float = arg(0.05, "resource-cost weight of the training reward (alpha 1, gamma 0.001)")
+    betas: list[float] = arg([], "train across betas: each episode draws its beta from these (default: none, --beta)")
+    observe_weights: bool = arg(False, "the policy observes the objective's weights (env setting observe_weights)")
+    features: list[str] = arg([], "features appended to what the policy sees (forecast: the paper LSTM's forecast)")
     discount: float = arg(0.9, "discount factor (decisions 30 s apart; the objective is per interval)")
     learning_rate: float = arg(3e-4, "optimiser learning rate")
     n_steps: int = arg(64, "rollout length per environment between updates")
     hidden: int = arg(64, "units in each of the two hidden layers of policy and value networks")
     out: str = arg("", "checkpoint folder (default: runs/<run name>; agents/checkpoints/<algo> replaces a shipped one)")
     log_dir: str = arg("results/train", "where the training logs and learning curve go")
-    evaluate: bool = arg(True, "score the policy on the leaderboard scenarios after training")
+    evaluate: bool = arg(True, "score the policy on training-day windows after training")
+    seeds: list[int] = arg([], "train these seeds into --out/seed<k> and choose the one the agent plays")
+    collect_only: bool = arg(False, "with --seeds: only choose the seed and draw the curve from the seed folders")
 
 
 def make_model(args: Args, venv: Any) -> Any:
@@ -113,16 +136,21 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
         "action_mode": ALGOS[args.algo],
         "beta": args.beta,
     }
+    if args.betas:
+        settings["betas"] = tuple(args.betas)
+    if args.observe_weights:
+        settings["observe_weights"] = True
     env = InfAdapterSB3VecEnv(args.num_envs, **settings)
     env.seed(args.seed)
-    venv = VecNormalize(VecMonitor(env), norm_obs=True, norm_reward=False)
+    inner = PolicyFeatures(env, args.features) if args.features else env
+    venv = VecNormalize(VecMonitor(inner), norm_obs=True, norm_reward=False)
     model = make_model(args, venv)
     model.set_logger(configure(str(log_dir), ["csv"]))
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     print(f"{run_name}: training {args.total_timesteps} steps on {args.num_envs} batched envs", flush=True)
     with tqdm(total=args.total_timesteps, desc=args.algo, unit="step", file=sys.stderr) as bar:
         model.learn(args.total_timesteps, callback=ProgressCallback(bar))
-    wall_s = time.time() - started
+    wall_s, cpu_s = time.time() - started, time.process_time() - cpu_started
 
     staging = out.with_name(out.name + ".tmp")
     shutil.rmtree(staging, ignore_errors=True)
@@ -133,42 +161,90 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "algo": args.algo,
         "action_mode": ALGOS[args.algo],
-        "command": "infadapter train " + " ".join(argv),
+        "command": "infadapter train " + shlex.join(argv),
         "args": asdict(args) | {"out": relative_to_repo(out), "log_dir": args.log_dir},
         "train_env": settings | {"num_envs": args.num_envs, "env": "InfAdapter-v0 (batched)"},
+        "features": list(args.features),
         "env_settings": EnvConfig.from_kwargs(**settings).recorded(),  # every setting, for LearnedAgent's check
         "train_wall_s": round(wall_s, 1),
+        "train_cpu_s": round(cpu_s, 1),  # the process's CPU time: the wall time less other processes' share
         "versions": versions(),
         "git_commit": git_commit(),
         "run_name": run_name,
     }
     (staging / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-    curve = learning_curve(log_dir / "progress.csv", log_dir / "learning_curve.png", run_name)
-    if curve is not None:  # the log and the curve ship with the policy
+    if (log_dir / "progress.csv").is_file():  # the log ships with the policy
         shutil.copy(log_dir / "progress.csv", staging / "progress.csv")
-        shutil.copy(curve, staging / "learning_curve.png")
+        learning_curve([staging / "progress.csv"], staging / "learning_curve.png", run_name)
     shutil.rmtree(out, ignore_errors=True)
     staging.rename(out)  # the checkpoint appears whole or not at all
     if args.evaluate:
-        meta["evaluation"] = evaluate(out, args.beta)
+        meta["evaluation"] = evaluate(out, list(args.betas) or [args.beta])
         print(json.dumps(meta["evaluation"], indent=2))
     (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     print(f"checkpoint: {out} (trained in {wall_s:.0f} s); log: {log_dir}")
     return meta
 
 
-def evaluate(checkpoint: Path, beta: float) -> dict[str, Any]:
-    """Mean objective and SLO violations over the leaderboard scenarios, at the training beta."""
-    per_scenario: dict[str, dict[str, float]] = {}
+def load_for_training(checkpoint: str | Path, num_envs: int = 16) -> tuple[Any, Any]:
+    """A checkpoint's whole SB3 algorithm and a training env like the one it was trained in (its
+    settings, features and observation statistics), to train on: ``model.learn(n, reset_num_timesteps=False)``."""
+    from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
+
+    from infadapter_agents.learned import _algorithm_class, checkpoint_folder
+
+    folder = checkpoint_folder(checkpoint)
+    meta = json.loads((folder / "meta.json").read_text())
+    if not (folder / "model.zip").is_file():
+        raise ValueError(f"{folder} holds the policy only (policy.zip): it cannot train on; retrain it")
+    env = InfAdapterSB3VecEnv(num_envs, **_train_settings(meta))
+    inner = PolicyFeatures(env, meta.get("features", [])) if meta.get("features") else env
+    venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), VecMonitor(inner))
+    venv.training = True
+    model = _algorithm_class(meta["algo"]).load(str(folder / "model.zip"), env=venv, device="cpu")
+    return model, venv
+
+
+def _train_settings(meta: dict[str, Any]) -> dict[str, Any]:
+    """The env settings of a checkpoint's training env (``train_env`` less the batching)."""
+    settings = {k: v for k, v in meta["train_env"].items() if k not in ("num_envs", "env")}
+    if settings.get("betas") is not None:
+        settings["betas"] = tuple(settings["betas"])
+    return settings
+
+
+def train_eval_windows() -> list[int]:
+    """The training-day windows every checkpoint is scored on (start seconds into the train split)."""
+    starts = valid_window_starts(load_scenario("train"), 1260)
+    chosen = np.random.default_rng(TRAIN_EVAL_SEED).choice(starts, TRAIN_EVAL_WINDOWS, replace=False)
+    return sorted(int(s) for s in chosen)
+
+
+def evaluate(checkpoint: Path, betas: list[float]) -> dict[str, Any]:
+    """Mean objective and SLO violations on training-day windows (``train_eval_windows``), fast
+    simulator, seed 0, at every training beta: the score a seed is chosen by."""
     agent = LearnedAgent(checkpoint)  # loaded once; play() resets it for every episode
-    for name, scenario in scenarios().items():
-        metrics = play(agent, env_kwargs(scenario, beta), seed=0)[0]
-        per_scenario[name] = {k: round(metrics[k], 5) for k in ("objective", "slo_violation_pct", "mean_cores")}
-    mean = round(statistics.fmean(r["objective"] for r in per_scenario.values()), 5)
-    return {"scenarios": per_scenario, "mean_objective": mean, "beta": beta}
+    per_beta: dict[str, dict[str, float]] = {}
+    for beta in betas:
+        rows = []
+        for start in train_eval_windows():
+            kwargs = {"scenario": "train", "episode_length_s": 1260, "window_start_s": start}
+            rows.append(play(agent, kwargs | {"alpha": ALPHA, "beta": beta, "gamma": GAMMA}, seed=0)[0])
+        per_beta[f"{beta:g}"] = {
+            key: round(statistics.fmean(r[key] for r in rows), 5)
+            for key in ("objective", "slo_violation_pct", "mean_cores")
+        }
+    mean = round(statistics.fmean(r["objective"] for r in per_beta.values()), 5)
+    return {
+        "windows": f"{TRAIN_EVAL_WINDOWS} training-day windows of 1,260 s (train_rl.train_eval_windows)",
+        "betas": per_beta,
+        "mean_objective": mean,
+    }
 
 
-def learning_curve(progress: Path, png: Path, title: str) -> Path | None:
+def learning_curve(progress: list[Path], png: Path, title: str) -> Path | None:
+    """Mean reward per decision against environment steps from SB3 ``progress.csv`` logs: the
+    curve of one run, or the mean and the min-max band of several seeds."""
     import csv
 
     import matplotlib
@@ -176,19 +252,29 @@ def learning_curve(progress: Path, png: Path, title: str) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    if not progress.is_file():
+    curves = []
+    for path in progress:
+        if not path.is_file():
+            continue
+        with path.open(newline="") as handle:
+            rows = [r for r in csv.DictReader(handle) if r.get("rollout/ep_rew_mean")]
+        if rows:
+            steps = np.array([float(r["time/total_timesteps"]) for r in rows])
+            reward = np.array([float(r["rollout/ep_rew_mean"]) / float(r["rollout/ep_len_mean"]) for r in rows])
+            curves.append((steps, reward))
+    if not curves:
         return None
-    with progress.open(newline="") as handle:
-        rows = [r for r in csv.DictReader(handle) if r.get("rollout/ep_rew_mean")]
-    if not rows:
-        return None
-    steps = np.array([float(r["time/total_timesteps"]) for r in rows])
-    reward = np.array([float(r["rollout/ep_rew_mean"]) for r in rows])
-    length = np.array([float(r["rollout/ep_len_mean"]) for r in rows])
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    ax.plot(steps, reward / length, label="mean reward per decision (episode mean)")
+    if len(curves) == 1:
+        ax.plot(*curves[0], label="mean reward per decision (episode mean)")
+    else:
+        grid = curves[0][0][curves[0][0] <= min(c[0][-1] for c in curves)]
+        values = np.stack([np.interp(grid, steps, reward) for steps, reward in curves])
+        band = f"min-max of {len(curves)} seeds"
+        ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.3, label=band)
+        ax.plot(grid, values.mean(axis=0), label="mean over seeds")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("objective per interval")
+    ax.set_ylabel("reward per decision (episode mean)")
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend()
@@ -198,11 +284,73 @@ def learning_curve(progress: Path, png: Path, title: str) -> Path | None:
     return png
 
 
+def seed_command(args: Args, seed: int, out: Path) -> list[str]:
+    """The single-seed command line of one seed of a ``--seeds`` run (its non-default arguments)."""
+    defaults = Args()
+    argv: list[str] = []
+    for field in fields(Args):
+        value = getattr(args, field.name)
+        skip = field.name in ("seeds", "collect_only", "seed", "out")
+        if skip or (value == getattr(defaults, field.name) and field.name != "algo"):
+            continue
+        flag = "--" + field.name.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else "--no-" + flag[2:])
+        elif isinstance(value, list):
+            argv += [flag, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+        else:
+            argv += [flag, str(value)]
+    return [*argv, "--seed", str(seed), "--out", str(out)]
+
+
+def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
+    """Train every seed of ``args.seeds`` into ``--out/seed<k>``, then ``collect`` them."""
+    if not args.out:
+        raise ValueError("--seeds needs --out (the agent's folder)")
+    out = Path(args.out)
+    if not args.collect_only:
+        for seed in args.seeds:
+            single = seed_command(args, seed, out / f"seed{seed}")
+            meta = train(replace(args, seed=seed, out=str(out / f"seed{seed}"), seeds=[]), single)
+            meta["run_by"] = "infadapter train " + shlex.join(argv)  # the command that ran all the seeds
+            (out / f"seed{seed}" / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+            (out / f"seed{seed}" / "learning_curve.png").unlink(missing_ok=True)  # one curve for all the seeds
+    return collect(out, [f"seed{seed}" for seed in args.seeds], "infadapter train " + shlex.join(argv))
+
+
+def collect(out: Path, seeds: list[str], command: str) -> dict[str, Any]:
+    """Write ``out/agent.json`` (the seeds, their training-day scores, the one played: the best
+    there) and ``out/learning_curve.png`` (mean and min-max over the seeds)."""
+    metas = {name: json.loads((out / name / "meta.json").read_text()) for name in seeds}
+    scores = {name: meta.get("evaluation", {}).get("mean_objective") for name, meta in metas.items()}
+    if any(score is None for score in scores.values()):
+        raise ValueError(f"every seed needs its training-day evaluation to choose from; missing in {sorted(scores)}")
+    plays = max(seeds, key=lambda name: scores[name])
+    agent = {
+        "seeds": seeds,
+        "plays": plays,
+        "selection": "the best mean objective on the training-day windows of its evaluation (never test results)",
+        "train_scores": scores,
+        "commands": {name: meta["command"] for name, meta in metas.items()},
+        "run_by": command,
+        "train_wall_s": {name: meta["train_wall_s"] for name, meta in metas.items()},
+        "train_cpu_s": {name: meta.get("train_cpu_s") for name, meta in metas.items()},
+    }
+    (out / AGENT_FILE).write_text(json.dumps(agent, indent=2) + "\n")
+    title = f"{out.name}: {len(seeds)} seeds ({next(iter(metas.values()))['args']['total_timesteps']:,} steps each)"
+    learning_curve([out / name / "progress.csv" for name in seeds], out / "learning_curve.png", title)
+    print(f"{out / AGENT_FILE}: plays {plays} (training-day scores {scores})")
+    return agent
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(Args, argv, prog="infadapter train")
     try:
-        train(args, argv)
+        if args.seeds:
+            train_seeds(args, argv)
+        else:
+            train(args, argv)
     except ValueError as exc:
         print(f"infadapter train: error: {exc}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ env = gym.make("InfAdapter-v0")
 env.reset(seed=0)
 obs, reward, *_ = env.step(np.array([0, 0, 8, 0, 12]))
 import infadapter_agents
-for name in ("infadapter", "ppo"):
+for name in ("infadapter", "ppo", "ppo-forecast"):
     agent = infadapter_agents.make(name)
     obs, info = env.reset(seed=0)
     agent.reset(info)
@@ -68,8 +68,10 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_agents/__init__.py",
         "infadapter_agents/py.typed",
         "infadapter_agents/weights/lstm_forecaster.pt",
-        "infadapter_agents/checkpoints/ppo/policy.zip",
-        "infadapter_agents/checkpoints/maskable-ppo/vecnormalize.pkl",
+        "infadapter_agents/checkpoints/ppo/agent.json",
+        "infadapter_agents/checkpoints/ppo/seed0/model.zip",
+        "infadapter_agents/checkpoints/ppo-weights/seed2/vecnormalize.pkl",
+        "infadapter_agents/checkpoints/ppo-forecast/seed1/meta.json",
         "infadapter_scripts/leaderboard.py",
     ):
         assert needed in names, needed
