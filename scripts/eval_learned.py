@@ -153,6 +153,9 @@ def agent_factory(name: str) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import torch
+
+    torch.set_num_threads(1)  # one thread per process: otherwise torch's threads fight the simulator for the cores
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(Args, argv, prog="python -m infadapter_scripts.eval_learned")
     protocol = held_out_protocol() if args.protocol == f"held-out-{HELD_OUT_WINDOWS}" else get_protocol(args.protocol)
