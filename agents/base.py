@@ -20,7 +20,7 @@ import numpy as np
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.objective import Weights
-from infadapter_env.observation import ObservationLayout, observation_layout
+from infadapter_env.observation import ObservationLayout
 from infadapter_env.profiles import CapacityProfile, World, load_profile, shipped_world
 
 
@@ -40,6 +40,7 @@ class EnvSettings:
     raw: Mapping[str, Any]
     over_budget: str = "reject"
     world: World = field(default_factory=shipped_world)  # the env's world (variants, profile)
+    config: EnvConfig | None = None  # the env's own settings object (None: the defaults)
 
     @property
     def n_variants(self) -> int:
@@ -52,11 +53,8 @@ class EnvSettings:
 
     @property
     def layout(self) -> ObservationLayout:
-        """The positions of the env's observation fields."""
-        raw = self.raw
-        return observation_layout(
-            self.n_variants, bool(raw.get("observe_weights")), raw.get("budget_trace") is not None
-        )
+        """The positions of the env's observation fields (the env's own rule, ``EnvConfig.layout``)."""
+        return (self.config or EnvConfig()).layout()
 
     def one_variant(self, variant: int, value: int) -> list[int]:
         """``value`` for ``variant``, 0 for every other variant."""
@@ -85,6 +83,7 @@ class EnvSettings:
             s,
             config.over_budget,
             config.world,
+            config,
         )
 
     def planning_profile(self, capacity_model: str = "linear_fit") -> CapacityProfile:

@@ -281,12 +281,17 @@ def scalar_info(info: dict[str, np.ndarray], weights: Any) -> dict[str, Any]:
     for key, value in info.items():
         item = value[0]
         out[key] = item.tolist() if isinstance(item, np.ndarray) else (item.item() if hasattr(item, "item") else item)
-    out["reward_terms"] = {
-        "accuracy": weights.alpha * out["aa_effective"],
-        "resource": -weights.beta * out["rc"],
-        "loading": -weights.gamma * out["lc"],
-    }
+    out["reward_terms"] = reward_terms(out, weights)
     return out
+
+
+def reward_terms(info: dict[str, Any], weights: Any) -> dict[str, float]:
+    """The weighted terms of a step's reward (``info["reward_terms"]``) from its (scalar) info."""
+    return {
+        "accuracy": weights.alpha * info["aa_effective"],
+        "resource": -weights.beta * info["rc"],
+        "loading": -weights.gamma * info["lc"],
+    }
 
 
 def reweighted_info(info: dict[str, Any], weights: Any) -> dict[str, Any]:
@@ -295,9 +300,5 @@ def reweighted_info(info: dict[str, Any], weights: Any) -> dict[str, Any]:
     out = dict(info)
     out["reward"] = float(objective_value(info["aa_effective"], info["rc"], info["lc"], weights))
     out["objective_planned"] = float(objective_value(info["aa_planned"], info["rc"], info["lc"], weights))
-    out["reward_terms"] = {
-        "accuracy": weights.alpha * info["aa_effective"],
-        "resource": -weights.beta * info["rc"],
-        "loading": -weights.gamma * info["lc"],
-    }
+    out["reward_terms"] = reward_terms(info, weights)
     return out
