@@ -18,6 +18,22 @@ from infadapter_env.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, loa
 from infadapter_env.traces import Trace, from_array, load_trace_file, scenario, scenario_names
 
 SIMULATORS = ("fast", "request")
+# Named budget traces (``budget_trace="<name>"``): runs of (decision intervals, share of budget_cores
+# available), the last run holding to the episode's end. Shares, not cores, so a pattern fits any budget.
+BUDGET_PATTERNS: dict[str, tuple[tuple[int, float], ...]] = {
+    # A co-located tenant takes 40 % of the cores for 5 minutes (intervals 10-19), then a node
+    # failure leaves half of them for 5 minutes (20-29); the rest of the episode has them all.
+    "tenant-then-failure": ((10, 1.0), (10, 0.6), (10, 0.5), (1, 1.0)),
+}
+
+
+def budget_pattern(name: str, budget_cores: int) -> tuple[int, ...]:
+    """The cores available per decision interval of the named pattern (``BUDGET_PATTERNS``)."""
+    if name not in BUDGET_PATTERNS:
+        raise ValueError(f"unknown budget pattern {name!r}; named patterns: {', '.join(BUDGET_PATTERNS)}")
+    return tuple(int(share * budget_cores) for length, share in BUDGET_PATTERNS[name] for _ in range(length))
+
+
 REWARD_MODES = ("scalar", "vector")  # vector: (AA_effective, -RC, -LC), MO-Gymnasium style
 
 
@@ -122,11 +138,16 @@ class EnvConfig:
 
     def _check_budget_trace(self) -> None:
         trace = self.budget_trace
-        if isinstance(trace, str | Path):
+        if isinstance(trace, str) and trace in BUDGET_PATTERNS:
+            trace = budget_pattern(trace, self.budget_cores)
+        elif isinstance(trace, str | Path):
             try:
                 lines = Path(trace).read_text(encoding="utf-8-sig").split()
             except (OSError, UnicodeDecodeError) as exc:
-                raise ValueError(f"budget_trace file {trace}: cannot read it as text ({exc})") from None
+                raise ValueError(
+                    f"budget_trace file {trace}: cannot read it as text ({exc}); "
+                    f"named patterns: {', '.join(BUDGET_PATTERNS)}"
+                ) from None
             values: list[Any] = []
             for number, text in enumerate(lines, start=1):
                 try:

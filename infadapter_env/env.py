@@ -158,7 +158,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | interval_s | 30 | seconds between decisions |
     | slo_ms | 750 | P99 SLO, one the profile measured (shipped: 500, 750, 1000 or 1500); not interpolated |
     | budget_cores | 20 | core budget B |
-    | budget_trace | None | cores available per decision interval (list or text file), each 0..B |
+    | budget_trace | None | cores available per interval, 0..B each: a list, a text file or a BUDGET_PATTERNS name |
     | alpha, beta, gamma | 1, 0.05, 0.001 | objective weights (paper code) |
     | betas | None | None: ``beta`` always; else each episode's beta, drawn at reset (``info["settings"]["beta"]``) |
     | observe_weights | False | True: alpha, beta (this episode's), gamma are the observation's last three entries |
