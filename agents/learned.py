@@ -9,8 +9,9 @@ by the mean objective on training-day windows, never by test results) and the pe
 ``policy.zip``, and still load), the observation normalisation (``vecnormalize.pkl``) and
 ``meta.json`` (the exact command, seed, versions, commit, training time and evaluation). The
 policy acts in the action mode it was trained in (``cores`` for PPO and A2C, ``deployment`` with
-masks for MaskablePPO); its action is decoded with the env's own rules and re-encoded for the env
-it plays in, so it runs in any mode.
+masks for MaskablePPO); its action is decoded with the env's rules, but in its own action mode and
+over-budget rule (``over_budget="scale"`` fits an action over the cores available, as in training),
+and re-encoded for the env it plays in, so it runs in any mode.
 
 What a policy sees: the env's observation, then (trained with ``observe_weights``) the objective's
 weights alpha, beta, gamma, then the features of ``meta.json``'s ``features``
@@ -55,13 +56,14 @@ CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 AGENT_FILE = "agent.json"  # in an agent's folder: its seeds and the one it plays
 WEIGHTS = ("alpha", "beta", "gamma")
 # Settings a policy's training does not fix: the objective's weights (checked apart for a policy
-# that observes them), the trace and its window, the action mode (decoded and re-encoded), how
+# that observes them), the trace and its window, the action mode and the over-budget rule (the
+# action is decoded with the training's and re-encoded for the env), how
 # arrivals are drawn, what is returned, and whether the env observes the weights (the agent adds
 # them where its policy needs them).
 UNCHECKED_SETTINGS = frozenset(
     {*WEIGHTS, "betas", "observe_weights"}
     | {"scenario", "trace", "trace_column", "trace_resolution_s", "episode_length_s", "window_start_s", "skip_gaps"}
-    | {"action_mode", "initial_cores", "reward_mode", "arrivals", "simulator"}
+    | {"action_mode", "over_budget", "initial_cores", "reward_mode", "arrivals", "simulator"}
 )
 
 
@@ -113,6 +115,8 @@ class LearnedAgent(Agent):
         self.own_mode = self.meta["action_mode"]
         self.trained = trained_settings(self.meta)
         self.observes_weights = bool(self.trained.get("observe_weights", False))
+        self.observes_budget = self.trained.get("budget_trace") is not None  # the cores available
+        self.own_over_budget = str(self.trained.get("over_budget", "reject"))
         self.features: tuple[str, ...] = tuple(self.meta.get("features", ()))
 
     @property
@@ -124,12 +128,19 @@ class LearnedAgent(Agent):
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
         self.check_settings(info)
-        own = dict(self.settings.raw) | {"action_mode": self.own_mode}
+        # the action is read with the rules it was trained under (its action mode, its over-budget
+        # rule), then re-encoded for this env: the env's own over-budget rule never sees it over budget
+        own = dict(self.settings.raw) | {"action_mode": self.own_mode, "over_budget": self.own_over_budget}
         self.own = EnvSettings.from_info({"settings": own})
 
     def input_size(self, n_variants: int) -> int:
         """Entries of the policy's input in a world of ``n_variants`` variants."""
-        return observation_layout(n_variants).size + (len(WEIGHTS) if self.observes_weights else 0) + len(self.features)
+        return (
+            observation_layout(n_variants).size
+            + (len(WEIGHTS) if self.observes_weights else 0)
+            + int(self.observes_budget)
+            + len(self.features)
+        )
 
     def check_settings(self, info: Mapping[str, Any]) -> None:
         """Refuse a world of other variants; warn about other physical settings, and a weights-observing
@@ -148,7 +159,9 @@ class LearnedAgent(Agent):
         differ = sorted(
             key
             for key in set(trained) | set(now)
-            if key not in UNCHECKED_SETTINGS and key != "sim_version" and trained.get(key) != now.get(key)
+            if key not in UNCHECKED_SETTINGS
+            and key != "sim_version"
+            and _plain(trained.get(key)) != _plain(now.get(key))
         )
         changes = [f"{key}={now.get(key)!r} (trained: {trained.get(key)!r})" for key in differ]
         if self.observes_weights:
@@ -175,7 +188,8 @@ class LearnedAgent(Agent):
 
     def policy_input(self, observation: np.ndarray) -> np.ndarray:
         """What the policy sees (1, entries): the env's observation without any weights it carries,
-        the weights if the policy observes them, then its features."""
+        the weights if the policy observes them, the cores available if it was trained with a
+        ``budget_trace`` (the whole budget where the env has none), then its features."""
         obs = np.asarray(observation, dtype=np.float32)
         layout = self.settings.layout
         base = obs[: observation_layout(layout.n_variants).size]
@@ -186,6 +200,9 @@ class LearnedAgent(Agent):
             else:
                 w = self.settings.weights
                 parts.append(np.array([w.alpha, w.beta, w.gamma], dtype=np.float32))
+        if self.observes_budget:
+            available = obs[layout.AVAILABLE_CORES] if layout.observe_budget else self.settings.budget_cores
+            parts.append(np.array([available], dtype=np.float32))
         row = np.concatenate(parts)[None]
         if self.features:
             from infadapter_agents.sb3_env import policy_features
@@ -201,8 +218,17 @@ class LearnedAgent(Agent):
         previous_cores = np.asarray(observation[self.settings.layout.CORES], dtype=np.int64)[None]
         decoder = self.own.encoder()
         values = np.asarray([decoder.check(own_action)], dtype=np.int64)
-        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores)
+        layout = self.settings.layout
+        available = np.array([int(observation[layout.AVAILABLE_CORES])]) if layout.observe_budget else None
+        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores, available)
         return self.settings.action(replicas[0], cores[0])
+
+
+def _plain(value: Any) -> Any:
+    """A setting as JSON holds it (tuples as lists), so a recorded setting equals its reading from meta.json."""
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
 
 
 def _algorithm_class(algo: str) -> Any:

@@ -6,6 +6,7 @@ commands:
   solve           ask the InfAdapter solver a what-if question
   play            play one episode of agents; per-interval rows (--csv) and a timeline (--plot)
   train           train a stable-baselines3 policy (--algo ppo | maskable-ppo | a2c)
+  compare-training  settle a training choice: train its arms on seeds, score them on held-out windows
   train-lstm      train the LSTM forecaster
   calibrate       fit the request-level service model to the capacity profile
   validate-fast   hold the fast simulator to the request-level one
@@ -26,6 +27,7 @@ COMMANDS = {
     "validate": "infadapter_scripts.validate",
     "solve": "infadapter_scripts.solve",
     "play": "infadapter_scripts.play",
+    "compare-training": "infadapter_scripts.compare_training",
     "train-lstm": "infadapter_scripts.train_lstm",
     "train": "infadapter_scripts.train_rl",
     "calibrate": "infadapter_scripts.calibrate_service",

@@ -24,7 +24,18 @@ the single-seed command that makes it), then writes ``--out/agent.json`` (the se
 training-day scores, and the one the agent plays: the best of them there, never chosen by test
 results) and ``--out/learning_curve.png`` (mean and min-max over the seeds); ``--collect-only``
 redoes that last part from the seed folders. ``--out agents/checkpoints/<name>`` replaces a shipped
-agent.
+agent; without ``--out`` the agent's folder is ``runs/InfAdapter-v0__<algo>__seeds__<time>``.
+
+A sweep: ``--algos ppo a2c --sweep-betas 0.01,0.05,0.2 --seeds 0 1 2`` trains one policy per
+(algorithm, beta, seed) into ``--out/<algo>__beta<b>/seed<k>`` and collects each
+``<algo>__beta<b>`` folder as above. ``--backend`` runs the trainings of a ``--seeds`` run or sweep
+here one after another (``serial``), in ``--workers`` processes (``local``), or as Ray tasks
+(``ray``; ``--address`` joins a running cluster): every training seeds itself and runs torch on one
+thread, so the policies are the same on every backend (a test holds serial and Ray to identical
+weights). ``--over-budget`` (``scale`` by default: it learns better, ``infadapter compare-training
+--experiment over-budget``) and ``--budget-trace`` (a file or a named pattern of
+``infadapter_env.config.BUDGET_PATTERNS``) set the rules the policy trains under; its evaluation
+and the agent keep them (``infadapter compare-training`` settles such choices by experiment).
 """
 
 from __future__ import annotations
@@ -71,6 +82,10 @@ class Args:
     betas: list[float] = arg([], "train across betas: each episode draws its beta from these (default: none, --beta)")
     observe_weights: bool = arg(False, "the policy observes the objective's weights (env setting observe_weights)")
     features: list[str] = arg([], "features appended to what the policy sees (forecast: the paper LSTM's forecast)")
+    over_budget: str = arg("scale", "an action over the budget: scale (fit it; learns better: README) or reject")
+    budget_trace: str = arg("", "cores available per interval: a named pattern (tenant-then-failure) or a file")
+    profile: str = arg("", "a capacity profile of your own (default: the shipped one); see gym.make(profile=...)")
+    variants: str = arg("", "its variants file (default: variants.csv beside the profile, else the shipped one)")
     discount: float = arg(0.9, "discount factor (decisions 30 s apart; the objective is per interval)")
     learning_rate: float = arg(3e-4, "optimiser learning rate")
     n_steps: int = arg(64, "rollout length per environment between updates")
@@ -80,6 +95,11 @@ class Args:
     evaluate: bool = arg(True, "score the policy on training-day windows after training")
     seeds: list[int] = arg([], "train these seeds into --out/seed<k> and choose the one the agent plays")
     collect_only: bool = arg(False, "with --seeds: only choose the seed and draw the curve from the seed folders")
+    algos: list[str] = arg([], "a sweep: train each of these algorithms (with --sweep-betas, each at each beta)")
+    sweep_betas: list[float] = arg([], "a sweep: one policy per beta, into --out/<algo>__beta<b>/seed<k>")
+    backend: str = arg("serial", "where --seeds and sweeps train: serial (here), local (processes) or ray")
+    workers: int = arg(2, "parallel trainings with --backend local or ray")
+    address: str = arg("", "with --backend ray: a running cluster's address (default: start one here)")
 
 
 def make_model(args: Args, venv: Any) -> Any:
@@ -140,6 +160,12 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
         settings["betas"] = tuple(args.betas)
     if args.observe_weights:
         settings["observe_weights"] = True
+    settings["over_budget"] = args.over_budget
+    if args.budget_trace:
+        settings["budget_trace"] = args.budget_trace
+    for key in ("profile", "variants"):  # a world of one's own (recorded as absolute paths)
+        if getattr(args, key):
+            settings[key] = str(Path(getattr(args, key)).expanduser().resolve())
     env = InfAdapterSB3VecEnv(args.num_envs, **settings)
     env.seed(args.seed)
     inner = PolicyFeatures(env, args.features) if args.features else env
@@ -224,11 +250,16 @@ def evaluate(checkpoint: Path, betas: list[float]) -> dict[str, Any]:
     """Mean objective and SLO violations on training-day windows (``train_eval_windows``), fast
     simulator, seed 0, at every training beta: the score a seed is chosen by."""
     agent = LearnedAgent(checkpoint)  # loaded once; play() resets it for every episode
+    trained_in = json.loads((Path(checkpoint) / "meta.json").read_text())["train_env"]
+    # the rules of the world it trained in (what an action over the budget does, the cores available)
+    rules = {
+        key: trained_in[key] for key in ("over_budget", "budget_trace", "profile", "variants") if key in trained_in
+    }
     per_beta: dict[str, dict[str, float]] = {}
     for beta in betas:
         rows = []
         for start in train_eval_windows():
-            kwargs = {"scenario": "train", "episode_length_s": 1260, "window_start_s": start}
+            kwargs = {"scenario": "train", "episode_length_s": 1260, "window_start_s": start} | rules
             rows.append(play(agent, kwargs | {"alpha": ALPHA, "beta": beta, "gamma": GAMMA}, seed=0)[0])
         per_beta[f"{beta:g}"] = {
             key: round(statistics.fmean(r[key] for r in rows), 5)
@@ -245,6 +276,12 @@ def evaluate(checkpoint: Path, betas: list[float]) -> dict[str, Any]:
 def learning_curve(progress: list[Path], png: Path, title: str) -> Path | None:
     """Mean reward per decision against environment steps from SB3 ``progress.csv`` logs: the
     curve of one run, or the mean and the min-max band of several seeds."""
+    return learning_curves({"": progress}, png, title)
+
+
+def learning_curves(groups: dict[str, list[Path]], png: Path, title: str) -> Path | None:
+    """``learning_curve`` for several labelled groups of runs on one figure (each: one curve, or
+    the mean and min-max band of its seeds)."""
     import csv
 
     import matplotlib
@@ -252,27 +289,34 @@ def learning_curve(progress: list[Path], png: Path, title: str) -> Path | None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curves = []
-    for path in progress:
-        if not path.is_file():
-            continue
-        with path.open(newline="") as handle:
-            rows = [r for r in csv.DictReader(handle) if r.get("rollout/ep_rew_mean")]
-        if rows:
-            steps = np.array([float(r["time/total_timesteps"]) for r in rows])
-            reward = np.array([float(r["rollout/ep_rew_mean"]) / float(r["rollout/ep_len_mean"]) for r in rows])
-            curves.append((steps, reward))
-    if not curves:
-        return None
     fig, ax = plt.subplots(figsize=(8, 4.5))
-    if len(curves) == 1:
-        ax.plot(*curves[0], label="mean reward per decision (episode mean)")
-    else:
+    drawn = False
+    for label, progress in groups.items():
+        curves = []
+        for path in progress:
+            if not path.is_file():
+                continue
+            with path.open(newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if r.get("rollout/ep_rew_mean")]
+            if rows:
+                steps = np.array([float(r["time/total_timesteps"]) for r in rows])
+                reward = np.array([float(r["rollout/ep_rew_mean"]) / float(r["rollout/ep_len_mean"]) for r in rows])
+                curves.append((steps, reward))
+        if not curves:
+            continue
+        drawn = True
+        prefix = f"{label}: " if label else ""
+        if len(curves) == 1:
+            ax.plot(*curves[0], label=prefix + "mean reward per decision (episode mean)")
+            continue
         grid = curves[0][0][curves[0][0] <= min(c[0][-1] for c in curves)]
         values = np.stack([np.interp(grid, steps, reward) for steps, reward in curves])
-        band = f"min-max of {len(curves)} seeds"
-        ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.3, label=band)
-        ax.plot(grid, values.mean(axis=0), label="mean over seeds")
+        (line,) = ax.plot(grid, values.mean(axis=0), label=prefix + "mean over seeds")
+        band = f"{prefix}min-max of {len(curves)} seeds"
+        ax.fill_between(grid, values.min(axis=0), values.max(axis=0), alpha=0.25, color=line.get_color(), label=band)
+    if not drawn:
+        plt.close(fig)
+        return None
     ax.set_xlabel("environment steps")
     ax.set_ylabel("reward per decision (episode mean)")
     ax.set_title(title)
@@ -284,13 +328,17 @@ def learning_curve(progress: list[Path], png: Path, title: str) -> Path | None:
     return png
 
 
+SWEEP_FIELDS = ("seeds", "collect_only", "seed", "out", "algos", "sweep_betas", "backend", "workers", "address")
+BACKENDS = ("serial", "local", "ray")
+
+
 def seed_command(args: Args, seed: int, out: Path) -> list[str]:
-    """The single-seed command line of one seed of a ``--seeds`` run (its non-default arguments)."""
+    """The single-seed command line of one seed of a ``--seeds`` run or sweep (its non-default arguments)."""
     defaults = Args()
     argv: list[str] = []
     for field in fields(Args):
         value = getattr(args, field.name)
-        skip = field.name in ("seeds", "collect_only", "seed", "out")
+        skip = field.name in SWEEP_FIELDS
         if skip or (value == getattr(defaults, field.name) and field.name != "algo"):
             continue
         flag = "--" + field.name.replace("_", "-")
@@ -299,23 +347,103 @@ def seed_command(args: Args, seed: int, out: Path) -> list[str]:
         elif isinstance(value, list):
             argv += [flag, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
         else:
-            argv += [flag, str(value)]
+            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
     return [*argv, "--seed", str(seed), "--out", str(out)]
 
 
-def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
-    """Train every seed of ``args.seeds`` into ``--out/seed<k>``, then ``collect`` them."""
-    if not args.out:
-        raise ValueError("--seeds needs --out (the agent's folder)")
+@dataclass(frozen=True)
+class TrainTask:
+    """One training of a ``--seeds`` run or sweep: its arguments, its command line, the whole run's command."""
+
+    args: Args
+    argv: list[str]
+    run_by: str
+
+
+def run_task(task: TrainTask) -> str:
+    """Train one seed (in this process, a worker process or a Ray worker); returns its folder."""
+    meta = train(task.args, task.argv)
+    out = Path(task.args.out)
+    meta["run_by"] = task.run_by  # the command that ran all the seeds
+    (out / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    (out / "learning_curve.png").unlink(missing_ok=True)  # one curve for all the seeds
+    return str(out)
+
+
+def sweep_groups(args: Args) -> dict[Path, list[tuple[str, float]]]:
+    """The agent folders of a run and the (algo, beta) each trains: ``--out`` itself for one
+    algorithm at one beta, else ``--out/<algo>__beta<b>`` per pair."""
     out = Path(args.out)
+    algos = args.algos or [args.algo]
+    betas = args.sweep_betas or [args.beta]
+    unknown = [a for a in algos if a not in ALGOS]
+    if unknown:
+        raise ValueError(f"unknown algorithm {unknown[0]!r}; valid: {', '.join(ALGOS)}")
+    if args.sweep_betas and args.betas:
+        raise ValueError("--sweep-betas (one policy per beta) and --betas (one policy across betas) exclude each other")
+    if len(algos) == 1 and len(betas) == 1:
+        return {out: [(algos[0], betas[0])]}
+    return {out / f"{algo}__beta{beta:g}": [(algo, beta)] for algo in algos for beta in betas}
+
+
+def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
+    """Train every seed of ``args.seeds`` (of every algorithm and beta of a sweep) on ``--backend``
+    into ``<agent folder>/seed<k>``, then ``collect`` each agent folder."""
+    if not args.out:  # the agent's folder (the seeds' folders and agent.json go in it)
+        what = "-".join(args.algos) if args.algos else args.algo
+        args = replace(args, out=str(Path("runs") / f"InfAdapter-v0__{what}__seeds__{int(time.time())}"))
+    if args.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {args.backend!r}; valid: {', '.join(BACKENDS)}")
+    seeds = args.seeds or [args.seed]
+    groups = sweep_groups(args)
+    command = "infadapter train " + shlex.join(argv)
+    tasks = []
+    for folder, pairs in groups.items():
+        for algo, beta in pairs:
+            for seed in seeds:
+                one = replace(args, algo=algo, beta=beta, seed=seed, out=str(folder / f"seed{seed}"))
+                one = replace(one, seeds=[], algos=[], sweep_betas=[], backend="serial")
+                tasks.append(TrainTask(one, seed_command(one, seed, folder / f"seed{seed}"), command))
     if not args.collect_only:
-        for seed in args.seeds:
-            single = seed_command(args, seed, out / f"seed{seed}")
-            meta = train(replace(args, seed=seed, out=str(out / f"seed{seed}"), seeds=[]), single)
-            meta["run_by"] = "infadapter train " + shlex.join(argv)  # the command that ran all the seeds
-            (out / f"seed{seed}" / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
-            (out / f"seed{seed}" / "learning_curve.png").unlink(missing_ok=True)  # one curve for all the seeds
-    return collect(out, [f"seed{seed}" for seed in args.seeds], "infadapter train " + shlex.join(argv))
+        for k, folder in enumerate(execute(tasks, args.backend, args.workers, args.address or None), start=1):
+            print(f"[{k}/{len(tasks)}] trained {folder}", flush=True)
+    agents = {str(folder): collect(folder, [f"seed{seed}" for seed in seeds], command) for folder in groups}
+    return agents if len(agents) > 1 else next(iter(agents.values()))
+
+
+def execute(tasks: list[TrainTask], backend: str, workers: int, address: str | None) -> Any:
+    """Run the trainings on the backend; yields each one's folder as it finishes (results do not
+    depend on the backend: each training seeds itself and runs torch on one thread)."""
+    if backend == "serial":
+        yield from (run_task(task) for task in tasks)
+    elif backend == "local":
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")  # torch does not survive fork well
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(run_task, task) for task in tasks]
+            yield from (future.result() for future in as_completed(futures))
+    else:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError("--backend ray needs Ray: pip install 'infadapter-gym[ray]'") from None
+        started_here = not ray.is_initialized()
+        if started_here:
+            if address:
+                ray.init(address=address, log_to_driver=False)
+            else:
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+        try:
+            remote = ray.remote(num_cpus=1)(run_task)
+            pending = [remote.remote(task) for task in tasks]
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                yield ray.get(done[0])
+        finally:
+            if started_here:
+                ray.shutdown()
 
 
 def collect(out: Path, seeds: list[str], command: str) -> dict[str, Any]:
@@ -323,13 +451,18 @@ def collect(out: Path, seeds: list[str], command: str) -> dict[str, Any]:
     there) and ``out/learning_curve.png`` (mean and min-max over the seeds)."""
     metas = {name: json.loads((out / name / "meta.json").read_text()) for name in seeds}
     scores = {name: meta.get("evaluation", {}).get("mean_objective") for name, meta in metas.items()}
-    if any(score is None for score in scores.values()):
-        raise ValueError(f"every seed needs its training-day evaluation to choose from; missing in {sorted(scores)}")
-    plays = max(seeds, key=lambda name: scores[name])
+    missing = sorted(name for name, score in scores.items() if score is None)
+    if missing and len(seeds) > 1:
+        raise ValueError(
+            f"every seed needs its training-day evaluation to choose from (trained with --no-evaluate?); "
+            f"missing in {missing}"
+        )
+    plays = max(seeds, key=lambda name: scores[name] or 0.0)
+    selection = "the best mean objective on the training-day windows of its evaluation (never test results)"
     agent = {
         "seeds": seeds,
         "plays": plays,
-        "selection": "the best mean objective on the training-day windows of its evaluation (never test results)",
+        "selection": selection if not missing else "the only seed (not evaluated: --no-evaluate)",
         "train_scores": scores,
         "commands": {name: meta["command"] for name, meta in metas.items()},
         "run_by": command,
@@ -347,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(Args, argv, prog="infadapter train")
     try:
-        if args.seeds:
+        if args.seeds or args.algos or args.sweep_betas:
             train_seeds(args, argv)
         else:
             train(args, argv)

@@ -16,7 +16,7 @@ import infadapter_agents
 import infadapter_env  # noqa: F401  (registers InfAdapter-v0)
 from infadapter_env.cli import main as cli
 from infadapter_env.datafiles import data_file
-from infadapter_env.profiles import load_profile, load_world
+from infadapter_env.profiles import UnsupportedWorld, load_profile, load_world
 
 # Three variants of the shipped profile under new names, 1..4 cores, two SLOs.
 RENAMED = {"18": "tiny-net", "50": "mid-net", "152": "big-net"}
@@ -284,3 +284,20 @@ def test_play_takes_agents_of_ones_own(world_folder, tmp_path, monkeypatch, caps
     argv = ["play", "--agent", "mine:hpa_mid", "--profile", str(world_folder / "capacity.csv"), "--simulator", "fast"]
     assert cli([*argv, "--episode-length-s", "300", "--window-start-s", "0"]) == 0
     assert capsys.readouterr().out.startswith("mine:hpa_mid: objective")
+
+
+def test_a_policy_trains_in_a_world_of_ones_own_and_plays_only_there(world_folder, tmp_path):
+    from infadapter_agents.learned import LearnedAgent
+    from infadapter_scripts import train_rl
+
+    out = tmp_path / "ppo"
+    argv = ["--algo", "ppo", "--total-timesteps", "256", "--num-envs", "4", "--episode-length-s", "300"]
+    argv += ["--profile", str(world_folder / "capacity.csv"), "--out", str(out), "--log-dir", str(tmp_path / "logs")]
+    assert train_rl.main(argv) == 0  # its evaluation on training days runs in the world too
+    agent = LearnedAgent(out)
+    env = gym.make("InfAdapter-v0", profile=str(world_folder / "capacity.csv"))
+    obs, info = env.reset(seed=0)
+    agent.reset(info)
+    assert env.action_space.contains(np.asarray(agent.act(obs, info)))
+    with pytest.raises(UnsupportedWorld, match="trained on variants \\['tiny', 'mid', 'big'\\]"):
+        agent.reset(gym.make("InfAdapter-v0").reset(seed=0)[1])
