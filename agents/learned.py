@@ -188,8 +188,8 @@ class LearnedAgent(Agent):
 
     def policy_input(self, observation: np.ndarray) -> np.ndarray:
         """What the policy sees (1, entries): the env's observation without any weights it carries,
-        the weights if the policy observes them, the cores available if it was trained with a
-        ``budget_trace`` (the whole budget where the env has none), then its features."""
+        the weights if the policy observes them, the share of the budget available if it was
+        trained with a ``budget_trace`` (all of it, 1, where the env has none), then its features."""
         obs = np.asarray(observation, dtype=np.float32)
         layout = self.settings.layout
         base = obs[: observation_layout(layout.n_variants).size]
@@ -201,8 +201,8 @@ class LearnedAgent(Agent):
                 w = self.settings.weights
                 parts.append(np.array([w.alpha, w.beta, w.gamma], dtype=np.float32))
         if self.observes_budget:
-            available = obs[layout.AVAILABLE_CORES] if layout.observe_budget else self.settings.budget_cores
-            parts.append(np.array([available], dtype=np.float32))
+            share = obs[layout.AVAILABLE_CORES] if layout.observe_budget else 1.0
+            parts.append(np.array([share], dtype=np.float32))
         row = np.concatenate(parts)[None]
         if self.features:
             from infadapter_agents.sb3_env import policy_features
@@ -210,17 +210,29 @@ class LearnedAgent(Agent):
             row = np.concatenate([row, policy_features(row, self.features)], axis=1)
         return row.astype(np.float32)
 
+    def available_cores(self, observation: np.ndarray) -> int | None:
+        """The cores available in the coming interval (the observation carries them as a share of
+        the budget), or None without a ``budget_trace``."""
+        layout = self.settings.layout
+        if not layout.observe_budget:
+            return None
+        return round(float(observation[layout.AVAILABLE_CORES]) * self.settings.budget_cores)
+
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         normalised = self.normaliser.normalize_obs(self.policy_input(observation))
-        action, _ = self.policy.predict(normalised, deterministic=self.deterministic)
+        available = self.available_cores(observation)
+        decoder = self.own.encoder()
+        if self.own_mode == "deployment":  # MaskablePPO: the masks it trained with, for the cores available
+            masks = decoder.masks(self.settings.budget_cores if available is None else available)
+            action, _ = self.policy.predict(normalised, deterministic=self.deterministic, action_masks=masks[None])
+        else:
+            action, _ = self.policy.predict(normalised, deterministic=self.deterministic)
         own_action = action[0]
         previous_replicas = np.asarray(observation[self.settings.layout.REPLICAS], dtype=np.int64)[None]
         previous_cores = np.asarray(observation[self.settings.layout.CORES], dtype=np.int64)[None]
-        decoder = self.own.encoder()
         values = np.asarray([decoder.check(own_action)], dtype=np.int64)
-        layout = self.settings.layout
-        available = np.array([int(observation[layout.AVAILABLE_CORES])]) if layout.observe_budget else None
-        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores, available)
+        budget = None if available is None else np.array([available])
+        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores, budget)
         return self.settings.action(replicas[0], cores[0])
 
 

@@ -90,6 +90,7 @@ def train_arm(args: Args, folder: Path, train_args: list[str]) -> None:
     from infadapter_scripts import train_rl
 
     if (folder / "agent.json").is_file():
+        check_trained(args, folder)
         print(f"{folder}: trained already (agent.json), reused", file=sys.stderr, flush=True)
         return
     argv = [
@@ -102,6 +103,29 @@ def train_arm(args: Args, folder: Path, train_args: list[str]) -> None:
     ]  # fmt: skip
     if train_rl.main(argv) != 0:
         raise RuntimeError(f"training {folder} failed: infadapter train {' '.join(argv)}")
+
+
+def check_trained(args: Args, folder: Path) -> None:
+    """Refuse to reuse an arm trained with other seeds, steps or beta than these."""
+    seeds = json.loads((folder / "agent.json").read_text())["seeds"]
+    if seeds != [f"seed{s}" for s in args.seeds]:
+        raise ValueError(f"{folder} holds seeds {seeds}, not {args.seeds}: use another --runs folder")
+    for seed in seeds:
+        trained = json.loads((folder / seed / "meta.json").read_text())["args"]
+        wanted = {"total_timesteps": args.total_timesteps, "beta": args.beta}
+        other = {k: trained.get(k) for k in wanted if trained.get(k) != wanted[k]}
+        if other:
+            raise ValueError(f"{folder / seed} was trained with {other}, not {wanted}: use another --runs folder")
+
+
+def check_settings(out: Path, settings: dict[str, Any]) -> None:
+    """The scores in ``out`` are reused only if they were made with these settings."""
+    path = out / "settings.json"
+    if path.is_file():
+        before = json.loads(path.read_text())
+        if before != settings:
+            raise ValueError(f"{out} holds scores made with {before}, not {settings}: use another --out or delete it")
+    path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
 def score(agent: Any, kwargs: dict[str, Any], args: Args) -> list[dict[str, Any]]:
@@ -216,8 +240,14 @@ def main(argv: list[str] | None = None) -> int:
     experiment = EXPERIMENTS[args.experiment]
     runs, out = Path(args.runs) / args.experiment, Path(args.out) / args.experiment
     out.mkdir(parents=True, exist_ok=True)
-    for arm, train_args in experiment.arms.items():
-        train_arm(args, runs / arm, train_args)
+    settings = {k: getattr(args, k) for k in ("seeds", "total_timesteps", "beta", "windows", "simulator", "reference")}
+    try:
+        check_settings(out, settings)
+        for arm, train_args in experiment.arms.items():
+            train_arm(args, runs / arm, train_args)
+    except ValueError as exc:
+        print(f"infadapter compare-training: error: {exc}", file=sys.stderr)
+        return 2
     rows = evaluate(args, experiment, runs, out)
     rows.to_csv(out / "rows.csv", index=False)
     summary = summarise(rows, experiment, args.reference)
@@ -251,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 for arm in experiment.arms
             },
-            "settings": {k: getattr(args, k) for k in ("seeds", "total_timesteps", "beta", "windows", "simulator")},
+            "settings": settings,
             "windows": list(TEST_WINDOW_STARTS[: args.windows]),
         }
         | summary

@@ -41,6 +41,7 @@ and the agent keep them (``infadapter compare-training`` settles such choices by
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import shutil
 import statistics
@@ -83,7 +84,7 @@ class Args:
     observe_weights: bool = arg(False, "the policy observes the objective's weights (env setting observe_weights)")
     features: list[str] = arg([], "features appended to what the policy sees (forecast: the paper LSTM's forecast)")
     over_budget: str = arg("scale", "an action over the budget: scale (fit it; learns better: README) or reject")
-    budget_trace: str = arg("", "cores available per interval: a named pattern (tenant-then-failure) or a file")
+    budget_trace: str = arg("", "cores available per interval: a named pattern or a file (default: none, all cores)")
     profile: str = arg("", "a capacity profile of your own (default: the shipped one); see gym.make(profile=...)")
     variants: str = arg("", "its variants file (default: variants.csv beside the profile, else the shipped one)")
     discount: float = arg(0.9, "discount factor (decisions 30 s apart; the objective is per interval)")
@@ -147,7 +148,8 @@ def train(args: Args, argv: list[str]) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     set_random_seed(args.seed)
-    run_name = f"InfAdapter-v0__{args.algo}__{args.seed}__{int(time.time())}"
+    # the time in ms and the process: trainings of a sweep that start together log apart
+    run_name = f"InfAdapter-v0__{args.algo}__{args.seed}__{int(time.time() * 1000)}-{os.getpid()}"
     log_dir = Path(args.log_dir) / run_name
     out = Path(args.out) if args.out else Path("runs") / run_name
     settings: dict[str, Any] = {
@@ -329,6 +331,9 @@ def learning_curves(groups: dict[str, list[Path]], png: Path, title: str) -> Pat
 
 
 SWEEP_FIELDS = ("seeds", "collect_only", "seed", "out", "algos", "sweep_betas", "backend", "workers", "address")
+# What a recorded command always spells out, default or not: a default that changes must not change
+# what the command trains.
+ALWAYS_RECORDED = ("algo", "beta", "over_budget", "total_timesteps")
 BACKENDS = ("serial", "local", "ray")
 
 
@@ -339,15 +344,17 @@ def seed_command(args: Args, seed: int, out: Path) -> list[str]:
     for field in fields(Args):
         value = getattr(args, field.name)
         skip = field.name in SWEEP_FIELDS
-        if skip or (value == getattr(defaults, field.name) and field.name != "algo"):
+        if skip or (value == getattr(defaults, field.name) and field.name not in ALWAYS_RECORDED):
             continue
+        if field.name == "beta" and args.betas:
+            continue  # trained across --betas
         flag = "--" + field.name.replace("_", "-")
         if isinstance(value, bool):
             argv.append(flag if value else "--no-" + flag[2:])
         elif isinstance(value, list):
-            argv += [flag, *(f"{v:g}" if isinstance(v, float) else str(v) for v in value)]
+            argv += [flag, *(str(v) for v in value)]  # str: a float's shortest exact form
         else:
-            argv += [flag, f"{value:g}" if isinstance(value, float) else str(value)]
+            argv += [flag, str(value)]
     return [*argv, "--seed", str(seed), "--out", str(out)]
 
 
@@ -379,8 +386,6 @@ def sweep_groups(args: Args) -> dict[Path, list[tuple[str, float]]]:
     unknown = [a for a in algos if a not in ALGOS]
     if unknown:
         raise ValueError(f"unknown algorithm {unknown[0]!r}; valid: {', '.join(ALGOS)}")
-    if args.sweep_betas and args.betas:
-        raise ValueError("--sweep-betas (one policy per beta) and --betas (one policy across betas) exclude each other")
     if len(algos) == 1 and len(betas) == 1:
         return {out: [(algos[0], betas[0])]}
     return {out / f"{algo}__beta{beta:g}": [(algo, beta)] for algo in algos for beta in betas}
@@ -389,11 +394,17 @@ def sweep_groups(args: Args) -> dict[Path, list[tuple[str, float]]]:
 def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
     """Train every seed of ``args.seeds`` (of every algorithm and beta of a sweep) on ``--backend``
     into ``<agent folder>/seed<k>``, then ``collect`` each agent folder."""
+    if args.backend not in BACKENDS:
+        raise ValueError(f"unknown backend {args.backend!r}; valid: {', '.join(BACKENDS)}")
+    if args.collect_only and not args.out:
+        raise ValueError("--collect-only needs --out (the agent's folder whose seeds it collects)")
     if not args.out:  # the agent's folder (the seeds' folders and agent.json go in it)
         what = "-".join(args.algos) if args.algos else args.algo
         args = replace(args, out=str(Path("runs") / f"InfAdapter-v0__{what}__seeds__{int(time.time())}"))
-    if args.backend not in BACKENDS:
-        raise ValueError(f"unknown backend {args.backend!r}; valid: {', '.join(BACKENDS)}")
+    # absolute paths: trainings on Ray workers (or a cluster, --address) write and read them too
+    args = replace(args, out=str(Path(args.out).expanduser().resolve()))
+    if args.budget_trace and Path(args.budget_trace).expanduser().exists():
+        args = replace(args, budget_trace=str(Path(args.budget_trace).expanduser().resolve()))
     seeds = args.seeds or [args.seed]
     groups = sweep_groups(args)
     command = "infadapter train " + shlex.join(argv)
@@ -476,10 +487,28 @@ def collect(out: Path, seeds: list[str], command: str) -> dict[str, Any]:
     return agent
 
 
+def check_flags(args: Args, argv: list[str]) -> None:
+    """Refuse flags that the other flags given would silently ignore."""
+    given = {token.split("=")[0] for token in argv if token.startswith("--")}
+    if args.algos and "--algo" in given:
+        raise ValueError("give --algo (one algorithm) or --algos (a sweep), not both")
+    if args.sweep_betas and "--beta" in given:
+        raise ValueError("give --beta (one beta) or --sweep-betas (a sweep), not both")
+    if args.sweep_betas and args.betas:
+        raise ValueError("--sweep-betas (one policy per beta) and --betas (one policy across betas) exclude each other")
+    many = bool(args.seeds or args.algos or args.sweep_betas)
+    for flag in ("--backend", "--workers", "--address", "--collect-only"):
+        if flag in given and not many:
+            raise ValueError(f"{flag} applies to --seeds and sweeps (--algos, --sweep-betas) only")
+    if args.address and args.backend != "ray":
+        raise ValueError("--address is the Ray cluster of --backend ray")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parse(Args, argv, prog="infadapter train")
     try:
+        check_flags(args, argv)
         if args.seeds or args.algos or args.sweep_betas:
             train_seeds(args, argv)
         else:

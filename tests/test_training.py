@@ -66,7 +66,9 @@ def test_every_training_command_of_the_readme_trains(tmp_path):
         for folder in agents:
             assert json.loads((folder / "agent.json").read_text())["plays"] == "seed0"
             meta = json.loads((folder / "seed0" / "meta.json").read_text())
-            assert meta["args"]["algo"] in command and meta["args"]["total_timesteps"] == 256
+            assert meta["args"]["algo"] in shlex.split(command) and meta["args"]["total_timesteps"] == 256
+            # the recorded command spells out what a default change would alter
+            assert {"--over-budget", "--total-timesteps", "--algo"} <= set(shlex.split(meta["command"]))
             policy = LearnedAgent(folder)
             env = gym.make("InfAdapter-v0")
             obs, info = env.reset(seed=0)
@@ -97,6 +99,8 @@ def test_a_sweep_trains_the_same_policies_on_every_backend(tmp_path, backend):
     assert train_rl.main(argv) == 0
     folders = sorted(p.name for p in (tmp_path / backend).iterdir())
     assert folders == ["a2c__beta0.02", "a2c__beta0.1", "ppo__beta0.02", "ppo__beta0.1"]
+    logs = list((tmp_path / "logs").glob("*/progress.csv"))
+    assert len(logs) == 8  # every training logged apart, even those that started together
     for name in folders:
         algo = name.split("__")[0]
         serial, other = (
@@ -110,13 +114,24 @@ def test_a_sweep_trains_the_same_policies_on_every_backend(tmp_path, backend):
         assert "--backend" not in meta["command"] and f"--beta {name.split('beta')[1]}" in meta["command"]
 
 
-def test_sweep_flags_are_checked(tmp_path, capsys):
-    assert train_rl.main(["--algos", "ppo,dqn", "--out", str(tmp_path)]) == 2
-    assert "unknown algorithm 'dqn'" in capsys.readouterr().err
-    assert train_rl.main(["--sweep-betas", "0.1", "--betas", "0.1,0.2", "--out", str(tmp_path)]) == 2
-    assert "exclude each other" in capsys.readouterr().err
-    assert train_rl.main(["--seeds", "0", "--backend", "slurm", "--out", str(tmp_path)]) == 2
-    assert "unknown backend 'slurm'" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--algos", "ppo,dqn"], "unknown algorithm 'dqn'"),
+        (["--sweep-betas", "0.1", "--betas", "0.1,0.2"], "exclude each other"),
+        (["--seeds", "0", "--backend", "slurm"], "unknown backend 'slurm'"),
+        (["--algo", "a2c", "--algos", "ppo"], "give --algo (one algorithm) or --algos (a sweep), not both"),
+        (["--beta", "0.1", "--sweep-betas", "0.1,0.2"], "give --beta (one beta) or --sweep-betas"),
+        (["--backend", "ray"], "--backend applies to --seeds and sweeps"),
+        (["--seeds", "0", "--address", "ray://x:10001"], "--address is the Ray cluster of --backend ray"),
+        (["--seeds", "0", "--collect-only"], "--collect-only needs --out"),
+    ],
+)
+def test_sweep_flags_are_checked(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert train_rl.main(argv) == 2
+    assert message in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()  # nothing trained
 
 
 def test_an_experiment_trains_its_arms_scores_them_and_resumes(tmp_path, capsys):
@@ -142,6 +157,23 @@ def test_an_experiment_trains_its_arms_scores_them_and_resumes(tmp_path, capsys)
     assert compare_training.main(argv) == 0  # a second run retrains and replays nothing
     err = capsys.readouterr().err
     assert err.count("trained already") == 2 and "episodes in" not in err
+    assert compare_training.main([*argv, "--windows", "3"]) == 2  # other settings: no stale scores
+    assert "holds scores made with" in capsys.readouterr().err
+    assert compare_training.main([*argv, "--out", str(tmp_path / "out2"), "--beta", "0.1"]) == 2
+    assert "was trained with {'beta': 0.05}" in capsys.readouterr().err
+    # Under the trace, both arms' actions fit the cores available: none is rejected or cut.
+    for arm in ("maskable-ppo", "ppo-scale"):
+        policy = LearnedAgent(tmp_path / "runs" / "budget-trace" / arm)
+        env = gym.make("InfAdapter-v0", budget_trace="tenant-then-failure")
+        obs, info = env.reset(seed=0)
+        policy.reset(info)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(policy.act(obs, info))
+            done = terminated or truncated
+            used = sum(r * c for r, c in zip(info["replicas"], info["cores_per_replica"], strict=True))
+            assert used <= info["available_cores"], (arm, info["time_s"])
+            assert info["action_fix"] not in ("over_budget_kept_previous", "budget_cut"), (arm, info["time_s"])
     # A policy trained with a budget trace sees the cores available; without a trace, all of them.
     policy = LearnedAgent(tmp_path / "runs" / "budget-trace" / "maskable-ppo")
     env = gym.make("InfAdapter-v0", budget_trace="tenant-then-failure")
@@ -155,7 +187,7 @@ def test_an_experiment_trains_its_arms_scores_them_and_resumes(tmp_path, capsys)
         warnings.simplefilter("always")
         policy.reset(info)
     assert any("budget_trace=None" in str(w.message) for w in caught)
-    assert policy.policy_input(obs)[0, -1] == 20  # the whole budget available
+    assert policy.policy_input(obs)[0, -1] == 1.0  # the whole budget available (its share)
     assert plain.action_space.contains(np.asarray(policy.act(obs, info)))
 
 
