@@ -25,16 +25,24 @@ Two exact solvers give the same optimum:
       that capacity is below the rate, those variants serve all of it (AA fills the most accurate
       first), so the objective so far is exact; a choice that reaches the rate completes a
       deployment (the variants below stay off), which is scored exactly. Only the rest of the rate,
-      left to variants ``0..u``, is bounded, by the smaller of (a) the rest at the best accuracy
+      left to variants ``0..u``, is bounded, by the smallest of (a) the rest at the best accuracy
       among them on the fewest cores that can serve it (a knapsack over cores, tabled once per
-      model) and (b) the linear relaxation of serving it, each variant at its best capacity per
-      core, evaluated through its dual at the breakpoints of the dual's envelope. The dual bound
-      splits into a part of the state and a part of the choice, which screens a state's choices
-      before they are built. A state is dropped when its bound is below the best deployment found,
-      or when another state dominates it: no more cores, no less capacity, and an objective ahead
+      model), (b) the linear relaxation of serving it, each variant at its best capacity per
+      core, evaluated through its dual at the breakpoints of the dual's envelope, and (c) a
+      Lagrangian bound: for a multiplier lambda on the served rate, lambda times the rest plus a
+      knapsack over whole cores of what each variant earns above lambda less its cores' price
+      (tabled once per model at a grid of multipliers and prices, read between two prices by the
+      chord, which bounds a convex function from above). The loading cost in every bound is at
+      least the least load of serving the rest (none if one of variants ``0..u`` can stay as it
+      is, else the shortest load time among them). The dual bound (b) splits into a part of the
+      state and a part of the choice, which screens a state's choices before they are built. A
+      state is dropped when its bound is below the best deployment found, or when another state
+      dominates it: no more cores, no less capacity, and an objective ahead
       by at least the accuracy the rest it leaves would have earned and the loading cost the other
-      may still add. A first pass keeps only the ``DIVE_WIDTH`` states of best bound per level (a
-      beam) for a good incumbent; the second keeps every state the bound and dominance allow.
+      may still add. The first incumbent is the best deployment of one or two variants (each
+      size of the more accurate, the other on the fewest cores that serve the rest); a first pass
+      keeps only the ``DIVE_WIDTH`` states of best bound per level (a beam) to improve it; the
+      second keeps every state the bound and dominance allow.
       Capacity need not grow with cores (measured tables do not): a size is tried only when it has
       more capacity than every smaller size, or it is the variant's previous size (no load). Of
       deployments of equal objective it keeps the first it finds.
@@ -66,6 +74,7 @@ MIN_PLANNING_RATE_RPS = 1e-3
 # most); larger ones by branch and bound, whose first pass keeps DIVE_WIDTH states per level.
 ENUMERATION_LIMIT = 100_000
 DIVE_WIDTH = 8
+KNAPSACK_PRICES = 25  # per-core prices the knapsack bound is tabled at (0, then 1e-3..1e3 geometrically)
 
 
 @dataclass(frozen=True, eq=False)
@@ -202,6 +211,9 @@ class _SearchTables:
     capacity: np.ndarray
     min_cores: int
     max_cores: int
+    multipliers: np.ndarray  # (L,) the knapsack bound's multipliers on served capacity, in accuracy units
+    core_prices: np.ndarray  # (Q,) its prices per core, in accuracy x req/s units (ascending, from 0)
+    knapsack: np.ndarray  # (L, Q, V, budget + 1): the bound's knapsack values (``_knapsack_bounds``)
     choices_by_previous: dict[tuple[int, int], tuple[np.ndarray, np.ndarray, np.ndarray]] = field(
         default_factory=dict, compare=False
     )
@@ -226,6 +238,9 @@ class _SearchTables:
         for v in range(model.n_variants):
             most = np.where(fits, most[rest] + capacity[v], -np.inf).max(axis=1)
             reach[v] = most
+        accuracy = np.sort(profile.accuracy)
+        multipliers = np.unique(np.concatenate(([0.0], accuracy, (accuracy[1:] + accuracy[:-1]) / 2)))
+        core_prices = np.concatenate(([0.0], np.geomspace(1e-3, 1e3, KNAPSACK_PRICES - 1)))
         return cls(
             sizes=sizes,
             candidates=tuple(candidates),
@@ -236,6 +251,9 @@ class _SearchTables:
             capacity=profile.per_replica_rps,
             min_cores=profile.min_cores,
             max_cores=model.max_cores,
+            multipliers=multipliers,
+            core_prices=core_prices,
+            knapsack=_knapsack_bounds(candidates, profile.accuracy, multipliers, core_prices, budget),
         )
 
     def choices(self, variant: int, previous: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -259,6 +277,36 @@ class _SearchTables:
         found = (cores, capacity, cost)
         self.choices_by_previous[key] = found
         return found
+
+
+def _knapsack_bounds(
+    candidates: list[tuple[np.ndarray, np.ndarray]],
+    accuracy: np.ndarray,
+    multipliers: np.ndarray,
+    prices: np.ndarray,
+    budget: int,
+) -> np.ndarray:
+    """``K[l, q, u, room]``: the most of ``sum_v (max(accuracy_v - multipliers[l], 0) * capacity_v
+    - prices[q] * cores_v)`` over variants ``0..u`` within ``room`` cores (a knapsack over whole
+    cores, each variant 0 or one of its candidate sizes). By Lagrangian duality on the served rate,
+    serving a rest r from variants 0..u within ``room`` cores at a per-core price p earns at most
+    ``multipliers[l] * r + K`` for any l, in accuracy x req/s units; K is convex and falling in the
+    price, so between two tabled prices the chord bounds it (``_Plan.knapsack``)."""
+    L, Q, R = multipliers.size, prices.size, budget + 1
+    rooms = np.arange(R)
+    out = np.empty((L, Q, len(candidates), R))
+    most = np.zeros((L, Q, R + 1))
+    most[:, :, R] = -np.inf  # where a size does not fit the room
+    for v, (sizes, capacity) in enumerate(candidates):
+        live = int(np.searchsorted(multipliers, accuracy[v]))  # multipliers below v's accuracy
+        if live:
+            rest = rooms[:, None] - sizes[None, :]
+            rest[rest < 0] = R
+            value = (accuracy[v] - multipliers[:live])[:, None, None] * capacity - prices[None, :, None] * sizes
+            grown = most[:live][:, :, rest] + value[:, :, None, :]
+            most[:live, :, :R] = grown.max(axis=3)
+        out[:, :, v] = most[:, :, :R]
+    return out
 
 
 @lru_cache(maxsize=16)
@@ -457,6 +505,12 @@ class _Plan:
         self.accuracy = weights.alpha / rate * model.profile.accuracy
         self.best_below = np.maximum.accumulate(self.accuracy)
         self.choices = [tables.choices(v, c) for v, c in enumerate(previous)]
+        # The least loading cost of serving anything with variants 0..u: none if one of them can stay
+        # as it is, else the shortest load time among them (a rest can only be served by starting one).
+        stays = np.array(
+            [(cores == c).any() and c > 0 for (cores, _, _), c in zip(self.choices, previous, strict=True)]
+        )
+        self.least_load = np.minimum.accumulate(np.where(stays, 0.0, tables.load))
         self.gain = [
             self.accuracy[v] * capacity - self.per_core * cores for v, (cores, capacity, _) in enumerate(self.choices)
         ]
@@ -485,6 +539,9 @@ class _Plan:
             self.dual.append((mu[at], envelope[u, at]) if usable[: u + 1].any() else None)
         # The dual bound of a state s extended by choice c of variant v splits into a part of s and
         # a part of c, head_s(mu) + tail_c(mu): candidates are screened before they are built.
+        self.knapsack_multipliers, self.knapsack = self._knapsack(
+            weights.alpha / rate, self.per_core * rate / weights.alpha if weights.alpha > 0 else np.inf
+        )
         self.tail: list[np.ndarray] = [np.zeros((1, 0))]
         for v in range(1, self.n_variants):
             below = self.dual[v - 1]
@@ -493,6 +550,62 @@ class _Plan:
                 self.tail.append(self.gain[v] - below[1][:, None] * capacity - below[0][:, None] * cores)
             else:
                 self.tail.append(np.zeros((1, 0)))
+
+    def pairs(self) -> tuple[float, tuple[int, ...] | None]:
+        """The best deployment of one or two variants: each size of the more accurate one, a, and
+        the other, b, on the fewest cores that serve the rest (an incumbent for the search)."""
+        tables, rate, V = self.tables, self.rate, self.n_variants
+        width = max(c.size for c, _, _ in self.choices)
+        cores = np.zeros((V, width), dtype=np.int64)
+        capacity = np.zeros((V, width))
+        cost = np.zeros((V, width))
+        for a, (c, cap, lc) in enumerate(self.choices):
+            cores[a, : c.size], capacity[a, : c.size], cost[a, : c.size] = c, cap, lc
+        valid = cores > 0
+        rest = rate - capacity
+        alone = self.accuracy[:, None] * rate - self.per_core * cores - self.gamma * cost
+        alone[~(valid & (rest <= 0))] = -np.inf
+        at = np.stack([np.searchsorted(tables.covering[b], rest) for b in range(V)], axis=2)  # (a, size, b)
+        size = tables.sizes[np.minimum(at, tables.sizes.size - 1)]
+        ok = valid[:, :, None] & (rest[:, :, None] > 0) & (at < tables.sizes.size)
+        ok &= np.tri(V, k=-1, dtype=bool)[:, None, :]  # b less accurate than a
+        ok &= cores[:, :, None] + size <= self.budget
+        load_b = np.where(size != np.asarray(self.previous)[None, None, :], tables.load[None, None, :], 0.0)
+        both = (
+            (self.accuracy[:, None] * capacity)[:, :, None]
+            + self.accuracy[None, None, :] * rest[:, :, None]
+            - self.per_core * (cores[:, :, None] + size)
+            - self.gamma * np.maximum(cost[:, :, None], load_b)
+        )
+        both[~ok] = -np.inf
+        k, j = int(np.argmax(alone)), int(np.argmax(both))
+        deployment = [0] * V
+        if alone.flat[k] == -np.inf and both.flat[j] == -np.inf:
+            return -np.inf, None
+        if alone.flat[k] >= both.flat[j]:
+            a, i = divmod(k, width)
+            deployment[a] = int(cores[a, i])
+            return float(alone.flat[k]), tuple(deployment)
+        a, i, b = np.unravel_index(j, both.shape)
+        deployment[a], deployment[b] = int(cores[a, i]), int(size[a, i, b])
+        return float(both.flat[j]), tuple(deployment)
+
+    def _knapsack(self, scale: float, price: float) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+        """The knapsack bound at this decision's per-core price (``_knapsack_bounds``), in objective
+        units: the multipliers (L,) and K (L, V, budget + 1), by the chord between the tabled prices
+        around ``price`` (the last tabled price above them: a lower price only raises K)."""
+        if not scale > 0 or not np.isfinite(price):
+            return None, None
+        tables = self.tables
+        prices = tables.core_prices
+        above = int(np.searchsorted(prices, price, side="right"))  # prices[above - 1] <= price
+        if above >= prices.size:
+            table = tables.knapsack[:, -1]
+        else:
+            low, high = prices[above - 1], prices[above]
+            t = (price - low) / (high - low)
+            table = (1.0 - t) * tables.knapsack[:, above - 1] + t * tables.knapsack[:, above]
+        return scale * tables.multipliers, scale * table
 
     def search(
         self, best_value: float, best_cores: tuple[int, ...] | None, keep: int | None
@@ -541,13 +654,17 @@ class _Plan:
             total, reached = total.ravel()[open_], reached.ravel()[open_]
             so_far = value[parent] + self.gain[v][pick]
             lc = np.maximum(loading[parent], cost[pick])
+            lc_ahead = np.maximum(lc, self.least_load[u])  # serving the rest loads at least that
             rest, room = rate - reached, budget - total
             need = np.searchsorted(tables.reach[u], rest)
             # the rest served at the best accuracy left, on the fewest cores that can serve it
-            bound = so_far - gamma * lc + self.best_below[u] * rest - per_core * need
+            bound = so_far - gamma * lc_ahead + self.best_below[u] * rest - per_core * need
             live = np.flatnonzero((need <= room) & (bound >= best_value))
             relaxed = (rest[live, None] * h + room[live, None] * mu).min(axis=1)
-            bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc[live] + relaxed)
+            bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc_ahead[live] + relaxed)
+            if self.knapsack is not None and live.size:
+                dual = rest[live, None] * self.knapsack_multipliers + self.knapsack[:, u, room[live]].T
+                bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc_ahead[live] + dual.min(axis=1))
             if keep is not None or (found is None and best_cores is None):
                 # complete each state with variant u alone at the fewest cores that serve the rest
                 at = np.searchsorted(tables.covering[u], rest)
@@ -627,7 +744,7 @@ def _branch_and_bound(
     if model.search_tables.reach[-1, -1] < rate:
         return None
     plan = _Plan(model, rate, previous, weights)
-    dive = plan.search(-np.inf, None, keep=DIVE_WIDTH)
+    dive = plan.search(*plan.pairs(), keep=DIVE_WIDTH)
     return plan.search(*dive, keep=None)[1]
 
 
