@@ -17,7 +17,7 @@ the installed package): ``model.zip`` (the whole SB3 algorithm: ``PPO.load("mode
 commit, wall time and the evaluation on training-day windows (``TRAIN_EVAL_WINDOWS`` windows drawn
 with ``TRAIN_EVAL_SEED``, at every training beta), and a copy of the training log ``progress.csv``
 (and ``learning_curve.png``); the SB3 log goes to ``--log-dir/<run name>``, run names following
-``{env}__{algo}__{seed}__{time}``.
+``{env}__{algo}__{seed}__{ms}-{pid}`` (start time in milliseconds, process id).
 
 ``--seeds 0 1 2`` trains one checkpoint per seed into ``--out/seed<k>`` (each ``meta.json`` with
 the single-seed command that makes it), then writes ``--out/agent.json`` (the seeds, their
@@ -27,7 +27,8 @@ redoes that last part from the seed folders. ``--out agents/checkpoints/<name>``
 agent; without ``--out`` the agent's folder is ``runs/InfAdapter-v0__<algo>__seeds__<time>``.
 
 A sweep: ``--algos ppo a2c --sweep-betas 0.01,0.05,0.2 --seeds 0 1 2`` trains one policy per
-(algorithm, beta, seed) into ``--out/<algo>__beta<b>/seed<k>`` and collects each
+(algorithm, beta, seed) into ``--out/<algo>__beta<b>/seed<k>`` (with one algorithm and one beta,
+``--out/seed<k>``) and collects each
 ``<algo>__beta<b>`` folder as above. ``--backend`` runs the trainings of a ``--seeds`` run or sweep
 here one after another (``serial``), in ``--workers`` processes (``local``), or as Ray tasks
 (``ray``; ``--address`` joins a running cluster): every training seeds itself and runs torch on one
