@@ -229,7 +229,8 @@ def test_seeds_train_into_one_folder_and_the_best_on_training_days_is_played(tmp
     assert chosen["seeds"] == ["seed0", "seed1"] and chosen["plays"] in chosen["seeds"]
     assert chosen["commands"]["seed1"] == (
         f"infadapter train --algo ppo --total-timesteps 256 --num-envs 2 --episode-length-s 300 --betas 0.01 0.2 "
-        f"--observe-weights --log-dir {tmp_path / 'logs'} --seed 1 --out {tmp_path / 'agent' / 'seed1'}"
+        f"--observe-weights --over-budget scale --log-dir {tmp_path / 'logs'} "
+        f"--seed 1 --out {tmp_path / 'agent' / 'seed1'}"
     )
     meta = json.loads((tmp_path / "agent" / "seed1" / "meta.json").read_text())
     assert meta["env_settings"]["betas"] == [0.01, 0.2] and set(meta["evaluation"]["betas"]) == {"0.01", "0.2"}
