@@ -539,6 +539,8 @@ class _Plan:
             self.dual.append((mu[at], envelope[u, at]) if usable[: u + 1].any() else None)
         # The dual bound of a state s extended by choice c of variant v splits into a part of s and
         # a part of c, head_s(mu) + tail_c(mu): candidates are screened before they are built.
+        self.knapsack_multipliers: np.ndarray | None
+        self.knapsack: np.ndarray | None
         self.knapsack_multipliers, self.knapsack = self._knapsack(
             weights.alpha / rate, self.per_core * rate / weights.alpha if weights.alpha > 0 else np.inf
         )
@@ -586,8 +588,8 @@ class _Plan:
             a, i = divmod(k, width)
             deployment[a] = int(cores[a, i])
             return float(alone.flat[k]), tuple(deployment)
-        a, i, b = np.unravel_index(j, both.shape)
-        deployment[a], deployment[b] = int(cores[a, i]), int(size[a, i, b])
+        first, size_at, second = (int(x) for x in np.unravel_index(j, both.shape))
+        deployment[first], deployment[second] = int(cores[first, size_at]), int(size[first, size_at, second])
         return float(both.flat[j]), tuple(deployment)
 
     def _knapsack(self, scale: float, price: float) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
