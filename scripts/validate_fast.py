@@ -67,9 +67,10 @@ def compare(agent_name: str, scenario: Scenario) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    kwargs = env_kwargs(scenario, BETA)
+    # The protocol's own simulator may be the request-level one: the agent plays on the fast one here.
+    kwargs = env_kwargs(scenario, BETA) | {"simulator": "fast"}
     metrics, actions, _, settings = play(infadapter_agents.make(agent_name), kwargs, 0)
-    fast = replay(settings | {"seed": 0}, actions)
+    fast = replay(settings | {"seed": 0, "simulator": "fast"}, actions)
     reference = replay(settings | {"seed": 0, "simulator": "request"}, actions)
     errors = [
         abs(f["latency_p99_ms"] / r["latency_p99_ms"] - 1.0)
