@@ -378,7 +378,7 @@ def run_task(task: TrainTask) -> str:
     return str(out)
 
 
-def sweep_groups(args: Args) -> dict[Path, list[tuple[str, float]]]:
+def sweep_groups(args: Args) -> dict[Path, tuple[str, float]]:
     """The agent folders of a run and the (algo, beta) each trains: ``--out`` itself for one
     algorithm at one beta, else ``--out/<algo>__beta<b>`` per pair."""
     out = Path(args.out)
@@ -388,8 +388,8 @@ def sweep_groups(args: Args) -> dict[Path, list[tuple[str, float]]]:
     if unknown:
         raise ValueError(f"unknown algorithm {unknown[0]!r}; valid: {', '.join(ALGOS)}")
     if len(algos) == 1 and len(betas) == 1:
-        return {out: [(algos[0], betas[0])]}
-    return {out / f"{algo}__beta{beta:g}": [(algo, beta)] for algo in algos for beta in betas}
+        return {out: (algos[0], betas[0])}
+    return {out / f"{algo}__beta{beta:g}": (algo, beta) for algo in algos for beta in betas}
 
 
 def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
@@ -410,12 +410,11 @@ def train_seeds(args: Args, argv: list[str]) -> dict[str, Any]:
     groups = sweep_groups(args)
     command = "infadapter train " + shlex.join(argv)
     tasks = []
-    for folder, pairs in groups.items():
-        for algo, beta in pairs:
-            for seed in seeds:
-                one = replace(args, algo=algo, beta=beta, seed=seed, out=str(folder / f"seed{seed}"))
-                one = replace(one, seeds=[], algos=[], sweep_betas=[], backend="serial")
-                tasks.append(TrainTask(one, seed_command(one, seed, folder / f"seed{seed}"), command))
+    for folder, (algo, beta) in groups.items():
+        for seed in seeds:
+            one = replace(args, algo=algo, beta=beta, seed=seed, out=str(folder / f"seed{seed}"))
+            one = replace(one, seeds=[], algos=[], sweep_betas=[], backend="serial")
+            tasks.append(TrainTask(one, seed_command(one, seed, folder / f"seed{seed}"), command))
     if not args.collect_only:
         for k, folder in enumerate(execute(tasks, args.backend, args.workers, args.address or None), start=1):
             print(f"[{k}/{len(tasks)}] trained {folder}", flush=True)
@@ -437,25 +436,11 @@ def execute(tasks: list[TrainTask], backend: str, workers: int, address: str | N
             futures = [pool.submit(run_task, task) for task in tasks]
             yield from (future.result() for future in as_completed(futures))
     else:
-        try:
-            import ray
-        except ImportError:
-            raise ValueError("--backend ray needs Ray: pip install 'infadapter-gym[ray]'") from None
-        started_here = not ray.is_initialized()
-        if started_here:
-            if address:
-                ray.init(address=address, log_to_driver=False)
-            else:
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-        try:
+        from infadapter_env.leaderboard.sweep import ray_results, ray_session
+
+        with ray_session(workers, address) as ray:
             remote = ray.remote(num_cpus=1)(run_task)
-            pending = [remote.remote(task) for task in tasks]
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(done[0])
-        finally:
-            if started_here:
-                ray.shutdown()
+            yield from ray_results(ray, [remote.remote(task) for task in tasks])
 
 
 def collect(out: Path, seeds: list[str], command: str) -> dict[str, Any]:

@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -352,9 +353,10 @@ def _run_registered(registrations: bytes | None, task: Task) -> list[dict[str, A
     return run_task(task)
 
 
-def _execute_ray(
-    tasks: list[Task], workers: int, address: str | None, registrations: bytes | None
-) -> Iterator[dict[str, Any]]:
+@contextmanager
+def ray_session(workers: int, address: str | None) -> Iterator[Any]:
+    """The ``ray`` module, with Ray started here (``workers`` CPUs) or joined at ``address``, unless
+    this process runs it already; a Ray started here is shut down on leaving."""
     try:
         import ray
     except ImportError:
@@ -365,13 +367,25 @@ def _execute_ray(
             ray.init(address=address, log_to_driver=False)
         else:
             ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    remote = ray.remote(_run_registered)
     try:
-        shipped = ray.put(registrations)
-        pending = [remote.remote(shipped, task) for task in tasks]
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            yield from ray.get(done[0])
+        yield ray
     finally:
         if started_here:
             ray.shutdown()
+
+
+def ray_results(ray: Any, pending: list[Any]) -> Iterator[Any]:
+    """The results of Ray tasks, each as soon as it finishes."""
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
+
+
+def _execute_ray(
+    tasks: list[Task], workers: int, address: str | None, registrations: bytes | None
+) -> Iterator[dict[str, Any]]:
+    with ray_session(workers, address) as ray:
+        remote = ray.remote(_run_registered)
+        shipped = ray.put(registrations)
+        for rows in ray_results(ray, [remote.remote(shipped, task) for task in tasks]):
+            yield from rows
