@@ -42,7 +42,9 @@ Two exact solvers give the same optimum:
       may still add. The first incumbent is the best deployment of one or two variants (each
       size of the more accurate, the other on the fewest cores that serve the rest); a first pass
       keeps only the ``DIVE_WIDTH`` states of best bound per level (a beam) to improve it; the
-      second keeps every state the bound and dominance allow.
+      second keeps every state the bound and dominance allow. The two loops over states (extend
+      and bound each state, stopping at the first bound that closes it; the dominance filter) are
+      compiled with numba (``infadapter_agents.solver_kernels``), loaded by ``prepare()``.
       Capacity need not grow with cores (measured tables do not): a size is tried only when it has
       more capacity than every smaller size, or it is the variant's previous size (no load). Of
       deployments of equal objective it keeps the first it finds.
@@ -124,8 +126,15 @@ class PlanningModel:
         return _search_tables(self.profile, self.budget_cores)
 
     def prepare(self) -> None:
-        """Build what the fast solver reads (once per profile and budget), outside any decision."""
-        _ = self.table if self.enumerable else self.search_tables
+        """Build what the fast solver reads (once per profile and budget), and load branch and
+        bound's compiled loops where it needs them, outside any decision."""
+        if self.enumerable:
+            _ = self.table
+        else:
+            _ = self.search_tables
+            from infadapter_agents import solver_kernels
+
+            solver_kernels.warm_up()
 
     def capacity(self, cores: tuple[int, ...]) -> list[float]:
         return [float(self.profile.per_replica_rps[v, c]) for v, c in enumerate(cores)]
@@ -539,8 +548,6 @@ class _Plan:
             self.dual.append((mu[at], envelope[u, at]) if usable[: u + 1].any() else None)
         # The dual bound of a state s extended by choice c of variant v splits into a part of s and
         # a part of c, head_s(mu) + tail_c(mu): candidates are screened before they are built.
-        self.knapsack_multipliers: np.ndarray | None
-        self.knapsack: np.ndarray | None
         self.knapsack_multipliers, self.knapsack = self._knapsack(
             weights.alpha / rate, self.per_core * rate / weights.alpha if weights.alpha > 0 else np.inf
         )
@@ -592,12 +599,13 @@ class _Plan:
         deployment[first], deployment[second] = int(cores[first, size_at]), int(size[first, size_at, second])
         return float(both.flat[j]), tuple(deployment)
 
-    def _knapsack(self, scale: float, price: float) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    def _knapsack(self, scale: float, price: float) -> tuple[np.ndarray, np.ndarray]:
         """The knapsack bound at this decision's per-core price (``_knapsack_bounds``), in objective
-        units: the multipliers (L,) and K (L, V, budget + 1), by the chord between the tabled prices
-        around ``price`` (the last tabled price above them: a lower price only raises K)."""
+        units: the multipliers (L,) and K (V, L, budget + 1), by the chord between the tabled prices
+        around ``price`` (the last tabled price above them: a lower price only raises K). No
+        multipliers (L = 0) where alpha is 0."""
         if not scale > 0 or not np.isfinite(price):
-            return None, None
+            return np.zeros(0), np.zeros((self.n_variants, 0, self.budget + 1))
         tables = self.tables
         prices = tables.core_prices
         above = int(np.searchsorted(prices, price, side="right"))  # prices[above - 1] <= price
@@ -607,7 +615,8 @@ class _Plan:
             low, high = prices[above - 1], prices[above]
             t = (price - low) / (high - low)
             table = (1.0 - t) * tables.knapsack[:, above - 1] + t * tables.knapsack[:, above]
-        return scale * tables.multipliers, scale * table
+        # (V, L, budget + 1): one contiguous (multiplier, room) table per level u
+        return scale * tables.multipliers, np.ascontiguousarray(scale * table.transpose(1, 0, 2))
 
     def search(
         self, best_value: float, best_cores: tuple[int, ...] | None, keep: int | None
@@ -615,6 +624,8 @@ class _Plan:
         """One pass over the variants, most accurate first; ``keep`` states per level (the dive),
         or every state no bound or dominance rules out. Returns the best deployment and its value,
         or ``(best_value, best_cores)`` if none beats them."""
+        from infadapter_agents import solver_kernels as kernels  # numba: only branch and bound needs it
+
         tables, rate, budget, gamma, per_core = self.tables, self.rate, self.budget, self.gamma, self.per_core
         V = self.n_variants
         used = np.zeros(1, dtype=np.int64)  # per state: cores, capacity, objective without LC, LC
@@ -623,50 +634,42 @@ class _Plan:
         loading = np.zeros(1)
         trail: list[tuple[np.ndarray, np.ndarray]] = []  # per level: each kept state's parent and cores
         found: tuple[int, ...] | None = None  # (level, parent, cores) or (..., variant below, its cores)
+        none = np.zeros(0)
         for level, v in enumerate(range(V - 1, -1, -1)):
             cores, more, cost = self.choices[v]
-            total = used[:, None] + cores
-            reached = capacity[:, None] + more
-            fits = total <= budget
-            served = reached >= rate
-            done = np.flatnonzero(fits & served)
-            if done.size:
-                parent, pick = np.divmod(done, cores.size)
-                # v is the last variant the rate reaches: it serves what is left
-                final = (
-                    value[parent]
-                    + self.accuracy[v] * (rate - capacity[parent])
-                    - per_core * cores[pick]
-                    - gamma * np.maximum(loading[parent], cost[pick])
-                )
-                k = int(np.argmax(final))
-                if final[k] > best_value:
-                    best_value, found = float(final[k]), (level, int(parent[k]), int(cores[pick[k]]))
             u = v - 1
-            below = self.dual[u] if v else None
-            if below is None:  # no variant left that could serve the rest
+            below = self.dual[u] if v else None  # None: no variant left that could serve a rest
+            mu, h = below if below is not None else (none, none)
+            final, state, choice, parent, pick, total, reached, so_far, lc, bound = kernels.expand(
+                used,
+                capacity,
+                value,
+                loading,
+                cores,
+                more,
+                cost,
+                self.gain[v],
+                rate,
+                budget,
+                self.accuracy[v],
+                per_core,
+                gamma,
+                best_value,
+                below is not None,
+                mu,
+                h,
+                self.tail[v] if below is not None else np.zeros((0, cores.size)),
+                self.least_load[u] if v else 0.0,
+                self.best_below[u] if v else 0.0,
+                tables.reach[u] if v else none,
+                self.knapsack[u] if v else np.zeros((0, 1)),
+                self.knapsack_multipliers,
+            )
+            if state >= 0:  # v is the last variant the rate reaches: it serves what is left
+                best_value, found = final, (level, state, int(cores[choice]))
+            if below is None:
                 break
-            mu, h = below
-            head = (value - gamma * loading)[:, None] + (rate - capacity)[:, None] * h
-            head += (budget - used)[:, None] * mu
-            tightest = head.argmin(axis=1)
-            head = head[np.arange(head.shape[0]), tightest]
-            open_ = np.flatnonzero(fits & ~served & (head[:, None] + self.tail[v][tightest] >= best_value))
-            parent, pick = np.divmod(open_, cores.size)
-            total, reached = total.ravel()[open_], reached.ravel()[open_]
-            so_far = value[parent] + self.gain[v][pick]
-            lc = np.maximum(loading[parent], cost[pick])
-            lc_ahead = np.maximum(lc, self.least_load[u])  # serving the rest loads at least that
             rest, room = rate - reached, budget - total
-            need = np.searchsorted(tables.reach[u], rest)
-            # the rest served at the best accuracy left, on the fewest cores that can serve it
-            bound = so_far - gamma * lc_ahead + self.best_below[u] * rest - per_core * need
-            live = np.flatnonzero((need <= room) & (bound >= best_value))
-            relaxed = (rest[live, None] * h + room[live, None] * mu).min(axis=1)
-            bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc_ahead[live] + relaxed)
-            if self.knapsack is not None and live.size:
-                dual = rest[live, None] * self.knapsack_multipliers + self.knapsack[:, u, room[live]].T
-                bound[live] = np.minimum(bound[live], so_far[live] - gamma * lc_ahead[live] + dual.min(axis=1))
             if keep is not None or (found is None and best_cores is None):
                 # complete each state with variant u alone at the fewest cores that serve the rest
                 at = np.searchsorted(tables.covering[u], rest)
@@ -680,12 +683,12 @@ class _Plan:
                     if guess[k] > best_value:
                         best_value = float(guess[k])
                         found = (level, int(parent[k]), int(cores[pick[k]]), u, int(size[k]))
-            alive = live[bound[live] >= best_value]
+            alive = np.flatnonzero(bound >= best_value)
             if keep is not None and alive.size > keep:
                 alive = alive[np.argsort(-bound[alive], kind="stable")[:keep]]
             elif alive.size > 1:
                 slack = so_far[alive] - self.best_below[u] * reached[alive]
-                alive = alive[_undominated(total[alive], reached[alive], slack, gamma * lc[alive])]
+                alive = alive[kernels.undominated(total[alive], reached[alive], slack, gamma * lc[alive])]
             trail.append((parent[alive], cores[pick[alive]]))
             used, capacity, value, loading = total[alive], reached[alive], so_far[alive], lc[alive]
             if not alive.size:
@@ -703,41 +706,6 @@ class _Plan:
             deployment[V - 1 - level] = int(picked[state])
             state = int(parents[state])
         return best_value, tuple(deployment)
-
-
-def _undominated(cores: np.ndarray, capacity: np.ndarray, slack: np.ndarray, loading: np.ndarray) -> np.ndarray:
-    """Positions of the states that no other state dominates.
-
-    State j dominates i when it has no more cores, no less capacity, and
-    ``slack_j - slack_i >= max(loading_j - loading_i, 0)`` (``loading`` is gamma times LC so far):
-    any completion of i then completes j at least as well, because the rest of the rate j leaves is
-    smaller by ``capacity_j - capacity_i``, which the remaining variants would have served at no
-    better than the accuracy ``slack`` is reduced by, and a later variant's load can raise j's LC
-    by ``loading_j - loading_i`` at most over i's. Two sweeps, each a running maximum over the states
-    in order of capacity and over cores: among states of equal loading (exact), and across all
-    states with j's loading charged in full above the lowest (sufficient).
-    """
-    levels, group = np.unique(loading, return_inverse=True)
-    order = np.lexsort((cores, -slack, -capacity, group))  # per loading: capacity down, slack down
-    cores, slack, group = cores[order], slack[order], group[order]
-    n, width = order.size, int(cores.max()) + 1
-    rows = np.arange(n)
-    # Equal loading: lift each group above the one before so that the running maximum restarts.
-    lift = group * (1.0 + float(slack.max() - slack.min()))
-    best = np.full((n, width), -np.inf)
-    best[rows, cores] = slack + lift
-    np.maximum.accumulate(best, axis=0, out=best)
-    np.maximum.accumulate(best, axis=1, out=best)
-    kept = np.ones(n, dtype=bool)
-    kept[1:] = best[rows[:-1], cores[1:]] < (slack + lift)[1:]
-    if levels.size > 1:
-        again = np.lexsort((cores, -slack, -capacity[order]))
-        best.fill(-np.inf)
-        best[rows, cores[again]] = (slack - (levels[group] - levels[0]))[again]
-        np.maximum.accumulate(best, axis=0, out=best)
-        np.maximum.accumulate(best, axis=1, out=best)
-        kept[again[1:]] &= best[rows[:-1], cores[again[1:]]] < slack[again[1:]]
-    return order[kept]
 
 
 def _branch_and_bound(

@@ -10,8 +10,10 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from infadapter_agents import solver
+from infadapter_agents import solver, solver_kernels
 from infadapter_agents.solver import Decision, PlanningModel, evaluate, solve, solve_single_variant
 from infadapter_env.deployment import enumerate_deployments
 from infadapter_env.objective import Weights
@@ -286,3 +288,45 @@ def test_solve_cli_prints_the_decision_as_json():
 def test_solve_cli_reports_bad_input(args, message):
     done = run_cli("solve", *args)
     assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr
+
+
+def dominates(j: int, i: int, cores, capacity, slack, loading) -> bool:
+    """The dominance of branch and bound's states (``solver_kernels.undominated``), written out."""
+    return bool(
+        cores[j] <= cores[i]
+        and capacity[j] >= capacity[i]
+        and slack[j] - slack[i] >= max(loading[j] - loading[i], 0.0)
+    )
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 6),  # cores
+            st.sampled_from([0.0, 1.0, 2.5, 4.0, 7.0]),  # capacity: ties on purpose
+            st.sampled_from([-1.0, 0.0, 0.3, 0.5, 1.0, 2.0]),  # slack
+            st.sampled_from([0.0, 0.1, 0.5]),  # gamma x LC so far
+        ),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_the_dominance_filter_drops_only_states_a_kept_state_dominates(states):
+    cores, capacity, slack, loading = (np.array(column) for column in zip(*states, strict=True))
+    kept = solver_kernels.undominated(cores.astype(np.int64), capacity, slack, loading)
+    assert len(set(kept.tolist())) == kept.size and set(kept.tolist()) <= set(range(len(states)))
+    for i in set(range(len(states))) - set(kept.tolist()):
+        assert any(dominates(j, i, cores, capacity, slack, loading) for j in kept if j != i), (i, states)
+
+
+def test_the_dominance_filter_drops_the_plainly_dominated():
+    # state 1 has more cores, less capacity and less slack than state 0 at the same loading;
+    # state 2 is state 0 with a higher loading, which 0's lead in slack does not cover
+    cores = np.array([2, 3, 2], dtype=np.int64)
+    capacity = np.array([10.0, 9.0, 10.0])
+    slack = np.array([1.0, 0.5, 0.95])
+    kept = solver_kernels.undominated(cores, capacity, slack, np.array([0.2, 0.2, 0.0]))
+    assert sorted(kept.tolist()) == [0, 2]
+    kept = solver_kernels.undominated(cores, capacity, slack, np.array([0.0, 0.2, 0.2]))
+    assert sorted(kept.tolist()) == [0]

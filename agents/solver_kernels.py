@@ -1,0 +1,212 @@
+"""The two per-state loops of the fast solver's branch and bound, compiled by numba.
+
+Branch and bound (``infadapter_agents.solver``) handles thousands of partial deployments per level
+as numpy arrays. Two steps are loops over states with an early exit, which numpy can only do by
+building (states x something) matrices: the bound of each state (a minimum over tens of dual
+multipliers, most states pruned after a few) and the dominance filter (a prefix maximum over the
+states in order of capacity and over cores). Written as loops and compiled, both cost a fraction
+of the matrices (10 variants on 64 cores: the slowest decisions of the solver's random worlds went
+from 16-57 ms to under 10 ms). Only branch and bound imports this module: the shipped world's
+solver enumerates and never pays numba's import (about 0.3 s) or its first compile (cached on disk).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import numba
+import numpy as np
+
+
+@lru_cache(maxsize=1)
+def warm_up() -> None:
+    """Compile both loops (about 4 s, once per machine: numba caches them beside this file or in
+    its user cache) or load them from the cache (well under a second), on inputs of the types
+    branch and bound passes, so that no decision pays for it."""
+    ints, floats = np.zeros(1, dtype=np.int64), np.zeros(1)
+    expand(ints, floats, floats, floats, ints, floats, floats, floats, 1.0, 1, 1.0, 0.0, 0.0, -np.inf, True,
+           floats, floats, np.zeros((1, 1)), 0.0, 1.0, floats, np.zeros((1, 2)), floats)  # fmt: skip
+    undominated(ints, floats, floats, floats)
+
+
+@numba.njit(cache=True, nogil=True)
+def expand(
+    used: np.ndarray,
+    capacity: np.ndarray,
+    value: np.ndarray,
+    loading: np.ndarray,
+    cores: np.ndarray,
+    more: np.ndarray,
+    cost: np.ndarray,
+    gain: np.ndarray,
+    rate: float,
+    budget: int,
+    accuracy: float,
+    per_core: float,
+    gamma: float,
+    best_value: float,
+    rest_ahead: bool,
+    mu: np.ndarray,
+    h: np.ndarray,
+    tail: np.ndarray,
+    least_load: float,
+    best_accuracy: float,
+    reach: np.ndarray,
+    knapsack: np.ndarray,
+    multipliers: np.ndarray,
+) -> tuple[float, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One level of branch and bound: every state (``used`` cores, ``capacity``, ``value`` so far
+    without LC, ``loading`` its LC so far) extended by every choice of the level's variant v
+    (``cores``, ``more`` capacity, ``cost`` its loading cost, ``gain`` its objective at full
+    capacity), in order of state then choice.
+
+    Returns the best completion (an extension that reaches the rate: v serves what is left) as
+    (value, state, choice), -inf and -1 where none beats ``best_value``, then the extensions
+    left open: their state, choice, cores, capacity, objective so far, LC so far and bound.
+    ``rest_ahead`` is False where no variant below v can serve anything (nothing stays open).
+
+    An extension stays open if it fits the budget, leaves a rest, and its bound reaches the best
+    value (after the completions). First the dual screen ``head_s(mu) + tail[mu, c]`` at the
+    state's tightest mu; then the bound: ``exact`` (the objective so far less the least loading
+    cost still ahead, ``least_load``) plus the smallest of (a) the rest at ``best_accuracy`` on
+    the fewest cores that reach it (``reach``: the most capacity of variants 0..u within c cores,
+    non-decreasing; closed where those do not fit the room left), (b) the Lagrangian knapsack
+    bound ``min_l multipliers[l] * rest + knapsack[l, room]`` and (c) the dual of the linear
+    relaxation ``min_j h[j] * rest + mu[j] * room``. Each is a valid upper bound on what the rest
+    can earn, so stopping at the first that closes an extension changes nothing but the time.
+    """
+    states, choices = used.size, cores.size
+    best_final, best_state, best_choice = -np.inf, -1, -1
+    for s in range(states):
+        for c in range(choices):
+            if used[s] + cores[c] > budget:  # choices come in order of cores
+                break
+            if capacity[s] + more[c] >= rate:
+                final = (
+                    value[s] + accuracy * (rate - capacity[s]) - per_core * cores[c] - gamma * max(loading[s], cost[c])
+                )
+                if final > best_final:
+                    best_final, best_state, best_choice = final, s, c
+    if best_final > best_value:
+        best_value = best_final
+    else:
+        best_final, best_state, best_choice = -np.inf, -1, -1
+    size = states * choices if rest_ahead else 0
+    parent = np.empty(size, dtype=np.int64)
+    pick = np.empty(size, dtype=np.int64)
+    total = np.empty(size, dtype=np.int64)
+    reached = np.empty(size)
+    so_far = np.empty(size)
+    lc = np.empty(size)
+    bound = np.empty(size)
+    n = 0
+    for s in range(states if rest_ahead else 0):
+        tightest, head = 0, np.inf
+        for j in range(mu.size):
+            at = value[s] - gamma * loading[s] + (rate - capacity[s]) * h[j] + (budget - used[s]) * mu[j]
+            if at < head:
+                tightest, head = j, at
+        need = 0
+        for c in range(choices):
+            t = used[s] + cores[c]
+            if t > budget:  # choices come in order of cores
+                break
+            r = capacity[s] + more[c]
+            if r >= rate or head + tail[tightest, c] < best_value:
+                continue
+            # The bound, written out here: a helper taking arrays costs reference counting per call.
+            # The fewest cores in which variants 0..u reach the rest (np.searchsorted's 'left'),
+            # walked from the last choice's: the rest falls as the choices grow, so a step or two.
+            rest, room = rate - r, budget - t
+            while need < reach.size and reach[need] < rest:
+                need += 1
+            while need > 0 and reach[need - 1] >= rest:
+                need -= 1
+            if need > room:
+                continue
+            extended = value[s] + gain[c]
+            loaded = max(loading[s], cost[c])
+            exact = extended - gamma * max(loaded, least_load)
+            b = exact + best_accuracy * rest - per_core * need  # (a)
+            k = 0
+            while b >= best_value and k < multipliers.size:  # (b)
+                b = min(b, exact + multipliers[k] * rest + knapsack[k, room])
+                k += 1
+            j = 0
+            while b >= best_value and j < mu.size:  # (c)
+                b = min(b, exact + h[j] * rest + mu[j] * room)
+                j += 1
+            if b < best_value:
+                continue
+            parent[n], pick[n], total[n], reached[n] = s, c, t, r
+            so_far[n], lc[n], bound[n] = extended, loaded, b
+            n += 1
+    return (
+        best_final,
+        best_state,
+        best_choice,
+        parent[:n],
+        pick[:n],
+        total[:n],
+        reached[:n],
+        so_far[:n],
+        lc[:n],
+        bound[:n],
+    )
+
+
+def undominated(cores: np.ndarray, capacity: np.ndarray, slack: np.ndarray, loading: np.ndarray) -> np.ndarray:
+    """Positions of the states no other state dominates, in order of capacity (most first); a
+    dominated state may stay where only ties of capacity separate it from its dominator.
+
+    State j dominates i when it has no more cores, no less capacity, and ``slack_j - slack_i >=
+    max(loading_j - loading_i, 0)`` (why, in ``solver._Plan.search``). One sweep over the states
+    in order of capacity (``_sweep``) tests two sufficient forms: equal loading (``slack_j >=
+    slack_i``), and j's loading charged in full above the lowest of all states (``slack_j -
+    (loading_j - lowest) >= slack_i``). The order comes from numpy, whose sort is several times
+    faster than numba's."""
+    return _sweep(np.argsort(-capacity), cores, slack, loading)
+
+
+@numba.njit(cache=True, nogil=True)
+def _sweep(order: np.ndarray, cores: np.ndarray, slack: np.ndarray, loading: np.ndarray) -> np.ndarray:
+    """``undominated`` over the states in ``order``. A dominated state need not be remembered:
+    whatever it dominates, the state that dominates it does too (both forms are transitive, and
+    mix). ``best[g, c]``, the most slack among the kept states of loading g with at most c cores
+    (the last row: the most charged slack of all), is non-decreasing in c, so adding a state stops
+    at the first core count where it gains nothing. O(states x cores) at worst. Loadings take a
+    few values (gamma times a load time), found by a linear search."""
+    n = cores.size
+    levels = np.empty(n)
+    group = np.empty(n, dtype=np.int64)
+    groups = 0
+    width = 1
+    for i in range(n):
+        g = 0
+        while g < groups and levels[g] != loading[i]:
+            g += 1
+        if g == groups:
+            levels[g] = loading[i]
+            groups += 1
+        group[i] = g
+        width = max(width, cores[i] + 1)
+    lowest = levels[:groups].min() if n else 0.0
+    best = np.full((groups + 1, width), -np.inf)
+    kept = np.empty(n, dtype=np.int64)
+    m = 0
+    for i in order:
+        c, g = cores[i], group[i]
+        if best[g, c] >= slack[i] or best[groups, c] >= slack[i]:
+            continue
+        kept[m] = i
+        m += 1
+        for k in range(c, width):
+            if best[g, k] >= slack[i]:
+                break
+            best[g, k] = slack[i]
+        charged = slack[i] - (loading[i] - lowest)
+        for k in range(c, width):
+            if best[groups, k] >= charged:
+                break
+            best[groups, k] = charged
+    return kept[:m]
