@@ -62,8 +62,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     - ``"fast"`` (default; ``infadapter_env.fast_sim``): 1 s ticks, fluid queues, and each tick's
       latency from the servers' steady-state latency distribution under Poisson arrivals
       (``profiles/latency_quantiles.npz``) at the utilisation of the last 10 s, made effective for
-      the burstiness of what a replica receives, plus the fluid wait.
-      Validated against the request-level simulator (README, ``infadapter validate-fast``).
+      the burstiness of what a replica receives, plus the fluid wait (spread by a replica's random
+      share of the queue and the service time's CV); the interval's P50/P99 are the quantiles of
+      the mixture of those distributions. Validated against the request-level simulator on every
+      leaderboard agent's decisions (README, ``infadapter validate-fast``).
     - ``"request"`` (``infadapter_env.request_sim``): every request is simulated: its arrival time
       inside its second (``arrivals``: ``"poisson"``, ``"uniform"``, or the original load
       generator's ``"loadgen"``, drawn from the generator seeded by ``reset(seed=...)``), its

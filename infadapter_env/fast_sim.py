@@ -16,7 +16,10 @@ calibrated service model; ``q``: requests waiting):
    the tick has ``max(q + (admitted - mu) x, 0)`` requests ahead of it (x = 1/4 and 3/4) and waits
    for them: that many over ``mu``, spread (three Gauss-Hermite points) by the wandering of one
    replica's queue around the fluid one (a diffusion fed by Poisson arrivals and random service,
-   within what its drift allows, ``backlog_var``) and by the randomness of the completions ahead;
+   within what its drift allows, ``backlog_var``: the drift of a full queue counts every request
+   offered to it and refused), by the random share of the queue a replica holds (requests pick one
+   of R replicas at random: variance n (1 - 1/R) for n ahead per replica) and by the randomness of
+   its completions (service-time CV c: variance n c^2);
    then comes the server's steady-state latency under Poisson arrivals, read from
    ``profiles/latency_quantiles.npz`` at the utilisation of the last 10 s made effective for the
    burstiness of what the server really receives (``_effective_rho``; behind a queue: the service
@@ -24,10 +27,9 @@ calibrated service model; ``q``: requests waiting):
 4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
 
 Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
-distributions: without queues each tail is approximated as exponential around its own quantile,
-which makes the mixture quantile a log-sum-exp of the ticks' quantiles (exact when the ticks are
-alike); with queues the waits make the ticks unlike, and the quantiles come from a log-binned
-histogram of every 5-tick group's latency quantiles shifted by its waits. Loading,
+distributions, read from a log-binned histogram of every 5-tick group's latency quantiles at
+``ATOM_LEVELS`` (shifted by its waits where queues form): a variant serving a few percent of the
+requests enters the overall P99 with the body of its distribution. Loading,
 rolling updates and make-before-break follow ``deploy``. ``tests/test_fast_vs_request.py`` and
 ``scripts/validate_fast.py`` hold this model to the request-level simulator.
 """
@@ -175,10 +177,6 @@ class ServerTables:
     n_rho: int  # R, points of the utilisation grid
     # Flattened (V, C+1, R[, J+1]) tables, so that a lookup is one ``take``:
     over: np.ndarray  # P(latency > SLO x j / 64)
-    q50_s: np.ndarray  # median latency (s)
-    s50_s: np.ndarray  # its tail scale (s)
-    q99_s: np.ndarray  # P99 latency (s)
-    s99_s: np.ndarray
     atoms_s: np.ndarray  # (V x (C+1) x R, len(ATOM_LEVELS)) latency quantiles at ATOM_LEVELS
     atom_mass: np.ndarray  # (len(ATOM_LEVELS),) probability each atom stands for
 
@@ -203,17 +201,14 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
     def level(p: float) -> int:
         return int(np.flatnonzero(np.isclose(levels, p))[0])
 
-    q50, q70, q99, q995 = (q_fine[..., level(p)] for p in (0.5, 0.7, 0.99, 0.995))
-    s50 = np.maximum(q70 - q50, 1e-6) / np.log(0.5 / 0.3)
-    s99 = np.maximum(q995 - q99, 1e-6) / np.log(0.01 / 0.005)
     thresholds = slo_s * np.arange(THRESHOLD_STEPS + 1) / THRESHOLD_STEPS
     over = np.stack([tail_probability(q_fine, levels, x) for x in thresholds], axis=-1)
     rates = service.service_rps[: len(profile.variants)]
-    over_f, q50_f, s50_f, q99_f, s99_f = (np.ascontiguousarray(a).reshape(-1) for a in (over, q50, s50, q99, s99))
+    over_f = np.ascontiguousarray(over).reshape(-1)
     atoms = np.ascontiguousarray(q_fine[..., [level(p) for p in ATOM_LEVELS]]).reshape(-1, len(ATOM_LEVELS))
     edges = np.concatenate([[0.0], (np.array(ATOM_LEVELS[:-1]) + np.array(ATOM_LEVELS[1:])) / 2, [1.0]])
     mass = np.diff(edges)
-    for array in (over_f, q50_f, s50_f, q99_f, s99_f, atoms, mass):
+    for array in (over_f, atoms, mass):
         array.setflags(write=False)
     return ServerTables(
         slo_s=slo_s,
@@ -221,12 +216,8 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
         service_rps=rates,
         service_cv=service.service_cv[: len(profile.variants)],
         load_time_s=profile.load_time_s,
-        n_rho=q50.shape[2],
+        n_rho=q_fine.shape[2],
         over=over_f,
-        q50_s=q50_f,
-        s50_s=s50_f,
-        q99_s=q99_f,
-        s99_s=s99_f,
         atoms_s=atoms,
         atom_mass=mass,
     )
@@ -438,12 +429,16 @@ def _ticks(
     )
     # Latencies of every tick at once, variant-major (N, V, T, wait point, spread point). A request
     # admitted a fraction x into the tick has the fluid queue ahead of it, spread by the queue's
-    # wandering and by the randomness of the completions ahead (about n / mu^2 for n requests).
+    # wandering, by the replica's random share of the queue and by the randomness of its completions.
     safe_mu = np.maximum(mu_t, 1e-12)
     x = np.array(WAIT_POINTS)[None, :, None, None]  # (1, X, 1, 1) against (T, X, N, V)
     ahead = np.maximum(queue_t[:, None] + (take_t - mu_t)[:, None] * x, 0.0)
     mu_replica = np.maximum(mu_t / per_replica_t, 1e-12)[:, None]
-    spread = np.sqrt(variance_t[:, None] + ahead / per_replica_t[:, None]) / mu_replica
+    # Of n = ahead / R requests ahead per replica, a replica holds a random share (R replicas picked at
+    # random: variance n (1 - 1 / R)) and completes them at random (variance n cv^2 in requests).
+    cv2_t = tables.service_cv[variant, cores_t] ** 2
+    scatter_t = ((1.0 - 1.0 / per_replica_t + cv2_t) / per_replica_t)[:, None]
+    spread = np.sqrt(variance_t[:, None] + ahead * scatter_t) / mu_replica
     z = np.array([node for node, _ in QUEUE_SPREAD])[None, None, :, None, None]
     weight = np.array([w for _, w in QUEUE_SPREAD])[None, None, :, None, None] / len(WAIT_POINTS)
     longest_wait = (queue_factor * cap_t / safe_mu)[:, None, None]
@@ -479,7 +474,7 @@ def _ticks(
         dropped,
         lost,
         busy,
-        exact_quantiles=slots,
+        slots_per_tick=slots,
     )
     return new_state, result
 
@@ -511,10 +506,13 @@ def _recurrence(
         rate = rate_t[tick]
         room = np.maximum(queue_factor * cap_t[tick] + mu - queue, 0.0)
         take = np.minimum(routed_t[tick], room)
+        refused = routed_t[tick] - take  # offered to a variant and refused by it
         if spill_over:  # accuracy_first: what one variant cannot admit goes to the next with room
             spill = np.maximum(rate - row_sum(take), 0.0)
             left = room - take
-            take = take + np.clip(spill[:, None] - sum_after(left), 0.0, left)
+            room_before = sum_after(left)  # the room of the more accurate variants, which spill reaches first
+            take = take + np.clip(spill[:, None] - room_before, 0.0, left)
+            refused = np.maximum(spill[:, None] - room_before - left, 0.0)  # the spill that passes on
         turned_away = np.maximum(rate - row_sum(take), 0.0)
         dropped += turned_away
         queue_t[tick], variance_t[tick], take_t[tick] = queue, variance, take
@@ -524,11 +522,10 @@ def _recurrence(
         # One replica's queue wanders around the fluid one: a diffusion whose variance grows while
         # the queue lasts, up to what the drift of the offered load allows (against a barrier a
         # diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|) of it), and
-        # never beyond half the queue's bound. What was turned away was offered to full queues.
+        # never beyond half the queue's bound. A full queue's drift counts all that was offered to it.
         per_replica = per_replica_t[tick]
         growth = (take + noise_t[tick]) / per_replica
-        full = (take >= room - 1e-9) & (room > 0)
-        offered = take + np.where(full, (turned_away / np.maximum(row_sum(full), 1.0))[:, None], 0.0)
+        offered = take + refused
         reach = np.minimum(growth / np.maximum(2 * np.abs(offered - mu) / per_replica, 1e-12), half_bound_t[tick])
         variance = np.where(queue > 0, np.minimum(variance + growth, reach**2), 0.0)
     return queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost
@@ -560,16 +557,17 @@ def _recurrence_one(
                 queue[v] = 0.0
         rate = rates[tick]
         room = [max(queue_factor * cap[v] + mu[v] - queue[v], 0.0) for v in range(n_var)]
-        take = [min(r, m) for r, m in zip(routed_all[tick], room, strict=True)]
+        routed = routed_all[tick]
+        take = [min(r, m) for r, m in zip(routed, room, strict=True)]
+        refused = [r - t for r, t in zip(routed, take, strict=True)]
         if spill_over:
             spill = max(rate - sum(take), 0.0)
             for v in order:
-                if spill <= 0:
-                    break
                 put = min(spill, room[v] - take[v])
                 if put > 0:
                     take[v] += put
                     spill -= put
+                refused[v] = max(spill, 0.0)  # the spill that passes on
         turned_away = max(rate - sum(take), 0.0)
         dropped += turned_away
         queue_t.append(list(queue))
@@ -578,13 +576,11 @@ def _recurrence_one(
         done = [min(q + t, m) for q, t, m in zip(queue, take, mu, strict=True)]
         done_t.append(done)
         queue = [q + t - d for q, t, d in zip(queue, take, done, strict=True)]
-        full = [take[v] >= room[v] - 1e-9 and room[v] > 0 for v in range(n_var)]
-        share = turned_away / max(sum(full), 1)
         replicas, noise, half = replicas_all[tick], noise_all[tick], half_all[tick]
         for v in range(n_var):
             if queue[v] > 0:
                 growth = (take[v] + noise[v]) / replicas[v]
-                offered = take[v] + (share if full[v] else 0.0)
+                offered = take[v] + refused[v]
                 reach = min(growth / max(2 * abs(offered - mu[v]) / replicas[v], 1e-12), half[v])
                 variance[v] = min(variance[v] + growth, reach * reach)
             else:
@@ -594,15 +590,15 @@ def _recurrence_one(
 
 
 def _score(
-    arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy, exact_quantiles=0
+    arrivals, peak, admitted, wait, rho, cores, tables, served, dropped, lost, busy, slots_per_tick=1
 ) -> IntervalResult:
     """Violations and latency quantiles of admitted requests (N, V, K) with fluid ``wait`` (s, or
     None for none) ahead of them, at utilisation ``rho`` of servers with ``cores`` cores per replica
-    (broadcast against (N, V, K)).
+    (broadcast against (N, V, K)); ``slots_per_tick`` components per tick.
 
-    Quantiles: where the components differ only in utilisation (no waits) the log-sum-exp form;
-    with waits (``exact_quantiles`` = components per tick) from a histogram of the components'
-    latency atoms."""
+    Quantiles: from a histogram of the components' latency atoms (``_atom_quantiles``), so that a
+    variant with a small share of the requests enters the interval's P99 with the body of its
+    distribution, not with its tail extrapolated below its own P99."""
     n_var = admitted.shape[1]
     n_rho = tables.n_rho
     rho_index = np.minimum((np.minimum(rho, RHO_MAX) * (1.0 / RHO_STEP) + 0.5).astype(np.int64), n_rho - 1)
@@ -620,12 +616,10 @@ def _score(
         over = np.where(budget <= 0, 1.0, over)
     over_slo = (admitted * over).sum(axis=-1)
     in_slo = served - over_slo
-    if exact_quantiles:
-        (p50, p99), (p50_all, p99_all) = _atom_quantiles(*_grouped(admitted, wait, base, exact_quantiles), tables)
-    else:
-        shift = 0.0 if wait is None else wait
-        p50, p50_all = _mixture_quantile(admitted, shift + tables.q50_s.take(base), tables.s50_s.take(base))
-        p99, p99_all = _mixture_quantile(admitted, shift + tables.q99_s.take(base), tables.s99_s.take(base))
+    if wait is None:
+        wait = np.zeros(admitted.shape)
+        base = np.broadcast_to(base, admitted.shape)
+    (p50, p99), (p50_all, p99_all) = _atom_quantiles(*_grouped(admitted, wait, base, slots_per_tick), tables)
     return IntervalResult(
         arrivals,
         peak,
@@ -640,18 +634,6 @@ def _score(
         1000.0 * p50_all,
         1000.0 * p99_all,
     )
-
-
-def _mixture_quantile(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The quantile of mixtures whose components (N, V, K) have ``quantile`` and exponential tail
-    ``scale``: per variant (N, V) and over all variants (N,); 0 where the weight is 0.
-
-    With tails ``P_c(L > x) = (1 - p) exp(-(x - q_c) / s)``, the mixture's quantile solves
-    ``sum_c share_c exp((q_c - x) / s) = 1``: ``x = s log sum_c share_c exp(q_c / s)``."""
-    n_env, n_var, k = weight.shape
-    per_variant = _solve_mixture(weight, quantile, scale)
-    overall = _solve_mixture(*(a.reshape(n_env, 1, n_var * k) for a in (weight, quantile, scale)))[:, 0]
-    return per_variant, overall
 
 
 def _grouped(
@@ -669,50 +651,25 @@ def _grouped(
     total = mass.sum(axis=3)
     mean_wait = (mass * wait.reshape(shape)).sum(axis=3) / np.maximum(total, 1e-300)
     rows = base.reshape(shape)[:, :, :, group // 2]
-    return total.reshape(n_env, n_var, -1), mean_wait.reshape(n_env, n_var, -1), rows.reshape(n_env, n_var, -1)
+    k = n_ticks // group * slots_per_tick
+    return total.reshape(n_env, n_var, k), mean_wait.reshape(n_env, n_var, k), rows.reshape(n_env, n_var, k)
 
 
 def _atom_quantiles(admitted, wait, base, tables) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """P50 and P99 per variant (N, V) and overall (N,) of the mixture of components (N, V, K), each
     represented by its latency quantiles at ``ATOM_LEVELS`` shifted by its wait, read from a
-    log-spaced histogram of the atoms (a sort would cost ten times more at N = 1024)."""
-    n_env, n_var, _ = admitted.shape
-    values = wait[..., None] + tables.atoms_s[base]  # (N, V, K, L)
-    mass = admitted[..., None] * tables.atom_mass
-    scale = N_BINS / np.log(BIN_HIGH_S / BIN_LOW_S)
-    bins = np.clip((np.log(np.maximum(values, BIN_LOW_S) * (1.0 / BIN_LOW_S)) * scale).astype(np.int64), 0, N_BINS - 1)
-    rows = np.arange(n_env * n_var).reshape(n_env, n_var, 1, 1) * N_BINS
-    hist = np.bincount((rows + bins).ravel(), weights=mass.ravel(), minlength=n_env * n_var * N_BINS)
-    hist = hist.reshape(n_env, n_var, N_BINS)
-    per_variant = _histogram_quantiles(hist, scale)
-    overall = _histogram_quantiles(hist.sum(axis=1), scale)
-    return tuple(per_variant), tuple(overall)
+    log-spaced histogram of the atoms (``latency_quantiles.mixture_quantiles``, compiled: a sort
+    would cost ten times more at N = 1024, and numpy's calls more than the arithmetic at N = 1)."""
+    from infadapter_env.latency_quantiles import mixture_quantiles
 
-
-def _histogram_quantiles(hist: np.ndarray, scale: float, levels=(0.5, 0.99)) -> list[np.ndarray]:
-    """Quantiles of log-binned masses along the last axis, geometric inside a bin (0: no mass)."""
-    cumulative = np.cumsum(hist, axis=-1)
-    total = cumulative[..., -1]
-    out = []
-    for level in levels:
-        target = (level * total)[..., None]
-        b = np.minimum((cumulative < target).sum(axis=-1, keepdims=True), N_BINS - 1)
-        below = np.where(b > 0, np.take_along_axis(cumulative, np.maximum(b - 1, 0), axis=-1), 0.0)
-        inside = np.take_along_axis(hist, b, axis=-1)
-        frac = np.clip((target - below) / np.maximum(inside, 1e-300), 0.0, 1.0)
-        value = BIN_LOW_S * np.exp((b + frac) / scale)
-        out.append(np.where(total > 0, value[..., 0], 0.0))
-    return out
-
-
-def _solve_mixture(weight: np.ndarray, quantile: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """``_mixture_quantile`` along the last axis of (N, M, K) arrays."""
-    total = weight.sum(axis=-1)
-    present = weight > 0
-    share = weight / np.maximum(total, 1e-300)[..., None]
-    s_mean = np.maximum((share * scale).sum(axis=-1), 1e-12)
-    top = np.where(present, quantile, -np.inf).max(axis=-1)
-    top = np.where(np.isfinite(top), top, 0.0)
-    terms = share * np.exp(np.minimum(quantile - top[..., None], 0.0) / s_mean[..., None])
-    value = top + s_mean * np.log(np.maximum(terms.sum(axis=-1), 1e-300))
-    return np.where(total > 0, value, 0.0)
+    p50, p99, p50_all, p99_all = mixture_quantiles(
+        np.ascontiguousarray(admitted, dtype=np.float64),
+        np.ascontiguousarray(wait, dtype=np.float64),
+        np.ascontiguousarray(base, dtype=np.int64),
+        tables.atoms_s,
+        tables.atom_mass,
+        BIN_LOW_S,
+        N_BINS / np.log(BIN_HIGH_S / BIN_LOW_S),
+        N_BINS,
+    )
+    return (p50, p99), (p50_all, p99_all)

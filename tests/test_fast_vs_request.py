@@ -11,7 +11,9 @@ import pytest
 from infadapter_scripts.validate_fast import P99_TOLERANCE, VIOLATION_TOLERANCE_PTS, compare, validation_scenarios
 
 
-@pytest.mark.parametrize("agent", ["infadapter", "vpa-50", "static-under", "hpa"])
+# a2c and ppo: learned policies run deployments no planner would (four variants on 2-4 cores each,
+# queues full for minutes), which the fast model once missed by up to 3.2 points and 21 % P99
+@pytest.mark.parametrize("agent", ["infadapter", "vpa-50", "static-under", "hpa", "a2c", "ppo"])
 def test_fast_model_matches_the_reference_on_the_paper_slice_and_a_test_window(agent):
     rows = [compare(agent, scenario) for scenario in validation_scenarios(1, seed=7)]
     for row in rows:

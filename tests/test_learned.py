@@ -76,9 +76,11 @@ def trained_policy_reward(trace, steps: int, seed: int = 0) -> float:
 
 
 def test_ppo_learns_a_constant_load_to_95_percent_of_the_optimum():
+    # 50,000 steps (about 30 s): seeds 0-2 reached 96.9, 98.1 and 96.9 % of the optimum; with
+    # 30,000 seed 0 reached 94.7 % and seed 1 90.8 % once the fast model's latency spread changed
     trace = synthetic("constant", 600, rate=60.0)
     optimum = best_constant_deployment(trace)
-    assert trained_policy_reward(trace, 30_000) >= 0.95 * optimum
+    assert trained_policy_reward(trace, 50_000) >= 0.95 * optimum
 
 
 @pytest.mark.expensive

@@ -293,9 +293,7 @@ def test_solve_cli_reports_bad_input(args, message):
 def dominates(j: int, i: int, cores, capacity, slack, loading) -> bool:
     """The dominance of branch and bound's states (``solver_kernels.undominated``), written out."""
     return bool(
-        cores[j] <= cores[i]
-        and capacity[j] >= capacity[i]
-        and slack[j] - slack[i] >= max(loading[j] - loading[i], 0.0)
+        cores[j] <= cores[i] and capacity[j] >= capacity[i] and slack[j] - slack[i] >= max(loading[j] - loading[i], 0.0)
     )
 
 
