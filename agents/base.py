@@ -100,6 +100,14 @@ class EnvSettings:
             self.over_budget,
         )
 
+    def available_cores(self, observation: np.ndarray) -> int | None:
+        """The cores available in the coming interval (an env with a ``budget_trace`` carries them in
+        the observation as a share of the budget), or None without one."""
+        layout = self.layout
+        if not layout.observe_budget:
+            return None
+        return round(float(observation[layout.AVAILABLE_CORES]) * self.budget_cores)
+
     def action(self, replicas: Any, cores: Any) -> Any:
         """The action of the env's action mode for a deployment (replicas, cores per variant)."""
         return self.encoder().encode(np.asarray(replicas), np.asarray(cores))

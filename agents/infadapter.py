@@ -103,6 +103,7 @@ class InfAdapterAgent(Agent):
         self.model = PlanningModel(profile, self.settings.budget_cores)
         if self.solver == "fast":
             self.model.prepare()  # build the search tables now, not in the first decision
+        self.planning_model, self.planning_weights = self.model, self.weights
         self.forecaster.reset(info)
         self.started = False  # the stabiliser's starting rate is read from the first observation
         known = int(info.get("history_minutes", HISTORY_MINUTES))
@@ -122,7 +123,21 @@ class InfAdapterAgent(Agent):
         return raw, float(math.floor(raw * (1.0 + self.margin)))
 
     def plan(self, rate: float, previous: tuple[int, ...]) -> Decision:
-        return solve(self.model, rate, previous, self.weights, self.solver, self.backend)
+        return solve(self.planning_model, rate, previous, self.planning_weights, self.solver, self.backend)
+
+    def plan_within(self, available: int | None) -> None:
+        """Plan the coming interval within ``available`` cores (a ``budget_trace``; None: the whole
+        budget). The objective stays the env's: RC is cores over the whole budget, so beta is scaled
+        by available / budget for a planning model whose budget is the cores available."""
+        budget = self.settings.budget_cores
+        if available is None or available >= budget:
+            self.planning_model, self.planning_weights = self.model, self.weights
+            return
+        self.planning_model = PlanningModel(self.model.profile, available)
+        if self.solver == "fast":
+            self.planning_model.prepare()
+        beta = self.weights.beta * available / budget
+        self.planning_weights = Weights(self.weights.alpha, beta, self.weights.gamma)
 
     def quotas(self, rate: float, cores: tuple[int, ...]) -> list[int]:
         """The planned quotas: ``rate`` split most accurate first over the planned capacities."""
@@ -141,7 +156,10 @@ class InfAdapterAgent(Agent):
             self._decision = {"held": True, "fallback": False, "cores": list(previous)}
             return keep
         raw, rate = self.forecast(observation, info)
-        if self.stabiliser is not None and not self.stabiliser.update(rate):
+        available = self.settings.available_cores(observation)  # None without a budget_trace
+        fits = available is None or sum(previous) <= available
+        # the stabiliser holds the deployment only while it fits the cores available
+        if fits and self.stabiliser is not None and not self.stabiliser.update(rate):
             self._decision = {
                 "forecast_rps": raw,
                 "planned_rate_rps": rate,
@@ -150,6 +168,11 @@ class InfAdapterAgent(Agent):
                 "cores": list(previous),
             }
             return keep
+        if available is not None and available < self.model.profile.min_cores:  # nothing fits
+            nothing = [0] * self.settings.n_variants
+            self._decision = {"forecast_rps": raw, "planned_rate_rps": rate, "fallback": False, "cores": nothing}
+            return self.settings.action(nothing, nothing)
+        self.plan_within(available)
         decision = self.plan(rate, previous)
         self._decision = {
             "forecast_rps": raw,
@@ -172,7 +195,7 @@ class MSPlusAgent(InfAdapterAgent):
     name = "ms+"
 
     def plan(self, rate: float, previous: tuple[int, ...]) -> Decision:
-        return solve_single_variant(self.model, rate, previous, self.weights)
+        return solve_single_variant(self.planning_model, rate, previous, self.planning_weights)
 
 
 def oracle_agent(**options: Any) -> InfAdapterAgent:

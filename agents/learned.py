@@ -210,17 +210,9 @@ class LearnedAgent(Agent):
             row = np.concatenate([row, policy_features(row, self.features)], axis=1)
         return row.astype(np.float32)
 
-    def available_cores(self, observation: np.ndarray) -> int | None:
-        """The cores available in the coming interval (the observation carries them as a share of
-        the budget), or None without a ``budget_trace``."""
-        layout = self.settings.layout
-        if not layout.observe_budget:
-            return None
-        return round(float(observation[layout.AVAILABLE_CORES]) * self.settings.budget_cores)
-
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:
         normalised = self.normaliser.normalize_obs(self.policy_input(observation))
-        available = self.available_cores(observation)
+        available = self.settings.available_cores(observation)
         decoder = self.own.encoder()
         if self.own_mode == "deployment":  # MaskablePPO: the masks it trained with, for the cores available
             masks = decoder.masks(self.settings.budget_cores if available is None else available)

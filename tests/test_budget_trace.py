@@ -120,3 +120,24 @@ def test_a_named_budget_pattern_fits_any_budget():
     assert small.unwrapped.config.budget_trace[10] == 6
     with pytest.raises(ValueError, match="named patterns: tenant-then-failure"):
         gym.make("InfAdapter-v0", budget_trace="tenant-then-crash")
+
+
+@pytest.mark.parametrize("name", ["infadapter", "ms+", "oracle"])
+def test_the_planners_plan_within_the_cores_available(name):
+    # The tenant and the node failure of the named pattern: 12, then 10 of the 20 cores. A planner
+    # that planned for the whole budget would have its deployments cut or refused by the env.
+    import infadapter_agents
+
+    env = gym.make("InfAdapter-v0", budget_trace="tenant-then-failure", scenario="paper")
+    obs, info = env.reset(seed=0)
+    agent = infadapter_agents.make(name)
+    agent.reset(info)
+    tight = 0
+    while True:
+        obs, _, terminated, truncated, info = env.step(agent.act(obs, info))
+        assert info["action_fix"] is None, (info["time_s"], info["action_fix"])
+        assert sum(info["cores_per_replica"]) <= info["available_cores"]
+        tight += info["available_cores"] < 20
+        if terminated or truncated:
+            break
+    assert tight == 20  # the pattern's 20 intervals with fewer cores were all played
