@@ -120,6 +120,7 @@ class ActionDecoder:
     upper: tuple[int, ...] = field(init=False)  # largest value of each action entry
     _upper_array: np.ndarray = field(init=False, repr=False)
     _rows: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
+    _row_cores: np.ndarray | None = field(init=False, repr=False, compare=False)  # total cores per deployment row
 
     def __post_init__(self) -> None:
         n = self.n_variants
@@ -133,6 +134,7 @@ class ActionDecoder:
         object.__setattr__(self, "_upper_array", np.asarray(upper))
         rows = tuple(map(tuple, self.table.tolist())) if self.table is not None else ()
         object.__setattr__(self, "_rows", rows)
+        object.__setattr__(self, "_row_cores", self.table.sum(axis=1) if self.table is not None else None)
 
     def check(self, action: object) -> list[int]:
         """The action as a list of ints, or a ``ValueError`` naming why it is outside the space."""
@@ -272,8 +274,8 @@ class ActionDecoder:
         value, concatenated over the entries (MultiDiscrete modes; a replica count is allowed if one
         replica of ``min_cores`` fits, a core count if it fits alone)."""
         if self.mode == "deployment":
-            assert self.table is not None
-            return self.table.sum(axis=1) <= available
+            assert self._row_cores is not None
+            return self._row_cores <= available  # every env step of MaskablePPO asks: summed once
         values = [np.arange(high + 1) for high in self.upper]
         if self.mode == "cores":
             return np.concatenate([v <= available for v in values])
