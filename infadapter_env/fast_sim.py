@@ -403,18 +403,20 @@ def _ticks(
     # Variance growth of one replica's queue per second: arrivals plus completions x cv^2 (added below).
     noise_t = mu_t * tables.service_cv[variant, cores_t] ** 2
     half_bound_t = queue_factor * cap_t / per_replica_t / 2
-    recurrence = _recurrence_one if n_env == 1 else _recurrence
+    from infadapter_env.fast_sim_kernels import recurrence
+
+    f64 = np.float64
     queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost = recurrence(
-        state.backlog,
-        state.backlog_var,
-        rate_t,
-        routed_t,
-        cap_t,
-        mu_t,
-        noise_t,
-        per_replica_t,
-        half_bound_t,
-        queue_factor,
+        np.ascontiguousarray(state.backlog, dtype=f64),
+        np.ascontiguousarray(state.backlog_var, dtype=f64),
+        np.ascontiguousarray(rate_t, dtype=f64),
+        np.ascontiguousarray(routed_t, dtype=f64),
+        np.ascontiguousarray(cap_t, dtype=f64),
+        np.ascontiguousarray(mu_t, dtype=f64),
+        np.ascontiguousarray(noise_t, dtype=f64),
+        np.ascontiguousarray(per_replica_t, dtype=f64),
+        np.ascontiguousarray(half_bound_t, dtype=f64),
+        float(queue_factor),
         dispatcher == "accuracy_first",
     )
     finished = ready_tick <= n_ticks
@@ -477,116 +479,6 @@ def _ticks(
         slots_per_tick=slots,
     )
     return new_state, result
-
-
-def _recurrence(
-    backlog, backlog_var, rate_t, routed_t, cap_t, mu_t, noise_t, per_replica_t, half_bound_t, queue_factor, spill_over
-):
-    """The fluid queues tick by tick for N environments (arrays (T, N, V)): what each variant admits,
-    completes and keeps waiting, the variance of one replica's queue, what is dropped and lost.
-
-    Returns per tick the queue and variance at its start, admitted and completed, then the final
-    queue and variance, and the dropped and lost requests per environment. ``_recurrence_one`` is
-    the same for N = 1 in Python floats (``tests/test_vector_properties.py`` holds them equal)."""
-    n_ticks, n_env, n_var = mu_t.shape
-    queue_t = np.zeros((n_ticks, n_env, n_var))  # waiting at the start of each tick
-    variance_t = np.zeros_like(queue_t)
-    take_t = np.zeros_like(queue_t)
-    done_t = np.zeros_like(queue_t)
-    queue = backlog.copy()
-    variance = backlog_var.copy()
-    dropped = np.zeros(n_env)
-    lost = np.zeros(n_env)
-    for tick in range(n_ticks):
-        mu = mu_t[tick]
-        stopped = (mu == 0) & (queue > 0)
-        if stopped.any():
-            lost += row_sum(np.where(stopped, queue, 0.0))
-            queue = np.where(stopped, 0.0, queue)
-        rate = rate_t[tick]
-        room = np.maximum(queue_factor * cap_t[tick] + mu - queue, 0.0)
-        take = np.minimum(routed_t[tick], room)
-        refused = routed_t[tick] - take  # offered to a variant and refused by it
-        if spill_over:  # accuracy_first: what one variant cannot admit goes to the next with room
-            spill = np.maximum(rate - row_sum(take), 0.0)
-            left = room - take
-            room_before = sum_after(left)  # the room of the more accurate variants, which spill reaches first
-            take = take + np.clip(spill[:, None] - room_before, 0.0, left)
-            refused = np.maximum(spill[:, None] - room_before - left, 0.0)  # the spill that passes on
-        turned_away = np.maximum(rate - row_sum(take), 0.0)
-        dropped += turned_away
-        queue_t[tick], variance_t[tick], take_t[tick] = queue, variance, take
-        done = np.minimum(queue + take, mu)
-        done_t[tick] = done
-        queue = queue + take - done
-        # One replica's queue wanders around the fluid one: a diffusion whose variance grows while
-        # the queue lasts, up to what the drift of the offered load allows (against a barrier a
-        # diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|) of it), and
-        # never beyond half the queue's bound. A full queue's drift counts all that was offered to it.
-        per_replica = per_replica_t[tick]
-        growth = (take + noise_t[tick]) / per_replica
-        offered = take + refused
-        reach = np.minimum(growth / np.maximum(2 * np.abs(offered - mu) / per_replica, 1e-12), half_bound_t[tick])
-        variance = np.where(queue > 0, np.minimum(variance + growth, reach**2), 0.0)
-    return queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost
-
-
-def _recurrence_one(
-    backlog, backlog_var, rate_t, routed_t, cap_t, mu_t, noise_t, per_replica_t, half_bound_t, queue_factor, spill_over
-):
-    """``_recurrence`` for one environment in Python floats: the numpy calls of the array form cost
-    more than the arithmetic on five variants."""
-    n_ticks, _, n_var = mu_t.shape
-    order = range(n_var - 1, -1, -1)  # most accurate first
-    queue = backlog[0].tolist()
-    variance = backlog_var[0].tolist()
-    rates = rate_t[:, 0].tolist()
-    routed_all, cap_all, mu_all = routed_t[:, 0].tolist(), cap_t[:, 0].tolist(), mu_t[:, 0].tolist()
-    noise_all, replicas_all, half_all = (
-        noise_t[:, 0].tolist(),
-        per_replica_t[:, 0].tolist(),
-        half_bound_t[:, 0].tolist(),
-    )
-    queue_t, variance_t, take_t, done_t = [], [], [], []
-    dropped = lost = 0.0
-    for tick in range(n_ticks):
-        mu, cap = mu_all[tick], cap_all[tick]
-        for v in range(n_var):
-            if mu[v] == 0 and queue[v] > 0:
-                lost += queue[v]
-                queue[v] = 0.0
-        rate = rates[tick]
-        room = [max(queue_factor * cap[v] + mu[v] - queue[v], 0.0) for v in range(n_var)]
-        routed = routed_all[tick]
-        take = [min(r, m) for r, m in zip(routed, room, strict=True)]
-        refused = [r - t for r, t in zip(routed, take, strict=True)]
-        if spill_over:
-            spill = max(rate - sum(take), 0.0)
-            for v in order:
-                put = min(spill, room[v] - take[v])
-                if put > 0:
-                    take[v] += put
-                    spill -= put
-                refused[v] = max(spill, 0.0)  # the spill that passes on
-        turned_away = max(rate - sum(take), 0.0)
-        dropped += turned_away
-        queue_t.append(list(queue))
-        variance_t.append(list(variance))
-        take_t.append(take)
-        done = [min(q + t, m) for q, t, m in zip(queue, take, mu, strict=True)]
-        done_t.append(done)
-        queue = [q + t - d for q, t, d in zip(queue, take, done, strict=True)]
-        replicas, noise, half = replicas_all[tick], noise_all[tick], half_all[tick]
-        for v in range(n_var):
-            if queue[v] > 0:
-                growth = (take[v] + noise[v]) / replicas[v]
-                offered = take[v] + refused[v]
-                reach = min(growth / max(2 * abs(offered - mu[v]) / replicas[v], 1e-12), half[v])
-                variance[v] = min(variance[v] + growth, reach * reach)
-            else:
-                variance[v] = 0.0
-    as_array = [np.array(a)[:, None, :] for a in (queue_t, variance_t, take_t, done_t)]
-    return (*as_array, np.array([queue]), np.array([variance]), np.array([dropped]), np.array([lost]))
 
 
 def _score(
@@ -658,9 +550,9 @@ def _grouped(
 def _atom_quantiles(admitted, wait, base, tables) -> tuple[tuple[np.ndarray, ...], tuple[np.ndarray, ...]]:
     """P50 and P99 per variant (N, V) and overall (N,) of the mixture of components (N, V, K), each
     represented by its latency quantiles at ``ATOM_LEVELS`` shifted by its wait, read from a
-    log-spaced histogram of the atoms (``latency_quantiles.mixture_quantiles``, compiled: a sort
+    log-spaced histogram of the atoms (``fast_sim_kernels.mixture_quantiles``, compiled: a sort
     would cost ten times more at N = 1024, and numpy's calls more than the arithmetic at N = 1)."""
-    from infadapter_env.latency_quantiles import mixture_quantiles
+    from infadapter_env.fast_sim_kernels import mixture_quantiles
 
     p50, p99, p50_all, p99_all = mixture_quantiles(
         np.ascontiguousarray(admitted, dtype=np.float64),
