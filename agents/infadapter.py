@@ -104,6 +104,7 @@ class InfAdapterAgent(Agent):
         if self.solver == "fast":
             self.model.prepare()  # build the search tables now, not in the first decision
         self.planning_model, self.planning_weights = self.model, self.weights
+        self.planned_room = self.settings.budget_cores  # the cores the deployment in place was planned for
         self.forecaster.reset(info)
         self.started = False  # the stabiliser's starting rate is read from the first observation
         known = int(info.get("history_minutes", HISTORY_MINUTES))
@@ -157,9 +158,11 @@ class InfAdapterAgent(Agent):
             return keep
         raw, rate = self.forecast(observation, info)
         available = self.settings.available_cores(observation)  # None without a budget_trace
-        fits = available is None or sum(previous) <= available
-        # the stabiliser holds the deployment only while it fits the cores available
-        if fits and self.stabiliser is not None and not self.stabiliser.update(rate):
+        room = self.settings.budget_cores if available is None else available
+        # The stabiliser may hold the deployment in place only if it was planned for the cores
+        # available now: taken cores would cut it, returned ones would leave it squeezed.
+        same_room = room == self.planned_room
+        if same_room and self.stabiliser is not None and not self.stabiliser.update(rate):
             self._decision = {
                 "forecast_rps": raw,
                 "planned_rate_rps": rate,
@@ -168,7 +171,12 @@ class InfAdapterAgent(Agent):
                 "cores": list(previous),
             }
             return keep
+        if not same_room and self.stabiliser is not None:
+            self.stabiliser.reset(rate)  # the rate this replan acts on
+        self.planned_room = room
         if available is not None and available < self.model.profile.min_cores:  # nothing fits
+            if self.stabiliser is not None:
+                self.stabiliser.reset(0.0)  # nothing deployed
             nothing = [0] * self.settings.n_variants
             self._decision = {"forecast_rps": raw, "planned_rate_rps": rate, "fallback": False, "cores": nothing}
             return self.settings.action(nothing, nothing)

@@ -141,3 +141,22 @@ def test_the_planners_plan_within_the_cores_available(name):
         if terminated or truncated:
             break
     assert tight == 20  # the pattern's 20 intervals with fewer cores were all played
+
+
+def test_a_deployment_planned_for_fewer_cores_is_not_held_when_they_come_back():
+    # A node of 5 cores for one interval: InfAdapter falls back to what fits; when the 20 cores come
+    # back, the stabiliser must not hold that squeezed deployment (the rate has not changed).
+    import infadapter_agents
+
+    env = gym.make("InfAdapter-v0", budget_trace=[20, 20, 20, 5, 20], scenario="paper")
+    obs, info = env.reset(seed=0)
+    agent = infadapter_agents.make("infadapter")
+    agent.reset(info)
+    agent.forecast = lambda observation, info: (150.0, 150.0)  # a steady planned rate
+    capacity = []
+    for _ in range(6):
+        action = agent.act(obs, info)
+        capacity.append(sum(agent.model.capacity(tuple(agent.decision_info()["cores"]))))
+        obs, _, _, _, info = env.step(action)
+    assert capacity[3] < 150.0  # the squeezed interval cannot serve it
+    assert min(capacity[4:]) >= 150.0 and min(capacity[:3]) >= 150.0
