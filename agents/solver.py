@@ -711,7 +711,9 @@ class _Plan:
 def _branch_and_bound(
     model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights
 ) -> tuple[int, ...] | None:
-    if model.search_tables.reach[-1, -1] < rate:
+    from infadapter_agents.solver_kernels import REACH_TOLERANCE
+
+    if model.search_tables.reach[-1, -1] < rate * (1.0 - REACH_TOLERANCE):
         return None
     plan = _Plan(model, rate, previous, weights)
     dive = plan.search(*plan.pairs(), keep=DIVE_WIDTH)

@@ -17,6 +17,8 @@ from functools import lru_cache
 import numba
 import numpy as np
 
+REACH_TOLERANCE = 1e-12  # relative: a deployment within it of the rate serves it
+
 
 @lru_cache(maxsize=1)
 def warm_up() -> None:
@@ -76,12 +78,16 @@ def expand(
     can earn, so stopping at the first that closes an extension changes nothing but the time.
     """
     states, choices = used.size, cores.size
+    # A deployment reaches the rate within a relative 1e-12: its capacities summed most accurate
+    # first may land an ulp below the same sum in another order (``reach``, the ILP's).
+    slack = rate * REACH_TOLERANCE
+    target = rate - slack
     best_final, best_state, best_choice = -np.inf, -1, -1
     for s in range(states):
         for c in range(choices):
             if used[s] + cores[c] > budget:  # choices come in order of cores
                 break
-            if capacity[s] + more[c] >= rate:
+            if capacity[s] + more[c] >= target:
                 final = (
                     value[s] + accuracy * (rate - capacity[s]) - per_core * cores[c] - gamma * max(loading[s], cost[c])
                 )
@@ -112,15 +118,15 @@ def expand(
             if t > budget:  # choices come in order of cores
                 break
             r = capacity[s] + more[c]
-            if r >= rate or head + tail[tightest, c] < best_value:
+            if r >= target or head + tail[tightest, c] < best_value:
                 continue
             # The bound, written out here: a helper taking arrays costs reference counting per call.
             # The fewest cores in which variants 0..u reach the rest (np.searchsorted's 'left'),
             # walked from the last choice's: the rest falls as the choices grow, so a step or two.
             rest, room = rate - r, budget - t
-            while need < reach.size and reach[need] < rest:
+            while need < reach.size and reach[need] < rest - slack:
                 need += 1
-            while need > 0 and reach[need - 1] >= rest:
+            while need > 0 and reach[need - 1] >= rest - slack:
                 need -= 1
             if need > room:
                 continue
