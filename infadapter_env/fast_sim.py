@@ -400,8 +400,9 @@ def _ticks(
     rate_t = np.ascontiguousarray(per_tick.T)  # (T, N)
     quotas_t = None if quotas is None else quotas.per_tick(state.loading_left_s, n_ticks)
     routed_t = _split(rate_t[:, :, None], cap_t, dispatcher, quotas_t)
+    cv2_t = tables.service_cv[variant, cores_t] ** 2  # squared CV of the service time
     # Variance growth of one replica's queue per second: arrivals plus completions x cv^2 (added below).
-    noise_t = mu_t * tables.service_cv[variant, cores_t] ** 2
+    noise_t = mu_t * cv2_t
     half_bound_t = queue_factor * cap_t / per_replica_t / 2
     from infadapter_env.fast_sim_kernels import recurrence
 
@@ -438,7 +439,6 @@ def _ticks(
     mu_replica = np.maximum(mu_t / per_replica_t, 1e-12)[:, None]
     # Of n = ahead / R requests ahead per replica, a replica holds a random share (R replicas picked at
     # random: variance n (1 - 1 / R)) and completes them at random (variance n cv^2 in requests).
-    cv2_t = tables.service_cv[variant, cores_t] ** 2
     scatter_t = ((1.0 - 1.0 / per_replica_t + cv2_t) / per_replica_t)[:, None]
     spread = np.sqrt(variance_t[:, None] + ahead * scatter_t) / mu_replica
     z = np.array([node for node, _ in QUEUE_SPREAD])[None, None, :, None, None]
@@ -454,7 +454,7 @@ def _ticks(
     load = _recent_mean(np.moveaxis(take_t, 0, -1))  # (N, V, T)
     capacity = _recent_mean(np.moveaxis(mu_t, 0, -1))
     share = load / np.maximum(_recent_mean(np.broadcast_to(per_tick[:, None, :], load.shape)), 1e-12)
-    cv2 = np.moveaxis(tables.service_cv[variant, cores_t] ** 2, 0, -1)
+    cv2 = np.moveaxis(cv2_t, 0, -1)
     replicas = np.moveaxis(per_replica_t, 0, -1)  # one replica's share and throughput
     recent = _effective_rho(load / np.maximum(capacity, 1e-12), share / replicas, cv2, capacity / replicas)
     wait_c = variant_major(wait)
@@ -508,9 +508,7 @@ def _score(
         over = np.where(budget <= 0, 1.0, over)
     over_slo = (admitted * over).sum(axis=-1)
     in_slo = served - over_slo
-    if wait is None:
-        wait = np.zeros(admitted.shape)
-        base = np.broadcast_to(base, admitted.shape)
+    base = np.broadcast_to(base, admitted.shape)
     (p50, p99), (p50_all, p99_all) = _atom_quantiles(*_grouped(admitted, wait, base, slots_per_tick), tables)
     return IntervalResult(
         arrivals,
@@ -529,19 +527,23 @@ def _score(
 
 
 def _grouped(
-    admitted: np.ndarray, wait: np.ndarray, base: np.ndarray, slots_per_tick: int
+    admitted: np.ndarray, wait: np.ndarray | None, base: np.ndarray, slots_per_tick: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Components (N, V, T x slots) merged over groups of ``QUANTILE_GROUP_S`` ticks: admitted
-    summed, waits averaged by admitted, the table row of the group's middle tick."""
+    summed, waits averaged by admitted (``wait`` None: none, zeros), the table row of the group's
+    middle tick."""
     n_env, n_var, k = admitted.shape
     n_ticks = k // slots_per_tick
     group = QUANTILE_GROUP_S if n_ticks % QUANTILE_GROUP_S == 0 else 1
     if group == 1:
-        return admitted, wait, base
+        return admitted, np.zeros(admitted.shape) if wait is None else wait, base
     shape = (n_env, n_var, n_ticks // group, group, slots_per_tick)
     mass = admitted.reshape(shape)
     total = mass.sum(axis=3)
-    mean_wait = (mass * wait.reshape(shape)).sum(axis=3) / np.maximum(total, 1e-300)
+    if wait is None:
+        mean_wait = np.zeros(total.shape)
+    else:
+        mean_wait = (mass * wait.reshape(shape)).sum(axis=3) / np.maximum(total, 1e-300)
     rows = base.reshape(shape)[:, :, :, group // 2]
     k = n_ticks // group * slots_per_tick
     return total.reshape(n_env, n_var, k), mean_wait.reshape(n_env, n_var, k), rows.reshape(n_env, n_var, k)
