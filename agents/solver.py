@@ -669,9 +669,9 @@ class _Plan:
                 best_value, found = final, (level, state, int(cores[choice]))
             if below is None:
                 break
-            rest, room = rate - reached, budget - total
             if keep is not None or (found is None and best_cores is None):
                 # complete each state with variant u alone at the fewest cores that serve the rest
+                rest, room = rate - reached, budget - total
                 at = np.searchsorted(tables.covering[u], rest)
                 size = tables.sizes[np.minimum(at, tables.sizes.size - 1)]
                 ok = (at < tables.sizes.size) & (size <= room)
