@@ -76,6 +76,17 @@ def trained_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     return EnvConfig.from_kwargs(**given).recorded()
 
 
+# The settings of a training that make its world's rules, which its evaluation plays under: what an
+# action over the budget does, the cores available, the profile and variants of a world of one's own.
+TRAINING_RULES = ("over_budget", "budget_trace", "profile", "variants")
+
+
+def training_rules(checkpoint: str | Path) -> dict[str, Any]:
+    """``TRAINING_RULES`` as the checkpoint's training set them (its ``meta.json``'s ``train_env``)."""
+    trained_in = json.loads((Path(checkpoint) / "meta.json").read_text())["train_env"]
+    return {key: trained_in[key] for key in TRAINING_RULES if key in trained_in}
+
+
 def checkpoint_folder(folder: str | Path, seed: int | None = None) -> Path:
     """The checkpoint an agent's folder plays (``agent.json``'s choice, or training seed ``seed``),
     or ``folder`` itself where it is one checkpoint."""

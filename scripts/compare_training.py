@@ -67,7 +67,6 @@ EXPERIMENTS = {
         {"budget_trace": BUDGET_TRACE},
     ),
 }
-RULES = ("over_budget", "budget_trace")  # the settings of its training an arm is scored under
 
 
 @dataclass
@@ -154,14 +153,13 @@ def saved_rows(path: Path, make: Any) -> pd.DataFrame:
 
 def evaluate(args: Args, experiment: Experiment, runs: Path, out: Path) -> pd.DataFrame:
     import infadapter_agents
-    from infadapter_agents.learned import LearnedAgent
+    from infadapter_agents.learned import LearnedAgent, training_rules
 
     frames = []
     for arm in experiment.arms:
         for seed in args.seeds:
             checkpoint = runs / arm / f"seed{seed}"
-            trained_in = json.loads((checkpoint / "meta.json").read_text())["train_env"]
-            rules = {key: trained_in[key] for key in RULES if key in trained_in}
+            rules = training_rules(checkpoint)  # scored under the rules it trained under
             rows = saved_rows(
                 out / f"rows-{arm}-seed{seed}.csv", lambda c=checkpoint, r=rules: score(LearnedAgent(c), r, args)
             )

@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from infadapter_agents.learned import AGENT_FILE, LearnedAgent
+from infadapter_agents.learned import AGENT_FILE, LearnedAgent, training_rules
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
 from infadapter_env.config import EnvConfig
 from infadapter_env.leaderboard.episode import play
@@ -253,11 +253,7 @@ def evaluate(checkpoint: Path, betas: list[float]) -> dict[str, Any]:
     """Mean objective and SLO violations on training-day windows (``train_eval_windows``), fast
     simulator, seed 0, at every training beta: the score a seed is chosen by."""
     agent = LearnedAgent(checkpoint)  # loaded once; play() resets it for every episode
-    trained_in = json.loads((Path(checkpoint) / "meta.json").read_text())["train_env"]
-    # the rules of the world it trained in (what an action over the budget does, the cores available)
-    rules = {
-        key: trained_in[key] for key in ("over_budget", "budget_trace", "profile", "variants") if key in trained_in
-    }
+    rules = training_rules(checkpoint)  # the rules of the world it trained in
     per_beta: dict[str, dict[str, float]] = {}
     for beta in betas:
         rows = []
