@@ -171,8 +171,6 @@ class InfAdapterAgent(Agent):
                 "cores": list(previous),
             }
             return keep
-        if not same_room and self.stabiliser is not None:
-            self.stabiliser.reset(rate)  # the rate this replan acts on
         self.planned_room = room
         if available is not None and available < self.model.profile.min_cores:  # nothing fits
             if self.stabiliser is not None:
@@ -180,6 +178,8 @@ class InfAdapterAgent(Agent):
             nothing = [0] * self.settings.n_variants
             self._decision = {"forecast_rps": raw, "planned_rate_rps": rate, "fallback": False, "cores": nothing}
             return self.settings.action(nothing, nothing)
+        if not same_room and self.stabiliser is not None:
+            self.stabiliser.reset(rate)  # the rate this replan acts on
         self.plan_within(available)
         decision = self.plan(rate, previous)
         self._decision = {
