@@ -6,56 +6,179 @@ the loops compile once per machine, about 2 s, and are cached on disk)."""
 
 from __future__ import annotations
 
+import math
+
 import numba
 import numpy as np
 
+# The model's constants (``fast_sim``'s docstring explains them); numba reads them as constants.
+RHO_STEP = 0.005  # the utilisation grid of the latency tables
+RHO_MAX = 0.99
+THRESHOLD_STEPS = 64  # the over-SLO table's remaining-budget grid: SLO x j / 64
+WAIT_POINTS = (0.25, 0.75)  # where in a tick the fluid wait of its admitted requests is read
+# A replica's queue around the fluid one: three-point Gauss-Hermite nodes (standard deviations) and weights.
+SPREAD_NODES = (-(3**0.5), 0.0, 3**0.5)
+SPREAD_WEIGHTS = (1 / 6, 2 / 3, 1 / 6)
+UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation averaged over this window
+# Latency histogram for the interval quantiles: log-spaced bins from 1 ms to 100 s (7.5 % wide). Its
+# atoms come from groups of this many ticks (their waits averaged), which costs a fifth of per-tick atoms.
+QUANTILE_GROUP_S = 5
+BIN_LOW_S, BIN_HIGH_S, N_BINS = 1e-3, 100.0, 160
+BIN_SCALE = N_BINS / math.log(BIN_HIGH_S / BIN_LOW_S)  # bins per e-fold
+
+
+# ----------------------------------------------------------------------------- the whole interval
+ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``fast_sim.DISPATCHERS`` order)
+
 
 @numba.njit(cache=True, nogil=True)
-def recurrence(
+def interval(
+    replicas: np.ndarray,
+    cores: np.ndarray,
+    serving_replicas: np.ndarray,
+    serving_cores: np.ndarray,
+    loading_left_s: np.ndarray,
     backlog: np.ndarray,
     backlog_var: np.ndarray,
-    rate_t: np.ndarray,
-    routed_t: np.ndarray,
-    cap_t: np.ndarray,
-    mu_t: np.ndarray,
-    noise_t: np.ndarray,
-    per_replica_t: np.ndarray,
-    half_bound_t: np.ndarray,
+    per_tick: np.ndarray,
+    quotas_current: np.ndarray,
+    quotas_planned: np.ndarray,
+    capacity_rps: np.ndarray,
+    service_rps: np.ndarray,
+    service_cv: np.ndarray,
+    over: np.ndarray,
+    atoms: np.ndarray,
+    atom_bins: np.ndarray,
+    atom_mass: np.ndarray,
+    n_rho: int,
+    slo_s: float,
+    dispatcher: int,
     queue_factor: float,
-    spill_over: bool,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The fluid queues tick by tick for N environments (arrays (T, N, V); ``rate_t`` (T, N)): what
-    each variant admits, completes and keeps waiting, the variance of one replica's queue, what is
-    dropped and lost (the rules: ``fast_sim``'s docstring, steps 2-3).
+) -> tuple:
+    """One interval of ``per_tick`` arrivals (N, T) for N clusters (arrays (N, V)): the rules of
+    ``fast_sim``'s docstring, steps 1-4, and the interval's quantiles.
 
-    Returns per tick the queue and variance at its start, admitted and completed (T, N, V), then the
-    final queue and variance (N, V), and the dropped and lost requests (N,)."""
-    n_ticks, n_env, n_var = mu_t.shape
-    queue_t = np.zeros((n_ticks, n_env, n_var))
-    variance_t = np.zeros((n_ticks, n_env, n_var))
-    take_t = np.zeros((n_ticks, n_env, n_var))
-    done_t = np.zeros((n_ticks, n_env, n_var))
-    queue = backlog.copy()
-    variance = backlog_var.copy()
-    dropped = np.zeros(n_env)
-    lost = np.zeros(n_env)
-    room = np.empty(n_var)
-    take = np.empty(n_var)
-    refused = np.empty(n_var)  # offered to a variant and refused by it
+    ``quotas_current``/``quotas_planned`` (N, V): the ``quota`` dispatcher's quotas (NaN: none set;
+    read only with ``dispatcher == QUOTA``). The tables: ``fast_sim.ServerTables``.
+    Returns four arrays: the new serving replicas and cores (2, N, V); the new loading left, backlog
+    and its variance (3, N, V); per variant in SLO, served, busy fraction, P50 and P99 in ms
+    (5, N, V); per environment arrivals, peak rate, over SLO, dropped, lost, P50 and P99 in ms (7, N)
+    (``fast_sim.simulate_interval`` names them)."""
+    rho_step, rho_max, threshold_steps, window = RHO_STEP, RHO_MAX, THRESHOLD_STEPS, UTILISATION_WINDOW_S
+    wait_points, spread_nodes, spread_weights = WAIT_POINTS, SPREAD_NODES, SPREAD_WEIGHTS
+    low_s, scale, n_bins = BIN_LOW_S, BIN_SCALE, N_BINS
+    group_s = QUANTILE_GROUP_S
+    n_env, n_ticks = per_tick.shape
+    n_var = replicas.shape[1]
+    n_cores = capacity_rps.shape[1]
+    n_x = len(wait_points)
+    n_z = len(spread_nodes)
+    slots = n_x * n_z
+    n_levels = atom_mass.size
+    # outputs, in four arrays (numba boxes each array it returns at a cost of about 0.5 us)
+    serving_out = np.empty((2, n_env, n_var), dtype=np.int64)
+    serving_out[0] = serving_replicas
+    serving_out[1] = serving_cores
+    new_serving_replicas, new_serving_cores = serving_out[0], serving_out[1]
+    queues_out = np.empty((3, n_env, n_var))
+    new_loading, queue, variance = queues_out[0], queues_out[1], queues_out[2]
+    queue[:] = backlog
+    variance[:] = backlog_var
+    by_variant = np.zeros((5, n_env, n_var))
+    in_slo, served, busy, p50, p99 = by_variant[0], by_variant[1], by_variant[2], by_variant[3], by_variant[4]
+    by_env = np.zeros((7, n_env))
+    arrivals, peak, over_total, dropped, lost, p50_all, p99_all = (
+        by_env[0],
+        by_env[1],
+        by_env[2],
+        by_env[3],
+        by_env[4],
+        by_env[5],
+        by_env[6],
+    )
+    # one environment's ticks (T, V), reused
+    cap_t = np.zeros((n_ticks, n_var))
+    mu_t = np.zeros((n_ticks, n_var))
+    cores_t = np.zeros((n_ticks, n_var), dtype=np.int64)
+    cv2_t = np.zeros((n_ticks, n_var))
+    per_replica_t = np.zeros((n_ticks, n_var))
+    queue_t = np.zeros((n_ticks, n_var))
+    variance_t = np.zeros((n_ticks, n_var))
+    take_t = np.zeros((n_ticks, n_var))
+    done_t = np.zeros((n_ticks, n_var))
+    recent_t = np.zeros((n_ticks, n_var))
+    routed = np.zeros(n_var)
+    weight = np.zeros(n_var)
+    room = np.zeros(n_var)
+    take = np.zeros(n_var)
+    refused = np.zeros(n_var)
+    ready = np.zeros(n_var)
+    group = group_s if n_ticks % group_s == 0 else 1
+    n_groups = n_ticks // group
+    group_mass = np.zeros((n_groups, slots))
+    group_wait = np.zeros((n_groups, slots))
+    group_row = np.zeros((n_groups, slots), dtype=np.int64)
+    hist = np.zeros((n_var + 1, n_bins))  # the last row: every variant together
     for n in range(n_env):
+        # What serves at each tick: the target from the second its load finishes.
+        switch_tick = 0.0
+        for v in range(n_var):
+            ready[v] = np.ceil(loading_left_s[n, v])
+            switch_tick = max(switch_tick, ready[v])
+        planned_set = False
+        if dispatcher == QUOTA:
+            for v in range(n_var):
+                if not np.isnan(quotas_planned[n, v]):
+                    planned_set = True
         for t in range(n_ticks):
+            rate = per_tick[n, t]
+            arrivals[n] += rate
+            peak[n] = max(peak[n], rate) if t > 0 else rate
+            for v in range(n_var):
+                if ready[v] <= t:
+                    r, c = replicas[n, v], cores[n, v]
+                else:
+                    r, c = serving_replicas[n, v], serving_cores[n, v]
+                cap_t[t, v] = r * capacity_rps[v, c]
+                mu_t[t, v] = r * service_rps[v, c]
+                cores_t[t, v] = c
+                cv2_t[t, v] = service_cv[v, c] ** 2
+                per_replica_t[t, v] = max(r, 1)
+            # 1. the dispatcher's split
+            if dispatcher == ACCURACY_FIRST:
+                after = 0.0
+                for v in range(n_var - 1, -1, -1):
+                    routed[v] = min(max(rate - after, 0.0), cap_t[t, v])
+                    after += cap_t[t, v]
+            else:
+                total = 0.0
+                for v in range(n_var):
+                    weight[v] = cap_t[t, v]
+                if dispatcher == QUOTA:  # the round robin's integer quotas, over the variants that serve
+                    given = 0.0
+                    use_planned = planned_set and t >= switch_tick
+                    for v in range(n_var):
+                        q = quotas_planned[n, v] if use_planned else quotas_current[n, v]
+                        routed[v] = np.rint(q) if cap_t[t, v] > 0.0 and not np.isnan(q) else 0.0
+                        given += routed[v]
+                    for v in range(n_var):
+                        weight[v] = routed[v] if given > 0.0 else np.rint(cap_t[t, v])
+                for v in range(n_var):
+                    total += weight[v]
+                for v in range(n_var):
+                    routed[v] = rate * weight[v] / max(total, 1e-300)
+            # 2.-3. admission, spill-over, the queues (as ``recurrence``)
             for v in range(n_var):  # a variant that stopped serving loses its queue
-                if mu_t[t, n, v] == 0.0 and queue[n, v] > 0.0:
+                if mu_t[t, v] == 0.0 and queue[n, v] > 0.0:
                     lost[n] += queue[n, v]
                     queue[n, v] = 0.0
-            rate = rate_t[t, n]
             admitted = 0.0
             for v in range(n_var):
-                room[v] = max(queue_factor * cap_t[t, n, v] + mu_t[t, n, v] - queue[n, v], 0.0)
-                take[v] = min(routed_t[t, n, v], room[v])
-                refused[v] = routed_t[t, n, v] - take[v]
+                room[v] = max(queue_factor * cap_t[t, v] + mu_t[t, v] - queue[n, v], 0.0)
+                take[v] = min(routed[v], room[v])
+                refused[v] = routed[v] - take[v]
                 admitted += take[v]
-            if spill_over:  # accuracy_first: what one variant cannot admit goes to the next with room
+            if dispatcher == ACCURACY_FIRST:  # what one variant cannot admit goes to the next with room
                 spill = max(rate - admitted, 0.0)
                 admitted = 0.0
                 for v in range(n_var - 1, -1, -1):  # most accurate first
@@ -65,15 +188,14 @@ def recurrence(
                         spill -= put
                     refused[v] = max(spill, 0.0)  # the spill that passes on
                     admitted += take[v]
-            turned_away = max(rate - admitted, 0.0)
-            dropped[n] += turned_away
+            dropped[n] += max(rate - admitted, 0.0)
             for v in range(n_var):
-                mu = mu_t[t, n, v]
-                queue_t[t, n, v] = queue[n, v]
-                variance_t[t, n, v] = variance[n, v]
-                take_t[t, n, v] = take[v]
+                mu = mu_t[t, v]
+                queue_t[t, v] = queue[n, v]
+                variance_t[t, v] = variance[n, v]
+                take_t[t, v] = take[v]
                 done = min(queue[n, v] + take[v], mu)
-                done_t[t, n, v] = done
+                done_t[t, v] = done
                 queue[n, v] = queue[n, v] + take[v] - done
                 # One replica's queue wanders around the fluid one: a diffusion whose variance grows
                 # while the queue lasts, up to what the drift of the offered load allows (against a
@@ -81,77 +203,199 @@ def recurrence(
                 # of it), never beyond half the queue's bound. A full queue's drift counts all that
                 # was offered to it.
                 if queue[n, v] > 0.0:
-                    replicas = per_replica_t[t, n, v]
-                    growth = (take[v] + noise_t[t, n, v]) / replicas
+                    per_replica = per_replica_t[t, v]
+                    growth = (take[v] + mu * cv2_t[t, v]) / per_replica
                     offered = take[v] + refused[v]
-                    reach = min(growth / max(2.0 * abs(offered - mu) / replicas, 1e-12), half_bound_t[t, n, v])
+                    half_bound = queue_factor * cap_t[t, v] / per_replica / 2
+                    reach = min(growth / max(2.0 * abs(offered - mu) / per_replica, 1e-12), half_bound)
                     variance[n, v] = min(variance[n, v] + growth, reach * reach)
                 else:
                     variance[n, v] = 0.0
-    return queue_t, variance_t, take_t, done_t, queue, variance, dropped, lost
-
-
-@numba.njit(cache=True, nogil=True)
-def mixture_quantiles(
-    admitted: np.ndarray,
-    wait: np.ndarray,
-    rows: np.ndarray,
-    atoms: np.ndarray,
-    atom_mass: np.ndarray,
-    low_s: float,
-    scale: float,
-    n_bins: int,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """P50 and P99 (s) per variant (N, V) and overall (N,) of mixtures of components (N, V, K).
-
-    Component k of variant v carries ``admitted[n, v, k]`` requests whose latency is its fluid
-    ``wait`` plus the server's latency, given by its quantiles ``atoms[rows[n, v, k]]`` at levels
-    standing for ``atom_mass`` of the probability each. The masses go into a histogram of
-    ``n_bins`` log-spaced bins from ``low_s`` (``scale`` bins per e-fold); a quantile is read inside
-    its bin geometrically. 0 where a variant (or the environment) served nothing."""
-    n_env, n_var, n_comp = admitted.shape
-    n_levels = atom_mass.size
-    p50 = np.zeros((n_env, n_var))
-    p99 = np.zeros((n_env, n_var))
-    p50_all = np.zeros(n_env)
-    p99_all = np.zeros(n_env)
-    hist = np.zeros((n_var + 1, n_bins))  # the last row: every variant together
-    for n in range(n_env):
         hist[:] = 0.0
         for v in range(n_var):
-            for k in range(n_comp):
-                requests = admitted[n, v, k]
-                if requests == 0.0:
+            served_v = 0.0
+            done_v = 0.0
+            mu_v = 0.0
+            for t in range(n_ticks):
+                served_v += take_t[t, v]
+                done_v += done_t[t, v]
+                mu_v += mu_t[t, v]
+            served[n, v] = served_v
+            busy[n, v] = done_v / max(mu_v, 1e-12)
+            if served_v == 0.0:
+                continue  # in SLO 0, nothing over it, no latency
+            # The utilisation the latency tables are read at: the last ``window`` ticks' load, made
+            # effective for the burstiness of what one replica receives (``effective_rho``).
+            load_sum = 0.0
+            mu_sum = 0.0
+            rate_sum = 0.0
+            for t in range(n_ticks):
+                load_sum += take_t[t, v]
+                mu_sum += mu_t[t, v]
+                rate_sum += per_tick[n, t]
+                if t >= window:
+                    load_sum -= take_t[t - window, v]
+                    mu_sum -= mu_t[t - window, v]
+                    rate_sum -= per_tick[n, t - window]
+                count = min(t + 1, window)
+                load = load_sum / count
+                capacity = mu_sum / count
+                share = load / max(rate_sum / count, 1e-12)
+                per_replica = per_replica_t[t, v]
+                recent_t[t, v] = effective_rho(
+                    load / max(capacity, 1e-12), share / per_replica, cv2_t[t, v], capacity / per_replica, rho_max
+                )
+            # 3.-4. each tick's requests at the wait points and queue spreads: over the SLO, and the
+            # atoms of the interval's quantiles (grouped by ``group`` ticks)
+            over_v = 0.0
+            group_mass[:] = 0.0
+            group_wait[:] = 0.0
+            for t in range(n_ticks):
+                take_v = take_t[t, v]
+                mu = mu_t[t, v]
+                g = t // group
+                middle = t == g * group + group // 2
+                cell = (v * n_cores + cores_t[t, v]) * n_rho
+                if queue_t[t, v] == 0.0 and variance_t[t, v] == 0.0 and take_v <= mu:
+                    # nothing ahead at any wait point: every slot at wait 0 (the same table row)
+                    base = cell + min(int(min(recent_t[t, v], rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
+                    p_over = over[base * (threshold_steps + 1) + threshold_steps]
+                    for s in range(slots):
+                        mass = take_v * (spread_weights[s % n_z] / n_x)
+                        over_v += mass * p_over
+                        group_mass[g, s] += mass
+                        if middle:
+                            group_row[g, s] = base
                     continue
-                row = rows[n, v, k]
-                for j in range(n_levels):
-                    value = max(wait[n, v, k] + atoms[row, j], low_s)
-                    b = min(max(int(np.log(value / low_s) * scale), 0), n_bins - 1)
-                    hist[v, b] += requests * atom_mass[j]
-        for b in range(n_bins):
-            total = 0.0
-            for v in range(n_var):
-                total += hist[v, b]
-            hist[n_var, b] = total
-        for v in range(n_var + 1):
-            first = _quantile(hist[v], 0.5, low_s, scale)
-            last = _quantile(hist[v], 0.99, low_s, scale)
-            if v < n_var:
-                p50[n, v], p99[n, v] = first, last
+                safe_mu = max(mu, 1e-12)
+                per_replica = per_replica_t[t, v]
+                mu_replica = max(mu / per_replica, 1e-12)
+                scatter = (1.0 - 1.0 / per_replica + cv2_t[t, v]) / per_replica
+                longest_wait = queue_factor * cap_t[t, v] / safe_mu
+                for x in range(n_x):
+                    ahead = max(queue_t[t, v] + (take_v - mu) * wait_points[x], 0.0)
+                    spread = np.sqrt(variance_t[t, v] + ahead * scatter) / mu_replica
+                    for z in range(n_z):
+                        s = x * n_z + z
+                        wait = min(max(ahead / safe_mu + spread_nodes[z] * spread, 0.0), longest_wait)
+                        # behind a queue only the service time is left (the table's lightest load)
+                        rho = 0.0 if wait > 0.0 else recent_t[t, v]
+                        base = cell + min(int(min(rho, rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
+                        budget = 1.0 - wait / slo_s
+                        if budget <= 0.0:
+                            p_over = 1.0
+                        else:
+                            position = min(budget, 1.0) * threshold_steps
+                            low = min(int(position), threshold_steps - 1)
+                            frac = position - low
+                            row = base * (threshold_steps + 1) + low
+                            p_over = over[row] * (1 - frac) + over[row + 1] * frac
+                        mass = take_v * (spread_weights[z] / n_x)
+                        over_v += mass * p_over
+                        group_mass[g, s] += mass
+                        group_wait[g, s] += mass * wait
+                        if middle:
+                            group_row[g, s] = base
+            in_slo[n, v] = max(served_v - over_v, 0.0)
+            over_total[n] += min(over_v, served_v)
+            # The atoms: each group's latency quantiles shifted by its mean wait, into this variant's
+            # histogram and the overall one (the last row). Slots that wait for nothing on the same
+            # table row are one component.
+            for g in range(n_groups):
+                pending = 0.0
+                pending_row = -1
+                for s in range(slots):
+                    requests = group_mass[g, s]
+                    if requests == 0.0:
+                        continue
+                    wait = group_wait[g, s] / max(requests, 1e-300)
+                    row = group_row[g, s]
+                    if wait == 0.0:
+                        if row != pending_row:
+                            _add_unwaited(hist, v, pending_row, pending, atom_bins, atom_mass)
+                            pending_row, pending = row, 0.0
+                        pending += requests
+                        continue
+                    for j in range(n_levels):
+                        b = latency_bin(wait + atoms[row, j], low_s, scale, n_bins)
+                        mass = requests * atom_mass[j]
+                        hist[v, b] += mass
+                        hist[n_var, b] += mass
+                _add_unwaited(hist, v, pending_row, pending, atom_bins, atom_mass)
+            p50[n, v], p99[n, v] = _p50_p99_ms(hist[v], low_s, scale)
+        p50_all[n], p99_all[n] = _p50_p99_ms(hist[n_var], low_s, scale)
+        # the loads that finished
+        for v in range(n_var):
+            if ready[v] <= n_ticks:
+                new_serving_replicas[n, v] = replicas[n, v]
+                new_serving_cores[n, v] = cores[n, v]
+                new_loading[n, v] = 0.0
             else:
-                p50_all[n], p99_all[n] = first, last
-    return p50, p99, p50_all, p99_all
+                new_loading[n, v] = loading_left_s[n, v] - n_ticks
+    return serving_out, queues_out, by_variant, by_env
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _quantile(hist: np.ndarray, level: float, low_s: float, scale: float) -> float:
-    """The ``level`` quantile of log-binned masses, geometric inside its bin (0: no mass)."""
+def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_max: float) -> float:
+    """The utilisation at which Poisson arrivals (what the latency tables hold) queue as much as the
+    stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
+
+    Kingman: the wait scales with (ca^2 + cs^2) / 2. Over windows shorter than a second the stream is
+    Poisson-like (ca^2 = 1: random times); over a second or more its counts vary only by the random
+    share (ca^2 = 1 - share). The queue remembers about ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which
+    weighs the two. The table is then read where rho / (1 - rho) is scaled by the same factor."""
+    rho = min(rho, rho_max)
+    relax_s = 1.0 / max(mu_replica * (1.0 - np.sqrt(rho)) ** 2, 1e-9)
+    ca2 = 1.0 - share * relax_s / (relax_s + 1.0)
+    factor = (ca2 + cv2) / (1.0 + cv2)
+    g = factor * rho / (1.0 - rho)
+    return g / (1.0 + g)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def latency_bin(value: float, low_s: float, scale: float, n_bins: int) -> int:
+    """The histogram bin of a latency (s): log-spaced from ``low_s``, ``scale`` bins per e-fold."""
+    value = max(value, low_s)
+    return min(max(int(np.log(value / low_s) * scale), 0), n_bins - 1)
+
+
+@numba.njit(cache=True, nogil=True)
+def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.ndarray:
+    """``latency_bin`` of every atom (the bins of requests that wait for nothing)."""
+    out = np.zeros(atoms.shape, dtype=np.int64)
+    for i in range(atoms.shape[0]):
+        for j in range(atoms.shape[1]):
+            out[i, j] = latency_bin(atoms[i, j], low_s, scale, n_bins)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_unwaited(hist: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray) -> None:
+    """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
+    ``row`` < 0), to variant ``v``'s histogram and the overall one (the last row)."""
+    if row < 0:
+        return
+    last = hist.shape[0] - 1
+    for j in range(mass.size):
+        b = bins[row, j]
+        hist[v, b] += requests * mass[j]
+        hist[last, b] += requests * mass[j]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _p50_p99_ms(hist: np.ndarray, low_s: float, scale: float) -> tuple[float, float]:
+    """The P50 and P99 (ms) of log-binned masses, geometric inside their bins (0: no mass)."""
     total = 0.0
     for b in range(hist.size):
         total += hist[b]
     if total <= 0.0:
-        return 0.0
-    target = level * total
+        return 0.0, 0.0
+    return 1000.0 * _quantile(hist, 0.5 * total, low_s, scale), 1000.0 * _quantile(hist, 0.99 * total, low_s, scale)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quantile(hist: np.ndarray, target: float, low_s: float, scale: float) -> float:
+    """The latency (s) below which ``target`` of the log-binned masses lie, geometric inside its bin."""
     below = 0.0
     b = 0
     while b < hist.size - 1 and below + hist[b] < target:

@@ -87,6 +87,22 @@ def test_a_new_variant_serves_nothing_until_it_is_loaded():
     assert fast.step(ACTION)[4]["dropped"] == pytest.approx(7 * 40)
 
 
+@pytest.mark.parametrize("simulator", ["fast", "request"])
+def test_a_variant_removed_with_nothing_starting_stops_at_once(simulator):
+    """Make before break with nothing to make: the removed variant serves nothing from the
+    decision on and its requests go to the variants left. (The fast model once kept a removed
+    variant serving, and uncosted, for as long as no queue formed.)"""
+    env = gym.make("InfAdapter-v0", trace=np.full(120, 20.0), initial_cores=(12, 0, 0, 0, 8), simulator=simulator)
+    env.reset(seed=0)
+    before = env.step(np.array([12, 0, 0, 0, 8]))[4]
+    assert before["served_in_slo_by_variant"][4] > 0.9 * 30 * 20  # ResNet152 (27 req/s) takes nearly everything
+    after = env.step(np.array([12, 0, 0, 0, 0]))[4]
+    assert after["served_in_slo_by_variant"][4] == 0
+    assert after["utilisation"][4] == 0
+    assert after["served_in_slo_by_variant"][0] > 0.9 * 30 * 20  # ResNet18 took over
+    assert after["cores"] == 12
+
+
 def test_quota_dispatcher_is_the_original_interleaved_weighted_round_robin():
     profile = load_profile(750, "measured")
     engine = RequestSimulator(
