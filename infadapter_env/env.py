@@ -13,7 +13,7 @@ from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, empty_state, loaded_state
 from infadapter_env.objective import Weights
 from infadapter_env.observation import HISTORY_MINUTES, ObservationLayout, observation_layout
-from infadapter_env.pipeline import StepPipeline, observation_high, scalar_info
+from infadapter_env.pipeline import StepPipeline, observation_high
 from infadapter_env.profiles import load_profile
 from infadapter_env.rendering import episode_picture
 from infadapter_env.request_sim import RequestSimulator, simulate_requests
@@ -296,7 +296,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         step = self._step
         simulate = self.pipeline.fast if self._requests is None else self._simulate_requests
         quotas = None if self._quotas.is_unset else self._quotas
-        self._state, reward, obs, arrays = self.pipeline.step(
+        self._state, reward, obs, report = self.pipeline.step(
             self._state,
             values,
             self._per_tick[step],
@@ -311,7 +311,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             self._quotas = quotas.after(self._state.loading_left_s)
         self._step = step + 1
         self._obs = obs[0]
-        info = scalar_info(arrays, self.weights)
+        info = report.scalar(self.weights)
         if self._requests is not None:
             info["rescheduled_late"] = self._requests.rescheduled_late
             info["p99_windows_ms"] = self._requests.window_p99_ms.tolist()

@@ -19,7 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from infadapter_env.reductions import row_any, row_max, sum_after
+from infadapter_env.reductions import row_max
 
 Value = TypeVar("Value", float, np.ndarray)  # a scalar, or one value per environment
 
@@ -75,16 +75,16 @@ def average_accuracy(capacity_rps: Sequence[float], accuracy: Sequence[float], r
 
 
 def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
-    """``average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
-    more_accurate = sum_after(capacity_rps)
-    shares = np.clip(rate_rps[:, None] - more_accurate, 0.0, capacity_rps)
-    served = shares @ accuracy / np.where(rate_rps > 0, rate_rps, 1.0)
-    if (rate_rps > 0).all():
-        return served
-    running = capacity_rps > 0
-    top = running.shape[1] - 1 - np.argmax(running[:, ::-1], axis=1)
-    at_zero = np.where(row_any(running), accuracy[top], 0.0)
-    return np.where(rate_rps > 0, served, at_zero)
+    """``average_accuracy`` for N deployments at once: capacity (N, V), rates (N,). Compiled, in
+    ``pipeline_kernels`` (whose step kernel reads it)."""
+    from infadapter_env.pipeline_kernels import average_accuracy_batch as compiled
+
+    f64 = np.float64
+    return compiled(
+        np.ascontiguousarray(capacity_rps, dtype=f64),
+        np.ascontiguousarray(accuracy, dtype=f64),
+        np.ascontiguousarray(rate_rps, dtype=f64),
+    )
 
 
 def loading_cost_batch(

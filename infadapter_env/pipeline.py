@@ -13,10 +13,11 @@ from typing import Any
 
 import numpy as np
 
+from infadapter_env import pipeline_kernels as kernels
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, ActionFix
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
-from infadapter_env.objective import average_accuracy_batch, loading_cost_batch, objective_value, resource_cost
+from infadapter_env.objective import loading_cost_batch, objective_value, resource_cost
 from infadapter_env.observation import ObservationLayout
 from infadapter_env.profiles import CapacityProfile
 from infadapter_env.reductions import row_sum
@@ -74,8 +75,12 @@ class StepPipeline:
         self.high = high
         self.layout: ObservationLayout = config.layout()
         self.tables = server_tables(profile)
-        self.accuracy = profile.accuracy
+        self.accuracy = np.ascontiguousarray(profile.accuracy, dtype=np.float64)
         self.load_time = profile.load_time_s
+        # where the report kernel writes each of ``pipeline_kernels.OBSERVED``
+        positions = [self.layout.positions[name] for name in kernels.OBSERVED]
+        self.observed_starts = np.array([p.start if isinstance(p, slice) else p for p in positions], dtype=np.int64)
+        self._nan_quotas = np.full((0, len(self.accuracy)), np.nan)
 
     def fast(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
@@ -126,14 +131,15 @@ class StepPipeline:
         simulate: Simulate,
         quotas: QuotaPlan | None = None,
         beta: np.ndarray | None = None,
-    ) -> tuple[ClusterState, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    ) -> tuple[ClusterState, np.ndarray, np.ndarray, StepReport]:
         """Apply checked actions ``values`` (N, entries) and play one interval of ``per_tick`` (N, T).
 
         ``minute_peaks`` (N, 10): the observation's history after the interval; ``steps_done`` (N,):
         steps played after this one; ``quotas``: the quota dispatcher's quotas, if the controller set
         them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
-        Returns the new state, rewards, observations and info arrays."""
-        available = self.config.available_cores(steps_done - 1)  # this interval's (budget_trace only)
+        Returns the new state, rewards, observations and the step's info (``StepReport``)."""
+        cfg = self.config
+        available = cfg.available_cores(steps_done - 1)  # this interval's (budget_trace only)
         replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores, available)
         if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
             lc = np.zeros(len(values))  # nothing started or resized anywhere
@@ -141,148 +147,130 @@ class StepPipeline:
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
         state = deploy(state, replicas, cores, self.load_time)
         state, result = simulate(state, per_tick, quotas)
-        routing = None if quotas is None else quotas.after(state.loading_left_s).current  # at the interval's end
-        terms = self.score(result, replicas, cores, lc, routing, beta)
-        obs = self.observe(state, result, terms, minute_peaks, steps_done / n_steps, beta, steps_done)
-        info = self.report(state, result, terms, steps_done, fix)
-        if available is not None:
-            info["available_cores"] = available
-        if self.config.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
-            return state, np.stack([terms["aa_effective"], -terms["rc"], -terms["lc"]], axis=1), obs, info
-        return state, terms["reward"], obs, info
-
-    def score(
-        self,
-        result: IntervalResult,
-        replicas: np.ndarray,
-        cores: np.ndarray,
-        lc: np.ndarray,
-        quotas: np.ndarray | None,
-        beta: np.ndarray | None = None,
-    ) -> dict[str, np.ndarray]:
-        """The objective's terms and the interval's rates (arrays over the N environments);
-        ``beta`` (N,): each episode's beta (None: the setting's)."""
-        cfg = self.config
-        weights: Any = cfg.weights if beta is None else EpisodeWeights(cfg.alpha, beta, cfg.gamma)
-        total = result.arrivals
-        mean_rate = total / cfg.interval_s
-        has_arrivals = total > 0
-        divisor = np.where(has_arrivals, total, 1.0)
-        target_capacity = self.profile.capacity_rps(replicas, cores)
-        aa_effective = result.in_slo @ self.accuracy / divisor
-        if not has_arrivals.all():  # an interval without arrivals scores the AA of rate 0
-            at_zero = average_accuracy_batch(target_capacity, self.accuracy, np.zeros_like(total))
-            aa_effective = np.where(has_arrivals, aa_effective, at_zero)
-        violated = result.over_slo + result.dropped
-        aa_planned = average_accuracy_batch(target_capacity, self.accuracy, mean_rate)
-        if quotas is not None:  # the quotas' weighted accuracy (the original adapter's gauge; NaN: none set)
-            weight = np.where(target_capacity > 0, np.rint(np.nan_to_num(quotas, nan=0.0)), 0.0)
-            total_weight = weight.sum(axis=1)
-            by_quota = weight @ self.accuracy / np.maximum(total_weight, 1e-300)
-            aa_planned = np.where(total_weight > 0, by_quota, aa_planned)
-        total_cores = row_sum(replicas * cores).astype(np.int64)
-        rc = resource_cost(total_cores, cfg.budget_cores)
-        return {
-            "mean_rate": mean_rate,
-            "violated": violated,
-            "violation_rate": np.where(has_arrivals, violated / divisor, 0.0),
-            "drop_rate": np.where(has_arrivals, result.dropped / divisor, 0.0),
-            "aa_effective": aa_effective,
-            "aa_planned": aa_planned,
-            "target_capacity": target_capacity,
-            "replicas": replicas,
-            "cores": cores,
-            "total_cores": total_cores,
-            "rc": rc,
-            "lc": lc,
-            "reward": objective_value(aa_effective, rc, lc, weights),
-            "objective_planned": objective_value(aa_planned, rc, lc, weights),
-        }
-
-    def observe(
-        self,
-        state: ClusterState,
-        result: IntervalResult,
-        terms: dict[str, np.ndarray],
-        minute_peaks: np.ndarray,
-        progress: np.ndarray,
-        beta: np.ndarray | None = None,
-        steps_done: np.ndarray | None = None,
-    ) -> np.ndarray:
-        """The observations (N, SIZE) after an interval, clipped to the bounds (``steps_done``: the
-        index of the coming interval, for the available cores)."""
-        obs = np.empty((len(progress), self.layout.size), dtype=np.float32)
-        obs[:, self.layout.MINUTE_PEAKS] = minute_peaks
-        obs[:, self.layout.MEAN_RATE] = terms["mean_rate"]
-        obs[:, self.layout.PEAK_RATE] = result.peak_rate_rps
-        obs[:, self.layout.CORES] = terms["cores"]
-        obs[:, self.layout.REPLICAS] = terms["replicas"]
-        obs[:, self.layout.LOADING_LEFT] = state.loading_left_s
-        obs[:, self.layout.UTILISATION] = result.busy
-        obs[:, self.layout.BACKLOG] = state.backlog
-        obs[:, self.layout.VIOLATION_RATE] = terms["violation_rate"]
-        obs[:, self.layout.DROP_RATE] = terms["drop_rate"]
-        obs[:, self.layout.RESOURCE_COST] = terms["rc"]
-        obs[:, self.layout.PROGRESS] = progress
-        obs[:, self.layout.P99_OVER_SLO] = result.p99_ms / self.config.slo_ms
-        self.observe_weights(obs, beta)
-        if steps_done is not None:
+        # the quotas routing at the interval's end (NaN: none set)
+        routing = self._no_quotas(len(values)) if quotas is None else quotas.after(state.loading_left_s).current
+        env, by_variant, obs = kernels.report(
+            result.arrivals,
+            result.peak_rate_rps,
+            result.in_slo,
+            result.over_slo,
+            result.dropped,
+            result.lost,
+            result.busy,
+            result.p50_ms,
+            result.p99_ms,
+            result.p50_ms_all,
+            result.p99_ms_all,
+            replicas,
+            cores,
+            routing,
+            state.loading_left_s,
+            state.backlog,
+            np.asarray(minute_peaks, dtype=np.float64),
+            steps_done / n_steps,
+            self.profile.per_replica_rps,
+            self.accuracy,
+            float(cfg.interval_s),
+            float(cfg.slo_ms),
+            self.observed_starts,
+            self.high,
+        )
+        rc = resource_cost(env[TOTAL_CORES], cfg.budget_cores)
+        obs[:, self.layout.RESOURCE_COST] = np.minimum(rc, self.high[self.layout.RESOURCE_COST])
+        if self.layout.observe_weights or available is not None:
+            self.observe_weights(obs, beta)
             self.observe_budget(obs, steps_done)
-        np.minimum(obs, self.high, out=obs)
-        return obs
+            np.minimum(obs, self.high, out=obs)
+        weights: Any = cfg.weights if beta is None else EpisodeWeights(cfg.alpha, beta, cfg.gamma)
+        report = StepReport(
+            env,
+            by_variant,
+            rc,
+            lc,
+            objective_value(env[AA_EFFECTIVE], rc, lc, weights),
+            objective_value(env[AA_PLANNED], rc, lc, weights),
+            replicas,
+            cores,
+            fix,
+            steps_done,
+            cfg.interval_s,
+            available,
+        )
+        if cfg.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
+            return state, np.stack([env[AA_EFFECTIVE], -rc, -lc], axis=1), obs, report
+        return state, report.reward, obs, report
 
-    def report(
-        self,
-        state: ClusterState,
-        result: IntervalResult,
-        terms: dict[str, np.ndarray],
-        steps_done: np.ndarray,
-        fix: np.ndarray,
-    ) -> dict[str, np.ndarray]:
-        """The info arrays of a step (the env docstring lists them)."""
-        return {
-            "step": steps_done,
-            "time_s": steps_done * self.config.interval_s,
-            "arrivals": result.arrivals,
-            "mean_rate_rps": terms["mean_rate"],
-            "peak_rate_rps": result.peak_rate_rps,
-            "served_in_slo": row_sum(result.in_slo),
-            "served_in_slo_by_variant": result.in_slo,
-            "violated": terms["violated"],
-            "over_slo": result.over_slo,
-            "dropped": result.dropped,
-            "lost_on_removal": result.lost,
-            "slo_violation_rate": terms["violation_rate"],
-            "drop_rate": terms["drop_rate"],
-            "latency_p50_ms": result.p50_ms_all,
-            "latency_p99_ms": result.p99_ms_all,
-            "latency_p50_ms_by_variant": result.p50_ms,
-            "latency_p99_ms_by_variant": result.p99_ms,
-            "aa_effective": terms["aa_effective"],
-            "aa_planned": terms["aa_planned"],
-            "rc": terms["rc"],
-            "lc": terms["lc"],
-            "cores": terms["total_cores"],
-            "reward": terms["reward"],
-            "objective_planned": terms["objective_planned"],
-            "replicas": terms["replicas"],
-            "cores_per_replica": terms["cores"],
-            "capacity_rps": terms["target_capacity"],
-            "loading_left_s": state.loading_left_s,
-            "utilisation": result.busy,
-            "backlog": state.backlog,
-            "action_fix": FIX_LABELS[fix],
-        }
+    def _no_quotas(self, n_envs: int) -> np.ndarray:
+        """(N, V) NaN: no quotas routing."""
+        if self._nan_quotas.shape[0] != n_envs:
+            self._nan_quotas = np.full((n_envs, len(self.accuracy)), np.nan)
+            self._nan_quotas.setflags(write=False)
+        return self._nan_quotas
 
 
-def scalar_info(info: dict[str, np.ndarray], weights: Any) -> dict[str, Any]:
-    """The info of environment 0 of a step as plain Python values (the scalar env's info)."""
-    out: dict[str, Any] = {}
-    for key, value in info.items():
-        item = value[0]
-        out[key] = item.tolist() if isinstance(item, np.ndarray) else (item.item() if hasattr(item, "item") else item)
-    out["reward_terms"] = reward_terms(out, weights)
-    return out
+TOTAL_CORES = kernels.ENV_FLOATS.index("cores")
+AA_EFFECTIVE = kernels.ENV_FLOATS.index("aa_effective")
+AA_PLANNED = kernels.ENV_FLOATS.index("aa_planned")
+
+
+@dataclass(frozen=True, eq=False)
+class StepReport:
+    """The info of a step of N environments (the env docstring lists its keys): the report kernel's
+    packed numbers, the objective's terms and the deployment. ``arrays()`` is the vector env's info,
+    ``scalar(weights)`` the scalar env's (environment 0, plain Python values)."""
+
+    env: np.ndarray  # (len(ENV_FLOATS), N)
+    by_variant: np.ndarray  # (len(VARIANT_FLOATS), N, V)
+    rc: np.ndarray
+    lc: np.ndarray
+    reward: np.ndarray
+    objective_planned: np.ndarray
+    replicas: np.ndarray  # (N, V) the deployment asked for, after the action's fixes
+    cores: np.ndarray
+    fix: np.ndarray  # (N,) ``ActionFix`` values
+    steps_done: np.ndarray  # (N,)
+    interval_s: int
+    available: np.ndarray | None  # (N,) cores available in the interval (budget_trace only)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The info as arrays over the N environments."""
+        info: dict[str, np.ndarray] = {"step": self.steps_done, "time_s": self.steps_done * self.interval_s}
+        info.update(zip(kernels.ENV_FLOATS, self.env, strict=True))
+        info.update(zip(kernels.VARIANT_FLOATS, self.by_variant, strict=True))
+        info["cores"] = self.env[TOTAL_CORES].astype(np.int64)
+        info.update(
+            rc=self.rc,
+            lc=self.lc,
+            reward=self.reward,
+            objective_planned=self.objective_planned,
+            replicas=self.replicas,
+            cores_per_replica=self.cores,
+            action_fix=FIX_LABELS[self.fix],
+        )
+        if self.available is not None:
+            info["available_cores"] = self.available
+        return info
+
+    def scalar(self, weights: Any) -> dict[str, Any]:
+        """The info of environment 0 as plain Python values, with ``reward_terms`` under ``weights``."""
+        step = int(self.steps_done[0])
+        info: dict[str, Any] = {"step": step, "time_s": step * self.interval_s}
+        info.update(zip(kernels.ENV_FLOATS, self.env[:, 0].tolist(), strict=True))
+        info.update(zip(kernels.VARIANT_FLOATS, self.by_variant[:, 0].tolist(), strict=True))
+        info["cores"] = int(info["cores"])
+        info.update(
+            rc=float(self.rc[0]),
+            lc=float(self.lc[0]),
+            reward=float(self.reward[0]),
+            objective_planned=float(self.objective_planned[0]),
+            replicas=self.replicas[0].tolist(),
+            cores_per_replica=self.cores[0].tolist(),
+            action_fix=FIX_LABELS[self.fix[0]],
+        )
+        if self.available is not None:
+            info["available_cores"] = int(self.available[0])
+        info["reward_terms"] = reward_terms(info, weights)
+        return info
 
 
 def reward_terms(info: dict[str, Any], weights: Any) -> dict[str, float]:

@@ -179,7 +179,7 @@ class InfAdapterVectorEnv(VectorEnv):
             per_tick, peaks = self._per_tick[steps, rows], self._minute_peaks[rows, steps + 1]
         state = self._state if everyone else self._state.select(rows)
         beta = None if self._beta is None else self._beta[rows]
-        state, reward, obs, arrays = self.pipeline.step(
+        state, reward, obs, report = self.pipeline.step(
             state, values, per_tick, peaks, steps + 1, self.n_steps, self.pipeline.fast, None, beta
         )
         self._steps[rows] = steps + 1
@@ -193,7 +193,7 @@ class InfAdapterVectorEnv(VectorEnv):
         mask = np.zeros(n, dtype=bool)
         mask[rows] = True
         info: dict[str, Any] = {}
-        for key, values_ in arrays.items():
+        for key, values_ in report.arrays().items():
             if everyone:
                 column = values_
             else:

@@ -1,0 +1,196 @@
+"""The step pipeline's scoring, observation and info, compiled by numba: one loop over the
+environments that reads an interval's result (from either simulator) and writes the info's numbers
+and the observation, in place of some forty numpy calls (which cost more than the arithmetic at
+N = 1 and cost a pass over memory each at N = 1024).
+
+The objective's weighted sum stays in ``objective.objective_value`` (the pipeline applies it to the
+terms this kernel returns); the batched average accuracy lives here, compiled, because the kernel
+reads it (numba's disk cache does not see changes to functions of other files).
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+# The rows of ``report``'s outputs: the info keys they become (``pipeline.StepReport``).
+ENV_FLOATS = (
+    "arrivals",
+    "mean_rate_rps",
+    "peak_rate_rps",
+    "served_in_slo",
+    "violated",
+    "over_slo",
+    "dropped",
+    "lost_on_removal",
+    "slo_violation_rate",
+    "drop_rate",
+    "latency_p50_ms",
+    "latency_p99_ms",
+    "aa_effective",
+    "aa_planned",
+    "cores",  # total cores (whole numbers)
+)
+VARIANT_FLOATS = (
+    "served_in_slo_by_variant",
+    "latency_p50_ms_by_variant",
+    "latency_p99_ms_by_variant",
+    "capacity_rps",
+    "loading_left_s",
+    "utilisation",
+    "backlog",
+)
+# The observation fields ``report`` writes, in the order of its ``starts`` argument (the weights,
+# the resource cost and the available cores are written by ``pipeline.StepPipeline``).
+OBSERVED = (
+    "MINUTE_PEAKS",
+    "MEAN_RATE",
+    "PEAK_RATE",
+    "CORES",
+    "REPLICAS",
+    "LOADING_LEFT",
+    "UTILISATION",
+    "BACKLOG",
+    "VIOLATION_RATE",
+    "DROP_RATE",
+    "PROGRESS",
+    "P99_OVER_SLO",
+)
+
+
+@numba.njit(cache=True, nogil=True)
+def average_accuracy_row(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: float) -> float:
+    """``objective.average_accuracy`` of one deployment (capacity (V,), least accurate first)."""
+    n_var = capacity_rps.size
+    if rate_rps <= 0.0:  # the most accurate variant with capacity, the one a request would reach
+        for v in range(n_var - 1, -1, -1):
+            if capacity_rps[v] > 0.0:
+                return accuracy[v]
+        return 0.0
+    remaining = rate_rps
+    answered = 0.0
+    for v in range(n_var - 1, -1, -1):  # the most accurate first, up to its capacity
+        if remaining <= 0.0:
+            break
+        take = min(capacity_rps[v], remaining)
+        answered += accuracy[v] * take
+        remaining -= take
+    return answered / rate_rps
+
+
+@numba.njit(cache=True, nogil=True)
+def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
+    """``objective.average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
+    out = np.empty(rate_rps.size)
+    for n in range(rate_rps.size):
+        out[n] = average_accuracy_row(capacity_rps[n], accuracy, rate_rps[n])
+    return out
+
+
+@numba.njit(cache=True, nogil=True)
+def report(
+    arrivals: np.ndarray,
+    peak_rate: np.ndarray,
+    in_slo: np.ndarray,
+    over_slo: np.ndarray,
+    dropped: np.ndarray,
+    lost: np.ndarray,
+    busy: np.ndarray,
+    p50_ms: np.ndarray,
+    p99_ms: np.ndarray,
+    p50_ms_all: np.ndarray,
+    p99_ms_all: np.ndarray,
+    replicas: np.ndarray,
+    cores: np.ndarray,
+    routing: np.ndarray,
+    loading_left_s: np.ndarray,
+    backlog: np.ndarray,
+    minute_peaks: np.ndarray,
+    progress: np.ndarray,
+    per_replica_rps: np.ndarray,
+    accuracy: np.ndarray,
+    interval_s: float,
+    slo_ms: float,
+    starts: np.ndarray,
+    high: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The info's numbers and the observations of N environments after an interval.
+
+    Arrays (N, V) per variant and (N,) per environment: the interval's result (``IntervalResult``),
+    the deployment asked for (``replicas``, ``cores``), the quotas routing at the interval's end
+    (``routing``, NaN: none set), the state after it; ``minute_peaks`` (N, 10); ``progress`` (N,);
+    ``starts``: the position of each ``OBSERVED`` field; ``high``: the observation's bounds.
+    Returns ``ENV_FLOATS`` (K, N), ``VARIANT_FLOATS`` (K, N, V) and the observations (N, SIZE),
+    clipped to the bounds.
+
+    AA effective: accuracy of the requests answered within the SLO over all arrivals (an interval
+    without arrivals scores the AA of rate 0). AA planned: the deployment's AA at the interval's
+    mean rate, or with quotas routing the quota-weighted accuracy of the variants with capacity."""
+    n_env, n_var = replicas.shape
+    n_minutes = minute_peaks.shape[1]
+    env = np.empty((len(ENV_FLOATS), n_env))
+    by_variant = np.empty((len(VARIANT_FLOATS), n_env, n_var))
+    obs = np.zeros((n_env, high.size), dtype=np.float32)
+    capacity = np.empty(n_var)
+    for n in range(n_env):
+        total = arrivals[n]
+        mean_rate = total / interval_s
+        violated = over_slo[n] + dropped[n]
+        answered = 0.0
+        in_slo_total = 0.0
+        total_cores = 0.0
+        weight_total = 0.0
+        weighted = 0.0
+        for v in range(n_var):
+            capacity[v] = replicas[n, v] * per_replica_rps[v, cores[n, v]]
+            answered += in_slo[n, v] * accuracy[v]
+            in_slo_total += in_slo[n, v]
+            total_cores += replicas[n, v] * cores[n, v]
+            quota = routing[n, v]
+            if capacity[v] > 0.0 and not np.isnan(quota):
+                weight = np.rint(quota)
+                weight_total += weight
+                weighted += weight * accuracy[v]
+        if total > 0.0:
+            aa_effective = answered / total
+            violation_rate = violated / total
+            drop_rate = dropped[n] / total
+        else:
+            aa_effective = average_accuracy_row(capacity, accuracy, 0.0)
+            violation_rate = 0.0
+            drop_rate = 0.0
+        if weight_total > 0.0:
+            aa_planned = weighted / weight_total
+        else:
+            aa_planned = average_accuracy_row(capacity, accuracy, mean_rate)
+        row = env[:, n]
+        row[0], row[1], row[2], row[3] = total, mean_rate, peak_rate[n], in_slo_total
+        row[4], row[5], row[6], row[7] = violated, over_slo[n], dropped[n], lost[n]
+        row[8], row[9], row[10], row[11] = violation_rate, drop_rate, p50_ms_all[n], p99_ms_all[n]
+        row[12], row[13], row[14] = aa_effective, aa_planned, total_cores
+        for v in range(n_var):
+            by_variant[0, n, v] = in_slo[n, v]
+            by_variant[1, n, v] = p50_ms[n, v]
+            by_variant[2, n, v] = p99_ms[n, v]
+            by_variant[3, n, v] = capacity[v]
+            by_variant[4, n, v] = loading_left_s[n, v]
+            by_variant[5, n, v] = busy[n, v]
+            by_variant[6, n, v] = backlog[n, v]
+        o = obs[n]
+        for m in range(n_minutes):
+            o[starts[0] + m] = minute_peaks[n, m]
+        o[starts[1]] = mean_rate
+        o[starts[2]] = peak_rate[n]
+        for v in range(n_var):
+            o[starts[3] + v] = cores[n, v]
+            o[starts[4] + v] = replicas[n, v]
+            o[starts[5] + v] = loading_left_s[n, v]
+            o[starts[6] + v] = busy[n, v]
+            o[starts[7] + v] = backlog[n, v]
+            o[starts[11] + v] = p99_ms[n, v] / slo_ms
+        o[starts[8]] = violation_rate
+        o[starts[9]] = drop_rate
+        o[starts[10]] = progress[n]
+        for i in range(high.size):
+            o[i] = min(o[i], high[i])
+    return env, by_variant, obs
