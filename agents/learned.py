@@ -235,7 +235,7 @@ class LearnedAgent(Agent):
         previous_cores = np.asarray(observation[self.settings.layout.CORES], dtype=np.int64)[None]
         values = np.asarray([decoder.check(own_action)], dtype=np.int64)
         budget = None if available is None else np.array([available])
-        replicas, cores, _ = decoder.decode_batch(values, previous_replicas, previous_cores, budget)
+        replicas, cores, _, _ = decoder.decode_batch(values, previous_replicas, previous_cores, budget)
         return self.settings.action(replicas[0], cores[0])
 
 

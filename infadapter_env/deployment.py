@@ -33,10 +33,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from infadapter_env.pipeline_kernels import decode
 from infadapter_env.reductions import row_any, row_sum
 
 ACTION_MODES = ("cores", "replicas", "deployment")
 OVER_BUDGET_MODES = ("reject", "scale")
+_NO_TABLE = np.zeros((0, 0), dtype=np.int64)  # the table argument of modes without one
 
 
 def enumerate_deployments(n_variants: int, min_cores: int, max_cores: int, budget_cores: int) -> np.ndarray:
@@ -170,6 +172,21 @@ class ActionDecoder:
             )
         return [int(v) for v in values]  # type: ignore[union-attr]
 
+    def check_one(self, action: object) -> np.ndarray:
+        """``check(action)`` as a (1, entries) int64 array (a batch of one). Integer arrays of the
+        space's shape and, in ``deployment`` mode, integers take a short path."""
+        if type(action) is np.ndarray and action.dtype.kind in "iu" and action.ndim == 1:
+            values = action.tolist()
+            if len(values) == len(self.upper) and all(0 <= v <= h for v, h in zip(values, self.upper, strict=True)):
+                return np.array([values], dtype=np.int64)
+        elif (
+            (type(action) is int or isinstance(action, np.integer))
+            and self.mode == "deployment"
+            and 0 <= action <= self.upper[0]
+        ):
+            return np.array([[action]], dtype=np.int64)
+        return np.array([self.check(action)], dtype=np.int64)
+
     def check_batch(self, actions: object, n_envs: int) -> np.ndarray:
         """A batch of actions as an (N, entries) int array, or a ``ValueError`` naming the first bad one."""
         try:
@@ -211,45 +228,49 @@ class ActionDecoder:
         previous_replicas: np.ndarray,
         previous_cores: np.ndarray,
         available: np.ndarray | None = None,
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The deployments a batch of checked actions asks for: replicas, cores (N, V) and the rule
-        applied per environment (``ActionFix`` values). ``available`` (N,): the cores available now
-        where a ``budget_trace`` makes them fewer than the budget (None: the budget)."""
-        n = self.n_variants
-        budget = np.full(len(values), self.budget_cores) if available is None else available
-        if self.mode == "deployment":
-            assert self.table is not None
-            cores = self.table[values[:, 0]]
-            replicas = (cores > 0).astype(np.int64)
-            fix = np.full(len(values), ActionFix.NONE, dtype=np.int8)
-            if available is None:
-                return replicas, cores, fix
-            return self._fit(replicas, cores, fix, budget, previous_replicas, previous_cores)
-        if self.mode == "cores":
-            cores = values
-            replicas = (cores > 0).astype(np.int64)
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """The deployments a batch of checked actions asks for: replicas, cores (N, V), the rule
+        applied per environment (``ActionFix`` values) and whether it differs from the previous
+        deployment (N,). ``available`` (N,): the cores available now where a ``budget_trace`` makes
+        them fewer than the budget (None: the budget)."""
+        if available is None:
+            budget = np.full(len(values), self.budget_cores, dtype=np.int64)
         else:
-            active = (values[:, :n] > 0) & (values[:, n:] > 0)
-            replicas, cores = np.where(active, values[:, :n], 0), np.where(active, values[:, n:], 0)
-        below = (cores > 0) & (cores < self.min_cores)
-        fix = np.where(row_any(below), ActionFix.RAISED_TO_MIN_CORES, ActionFix.NONE).astype(np.int8)
-        if fix.any():
-            cores = np.where(below, self.min_cores, cores)
-        return self._fit(replicas, cores, fix, budget, previous_replicas, previous_cores)
+            budget = np.asarray(available, dtype=np.int64)
+        table = self.table if self.table is not None else _NO_TABLE
+        previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
+        previous_cores = np.asarray(previous_cores, dtype=np.int64)
+        replicas, cores, fix, over, changed = decode(
+            np.asarray(values, dtype=np.int64),
+            ACTION_MODES.index(self.mode),
+            table,
+            self.n_variants,
+            self.min_cores,
+            budget,
+            int(ActionFix.RAISED_TO_MIN_CORES),
+            previous_replicas,
+            previous_cores,
+        )
+        if over.any():
+            replicas, cores, fix = self._fit(replicas, cores, fix, over, budget, previous_replicas, previous_cores)
+            changed = row_any((replicas != previous_replicas) | (cores != previous_cores))
+        return replicas, cores, fix, changed
 
     def _fit(
         self,
         replicas: np.ndarray,
         cores: np.ndarray,
         fix: np.ndarray,
+        over: np.ndarray,
         budget: np.ndarray,
         previous_replicas: np.ndarray,
         previous_cores: np.ndarray,
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The over-budget rule (``over_budget``) against ``budget`` (N,); a previous deployment kept
-        that no longer fits the cores available is cut to fit (``cut_to_budget``)."""
-        over = row_sum(replicas * cores) > budget
-        if over.any() and self.over_budget == "scale":
+        """The over-budget rule (``over_budget``) for the deployments ``over`` (N,) their ``budget``
+        (N,); a previous deployment kept that no longer fits the cores available is cut to fit
+        (``cut_to_budget``)."""
+        over = over.copy()
+        if self.over_budget == "scale":
             cores = cores.copy()
             for row in np.flatnonzero(over):
                 scaled = scale_to_budget(replicas[row], cores[row], int(budget[row]), self.min_cores)

@@ -292,7 +292,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             raise RuntimeError("InfAdapter-v0: call reset() before step()")
         if self._step >= self.n_steps:
             raise RuntimeError("InfAdapter-v0: the episode has ended; call reset()")
-        values = np.asarray([self.decoder.check(action)], dtype=np.int64)
+        values = self.decoder.check_one(action)
         step = self._step
         simulate = self.pipeline.fast if self._requests is None else self._simulate_requests
         quotas = None if self._quotas.is_unset else self._quotas

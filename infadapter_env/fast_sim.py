@@ -37,7 +37,7 @@ rolling updates and make-before-break follow ``deploy``. ``tests/test_fast_vs_re
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -140,7 +140,7 @@ class QuotaPlan:
         """No quotas routing, none planned."""
         return cls(np.full((n_envs, n_variants), np.nan), np.full((n_envs, n_variants), np.nan))
 
-    @property
+    @cached_property
     def is_unset(self) -> bool:
         return bool(np.isnan(self.current).all() and np.isnan(self.planned).all())
 
@@ -255,6 +255,15 @@ def deploy(state: ClusterState, replicas: np.ndarray, cores: np.ndarray, load_ti
     )
 
 
+@lru_cache(maxsize=8)
+def no_quotas(n_envs: int, n_variants: int) -> QuotaPlan:
+    """``QuotaPlan.unset`` with read-only arrays, made once per shape."""
+    plan = QuotaPlan.unset(n_envs, n_variants)
+    plan.current.setflags(write=False)
+    plan.planned.setflags(write=False)
+    return plan
+
+
 def simulate_interval(
     state: ClusterState,
     per_tick: np.ndarray,
@@ -269,7 +278,7 @@ def simulate_interval(
     the arithmetic, for one environment and for a thousand."""
     n_env, n_var = state.cores.shape
     if quotas is None or dispatcher != "quota":
-        quotas = QuotaPlan.unset(n_env, n_var)
+        quotas = no_quotas(n_env, n_var)
     out = kernels.interval(
         state.replicas,
         state.cores,

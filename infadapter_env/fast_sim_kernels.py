@@ -31,7 +31,92 @@ BIN_SCALE = N_BINS / math.log(BIN_HIGH_S / BIN_LOW_S)  # bins per e-fold
 ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``fast_sim.DISPATCHERS`` order)
 
 
-@numba.njit(cache=True, nogil=True)
+# Each kernel has one explicit signature, compiled at import (or loaded from the disk cache): two
+# processes compiling different specialisations at once can leave numba's cache index pointing at
+# the other one's code. Inputs are read-only arrays of any layout (writable and C arrays convert).
+def readonly(dtype: str, ndim: int) -> numba.types.Array:
+    """The numba type of a read-only array of ``dtype`` with ``ndim`` dimensions, any layout."""
+    return numba.types.Array(getattr(numba.types, dtype), ndim, "A", readonly=True)
+
+
+_I2, _F1, _F2 = readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
+_i8, _f8 = numba.types.int64, numba.types.float64
+INTERVAL_SIGNATURE = numba.types.Tuple(
+    (numba.types.int64[:, :, ::1], numba.types.float64[:, :, ::1], numba.types.float64[:, :, ::1], _f8[:, ::1])
+)(*([_I2] * 4 + [_F2] * 3 + [_F2] * 3 + [_F2] * 3 + [_F1, _F2, _I2, _F1] + [_i8, _f8, _i8, _f8]))
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_max: float) -> float:
+    """The utilisation at which Poisson arrivals (what the latency tables hold) queue as much as the
+    stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
+
+    Kingman: the wait scales with (ca^2 + cs^2) / 2. Over windows shorter than a second the stream is
+    Poisson-like (ca^2 = 1: random times); over a second or more its counts vary only by the random
+    share (ca^2 = 1 - share). The queue remembers about ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which
+    weighs the two. The table is then read where rho / (1 - rho) is scaled by the same factor."""
+    rho = min(rho, rho_max)
+    relax_s = 1.0 / max(mu_replica * (1.0 - np.sqrt(rho)) ** 2, 1e-9)
+    ca2 = 1.0 - share * relax_s / (relax_s + 1.0)
+    factor = (ca2 + cv2) / (1.0 + cv2)
+    g = factor * rho / (1.0 - rho)
+    return g / (1.0 + g)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def latency_bin(value: float, low_s: float, scale: float, n_bins: int) -> int:
+    """The histogram bin of a latency (s): log-spaced from ``low_s``, ``scale`` bins per e-fold."""
+    value = max(value, low_s)
+    return min(max(int(np.log(value / low_s) * scale), 0), n_bins - 1)
+
+
+@numba.njit(numba.types.int64[:, ::1](_F2, _f8, _f8, _i8), cache=True, nogil=True)
+def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.ndarray:
+    """``latency_bin`` of every atom (the bins of requests that wait for nothing)."""
+    out = np.zeros(atoms.shape, dtype=np.int64)
+    for i in range(atoms.shape[0]):
+        for j in range(atoms.shape[1]):
+            out[i, j] = latency_bin(atoms[i, j], low_s, scale, n_bins)
+    return out
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _add_unwaited(hist: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray) -> None:
+    """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
+    ``row`` < 0), to variant ``v``'s histogram and the overall one (the last row)."""
+    if row < 0:
+        return
+    last = hist.shape[0] - 1
+    for j in range(mass.size):
+        b = bins[row, j]
+        hist[v, b] += requests * mass[j]
+        hist[last, b] += requests * mass[j]
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _p50_p99_ms(hist: np.ndarray, low_s: float, scale: float) -> tuple[float, float]:
+    """The P50 and P99 (ms) of log-binned masses, geometric inside their bins (0: no mass)."""
+    total = 0.0
+    for b in range(hist.size):
+        total += hist[b]
+    if total <= 0.0:
+        return 0.0, 0.0
+    return 1000.0 * _quantile(hist, 0.5 * total, low_s, scale), 1000.0 * _quantile(hist, 0.99 * total, low_s, scale)
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _quantile(hist: np.ndarray, target: float, low_s: float, scale: float) -> float:
+    """The latency (s) below which ``target`` of the log-binned masses lie, geometric inside its bin."""
+    below = 0.0
+    b = 0
+    while b < hist.size - 1 and below + hist[b] < target:
+        below += hist[b]
+        b += 1
+    frac = min(max((target - below) / max(hist[b], 1e-300), 0.0), 1.0)
+    return low_s * np.exp((b + frac) / scale)
+
+
+@numba.njit(INTERVAL_SIGNATURE, cache=True, nogil=True)
 def interval(
     replicas: np.ndarray,
     cores: np.ndarray,
@@ -238,8 +323,9 @@ def interval(
                     mu_sum -= mu_t[t - window, v]
                     rate_sum -= per_tick[n, t - window]
                 count = min(t + 1, window)
-                load = load_sum / count
-                capacity = mu_sum / count
+                # (a running sum that drops the tick leaving the window can round below 0)
+                load = max(load_sum, 0.0) / count
+                capacity = max(mu_sum, 0.0) / count
                 share = load / max(rate_sum / count, 1e-12)
                 per_replica = per_replica_t[t, v]
                 recent_t[t, v] = effective_rho(
@@ -333,73 +419,3 @@ def interval(
             else:
                 new_loading[n, v] = loading_left_s[n, v] - n_ticks
     return serving_out, queues_out, by_variant, by_env
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_max: float) -> float:
-    """The utilisation at which Poisson arrivals (what the latency tables hold) queue as much as the
-    stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
-
-    Kingman: the wait scales with (ca^2 + cs^2) / 2. Over windows shorter than a second the stream is
-    Poisson-like (ca^2 = 1: random times); over a second or more its counts vary only by the random
-    share (ca^2 = 1 - share). The queue remembers about ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which
-    weighs the two. The table is then read where rho / (1 - rho) is scaled by the same factor."""
-    rho = min(rho, rho_max)
-    relax_s = 1.0 / max(mu_replica * (1.0 - np.sqrt(rho)) ** 2, 1e-9)
-    ca2 = 1.0 - share * relax_s / (relax_s + 1.0)
-    factor = (ca2 + cv2) / (1.0 + cv2)
-    g = factor * rho / (1.0 - rho)
-    return g / (1.0 + g)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def latency_bin(value: float, low_s: float, scale: float, n_bins: int) -> int:
-    """The histogram bin of a latency (s): log-spaced from ``low_s``, ``scale`` bins per e-fold."""
-    value = max(value, low_s)
-    return min(max(int(np.log(value / low_s) * scale), 0), n_bins - 1)
-
-
-@numba.njit(cache=True, nogil=True)
-def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.ndarray:
-    """``latency_bin`` of every atom (the bins of requests that wait for nothing)."""
-    out = np.zeros(atoms.shape, dtype=np.int64)
-    for i in range(atoms.shape[0]):
-        for j in range(atoms.shape[1]):
-            out[i, j] = latency_bin(atoms[i, j], low_s, scale, n_bins)
-    return out
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _add_unwaited(hist: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray) -> None:
-    """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
-    ``row`` < 0), to variant ``v``'s histogram and the overall one (the last row)."""
-    if row < 0:
-        return
-    last = hist.shape[0] - 1
-    for j in range(mass.size):
-        b = bins[row, j]
-        hist[v, b] += requests * mass[j]
-        hist[last, b] += requests * mass[j]
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _p50_p99_ms(hist: np.ndarray, low_s: float, scale: float) -> tuple[float, float]:
-    """The P50 and P99 (ms) of log-binned masses, geometric inside their bins (0: no mass)."""
-    total = 0.0
-    for b in range(hist.size):
-        total += hist[b]
-    if total <= 0.0:
-        return 0.0, 0.0
-    return 1000.0 * _quantile(hist, 0.5 * total, low_s, scale), 1000.0 * _quantile(hist, 0.99 * total, low_s, scale)
-
-
-@numba.njit(cache=True, nogil=True, inline="always")
-def _quantile(hist: np.ndarray, target: float, low_s: float, scale: float) -> float:
-    """The latency (s) below which ``target`` of the log-binned masses lie, geometric inside its bin."""
-    below = 0.0
-    b = 0
-    while b < hist.size - 1 and below + hist[b] < target:
-        below += hist[b]
-        b += 1
-    frac = min(max((target - below) / max(hist[b], 1e-300), 0.0), 1.0)
-    return low_s * np.exp((b + frac) / scale)

@@ -16,7 +16,15 @@ import numpy as np
 from infadapter_env import pipeline_kernels as kernels
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, ActionFix
-from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, deploy, server_tables, simulate_interval
+from infadapter_env.fast_sim import (
+    ClusterState,
+    IntervalResult,
+    QuotaPlan,
+    deploy,
+    no_quotas,
+    server_tables,
+    simulate_interval,
+)
 from infadapter_env.objective import loading_cost_batch, objective_value, resource_cost
 from infadapter_env.observation import ObservationLayout
 from infadapter_env.profiles import CapacityProfile
@@ -80,7 +88,6 @@ class StepPipeline:
         # where the report kernel writes each of ``pipeline_kernels.OBSERVED``
         positions = [self.layout.positions[name] for name in kernels.OBSERVED]
         self.observed_starts = np.array([p.start if isinstance(p, slice) else p for p in positions], dtype=np.int64)
-        self._nan_quotas = np.full((0, len(self.accuracy)), np.nan)
 
     def fast(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
@@ -140,15 +147,16 @@ class StepPipeline:
         Returns the new state, rewards, observations and the step's info (``StepReport``)."""
         cfg = self.config
         available = cfg.available_cores(steps_done - 1)  # this interval's (budget_trace only)
-        replicas, cores, fix = self.decoder.decode_batch(values, state.replicas, state.cores, available)
-        if np.array_equal(replicas, state.replicas) and np.array_equal(cores, state.cores):
-            lc = np.zeros(len(values))  # nothing started or resized anywhere
-        else:
+        replicas, cores, fix, changed = self.decoder.decode_batch(values, state.replicas, state.cores, available)
+        if changed.any():
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
-        state = deploy(state, replicas, cores, self.load_time)
+            state = deploy(state, replicas, cores, self.load_time)
+        else:
+            lc = np.zeros(len(values))  # nothing started, resized or removed anywhere
         state, result = simulate(state, per_tick, quotas)
         # the quotas routing at the interval's end (NaN: none set)
-        routing = self._no_quotas(len(values)) if quotas is None else quotas.after(state.loading_left_s).current
+        n_var = len(self.accuracy)
+        routing = (no_quotas(len(values), n_var) if quotas is None else quotas.after(state.loading_left_s)).current
         env, by_variant, obs = kernels.report(
             result.arrivals,
             result.peak_rate_rps,
@@ -182,13 +190,15 @@ class StepPipeline:
             self.observe_budget(obs, steps_done)
             np.minimum(obs, self.high, out=obs)
         weights: Any = cfg.weights if beta is None else EpisodeWeights(cfg.alpha, beta, cfg.gamma)
+        # the reward (AA effective) and the objective the deployment planned for (AA planned)
+        reward, planned = objective_value(env[AA_EFFECTIVE : AA_PLANNED + 1], rc, lc, weights)
         report = StepReport(
             env,
             by_variant,
             rc,
             lc,
-            objective_value(env[AA_EFFECTIVE], rc, lc, weights),
-            objective_value(env[AA_PLANNED], rc, lc, weights),
+            reward,
+            planned,
             replicas,
             cores,
             fix,
@@ -200,20 +210,14 @@ class StepPipeline:
             return state, np.stack([env[AA_EFFECTIVE], -rc, -lc], axis=1), obs, report
         return state, report.reward, obs, report
 
-    def _no_quotas(self, n_envs: int) -> np.ndarray:
-        """(N, V) NaN: no quotas routing."""
-        if self._nan_quotas.shape[0] != n_envs:
-            self._nan_quotas = np.full((n_envs, len(self.accuracy)), np.nan)
-            self._nan_quotas.setflags(write=False)
-        return self._nan_quotas
-
 
 TOTAL_CORES = kernels.ENV_FLOATS.index("cores")
 AA_EFFECTIVE = kernels.ENV_FLOATS.index("aa_effective")
 AA_PLANNED = kernels.ENV_FLOATS.index("aa_planned")
+assert AA_PLANNED == AA_EFFECTIVE + 1  # the step scores both in one call
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(slots=True, eq=False)
 class StepReport:
     """The info of a step of N environments (the env docstring lists its keys): the report kernel's
     packed numbers, the objective's terms and the deployment. ``arrays()`` is the vector env's info,

@@ -1,7 +1,7 @@
-"""The step pipeline's scoring, observation and info, compiled by numba: one loop over the
-environments that reads an interval's result (from either simulator) and writes the info's numbers
-and the observation, in place of some forty numpy calls (which cost more than the arithmetic at
-N = 1 and cost a pass over memory each at N = 1024).
+"""The step pipeline's compiled pieces (numba), each one loop over the environments in place of
+dozens of numpy calls (which cost more than the arithmetic at N = 1 and a pass over memory each at
+N = 1024): ``decode`` turns checked actions into deployments; ``report`` reads an interval's result
+(from either simulator) and writes the info's numbers and the observation.
 
 The objective's weighted sum stays in ``objective.objective_value`` (the pipeline applies it to the
 terms this kernel returns); the batched average accuracy lives here, compiled, because the kernel
@@ -12,6 +12,12 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from numba.types import Tuple, boolean, float32, float64, int8, int64
+
+from infadapter_env.fast_sim_kernels import readonly
+
+# Each kernel has one explicit signature (``fast_sim_kernels`` says why).
+_I1, _I2, _F1, _F2 = readonly("int64", 1), readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 
 # The rows of ``report``'s outputs: the info keys they become (``pipeline.StepReport``).
 ENV_FLOATS = (
@@ -58,7 +64,7 @@ OBSERVED = (
 )
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(cache=True, nogil=True, inline="always")
 def average_accuracy_row(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: float) -> float:
     """``objective.average_accuracy`` of one deployment (capacity (V,), least accurate first)."""
     n_var = capacity_rps.size
@@ -78,7 +84,7 @@ def average_accuracy_row(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rp
     return answered / rate_rps
 
 
-@numba.njit(cache=True, nogil=True)
+@numba.njit(float64[::1](_F2, _F1, _F1), cache=True, nogil=True)
 def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
     """``objective.average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
     out = np.empty(rate_rps.size)
@@ -87,7 +93,16 @@ def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_
     return out
 
 
-@numba.njit(cache=True, nogil=True)
+REPORT_SIGNATURE = Tuple((float64[:, ::1], float64[:, :, ::1], float32[:, ::1]))(
+    *[_F1, _F1, _F2, _F1, _F1, _F1, _F2, _F2, _F2, _F1, _F1, _I2, _I2, _F2, _F2, _F2, _F2, _F1, _F2, _F1],
+    float64,
+    float64,
+    _I1,
+    readonly("float32", 1),
+)
+
+
+@numba.njit(REPORT_SIGNATURE, cache=True, nogil=True)
 def report(
     arrivals: np.ndarray,
     peak_rate: np.ndarray,
@@ -194,3 +209,58 @@ def report(
         for i in range(high.size):
             o[i] = min(o[i], high[i])
     return env, by_variant, obs
+
+
+DECODE_SIGNATURE = Tuple((int64[:, ::1], int64[:, ::1], int8[::1], boolean[::1], boolean[::1]))(
+    _I2, int64, _I2, int64, int64, _I1, int64, _I2, _I2
+)
+
+
+@numba.njit(DECODE_SIGNATURE, cache=True, nogil=True)
+def decode(
+    values: np.ndarray,
+    mode: int,
+    table: np.ndarray,
+    n_var: int,
+    min_cores: int,
+    budget: np.ndarray,
+    raised: int,
+    previous_replicas: np.ndarray,
+    previous_cores: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The deployments (replicas, cores (N, V)) that checked actions ``values`` (N, entries) of
+    action mode ``mode`` (``deployment.ACTION_MODES`` index; ``table``: the ``deployment`` mode's
+    rows) ask for, an active replica below ``min_cores`` raised to it (``fix`` = ``raised``); which of
+    them need more than ``budget`` (N,) cores (the over-budget rule is the caller's), and which
+    differ from the previous deployments (N, V)."""
+    n_env = values.shape[0]
+    replicas = np.zeros((n_env, n_var), dtype=np.int64)
+    cores = np.zeros((n_env, n_var), dtype=np.int64)
+    fix = np.zeros(n_env, dtype=np.int8)
+    over = np.zeros(n_env, dtype=np.bool_)
+    changed = np.zeros(n_env, dtype=np.bool_)
+    for n in range(n_env):
+        total = 0
+        for v in range(n_var):
+            if mode == 2:  # deployment: a row of the table, one replica per variant
+                c = table[values[n, 0], v]
+                r = 1 if c > 0 else 0
+            elif mode == 0:  # cores: one replica per variant
+                c = values[n, v]
+                r = 1 if c > 0 else 0
+            else:  # replicas: replicas, then cores per replica; off when either is 0
+                r = values[n, v]
+                c = values[n, n_var + v]
+                if r <= 0 or c <= 0:
+                    r = 0
+                    c = 0
+            if 0 < c < min_cores:
+                c = min_cores
+                fix[n] = raised
+            replicas[n, v] = r
+            cores[n, v] = c
+            total += r * c
+            if r != previous_replicas[n, v] or c != previous_cores[n, v]:
+                changed[n] = True
+        over[n] = total > budget[n]
+    return replicas, cores, fix, over, changed

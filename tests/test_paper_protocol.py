@@ -308,7 +308,7 @@ def test_agents_decode_with_the_envs_over_budget_rule():
         env = gym.make("InfAdapter-v0", over_budget=rule)
         _, info = env.reset(seed=0)
         settings = EnvSettings.from_info(info)
-        _, cores, _ = settings.encoder().decode_batch(
+        _, cores, _, _ = settings.encoder().decode_batch(
             np.array([[10, 10, 10, 0, 0]]), np.zeros((1, 5)), np.zeros((1, 5))
         )
         assert cores[0].tolist() == expected
