@@ -81,35 +81,51 @@ def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _add_unwaited(hist: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray) -> None:
-    """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
-    ``row`` < 0), to variant ``v``'s histogram and the overall one (the last row)."""
-    if row < 0:
-        return
+def _add(hist: np.ndarray, span: np.ndarray, v: int, b: int, mass: float) -> None:
+    """Add ``mass`` to bin ``b`` of variant ``v``'s histogram and of the overall one (the last row),
+    widening the range of bins in use of each (``span``: first and last bin per row)."""
     last = hist.shape[0] - 1
-    for j in range(mass.size):
-        b = bins[row, j]
-        hist[v, b] += requests * mass[j]
-        hist[last, b] += requests * mass[j]
+    hist[v, b] += mass
+    hist[last, b] += mass
+    for row in (v, last):
+        span[row, 0] = min(span[row, 0], b)
+        span[row, 1] = max(span[row, 1], b)
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _p50_p99_ms(hist: np.ndarray, low_s: float, scale: float) -> tuple[float, float]:
-    """The P50 and P99 (ms) of log-binned masses, geometric inside their bins (0: no mass)."""
+def _add_unwaited(
+    hist: np.ndarray, span: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray
+) -> None:
+    """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
+    ``row`` < 0), to variant ``v``'s histogram and the overall one."""
+    if row < 0:
+        return
+    for j in range(mass.size):
+        _add(hist, span, v, bins[row, j], requests * mass[j])
+
+
+@numba.njit(cache=True, nogil=True, inline="always")
+def _p50_p99_ms(hist: np.ndarray, first: int, last: int, low_s: float, scale: float) -> tuple[float, float]:
+    """The P50 and P99 (ms) of log-binned masses in bins ``first..last`` (the others are empty),
+    geometric inside their bins (0: no mass); the bins are emptied for the next use."""
     total = 0.0
-    for b in range(hist.size):
+    for b in range(first, last + 1):
         total += hist[b]
     if total <= 0.0:
         return 0.0, 0.0
-    return 1000.0 * _quantile(hist, 0.5 * total, low_s, scale), 1000.0 * _quantile(hist, 0.99 * total, low_s, scale)
+    p50 = 1000.0 * _quantile(hist, first, last, 0.5 * total, low_s, scale)
+    p99 = 1000.0 * _quantile(hist, first, last, 0.99 * total, low_s, scale)
+    hist[first : last + 1] = 0.0
+    return p50, p99
 
 
 @numba.njit(cache=True, nogil=True, inline="always")
-def _quantile(hist: np.ndarray, target: float, low_s: float, scale: float) -> float:
-    """The latency (s) below which ``target`` of the log-binned masses lie, geometric inside its bin."""
+def _quantile(hist: np.ndarray, first: int, last: int, target: float, low_s: float, scale: float) -> float:
+    """The latency (s) below which ``target`` of the masses in bins ``first..last`` lie, geometric
+    inside its bin."""
     below = 0.0
-    b = 0
-    while b < hist.size - 1 and below + hist[b] < target:
+    b = first
+    while b < last and below + hist[b] < target:
         below += hist[b]
         b += 1
     frac = min(max((target - below) / max(hist[b], 1e-300), 0.0), 1.0)
@@ -204,6 +220,7 @@ def interval(
     group_wait = np.zeros((n_groups, slots))
     group_row = np.zeros((n_groups, slots), dtype=np.int64)
     hist = np.zeros((n_var + 1, n_bins))  # the last row: every variant together
+    span = np.empty((n_var + 1, 2), dtype=np.int64)  # first and last bin in use per row
     for n in range(n_env):
         # What serves at each tick: the target from the second its load finishes.
         switch_tick = 0.0
@@ -296,7 +313,8 @@ def interval(
                     variance[n, v] = min(variance[n, v] + growth, reach * reach)
                 else:
                     variance[n, v] = 0.0
-        hist[:] = 0.0
+        span[:, 0] = n_bins
+        span[:, 1] = -1
         for v in range(n_var):
             served_v = 0.0
             done_v = 0.0
@@ -398,18 +416,16 @@ def interval(
                     row = group_row[g, s]
                     if wait == 0.0:
                         if row != pending_row:
-                            _add_unwaited(hist, v, pending_row, pending, atom_bins, atom_mass)
+                            _add_unwaited(hist, span, v, pending_row, pending, atom_bins, atom_mass)
                             pending_row, pending = row, 0.0
                         pending += requests
                         continue
                     for j in range(n_levels):
                         b = latency_bin(wait + atoms[row, j], low_s, scale, n_bins)
-                        mass = requests * atom_mass[j]
-                        hist[v, b] += mass
-                        hist[n_var, b] += mass
-                _add_unwaited(hist, v, pending_row, pending, atom_bins, atom_mass)
-            p50[n, v], p99[n, v] = _p50_p99_ms(hist[v], low_s, scale)
-        p50_all[n], p99_all[n] = _p50_p99_ms(hist[n_var], low_s, scale)
+                        _add(hist, span, v, b, requests * atom_mass[j])
+                _add_unwaited(hist, span, v, pending_row, pending, atom_bins, atom_mass)
+            p50[n, v], p99[n, v] = _p50_p99_ms(hist[v], span[v, 0], span[v, 1], low_s, scale)
+        p50_all[n], p99_all[n] = _p50_p99_ms(hist[n_var], span[n_var, 0], span[n_var, 1], low_s, scale)
         # the loads that finished
         for v in range(n_var):
             if ready[v] <= n_ticks:
