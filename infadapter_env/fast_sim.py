@@ -1,5 +1,6 @@
 """The fast simulator (``simulator="fast"``, the default): fluid queues per 1 s tick with calibrated
-latencies, for N environments at once in array operations (the scalar env is N = 1).
+latencies, for N environments at once (the scalar env is N = 1), in one compiled loop over the
+environments (``fast_sim_kernels.interval``); this module holds its data and tables.
 
 Per tick and variant (``cap``: capacity at the SLO from the profile, which the dispatcher uses;
 ``mu``: what the servers complete per second, replicas x workers / mean service time from the
@@ -126,11 +127,6 @@ class QuotaPlan:
         """The quotas (N, V) that route once ``switched`` (bool, broadcast) says the switch happened."""
         planned_set = ~np.isnan(self.planned).all(axis=-1, keepdims=True)
         return np.where(switched & planned_set, self.planned, self.current)
-
-    def per_tick(self, loading_left_s: np.ndarray, n_ticks: int) -> np.ndarray:
-        """(T, N, V): the quotas routing each second of the interval."""
-        switched = np.arange(n_ticks)[:, None, None] >= self.switch_tick(loading_left_s)[None, :, None]
-        return self.effective(switched)
 
     def select(self, rows: np.ndarray) -> QuotaPlan:
         return QuotaPlan(self.current[rows], self.planned[rows])

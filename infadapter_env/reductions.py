@@ -2,7 +2,7 @@
 
 numpy reduces a C-ordered (N, 5) array along its last axis through a slow strided loop (a sum
 takes ~13 us at N = 1024, a max ~35 us); a small matrix product or a chain of column-wise
-operations does the same in 2-4 us. The batched env does dozens of these per step.
+operations does the same in 2-4 us (the step's numpy parts: decoding fixes, deploying, quotas).
 """
 
 from __future__ import annotations
@@ -15,12 +15,6 @@ import numpy as np
 @cache
 def _ones(n: int) -> np.ndarray:
     return np.ones(n)
-
-
-@cache
-def _strictly_after(n: int) -> np.ndarray:
-    """M[u, v] = 1 where u > v: ``x @ M`` sums, for each v, the entries after it."""
-    return np.tril(np.ones((n, n)), -1)
 
 
 def row_sum(x: np.ndarray) -> np.ndarray:
@@ -36,8 +30,3 @@ def row_any(x: np.ndarray) -> np.ndarray:
 def row_max(x: np.ndarray) -> np.ndarray:
     """``x.max(axis=1)``."""
     return reduce(np.maximum, (x[:, v] for v in range(x.shape[1])))
-
-
-def sum_after(x: np.ndarray) -> np.ndarray:
-    """For each column v (last axis), the sum of the columns after it (the variants more accurate than v)."""
-    return x @ _strictly_after(x.shape[-1])
