@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import numba
 import numpy as np
-from numba.types import Tuple, boolean, float32, float64, int8, int64
 
 from infadapter_env.fast_sim_kernels import readonly
 
 # Each kernel has one explicit signature (``fast_sim_kernels`` says why).
+Tuple, boolean, float32, float64, int8, int64 = (
+    getattr(numba.types, name) for name in ("Tuple", "boolean", "float32", "float64", "int8", "int64")
+)
 _I1, _I2, _F1, _F2 = readonly("int64", 1), readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 
 # The rows of ``report``'s outputs: the info keys they become (``pipeline.StepReport``).
