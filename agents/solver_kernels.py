@@ -14,8 +14,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-import numba
 import numpy as np
+
+from infadapter_env.compiled import compiled
 
 REACH_TOLERANCE = 1e-12  # relative: a deployment within it of the rate serves it
 
@@ -31,7 +32,7 @@ def warm_up() -> None:
     undominated(ints, floats, floats, floats)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def expand(
     used: np.ndarray,
     capacity: np.ndarray,
@@ -178,7 +179,7 @@ def undominated(cores: np.ndarray, capacity: np.ndarray, slack: np.ndarray, load
     return _sweep(np.argsort(-capacity), cores, slack, loading)
 
 
-@numba.njit(cache=True, nogil=True)
+@compiled()
 def _sweep(order: np.ndarray, cores: np.ndarray, slack: np.ndarray, loading: np.ndarray) -> np.ndarray:
     """``undominated`` over the states in ``order``. A dominated state need not be remembered:
     whatever it dominates, the state that dominates it does too (both forms are transitive, and

@@ -13,6 +13,8 @@ import math
 import numba
 import numpy as np
 
+from infadapter_env.compiled import compiled
+
 # The model's constants (``fast_sim``'s docstring explains them); numba reads them as constants.
 RHO_STEP = 0.005  # the utilisation grid of the latency tables
 RHO_MAX = 0.99
@@ -48,7 +50,7 @@ INTERVAL_SIGNATURE = numba.types.Tuple(
 )(*([_I2] * 4 + [_F2] * 3 + [_F2] * 3 + [_F2] * 3 + [_F1, _F2, _I2, _F1] + [_i8, _f8, _i8, _f8]))
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_max: float) -> float:
     """The utilisation at which Poisson arrivals (what the latency tables hold) queue as much as the
     stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
@@ -65,14 +67,14 @@ def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_m
     return g / (1.0 + g)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def latency_bin(value: float, low_s: float, scale: float, n_bins: int) -> int:
     """The histogram bin of a latency (s): log-spaced from ``low_s``, ``scale`` bins per e-fold."""
     value = max(value, low_s)
     return min(max(int(np.log(value / low_s) * scale), 0), n_bins - 1)
 
 
-@numba.njit(numba.types.int64[:, ::1](_F2, _f8, _f8, _i8), cache=True, nogil=True)
+@compiled(numba.types.int64[:, ::1](_F2, _f8, _f8, _i8))
 def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.ndarray:
     """``latency_bin`` of every atom (the bins of requests that wait for nothing)."""
     out = np.zeros(atoms.shape, dtype=np.int64)
@@ -82,7 +84,7 @@ def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.
     return out
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _add(hist: np.ndarray, span: np.ndarray, v: int, b: int, mass: float) -> None:
     """Add ``mass`` to bin ``b`` of variant ``v``'s histogram and of the overall one (the last row),
     widening the range of bins in use of each (``span``: first and last bin per row)."""
@@ -94,7 +96,7 @@ def _add(hist: np.ndarray, span: np.ndarray, v: int, b: int, mass: float) -> Non
         span[row, 1] = max(span[row, 1], b)
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _add_unwaited(
     hist: np.ndarray, span: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray
 ) -> None:
@@ -106,7 +108,7 @@ def _add_unwaited(
         _add(hist, span, v, bins[row, j], requests * mass[j])
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _p50_p99_ms(hist: np.ndarray, first: int, last: int, low_s: float, scale: float) -> tuple[float, float]:
     """The P50 and P99 (ms) of log-binned masses in bins ``first..last`` (the others are empty),
     geometric inside their bins (0: no mass); the bins are emptied for the next use."""
@@ -121,7 +123,7 @@ def _p50_p99_ms(hist: np.ndarray, first: int, last: int, low_s: float, scale: fl
     return p50, p99
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _quantile(hist: np.ndarray, first: int, last: int, target: float, low_s: float, scale: float) -> float:
     """The latency (s) below which ``target`` of the masses in bins ``first..last`` lie, geometric
     inside its bin."""
@@ -134,7 +136,7 @@ def _quantile(hist: np.ndarray, first: int, last: int, target: float, low_s: flo
     return low_s * np.exp((b + frac) / scale)
 
 
-@numba.njit(INTERVAL_SIGNATURE, cache=True, nogil=True)
+@compiled(INTERVAL_SIGNATURE)
 def interval(
     replicas: np.ndarray,
     cores: np.ndarray,

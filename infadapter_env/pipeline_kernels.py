@@ -13,6 +13,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+from infadapter_env.compiled import compiled
 from infadapter_env.fast_sim_kernels import readonly
 
 # Each kernel has one explicit signature (``fast_sim_kernels`` says why).
@@ -66,7 +67,7 @@ OBSERVED = (
 )
 
 
-@numba.njit(cache=True, nogil=True, inline="always")
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def average_accuracy_row(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: float) -> float:
     """``objective.average_accuracy`` of one deployment (capacity (V,), least accurate first)."""
     n_var = capacity_rps.size
@@ -86,7 +87,7 @@ def average_accuracy_row(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rp
     return answered / rate_rps
 
 
-@numba.njit(float64[::1](_F2, _F1, _F1), cache=True, nogil=True)
+@compiled(float64[::1](_F2, _F1, _F1))
 def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
     """``objective.average_accuracy`` for N deployments at once: capacity (N, V), rates (N,)."""
     out = np.empty(rate_rps.size)
@@ -104,7 +105,7 @@ REPORT_SIGNATURE = Tuple((float64[:, ::1], float64[:, :, ::1], float32[:, ::1]))
 )
 
 
-@numba.njit(REPORT_SIGNATURE, cache=True, nogil=True)
+@compiled(REPORT_SIGNATURE)
 def report(
     arrivals: np.ndarray,
     peak_rate: np.ndarray,
@@ -218,7 +219,7 @@ DECODE_SIGNATURE = Tuple((int64[:, ::1], int64[:, ::1], int8[::1], boolean[::1],
 )
 
 
-@numba.njit(DECODE_SIGNATURE, cache=True, nogil=True)
+@compiled(DECODE_SIGNATURE)
 def decode(
     values: np.ndarray,
     mode: int,

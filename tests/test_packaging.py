@@ -124,3 +124,33 @@ def test_env_runs_from_the_unpacked_wheel_outside_the_repo(wheel, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert str(root) in done.stdout
+
+
+def test_the_env_runs_where_numba_can_cache_nothing(tmp_path):
+    """A read-only install with no writable home: numba finds no folder for its disk cache and
+    refuses to cache; the kernels then compile in the process, with one warning saying what to do.
+    (Simulated with a cache locator that applies to no file.)"""
+    script = (
+        "import gymnasium as gym, numpy as np, infadapter_env\n"
+        "env = gym.make('InfAdapter-v0')\n"
+        "env.reset(seed=0)\n"
+        "print(env.step(np.array([12, 0, 0, 0, 8]))[1])\n"
+    )
+    environment = {"PATH": "/usr/bin:/bin", "NUMBA_CACHE_LOCATOR_CLASSES": "IPythonCacheLocator"}
+    done = subprocess.run(
+        [sys.executable, "-W", "default", "-c", script],
+        cwd=tmp_path,
+        env=environment,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.count("numba finds no writable folder") == 1, done.stderr
+    assert "NUMBA_CACHE_DIR" in done.stderr
+    import gymnasium as gym
+    import numpy as np
+
+    env = gym.make("InfAdapter-v0")
+    env.reset(seed=0)
+    assert float(done.stdout.strip()) == pytest.approx(env.step(np.array([12, 0, 0, 0, 8]))[1], rel=1e-12)
