@@ -18,15 +18,14 @@ import numba
 _warned = False
 
 
-def compiled(signature: Any = None, **options: Any) -> Callable[[Callable[..., Any]], Any]:
-    """Decorator: ``numba.njit(signature, cache=True, nogil=True, **options)``, without the disk
-    cache where numba finds nowhere to write it. With a signature the function compiles now."""
-    args = () if signature is None else (signature,)
+def compiled(signature: Any = None) -> Callable[[Callable[..., Any]], Any]:
+    """Decorator: ``numba.njit(signature, cache=True, nogil=True)``, without the disk cache where
+    numba finds nowhere to write it. With a signature the function compiles now."""
 
     def wrap(function: Callable[..., Any]) -> Any:
         global _warned
         try:
-            return numba.njit(*args, cache=True, nogil=True, **options)(function)
+            return numba.njit(signature, cache=True, nogil=True)(function)
         except RuntimeError as error:
             if "no locator available" not in str(error):
                 raise
@@ -38,6 +37,6 @@ def compiled(signature: Any = None, **options: Any) -> Callable[[Callable[..., A
                     RuntimeWarning,
                     stacklevel=2,
                 )
-            return numba.njit(*args, cache=False, nogil=True, **options)(function)
+            return numba.njit(signature, cache=False, nogil=True)(function)
 
     return wrap
