@@ -175,7 +175,7 @@ class ActionDecoder:
     def check_one(self, action: object) -> np.ndarray:
         """``check(action)`` as a (1, entries) int64 array (a batch of one). Integer arrays of the
         space's shape and, in ``deployment`` mode, integers take a short path."""
-        if type(action) is np.ndarray and action.dtype.kind in "iu" and action.ndim == 1:
+        if type(action) is np.ndarray and action.dtype.kind in "iu" and action.ndim == 1 and self.mode != "deployment":
             values = action.tolist()
             if len(values) == len(self.upper) and all(0 <= v <= h for v, h in zip(values, self.upper, strict=True)):
                 return np.array([values], dtype=np.int64)

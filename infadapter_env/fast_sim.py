@@ -162,7 +162,7 @@ class ServerTables:
     service_cv: np.ndarray  # (V, C+1) coefficient of variation of the service time
     load_time_s: np.ndarray  # (V,)
     n_rho: int  # R, points of the utilisation grid
-    # Flattened (V, C+1, R[, J+1]) tables, so that a lookup is one ``take``:
+    # Flattened (V, C+1, R[, J+1]) tables, indexed by the kernel:
     over: np.ndarray  # P(latency > SLO x j / 64)
     atoms_s: np.ndarray  # (V x (C+1) x R, len(ATOM_LEVELS)) latency quantiles at ATOM_LEVELS
     atom_bins: np.ndarray  # the histogram bin of each atom (``fast_sim_kernels.latency_bin``)
@@ -275,29 +275,35 @@ def simulate_interval(
     n_env, n_var = state.cores.shape
     if quotas is None or dispatcher != "quota":
         quotas = no_quotas(n_env, n_var)
-    out = kernels.interval(
-        state.replicas,
-        state.cores,
-        state.serving_replicas,
-        state.serving_cores,
-        state.loading_left_s,
-        state.backlog,
-        state.backlog_var,
-        np.asarray(per_tick, dtype=np.float64),
-        quotas.current,
-        quotas.planned,
-        tables.capacity_rps,
-        tables.service_rps,
-        tables.service_cv,
-        tables.over,
-        tables.atoms_s,
-        tables.atom_bins,
-        tables.atom_mass,
-        tables.n_rho,
-        tables.slo_s,
-        DISPATCHERS.index(dispatcher),
-        float(queue_factor),
-    )
+    try:
+        out = kernels.interval(
+            state.replicas,
+            state.cores,
+            state.serving_replicas,
+            state.serving_cores,
+            state.loading_left_s,
+            state.backlog,
+            state.backlog_var,
+            np.asarray(per_tick, dtype=np.float64),
+            quotas.current,
+            quotas.planned,
+            tables.capacity_rps,
+            tables.service_rps,
+            tables.service_cv,
+            tables.over,
+            tables.atoms_s,
+            tables.atom_bins,
+            tables.atom_mass,
+            tables.n_rho,
+            tables.slo_s,
+            DISPATCHERS.index(dispatcher),
+            float(queue_factor),
+        )
+    except TypeError as error:  # numba's "No matching definition"
+        raise TypeError(
+            "simulate_interval: the state's replicas and cores must be int64 arrays (N, V), its other "
+            f"fields and per_tick float64 arrays ({error})"
+        ) from None
     serving, queues, by_variant, by_env = out
     arrivals, peak, over_slo, dropped, lost, p50_all, p99_all = by_env
     in_slo, served, busy, p50, p99 = by_variant

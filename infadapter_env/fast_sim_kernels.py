@@ -111,7 +111,7 @@ def _add_unwaited(
 @numba.njit(nogil=True, inline="always")  # inlined where called
 def _p50_p99_ms(hist: np.ndarray, first: int, last: int, low_s: float, scale: float) -> tuple[float, float]:
     """The P50 and P99 (ms) of log-binned masses in bins ``first..last`` (the others are empty),
-    geometric inside their bins (0: no mass); the bins are emptied for the next use."""
+    geometric inside their bins (0: no mass); bins that held mass are emptied for the next use."""
     total = 0.0
     for b in range(first, last + 1):
         total += hist[b]
@@ -153,7 +153,7 @@ def interval(
     service_cv: np.ndarray,
     over: np.ndarray,
     atoms: np.ndarray,
-    atom_bins: np.ndarray,
+    bins: np.ndarray,
     atom_mass: np.ndarray,
     n_rho: int,
     slo_s: float,
@@ -238,6 +238,8 @@ def interval(
                     planned_set = True
         for t in range(n_ticks):
             rate = per_tick[n, t]
+            if not 0.0 <= rate < np.inf:
+                raise ValueError("fast simulator: per_tick holds a count that is negative, infinite or NaN")
             arrivals[n] += rate
             peak[n] = max(peak[n], rate) if t > 0 else rate
             for v in range(n_var):
@@ -245,6 +247,10 @@ def interval(
                     r, c = replicas[n, v], cores[n, v]
                 else:
                     r, c = serving_replicas[n, v], serving_cores[n, v]
+                if not (0 <= c < n_cores and r >= 0):
+                    raise ValueError(
+                        "fast simulator: a deployment's cores are outside the profile's 0..C or replicas < 0"
+                    )
                 cap_t[t, v] = r * capacity_rps[v, c]
                 mu_t[t, v] = r * service_rps[v, c]
                 cores_t[t, v] = c
@@ -420,14 +426,14 @@ def interval(
                     row = group_row[g, s]
                     if wait == 0.0:
                         if row != pending_row:
-                            _add_unwaited(hist, span, v, pending_row, pending, atom_bins, atom_mass)
+                            _add_unwaited(hist, span, v, pending_row, pending, bins, atom_mass)
                             pending_row, pending = row, 0.0
                         pending += requests
                         continue
                     for j in range(n_levels):
                         b = latency_bin(wait + atoms[row, j], low_s, scale, n_bins)
                         _add(hist, span, v, b, requests * atom_mass[j])
-                _add_unwaited(hist, span, v, pending_row, pending, atom_bins, atom_mass)
+                _add_unwaited(hist, span, v, pending_row, pending, bins, atom_mass)
             p50[n, v], p99[n, v] = _p50_p99_ms(hist[v], span[v, 0], span[v, 1], low_s, scale)
         p50_all[n], p99_all[n] = _p50_p99_ms(hist[n_var], span[n_var, 0], span[n_var, 1], low_s, scale)
         # the loads that finished

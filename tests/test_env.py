@@ -240,6 +240,17 @@ def test_actions_outside_the_space_are_rejected(action):
         env.step(np.array(action) if not isinstance(action, str) else action)
 
 
+@pytest.mark.parametrize("action", [np.array([5]), np.array([[5]]), 20529, -1, 5.5, True])
+def test_deployment_actions_are_one_integer_in_range(action):
+    """The scalar env's short path for integer arrays is the MultiDiscrete modes'; a deployment
+    action of shape (1,) is refused as before, not played as deployment 5."""
+    env = gym.make("InfAdapter-v0", action_mode="deployment")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="outside the action space|whole numbers"):
+        env.unwrapped.step(action)
+    assert env.unwrapped.step(np.int64(5))[4]["cores_per_replica"] == env.unwrapped.step(5)[4]["cores_per_replica"]
+
+
 def test_step_before_reset_is_an_error():
     with pytest.raises(RuntimeError, match="reset"):
         InfAdapterEnv().step(np.zeros(5, dtype=np.int64))

@@ -103,6 +103,22 @@ def test_a_variant_removed_with_nothing_starting_stops_at_once(simulator):
     assert after["cores"] == 12
 
 
+def test_the_fast_simulator_refuses_input_its_tables_cannot_read():
+    """The compiled interval does not bounds-check its reads: it checks what would lead it out."""
+    from infadapter_env.fast_sim import loaded_state, simulate_interval
+
+    tables = server_tables(load_profile(750, "measured", 2))
+    state = loaded_state(np.array([[0, 0, 1, 0, 0]]), np.array([[0, 0, 8, 0, 0]]))
+    with pytest.raises(ValueError, match="per_tick holds a count that is negative, infinite or NaN"):
+        simulate_interval(state, np.array([[10.0, np.nan, 10.0]]), tables)
+    too_many = loaded_state(np.array([[0, 0, 1, 0, 0]]), np.array([[0, 0, 25, 0, 0]]))
+    with pytest.raises(ValueError, match="cores are outside the profile"):
+        simulate_interval(too_many, np.full((1, 3), 10.0), tables)
+    narrow = loaded_state(np.array([[0, 0, 1, 0, 0]], dtype=np.int32), np.array([[0, 0, 8, 0, 0]], dtype=np.int32))
+    with pytest.raises(TypeError, match="must be int64 arrays"):
+        simulate_interval(narrow, np.full((1, 3), 10.0), tables)
+
+
 def test_quota_dispatcher_is_the_original_interleaved_weighted_round_robin():
     profile = load_profile(750, "measured")
     engine = RequestSimulator(

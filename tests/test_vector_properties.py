@@ -50,9 +50,9 @@ def test_vector_env_equals_scalar_envs(kwargs, seed):
 
 @pytest.mark.parametrize("dispatcher", ["accuracy_first", "proportional", "quota"])
 def test_queueing_ticks_agree_between_the_scalar_and_the_vector_env(dispatcher):
-    """Overloaded deployments with loads finishing mid-interval: every step runs the tick path
-    (one compiled recurrence for any number of environments; it once had a Python-float twin for
-    the scalar env, which this test held equal to the arrays)."""
+    """Overloaded deployments with loads finishing mid-interval: queues form every step (one
+    compiled interval for any number of environments; the recurrence once had a Python-float twin
+    for the scalar env, which this test held equal to the arrays)."""
     make = {"rate_multiplier": 2.5, "dispatcher": dispatcher, "action_mode": "replicas"}
     n = 3
     scalar = [gym.make("InfAdapter-v0", **make) for _ in range(n)]

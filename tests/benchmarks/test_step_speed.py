@@ -20,7 +20,7 @@ import infadapter_env  # noqa: F401
 TARGETS = {"steady": 5.0, "overloaded": 8.0}
 # Serves the paper slice without queues (ResNet18 at 12 cores: 289 req/s, ResNet152 at 8: 27 req/s).
 STEADY = np.array([12, 0, 0, 0, 8])
-# Under-provisioned: queues and drops in the slice's burst, so the tick-by-tick path runs there.
+# Under-provisioned: queues and drops in the slice's burst (waits, spreads and their latency atoms).
 OVERLOADED = np.array([0, 0, 8, 0, 12])
 
 
