@@ -246,7 +246,7 @@ def test_deployment_actions_are_one_integer_in_range(action):
     action of shape (1,) is refused as before, not played as deployment 5."""
     env = gym.make("InfAdapter-v0", action_mode="deployment")
     env.reset(seed=0)
-    with pytest.raises(ValueError, match="outside the action space|whole numbers"):
+    with pytest.raises(ValueError, match=r"outside the action space|whole numbers"):
         env.unwrapped.step(action)
     assert env.unwrapped.step(np.int64(5))[4]["cores_per_replica"] == env.unwrapped.step(5)[4]["cores_per_replica"]
 
