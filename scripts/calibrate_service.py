@@ -130,6 +130,8 @@ def poisson_arrivals(rng: np.random.Generator, rates: np.ndarray, duration_s: fl
 def histogram_p99_max(arrival: np.ndarray, sojourn: np.ndarray) -> np.ndarray:
     """Per row: the largest 2-s-window P99 (ms) by histogram interpolation, as the profiler read it."""
     valid = np.isfinite(arrival)
+    if not valid.any():  # no requests (a test at rate 0): nothing measured
+        return np.full(arrival.shape[0], -np.inf)
     done = np.where(valid, arrival + sojourn, np.inf)
     n_windows = int(np.ceil(np.nanmax(np.where(valid, done, np.nan)) / WINDOW_S)) + 1
     window = np.floor(done[valid] / WINDOW_S).astype(np.int64)
@@ -318,6 +320,9 @@ def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
     out = []
     for row in rows:
         w, m, c = model[(row.variant, row.cores)]
+        if row.capacity <= 0:  # no tested rate met the SLA: no test to replay
+            out.append(Checked(row, None, float(sat_of[(row.variant, row.cores)]), (np.nan, np.nan)))
+            continue
         runs = p99_test(rng, np.full(seeds, row.capacity), np.full(seeds, w), np.full(seeds, m), np.full(seeds, c))
         band = (float(np.percentile(runs, 5)), float(np.percentile(runs, 95)))
         out.append(Checked(row, float(np.median(runs)), float(sat_of[(row.variant, row.cores)]), band))
@@ -377,7 +382,10 @@ def report_row(c: Checked, name: str, over_saturation: bool) -> str:
     """One profile row of the report table: measured against simulated, and what missed."""
     r = c.row
     p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
-    sim_text = f"{c.simulated_p99_ms:.0f} ({c.band_ms[0]:.0f}-{c.band_ms[1]:.0f})"
+    if c.simulated_p99_ms is None:
+        sim_text = "-"
+    else:
+        sim_text = f"{c.simulated_p99_ms:.0f} ({c.band_ms[0]:.0f}-{c.band_ms[1]:.0f})"
     err = c.p99_error
     err_text = f"{100 * err:+.0f} %" if err is not None else "-"
     status = []

@@ -301,3 +301,20 @@ def test_a_policy_trains_in_a_world_of_ones_own_and_plays_only_there(world_folde
     assert env.action_space.contains(np.asarray(agent.act(obs, info)))
     with pytest.raises(UnsupportedWorld, match="trained on variants \\['tiny', 'mid', 'big'\\]"):
         agent.reset(gym.make("InfAdapter-v0").reset(seed=0)[1])
+
+
+def test_a_row_no_tested_rate_met_calibrates_and_is_reported(tmp_path):
+    """The profiler writes capacity 0 and no P99 where no tested rate met the SLA (a slow model at a
+    tight SLA); calibration fits the server to the other rows and reports that row as unmeasured."""
+    profile = write_profile(tmp_path, max_cores=1, slos=("750", "1000"))
+    rows = list(csv.DictReader(profile.open()))
+    rows[0] |= {"capacity": "0", "p99_latency": ""}
+    with profile.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    quick = ["--seeds", "2", "--check-seeds", "3", "--table-requests", "3000"]
+    assert cli(["calibrate", "--profile", str(profile), *quick]) == 0
+    report = (tmp_path / "calibration_report.md").read_text()
+    name = {"tiny-net": "tiny", "mid-net": "mid", "big-net": "big"}[rows[0]["ARCH"]]
+    assert f"| {name} | 1 | {rows[0]['SLA']} | 0 | - | - | - |" in report
