@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)" numpy
 	$(BIN)/python -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
-	$(BIN)/pip install --quiet -e ".[dev,ray,docs,video]"
+	$(BIN)/pip install --quiet -e ".[dev,ray,serve,docs,video]"
 	@$(BIN)/python -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); \
 	sys.exit(0 if torch.__version__ == want else f'pip replaced torch {want} by {torch.__version__}')"
 	@touch $(STAMP)

@@ -9,6 +9,7 @@ commands:
   compare-training  settle a training choice: train its arms on seeds, score them on held-out windows
   train-lstm      train the LSTM forecaster
   calibrate       fit the request-level service model to the capacity profile
+  profile         measure a capacity profile of models on this machine (Ray Serve)
   validate-fast   hold the fast simulator to the request-level one
   agents          list the registered agents
   --version       the package version
@@ -31,6 +32,7 @@ COMMANDS = {
     "train-lstm": "infadapter_scripts.train_lstm",
     "train": "infadapter_scripts.train_rl",
     "calibrate": "infadapter_scripts.calibrate_service",
+    "profile": "infadapter_scripts.profile_models",
     "validate-fast": "infadapter_scripts.validate_fast",
 }
 

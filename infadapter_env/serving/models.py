@@ -1,0 +1,150 @@
+"""The models a profile measures: ResNet18..152 with random weights (the compute of torchvision's
+architectures, written here because torchvision's wheels do not import beside this project's CPU
+torch), a tiny ResNet for smoke tests, or the user's own model file (TorchScript, or a torch.export program).
+
+Top-1 accuracies are those torchvision publishes for its ``IMAGENET1K_V1`` weights, the ones the
+InfAdapter paper's variants table holds (``profiles/variants.csv``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+# name: (block, blocks per stage, width of the first stage, input side in pixels)
+ARCHITECTURES: dict[str, tuple[str, tuple[int, int, int, int], int, int]] = {
+    "resnet18": ("basic", (2, 2, 2, 2), 64, 224),
+    "resnet34": ("basic", (3, 4, 6, 3), 64, 224),
+    "resnet50": ("bottleneck", (3, 4, 6, 3), 64, 224),
+    "resnet101": ("bottleneck", (3, 4, 23, 3), 64, 224),
+    "resnet152": ("bottleneck", (3, 8, 36, 3), 64, 224),
+    "resnet-tiny": ("basic", (1, 1, 1, 1), 8, 64),  # for smoke tests: a few ms on one core
+}
+PUBLISHED_TOP1 = {  # torchvision IMAGENET1K_V1
+    "resnet18": 0.69758,
+    "resnet34": 0.73314,
+    "resnet50": 0.76130,
+    "resnet101": 0.77374,
+    "resnet152": 0.78312,
+}
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions and a shortcut (ResNet18 and 34)."""
+
+    expansion = 1
+
+    def __init__(self, inputs: int, width: int, stride: int) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(inputs, width, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(width),
+        )
+        self.shortcut = _shortcut(inputs, width, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+class Bottleneck(nn.Module):
+    """1x1 down, 3x3 (carrying the stride, as torchvision's v1.5), 1x1 up to 4x the width."""
+
+    expansion = 4
+
+    def __init__(self, inputs: int, width: int, stride: int) -> None:
+        super().__init__()
+        out = width * self.expansion
+        self.body = nn.Sequential(
+            nn.Conv2d(inputs, width, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, width, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(width, out, 1, bias=False),
+            nn.BatchNorm2d(out),
+        )
+        self.shortcut = _shortcut(inputs, out, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(self.body(x) + self.shortcut(x))
+
+
+def _shortcut(inputs: int, outputs: int, stride: int) -> nn.Module:
+    if stride == 1 and inputs == outputs:
+        return nn.Identity()
+    return nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride, bias=False), nn.BatchNorm2d(outputs))
+
+
+def resnet(name: str, classes: int = 1000) -> nn.Module:
+    """ResNet ``name`` (a key of ``ARCHITECTURES``) with random weights, in eval mode."""
+    if name not in ARCHITECTURES:
+        raise ValueError(f"unknown model {name!r}: one of {sorted(ARCHITECTURES)}, or a model file (.pt, .pt2)")
+    kind, blocks, width, _ = ARCHITECTURES[name]
+    block: type[BasicBlock] | type[Bottleneck] = BasicBlock if kind == "basic" else Bottleneck
+    layers: list[nn.Module] = [
+        nn.Conv2d(3, width, 7, 2, 3, bias=False),
+        nn.BatchNorm2d(width),
+        nn.ReLU(inplace=True),
+        nn.MaxPool2d(3, 2, 1),
+    ]
+    inputs = width
+    for stage, count in enumerate(blocks):
+        stage_width = width * 2**stage
+        for index in range(count):
+            stride = 2 if stage > 0 and index == 0 else 1
+            layers.append(block(inputs, stage_width, stride))
+            inputs = stage_width * block.expansion
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(inputs, classes)]
+    return nn.Sequential(*layers).eval()
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a server loads: an architecture name or a model file, and its input side."""
+
+    name: str  # the variant's name in the profile
+    source: str  # an ARCHITECTURES key or a path to a model file
+    input_side: int
+
+    def load(self) -> nn.Module:
+        """The model in eval mode: built, or read from a ``torch.export`` program (``.pt2``) or a
+        TorchScript file (any other name)."""
+        if self.source in ARCHITECTURES:
+            return resnet(self.source)
+        if self.source.endswith(".pt2"):
+            return torch.export.load(self.source).module()
+        with warnings.catch_warnings():  # torch deprecates TorchScript; it still reads it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(self.source, map_location="cpu")
+        return module.eval()
+
+    @property
+    def arch(self) -> str:
+        """The profile's ``ARCH`` value: 18 for resnet18 (as the paper's profile has it), else the name."""
+        digits = self.name.removeprefix("resnet")
+        return digits if self.name in PUBLISHED_TOP1 else self.name
+
+
+def model_spec(text: str, input_side: int | None = None) -> ModelSpec:
+    """A ``--models`` entry: an architecture name, or ``name=path`` / ``path`` for a model file
+    (``.pt``: TorchScript; ``.pt2``: a ``torch.export`` program)."""
+    name, _, path = text.partition("=")
+    if not path and text.endswith((".pt", ".pt2")):
+        name, path = Path(text).stem, text
+    if path:
+        if not Path(path).is_file():
+            raise ValueError(f"model {name!r}: no model file at {path}")
+        return ModelSpec(name, path, input_side or 224)
+    if name not in ARCHITECTURES:
+        raise ValueError(
+            f"unknown model {name!r}: one of {sorted(ARCHITECTURES)}, or name=path.pt / .pt2 (a model file)"
+        )
+    return ModelSpec(name, name, input_side or ARCHITECTURES[name][3])

@@ -1,0 +1,128 @@
+"""Real serving: the models, the profiler's search, and a live profile on Ray Serve (a tiny model,
+one core, short tests) that plugs into the env."""
+
+from __future__ import annotations
+
+import csv
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from infadapter_env.serving import profiler  # noqa: E402
+from infadapter_env.serving.loadgen import LoadResult, poisson_times  # noqa: E402
+from infadapter_env.serving.models import PUBLISHED_TOP1, model_spec, resnet  # noqa: E402
+
+
+@pytest.mark.parametrize(
+    ("name", "parameters"),
+    [("resnet18", 11_689_512), ("resnet34", 21_797_672), ("resnet50", 25_557_032), ("resnet101", 44_549_160)],
+)
+def test_the_resnets_have_torchvisions_parameter_counts(name, parameters):
+    """Written here (torchvision does not import beside this torch); the same layers as torchvision's."""
+    model = resnet(name)
+    assert sum(p.numel() for p in model.parameters()) == parameters
+    with torch.inference_mode():
+        assert model(torch.randn(1, 3, 224, 224)).shape == (1, 1000)
+
+
+def test_model_names_and_files_are_checked(tmp_path):
+    assert model_spec("resnet50").arch == "50"  # as the paper's profile names it
+    assert model_spec("resnet-tiny").input_side == 64
+    with pytest.raises(ValueError, match="unknown model 'resnet19'"):
+        model_spec("resnet19")
+    with pytest.raises(ValueError, match="no model file"):
+        model_spec(f"mine={tmp_path / 'absent.pt'}")
+    exported = tmp_path / "tiny.pt2"
+    x = torch.randn(1, 3, 64, 64)
+    torch.export.save(torch.export.export(resnet("resnet-tiny"), (x,)), str(exported))
+    spec = model_spec(f"mine={exported}", input_side=64)
+    assert spec.arch == "mine" and spec.load()(x).shape == (1, 1000)
+    with pytest.raises(ValueError, match=r"--accuracy mine=0\.75"):
+        profiler.accuracies([spec], {})
+    assert profiler.accuracies([model_spec("resnet18")], {}) == {"resnet18": PUBLISHED_TOP1["resnet18"]}
+
+
+def test_the_search_is_the_original_binary_search():
+    """auto_tuner/experiments/capacity_experiment.py: between 0.3 and 1 (1.2 above 100 req/s) x the
+    saturation throughput, the highest whole rate whose P99 is within the SLO."""
+    tested = []
+
+    def p99(rate):  # a server whose P99 passes 500 ms above 37 req/s
+        tested.append(rate)
+        return 100.0 + 11.0 * max(rate - 0, 0)
+
+    assert profiler.search(p99, 50.0, 500) == (36, 496.0)
+    assert min(tested) >= 15 and max(tested) <= 50
+    assert profiler.search(lambda rate: 1e9, 50.0, 500) == (0, None)  # nothing meets it
+    tested.clear()
+    profiler.search(p99, 200.0, 500)
+    assert max(tested) <= 240  # 1.2 x above 100 req/s
+
+
+def test_the_profilers_p99_is_the_largest_2_s_window():
+    sent = np.arange(0.0, 6.0, 0.01)
+    latency = np.where(sent < 2.0, 100.0, 20.0)  # slow only in the first window
+    result = LoadResult(sent, latency, np.ones(sent.size, dtype=bool), 6.0)
+    # TF-Serving's buckets: 100 ms lies in (68.0, 122.4]; histogram_quantile interpolates inside it
+    assert 100.0 < result.profiler_p99_ms() <= 122.5
+    failed = LoadResult(sent, latency, sent > 0.1, 6.0)  # 1.7 % never answered
+    assert failed.profiler_p99_ms() == float("inf")
+    times = poisson_times(np.random.default_rng(0), 100.0, 50.0)
+    assert times.max() < 50.0 and abs(times.size - 5000) < 300
+
+
+def test_a_profile_measured_on_ray_serve_plugs_into_the_env(tmp_path):
+    """The live smoke test (about 40 s): a tiny ResNet on one core, short tests; then resuming
+    measures nothing again; then the env plays in the calibrated world."""
+    out = tmp_path / "world" / "profile.csv"
+    command = [
+        sys.executable,
+        "-m",
+        "infadapter_env.cli",
+        "profile",
+        "--models",
+        "resnet-tiny",
+        "--cores",
+        "1",
+        "--slo-ms",
+        "500",
+        "--accuracy",
+        "resnet-tiny=0.5",
+        "--p99-test-s",
+        "2",
+        "--saturation-test-s",
+        "1",
+        "--saturation-repeats",
+        "1",
+        "--saturation-rps-per-core",
+        "12",
+        "--out",
+        str(out),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = list(csv.DictReader(out.open()))
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row["ARCH"], row["CPU"], row["SLA"]) == ("resnet-tiny", "1", "500")
+    assert 0 < float(row["capacity"]) <= float(row["saturation_tp"]) <= 2 * 12  # a burst of 12 req/s
+    assert 0 < float(row["p99_latency"]) <= 500 and float(row["load_time_s"]) > 0
+    for made in ("variants.csv", "profile.json", "service_model.csv", "latency_quantiles.npz"):
+        assert (out.parent / made).is_file(), made
+
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert list(csv.DictReader(out.open())) == rows  # nothing measured twice
+    assert "Started Serve" not in again.stderr
+
+    import gymnasium as gym
+
+    env = gym.make("InfAdapter-v0", profile=str(out), slo_ms=500, min_cores=1, budget_cores=1, rate_multiplier=0.01)
+    _, info = env.reset(seed=0)
+    assert info["variants"] == ["resnet-tiny"]
+    _, reward, *_ = env.step(np.array([1]))
+    assert np.isfinite(reward)
