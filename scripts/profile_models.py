@@ -123,6 +123,9 @@ def run(args: Args, argv: list[str]) -> int:
         except KeyboardInterrupt:
             print(f"\ninterrupted: the finished configurations are in {out}; rerun to resume", file=sys.stderr)
             return 130
+        except profiler.ServerFailure as failure:
+            print(f"\ninfadapter profile: error: {failure}", file=sys.stderr)
+            return 1
         finally:
             bar.close()
             backend.stop()

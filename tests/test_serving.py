@@ -126,3 +126,69 @@ def test_a_profile_measured_on_ray_serve_plugs_into_the_env(tmp_path):
     assert info["variants"] == ["resnet-tiny"]
     _, reward, *_ = env.step(np.array([1]))
     assert np.isfinite(reward)
+
+
+class FakeServer:
+    """A local HTTP server standing in for a model server: answers in ``service_s``, or fails
+    (status 500) the first ``failures`` requests."""
+
+    def __init__(self, failures: int, service_s: float = 0.005) -> None:
+        import asyncio
+        import threading
+
+        from aiohttp import web
+
+        from infadapter_env.serving.server import free_port
+
+        self.failures, self.requests, self.port = failures, 0, free_port()
+        self.removed: list[str] = []
+        self.readiness_checks = 0
+
+        async def answer(request):
+            self.requests += 1
+            await asyncio.sleep(service_s)
+            return web.Response(status=500 if self.requests <= self.failures else 200, text="{}")
+
+        app = web.Application()
+        app.router.add_post("/{name}", answer)
+        self.loop = asyncio.new_event_loop()
+        runner = web.AppRunner(app)
+        self.loop.run_until_complete(runner.setup())
+        self.loop.run_until_complete(web.TCPSite(runner, "127.0.0.1", self.port).start())
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    # the ServeBackend methods measure() calls
+    def deploy(self, name, spec, cpus):
+        return 0.5, 0.1
+
+    def url(self, name):
+        return f"http://127.0.0.1:{self.port}/{name}"
+
+    def wait_ready(self, name, deadline):
+        self.readiness_checks += 1
+
+    def remove(self, name):
+        self.removed.append(name)
+
+
+QUICK = profiler.Tests(
+    slos_ms=(500,), p99_test_s=0.5, saturation_test_s=0.3, saturation_repeats=1, saturation_rps_per_core=20.0
+)
+
+
+def test_a_test_with_failed_requests_is_rerun_once_the_server_answers():
+    server = FakeServer(failures=3)
+    configuration = profiler.measure(profiler.Configuration(model_spec("resnet-tiny"), 1), server, QUICK, [0])
+    assert server.readiness_checks == 1 and server.removed == ["resnet-tiny-1c"]
+    (row,) = configuration.rows
+    assert row["capacity"] > 0 and row["p99_latency"] != ""
+
+
+def test_a_server_that_keeps_failing_stops_the_configuration_with_a_clear_error():
+    server = FakeServer(failures=10**9)
+    configuration = profiler.Configuration(model_spec("resnet-tiny"), 1)
+    with pytest.raises(
+        profiler.ServerFailure, match=r"resnet-tiny-1c: \d+ of \d+ requests failed twice in the saturation"
+    ):
+        profiler.measure(configuration, server, QUICK, [0])
+    assert configuration.rows == [] and server.removed == ["resnet-tiny-1c"]  # nothing written, server removed

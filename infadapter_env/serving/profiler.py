@@ -53,6 +53,13 @@ COLUMNS = (
 )
 
 
+READY_TIMEOUT_S = 300.0  # how long a server may take to answer again after failed requests
+
+
+class ServerFailure(RuntimeError):
+    """A model server failed requests in a test twice in a row."""
+
+
 @dataclass(frozen=True)
 class Tests:
     """How each configuration is tested (the original profiler's values by default)."""
@@ -115,13 +122,31 @@ def measure(
     load_s, memory_gb = backend.deploy(name, spec, cpus)  # type: ignore[attr-defined]
     url = backend.url(name)  # type: ignore[attr-defined]
     rng = np.random.default_rng([tests.seed, cores, sum(map(ord, spec.name))])
+
+    def run(what: str, times: np.ndarray) -> LoadResult:
+        """One test; a test with failed requests is run once more after the server answers again,
+        and a second failure stops the configuration (no row is written from a broken server)."""
+        result = send(url, times)
+        if result.failed:
+            report(f"{name}: {result.failed} requests failed in the {what}; waiting for the server, then again")
+            backend.wait_ready(name, time.perf_counter() + READY_TIMEOUT_S)  # type: ignore[attr-defined]
+            result = send(url, times)
+            if result.failed:
+                raise ServerFailure(
+                    f"{name}: {result.failed} of {times.size} requests failed twice in the {what} ({url}); "
+                    "this configuration is not written (rerun to measure it again)"
+                )
+        return result
+
     try:
         burst = tests.saturation_rps_per_core * cores
         rates = []
         for repeat in range(tests.saturation_repeats):
-            report(f"{name}: saturation test {repeat + 1}/{tests.saturation_repeats} at {burst:.0f} req/s")
-            result = send(url, poisson_times(rng, burst, tests.saturation_test_s))
-            rates.append(result.throughput(last_s=tests.saturation_test_s))
+            what = f"saturation test {repeat + 1}/{tests.saturation_repeats} at {burst:.0f} req/s"
+            report(f"{name}: {what}")
+            rates.append(
+                run(what, poisson_times(rng, burst, tests.saturation_test_s)).throughput(tests.saturation_test_s)
+            )
             time.sleep(1.0)  # as the original: let the queue drain
         saturation = float(round(max(rates)))
         p99_at: dict[int, float] = {}
@@ -129,8 +154,9 @@ def measure(
         def p99(rate: int) -> float:
             if rate not in p99_at:
                 report(f"{name}: P99 test at {rate} req/s")
-                result: LoadResult = send(url, poisson_times(rng, rate, tests.p99_test_s))
-                p99_at[rate] = result.profiler_p99_ms()
+                p99_at[rate] = run(
+                    f"P99 test at {rate} req/s", poisson_times(rng, rate, tests.p99_test_s)
+                ).profiler_p99_ms()
             return p99_at[rate]
 
         for slo in tests.slos_ms:
