@@ -10,6 +10,7 @@ commands:
   train-lstm      train the LSTM forecaster
   calibrate       fit the request-level service model to the capacity profile
   profile         measure a capacity profile of models on this machine (Ray Serve)
+  sim2real        play an episode on real model servers, replay it in the simulators, compare
   validate-fast   hold the fast simulator to the request-level one
   agents          list the registered agents
   --version       the package version
@@ -33,6 +34,7 @@ COMMANDS = {
     "train": "infadapter_scripts.train_rl",
     "calibrate": "infadapter_scripts.calibrate_service",
     "profile": "infadapter_scripts.profile_models",
+    "sim2real": "infadapter_scripts.sim2real",
     "validate-fast": "infadapter_scripts.validate_fast",
 }
 

@@ -18,6 +18,7 @@ from infadapter_env.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, loa
 from infadapter_env.traces import Trace, from_array, load_trace_file, scenario, scenario_names
 
 SIMULATORS = ("fast", "request")
+BACKENDS = ("sim", "live")  # live: real model servers (infadapter_env.serving.live)
 # Named budget traces (``budget_trace="<name>"``): runs of (decision intervals, share of budget_cores
 # available), the last run holding to the episode's end. Shares, not cores, so a pattern fits any budget.
 BUDGET_PATTERNS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -71,6 +72,8 @@ class EnvConfig:
     reward_mode: str = "scalar"
     profile: Any = None
     variants: Any = None
+    backend: str = "sim"
+    ray_address: str | None = None
     weights: Weights = field(init=False, repr=False, compare=False)
     world: World = field(init=False, repr=False, compare=False)
 
@@ -89,6 +92,13 @@ class EnvConfig:
         _check_choice("arrivals", self.arrivals, ARRIVAL_PROCESSES)
         _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
+        _check_choice("backend", self.backend, BACKENDS)
+        if self.backend == "live" and self.dispatcher != "accuracy_first":
+            raise ValueError(
+                f"backend='live' runs the accuracy_first dispatcher only, got dispatcher={self.dispatcher!r}"
+            )
+        if self.ray_address is not None and not isinstance(self.ray_address, str):
+            raise ValueError(f"ray_address must be a Ray cluster address (a string) or None, got {self.ray_address!r}")
         _check_int("interval_s", self.interval_s, 1, 3600)
         _check_int("trace_resolution_s", self.trace_resolution_s, 1, 86400)
         if self.trace_resolution_s != 1 and (self.trace is None or isinstance(self.trace, Trace)):

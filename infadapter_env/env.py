@@ -246,6 +246,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._requests: RequestSimulator | None = None
+        self._live: Any = None  # serving.live.LiveCluster with backend="live", started at the first reset
         self._quotas = QuotaPlan.unset(1, n_var)  # the quota dispatcher's quotas (set_quotas)
         self._last_info: dict[str, Any] = {}
         self._step = 0
@@ -271,6 +272,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
                 zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True)
             )
             self._requests.start_episode(episode.arrivals[:played], serving)
+        if cfg.backend == "live":
+            self._start_live().reset_to(self._state)
         self._step = 0
         self._played: list[dict[str, Any]] = []  # the infos of this episode, for the rgb_array render
         self._obs = self.pipeline.reset_observation(self._state, self._minute_peaks[None, 0], self._beta_array())[0]
@@ -295,6 +298,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         values = self.decoder.check_one(action)
         step = self._step
         simulate = self.pipeline.fast if self._requests is None else self._simulate_requests
+        if self._live is not None:
+            simulate = self._live.interval
         quotas = None if self._quotas.is_unset else self._quotas
         self._state, reward, obs, report = self.pipeline.step(
             self._state,
@@ -315,12 +320,40 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if self._requests is not None:
             info["rescheduled_late"] = self._requests.rescheduled_late
             info["p99_windows_ms"] = self._requests.window_p99_ms.tolist()
+        if self._live is not None:  # failed requests (counted as dropped), requests still unanswered (over SLO)
+            info["failed_requests"] = self._live.failed_requests
+            info["unanswered_requests"] = self._live.abandoned
+            info["replicas_lost"] = self._live.replicas_lost
         self._last_info = info
         if self.render_mode == "rgb_array":
             self._played.append(info)
         truncated = self._step >= self.n_steps
         out_reward = reward[0].astype(np.float32) if self.config.reward_mode == "vector" else float(reward[0])
         return self._obs.copy(), out_reward, False, truncated, info
+
+    def _start_live(self) -> Any:
+        """The live cluster (``backend="live"``), started at the first reset."""
+        if self._live is None:
+            from infadapter_env.serving.live import LiveCluster
+
+            cfg = self.config
+            self._live = LiveCluster(
+                cfg.world,
+                self.profile,
+                cfg.slo_ms,
+                cfg.queue_factor,
+                cfg.arrivals,
+                np.random.default_rng(self.np_random.integers(2**63)),
+                cfg.ray_address,
+            ).start()
+        return self._live
+
+    def close(self) -> None:
+        """Stop the live cluster (``backend="live"``); nothing to do for the simulators."""
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+        super().close()
 
     def set_quotas(self, quotas: Any) -> None:
         """Plan the ``quota`` dispatcher's quotas (requests per second per variant, ResNet18..152)

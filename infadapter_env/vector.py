@@ -42,6 +42,8 @@ class InfAdapterVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         self.template = InfAdapterEnv(**kwargs)  # validates the settings; holds spaces, profile, source
         self.config = self.template.config
+        if self.config.backend == "live":
+            raise ValueError("the vector entry point simulates; backend='live' plays one env on real servers")
         if self.config.simulator != "fast":
             raise ValueError(
                 "the vector entry point runs the fast simulator only; for simulator='request' use "

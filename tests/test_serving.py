@@ -192,3 +192,96 @@ def test_a_server_that_keeps_failing_stops_the_configuration_with_a_clear_error(
     ):
         profiler.measure(configuration, server, QUICK, [0])
     assert configuration.rows == [] and server.removed == ["resnet-tiny-1c"]  # nothing written, server removed
+
+
+def tiny_world(folder):
+    """A one-variant world of resnet-tiny on 1 core (capacities made up for a smoke test), calibrated."""
+    from infadapter_env.cli import main as cli
+
+    folder.mkdir(parents=True, exist_ok=True)
+    profile = folder / "profile.csv"
+    header = ",".join(profiler.COLUMNS)
+    row = "1,cpu,1,0.5G,resnet-tiny,1,1,1000000,1,1,500,120,20,30,2026-11-29T00:00:00,5.0,0.5"
+    profile.write_text(f"{header}\n{row}\n")
+    (folder / "variants.csv").write_text(
+        "variant,arch,top1_accuracy,load_time_s,memory_gb\nresnet-tiny,resnet-tiny,0.5,5.0,0.5\n"
+    )
+    assert (
+        cli(["calibrate", "--profile", str(profile), "--seeds", "2", "--check-seeds", "3", "--table-requests", "3000"])
+        == 0
+    )
+    return profile
+
+
+def test_live_mode_plays_on_ray_serve_and_survives_a_killed_server(tmp_path):
+    """The live smoke test (about 50 s): a tiny model on one core serves three 5 s intervals of
+    real requests; its server process is killed in the second; every request stays accounted for,
+    the env reports the lost replica, and the next interval is served again."""
+    import os
+    import signal
+    import threading
+
+    import gymnasium as gym
+    from ray import serve
+
+    profile = tiny_world(tmp_path / "tiny")
+    env = gym.make(
+        "InfAdapter-v0",
+        backend="live",
+        profile=str(profile),
+        slo_ms=500,
+        min_cores=1,
+        budget_cores=1,
+        trace=np.full(15, 6.0),
+        interval_s=5,
+        initial_cores=(1,),
+    )
+    try:
+        env.reset(seed=0)
+        infos = [env.step(np.array([1]))[4]]
+        pid = serve.get_app_handle("resnet-tiny").pid.remote().result()
+        threading.Timer(1.0, lambda: os.kill(pid, signal.SIGKILL)).start()
+        infos += [env.step(np.array([1]))[4], env.step(np.array([1]))[4]]
+    finally:
+        env.close()
+    for info in infos:
+        assert info["arrivals"] == 30
+        assert info["served_in_slo"] + info["over_slo"] + info["dropped"] == info["arrivals"]  # nobody lost
+        assert info["latency_p99_ms"] > 0
+    assert infos[0]["served_in_slo"] >= 27 and infos[0]["replicas_lost"] == 0
+    assert infos[1]["replicas_lost"] == 1
+    assert infos[2]["served_in_slo"] + infos[2]["over_slo"] >= 27  # served again
+
+
+def test_the_vector_env_refuses_live_mode():
+    import gymnasium as gym
+
+    with pytest.raises(ValueError, match="backend='live' plays one env on real servers"):
+        gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", backend="live")
+    with pytest.raises(ValueError, match="backend='live' runs the accuracy_first dispatcher only"):
+        gym.make("InfAdapter-v0", backend="live", dispatcher="quota")
+
+
+@pytest.mark.expensive
+def test_sim2real_plays_live_and_replays_in_both_simulators(tmp_path):
+    """A one-minute episode of the InfAdapter agent on a tiny model (about 2 minutes)."""
+    from infadapter_env.cli import main as cli
+
+    profile = tiny_world(tmp_path / "tiny")
+    out = tmp_path / "s2r"
+    argv = [
+        "sim2real",
+        "--agent",
+        "infadapter",
+        "--agent-options",
+        "capacity_model=measured",
+        "--profile",
+        str(profile),
+    ]
+    argv += ["--slo-ms", "500", "--rate-multiplier", "0.05", "--interval-s", "10", "--episode-length-s", "60"]
+    assert cli([*argv, "--out", str(out)]) == 0
+    rows = list(csv.DictReader((out / "intervals.csv").open()))
+    assert len(rows) == 6
+    for made in ("summary.md", "sim2real.png", "sim2real.json"):
+        assert (out / made).is_file()
+    assert "| fast |" in (out / "summary.md").read_text()

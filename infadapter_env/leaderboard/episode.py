@@ -265,6 +265,7 @@ def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
         infos.append(info)
         if terminated or truncated:
             break
+    env.close()  # (live mode: stops the servers)
     if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
         raise RuntimeError(
             f"agent {getattr(agent, 'name', agent)!r} changed the environment's settings; its episode is void"
