@@ -73,6 +73,17 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
       About 0.5 s per paper-slice episode (122,000 requests). The fast model assumes Poisson
       arrivals within each second whatever ``arrivals`` says.
 
+    Live mode (``backend="live"``; ``infadapter_env.serving.live``; extra ``serve``): the same
+    spaces, reward and info on real model servers. Each step applies the deployment to Ray Serve
+    (one application per variant, replicas pinned to CPUs; a change is Serve's rolling update, the
+    old replicas answering until the new ones do) and replays the interval's seconds as real
+    requests at real times (a step takes ``interval_s`` seconds), dispatched ``accuracy_first``
+    (the only dispatcher live); every request's latency is measured. ``info`` adds
+    ``failed_requests`` (counted as dropped), ``unanswered_requests`` (still waiting when the
+    interval stopped waiting: over the SLO) and ``replicas_lost`` (server processes found dead;
+    Serve restarts them). Variants are models by name (``infadapter_env.serving.models``);
+    measure their profile with ``infadapter profile``; ``env.close()`` stops the servers.
+
     ## Action Space
     V = the world's variants (5 in the shipped world: index 0 = ResNet18 ... 4 = ResNet152, ordered
     by accuracy; ``info["variants"]`` names them), C = min(budget_cores, the profile's largest core
@@ -177,6 +188,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | reward_mode | "scalar" | or "vector": (AA_effective, -RC, -LC), float32, bounds in ``reward_space`` |
     | profile | None | capacity profile CSV, calibrated by ``infadapter calibrate``; None: the shipped one |
     | variants | None | variants CSV; None: ``variants.csv`` beside the profile, else the shipped one |
+    | backend | "sim" | "sim" (the simulators) or "live" (real model servers, below) |
+    | ray_address | None | live: an existing Ray cluster's address (None: start a local one) |
 
     ## Vector Environment
     ``gym.make_vec("InfAdapter-v0", num_envs=N, vectorization_mode="vector_entry_point")`` gives

@@ -37,7 +37,9 @@ class Args:
     cores: list[int] = arg([1, 2], "cores per server (the env needs every count from 1 to the largest)")
     slo_ms: list[int] = arg([500, 750, 1000, 1500], "P99 SLOs in ms")
     out: str = arg("my_profile.csv", "the profile CSV (rerun with the same --out to resume)")
-    accuracy: list[str] = arg([], "top-1 accuracy per model as name=fraction (default: torchvision's published)")
+    accuracy: list[str] = arg(
+        [], "top-1 accuracy per model as name=fraction, or a CSV file of model,top1_accuracy rows (default: published)"
+    )
     time_budget_s: float = arg(0.0, "start no configuration after this many seconds (0: no limit); rerun to resume")
     p99_test_s: float = arg(16.0, "seconds of each P99 test (the original profiler's 16)")
     saturation_test_s: float = arg(2.0, "seconds of each saturation burst (the original's 2)")
@@ -65,8 +67,11 @@ def run(args: Args, argv: list[str]) -> int:
     from infadapter_env.serving.models import model_spec
 
     specs = [model_spec(m) for m in args.models]
-    given = {}
+    given: dict[str, float] = {}
     for item in args.accuracy:
+        if item.endswith(".csv"):
+            given |= profiler.read_accuracy_table(Path(item))
+            continue
         name, _, value = item.partition("=")
         try:
             given[name] = float(value)

@@ -240,6 +240,25 @@ def write_variants(path: Path, profile: Path, specs: list[ModelSpec], accuracy: 
             )
 
 
+def read_accuracy_table(path: Path) -> dict[str, float]:
+    """A table of top-1 accuracies: CSV rows ``model,top1_accuracy`` (a header row of those names);
+    every problem names the file and line."""
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            rows = list(csv.DictReader(handle))
+    except FileNotFoundError:
+        raise ValueError(f"no accuracy table at {path}") from None
+    out = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            out[row["model"].strip()] = float(row["top1_accuracy"])
+        except (KeyError, AttributeError, ValueError):
+            raise ValueError(
+                f"{path}, line {line}: expected columns model,top1_accuracy with a fraction, got {row}"
+            ) from None
+    return out
+
+
 def accuracies(specs: list[ModelSpec], given: dict[str, float]) -> dict[str, float]:
     """Each model's top-1 accuracy: the user's, else torchvision's published one; a clear error for
     a model with neither, before anything is measured."""
