@@ -11,8 +11,8 @@ was made, and, once every configuration is measured, calibrates the simulators' 
 server takes the last CPUs this process may use; the load generator and Ray's own processes the
 others (on a machine with no CPU to spare they share the server's: say so in what you publish).
 Models: resnet18 .. resnet152 (random weights, torchvision's compute), resnet-tiny (for smoke
-tests) or ``name=path.pt`` (TorchScript) or ``name=path.pt2`` (``torch.export``); give such a
-model's accuracy with ``--accuracy name=0.8``.
+tests) or ``name=path.pt2`` (``torch.export``), ``name=path.onnx`` (ONNX) or ``name=path.pt``
+(TorchScript); give such a model's accuracy with ``--accuracy name=0.8``.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Args:
 
     models: list[str] = arg(
         ["resnet18", "resnet50"],
-        "resnet18..resnet152, resnet-tiny, or name=path.pt (TorchScript) or name=path.pt2 (torch.export)",
+        "resnet18..resnet152, resnet-tiny, or name=path (.pt2: torch.export, .onnx: ONNX, .pt: TorchScript)",
     )
     cores: list[int] = arg([1, 2], "cores per server (the env needs every count from 1 to the largest)")
     slo_ms: list[int] = arg([500, 750, 1000, 1500], "P99 SLOs in ms")

@@ -41,6 +41,13 @@ def test_model_names_and_files_are_checked(tmp_path):
     torch.export.save(torch.export.export(resnet("resnet-tiny"), (x,)), str(exported))
     spec = model_spec(f"mine={exported}", input_side=64)
     assert spec.arch == "mine" and spec.load()(x).shape == (1, 1000)
+    onnx_file = tmp_path / "tiny.onnx"
+    model = resnet("resnet-tiny")
+    torch.onnx.export(model, (x,), str(onnx_file))
+    from_onnx = model_spec(str(onnx_file))
+    assert (from_onnx.name, from_onnx.input_side) == ("tiny", 64)  # the side read from the file
+    with torch.inference_mode():
+        assert torch.allclose(from_onnx.load()(x), model(x), atol=1e-4)
     with pytest.raises(ValueError, match=r"--accuracy mine=0\.75"):
         profiler.accuracies([spec], {})
     assert profiler.accuracies([model_spec("resnet18")], {}) == {"resnet18": PUBLISHED_TOP1["resnet18"]}
@@ -309,3 +316,49 @@ def test_a_full_profile_of_resnet18_on_one_core(tmp_path):
         assert float(row["capacity"]) <= float(row["saturation_tp"])
         if row["p99_latency"]:
             assert float(row["p99_latency"]) <= int(row["SLA"])
+
+
+@pytest.mark.expensive
+def test_live_mode_switches_variants_make_before_break(tmp_path):
+    """A switch from resnet-tiny to ResNet18 (about a minute): while ResNet18 loads the tiny model
+    keeps serving (nothing dropped), then it is removed and ResNet18 serves."""
+    import gymnasium as gym
+    from ray import serve
+
+    from infadapter_env.cli import main as cli
+
+    folder = tmp_path / "two"
+    folder.mkdir()
+    header = ",".join(profiler.COLUMNS)
+    rows = [
+        "1,cpu,1,0.5G,resnet-tiny,1,1,1000000,1,1,1000,120,20,30,2026-11-29T00:00:00,5.0,0.5",
+        "1,cpu,1,0.6G,18,1,1,1000000,1,1,1000,390,9,16,2026-11-29T00:00:00,8.3,0.6",
+    ]
+    (folder / "profile.csv").write_text("\n".join([header, *rows]) + "\n")
+    (folder / "variants.csv").write_text(
+        "variant,arch,top1_accuracy,load_time_s,memory_gb\n"
+        "resnet-tiny,resnet-tiny,0.5,5.0,0.5\nresnet18,18,0.69758,8.3,0.6\n"
+    )
+    quick = ["--seeds", "2", "--check-seeds", "3", "--table-requests", "3000"]
+    assert cli(["calibrate", "--profile", str(folder / "profile.csv"), *quick]) == 0
+    env = gym.make(
+        "InfAdapter-v0",
+        backend="live",
+        profile=str(folder / "profile.csv"),
+        slo_ms=1000,
+        min_cores=1,
+        budget_cores=2,
+        trace=np.full(35, 4.0),
+        interval_s=5,
+        initial_cores=(1, 0),
+    )
+    try:
+        env.reset(seed=0)
+        infos = [env.step(np.array(action))[4] for action in ([1, 0], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1], [0, 1])]
+        applications = set(serve.status().applications)
+    finally:
+        env.close()
+    assert all(i["dropped"] == 0 for i in infos)  # the tiny model served until ResNet18 answered
+    assert infos[1]["served_in_slo_by_variant"][0] > 0  # the switch's interval: tiny still serving
+    assert infos[-1]["served_in_slo_by_variant"] == [0.0, infos[-1]["served_in_slo"]]  # then ResNet18 alone
+    assert applications == {"resnet18"}  # the tiny model was removed

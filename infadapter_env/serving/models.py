@@ -1,6 +1,7 @@
 """The models a profile measures: ResNet18..152 with random weights (the compute of torchvision's
 architectures, written here because torchvision's wheels do not import beside this project's CPU
-torch), a tiny ResNet for smoke tests, or the user's own model file (TorchScript, or a torch.export program).
+torch), a tiny ResNet for smoke tests, or the user's own model file (a torch.export program, ONNX
+or TorchScript).
 
 Top-1 accuracies are those torchvision publishes for its ``IMAGENET1K_V1`` weights, the ones the
 InfAdapter paper's variants table holds (``profiles/variants.csv``).
@@ -114,11 +115,13 @@ class ModelSpec:
     source: str  # an ARCHITECTURES key or a path to a model file
     input_side: int
 
-    def load(self) -> nn.Module:
-        """The model in eval mode: built, or read from a ``torch.export`` program (``.pt2``) or a
-        TorchScript file (any other name)."""
+    def load(self) -> nn.Module | OnnxModel:
+        """The model in eval mode: built, or read from a ``torch.export`` program (``.pt2``), an ONNX
+        file (``.onnx``: run by onnxruntime on one thread per call) or a TorchScript file (any other name)."""
         if self.source in ARCHITECTURES:
             return resnet(self.source)
+        if self.source.endswith(".onnx"):
+            return OnnxModel(self.source)
         if self.source.endswith(".pt2"):
             return torch.export.load(self.source).module()
         with warnings.catch_warnings():  # torch deprecates TorchScript; it still reads it
@@ -133,15 +136,45 @@ class ModelSpec:
         return digits if self.name in PUBLISHED_TOP1 else self.name
 
 
+class OnnxModel:
+    """An ONNX model run by onnxruntime, called like a torch module (a tensor in, a tensor out);
+    one thread per call, so that a server's workers each take one core."""
+
+    def __init__(self, path: str) -> None:
+        try:
+            import onnxruntime
+        except ImportError as error:
+            raise RuntimeError("ONNX models need onnxruntime: pip install 'infadapter-gym[serve]'") from error
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        self.session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+        self.input = self.session.get_inputs()[0]
+
+    @property
+    def input_side(self) -> int | None:
+        """The input's side in pixels where the file fixes it (N, 3, H, W)."""
+        shape = self.input.shape
+        return shape[-1] if len(shape) == 4 and isinstance(shape[-1], int) else None
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.session.run(None, {self.input.name: x.numpy()})[0])
+
+    def eval(self) -> OnnxModel:
+        return self
+
+
 def model_spec(text: str, input_side: int | None = None) -> ModelSpec:
     """A ``--models`` entry: an architecture name, or ``name=path`` / ``path`` for a model file
-    (``.pt``: TorchScript; ``.pt2``: a ``torch.export`` program)."""
+    (``.pt``: TorchScript; ``.pt2``: a ``torch.export`` program; ``.onnx``: ONNX)."""
     name, _, path = text.partition("=")
-    if not path and text.endswith((".pt", ".pt2")):
+    if not path and text.endswith((".pt", ".pt2", ".onnx")):
         name, path = Path(text).stem, text
     if path:
         if not Path(path).is_file():
             raise ValueError(f"model {name!r}: no model file at {path}")
+        if input_side is None and path.endswith(".onnx"):
+            input_side = OnnxModel(path).input_side
         return ModelSpec(name, path, input_side or 224)
     if name not in ARCHITECTURES:
         raise ValueError(
