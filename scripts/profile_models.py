@@ -81,6 +81,10 @@ def run(args: Args, argv: list[str]) -> int:
     if any(c < 1 for c in args.cores) or not args.cores:
         raise ValueError(f"--cores must be whole numbers >= 1, got {args.cores}")
     cores = sorted(set(args.cores))
+    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    _, spare = profiler.server_cpus(cores[-1], allowed)  # fails early if a server cannot fit
+    for spec in specs:  # a model file that cannot be read fails here, before any server starts
+        spec.check_loads()
     gaps = sorted(set(range(1, cores[-1] + 1)) - set(cores))
     if gaps:
         print(
@@ -88,8 +92,6 @@ def run(args: Args, argv: list[str]) -> int:
             "so it will refuse this profile until they are (rerun with them added)",
             file=sys.stderr,
         )
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
-    _, spare = profiler.server_cpus(cores[-1], allowed)  # fails early if a server cannot fit
     tests = profiler.Tests(
         tuple(sorted(set(args.slo_ms))),
         args.p99_test_s,
@@ -122,6 +124,8 @@ def run(args: Args, argv: list[str]) -> int:
                     return 0
                 cpus, _ = profiler.server_cpus(configuration.cores, allowed)
                 profiler.measure(configuration, backend, tests, cpus, bar.set_postfix_str)
+                for note in configuration.notes:
+                    bar.write(f"note: {note}", file=sys.stderr)
                 profiler.write_rows(out, configuration.rows)
                 measured_now.append(f"{configuration.spec.name} x {configuration.cores} cores")
                 bar.update(1)

@@ -1,5 +1,6 @@
-"""Sim-to-real: play one episode on real model servers, replay its actions in both simulators, and
-report the error per decision interval.
+"""Play one episode on real model servers, replay its actions in both simulators, report the error.
+
+Sim-to-real, per decision interval.
 
     infadapter sim2real --agent infadapter --agent-options capacity_model=measured \\
         --profile results/profiles/this-machine/profile.csv --scenario paper --rate-multiplier 0.04 \\

@@ -36,6 +36,12 @@ def test_model_names_and_files_are_checked(tmp_path):
         model_spec("resnet19")
     with pytest.raises(ValueError, match="no model file"):
         model_spec(f"mine={tmp_path / 'absent.pt'}")
+    (tmp_path / "weights.csv").write_text("x\n")
+    with pytest.raises(ValueError, match=r"is not a model file \(\.pt2, \.onnx, \.pt\)"):
+        model_spec(f"mine={tmp_path / 'weights.csv'}")
+    (tmp_path / "junk.pt").write_bytes(b"not a model")
+    with pytest.raises(ValueError, match=r"junk\.pt cannot be loaded: "):
+        model_spec(f"junk={tmp_path / 'junk.pt'}").check_loads()  # before any server starts
     exported = tmp_path / "tiny.pt2"
     x = torch.randn(1, 3, 64, 64)
     torch.export.save(torch.export.export(resnet("resnet-tiny"), (x,)), str(exported))
@@ -195,6 +201,8 @@ def test_a_test_with_failed_requests_is_rerun_once_the_server_answers():
     assert server.readiness_checks == 1 and server.removed == ["resnet-tiny-1c"]
     (row,) = configuration.rows
     assert row["capacity"] > 0 and row["p99_latency"] != ""
+    # a 5 ms server answers the whole 20 req/s burst: the profiler says the burst did not saturate it
+    assert any("did not saturate the server" in note for note in configuration.notes)
 
 
 def test_a_server_that_keeps_failing_stops_the_configuration_with_a_clear_error():

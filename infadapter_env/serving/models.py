@@ -25,6 +25,7 @@ ARCHITECTURES: dict[str, tuple[str, tuple[int, int, int, int], int, int]] = {
     "resnet152": ("bottleneck", (3, 8, 36, 3), 64, 224),
     "resnet-tiny": ("basic", (1, 1, 1, 1), 8, 64),  # for smoke tests: a few ms on one core
 }
+MODEL_FILES = (".pt2", ".onnx", ".pt")  # torch.export, ONNX, TorchScript
 PUBLISHED_TOP1 = {  # torchvision IMAGENET1K_V1
     "resnet18": 0.69758,
     "resnet34": 0.73314,
@@ -115,6 +116,16 @@ class ModelSpec:
     source: str  # an ARCHITECTURES key or a path to a model file
     input_side: int
 
+    def check_loads(self) -> None:
+        """Load a model file once here, so that one that cannot be read fails with its reason before
+        any server starts (a ``ValueError`` naming the file)."""
+        if self.source in ARCHITECTURES:
+            return
+        try:
+            self.load()
+        except Exception as error:  # torch and onnxruntime raise many kinds
+            raise ValueError(f"model {self.name!r}: {self.source} cannot be loaded: {error}") from None
+
     def load(self) -> nn.Module | OnnxModel:
         """The model in eval mode: built, or read from a ``torch.export`` program (``.pt2``), an ONNX
         file (``.onnx``: run by onnxruntime on one thread per call) or a TorchScript file (any other name)."""
@@ -173,11 +184,13 @@ def model_spec(text: str, input_side: int | None = None) -> ModelSpec:
     if path:
         if not Path(path).is_file():
             raise ValueError(f"model {name!r}: no model file at {path}")
+        if not path.endswith(MODEL_FILES):
+            raise ValueError(f"model {name!r}: {path} is not a model file ({', '.join(MODEL_FILES)})")
         if input_side is None and path.endswith(".onnx"):
             input_side = OnnxModel(path).input_side
         return ModelSpec(name, path, input_side or 224)
     if name not in ARCHITECTURES:
         raise ValueError(
-            f"unknown model {name!r}: one of {sorted(ARCHITECTURES)}, or name=path.pt / .pt2 (a model file)"
+            f"unknown model {name!r}: one of {sorted(ARCHITECTURES)}, or name=path (a model file: .pt2, .onnx or .pt)"
         )
     return ModelSpec(name, name, input_side or ARCHITECTURES[name][3])

@@ -79,6 +79,7 @@ class Configuration:
     spec: ModelSpec
     cores: int
     rows: list[dict[str, object]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the user should know about the measurement
 
 
 def plan(specs: Iterable[ModelSpec], cores: Iterable[int], done: set[tuple[str, int]]) -> list[Configuration]:
@@ -149,6 +150,12 @@ def measure(
             )
             time.sleep(1.0)  # as the original: let the queue drain
         saturation = float(round(max(rates)))
+        if saturation >= 0.9 * burst:
+            configuration.notes.append(
+                f"{name}: the saturation burst ({burst:.0f} req/s) was answered at {saturation:.0f} req/s: it did not "
+                "saturate the server, and the capacities, searched below it, may be too low; raise "
+                "--saturation-rps-per-core"
+            )
         p99_at: dict[int, float] = {}
 
         def p99(rate: int) -> float:
