@@ -101,7 +101,7 @@ def run(args: Args, options: dict[str, Any], argv: list[str]) -> int:
     request = replay(settings | {"simulator": "request"}, live.actions)
     rows = interval_rows(live.infos, fast, request, live.settings)
     write_csv(out / "intervals.csv", rows)
-    summary = summarise(rows, live.infos, fast, request)
+    summary = summarise(rows, live.infos, fast, request, live.settings)
     command = "infadapter sim2real " + " ".join(argv)
     (out / "summary.md").write_text(markdown(summary, rows, command, live_s, live.settings), encoding="utf-8")
     figure(out / "sim2real.png", rows, float(live.settings["slo_ms"]))
@@ -158,34 +158,33 @@ def interval_rows(live: list[dict], fast: list[dict], request: list[dict], setti
     return rows
 
 
-def summarise(rows: list[dict], live: list[dict], fast: list[dict], request: list[dict]) -> dict[str, Any]:
-    """The errors of each simulator against the live episode."""
+def summarise(
+    rows: list[dict], live: list[dict], fast: list[dict], request: list[dict], settings: dict[str, Any]
+) -> dict[str, Any]:
+    """The errors of each simulator against the live episode (episode metrics as the leaderboard
+    computes them, ``episode_metrics``)."""
+    from infadapter_env.leaderboard.episode import episode_metrics
 
-    def episode_pct(infos: list[dict]) -> float:
-        total = sum(i["arrivals"] for i in infos)
-        return 100.0 * sum(i["violated"] for i in infos) / total if total else 0.0
-
-    def episode_aa(infos: list[dict]) -> float:
-        total = sum(i["arrivals"] for i in infos)
-        return sum(i["aa_effective"] * i["arrivals"] for i in infos) / total if total else 0.0
-
+    metrics = {
+        name: episode_metrics(infos, settings) for name, infos in (("live", live), ("fast", fast), ("request", request))
+    }
     out: dict[str, Any] = {
         "intervals": len(rows),
-        "violation_pct_live": episode_pct(live),
-        "aa_live": episode_aa(live),
+        "violation_pct_live": metrics["live"]["slo_violation_pct"],
+        "aa_live": metrics["live"]["aa_effective"],
         "failed_requests": sum(i["failed_requests"] for i in live),
         "replicas_lost": sum(i["replicas_lost"] for i in live),
     }
-    for name, infos in (("fast", fast), ("request", request)):
+    for name in ("fast", "request"):
         errors = [abs(r[f"p99_error_{name}"]) for r in rows if r[f"p99_error_{name}"] is not None]
         out[name] = {
             "p99_median_rel_error": statistics.median(errors) if errors else None,
             "p99_worst_rel_error": max(errors) if errors else None,
             "p99_intervals": len(errors),
-            "violation_pct": episode_pct(infos),
-            "violation_diff_pts": episode_pct(infos) - out["violation_pct_live"],
-            "aa": episode_aa(infos),
-            "aa_diff": episode_aa(infos) - out["aa_live"],
+            "violation_pct": metrics[name]["slo_violation_pct"],
+            "violation_diff_pts": metrics[name]["slo_violation_pct"] - out["violation_pct_live"],
+            "aa": metrics[name]["aa_effective"],
+            "aa_diff": metrics[name]["aa_effective"] - out["aa_live"],
         }
     return out
 

@@ -44,8 +44,9 @@ import numpy as np
 from infadapter_env.arrivals import request_times, whole_counts
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.profiles import CapacityProfile, World
+from infadapter_env.serving.loadgen import post
 from infadapter_env.serving.models import ModelSpec, model_spec
-from infadapter_env.serving.server import ModelReplica, ServeBackend
+from infadapter_env.serving.server import READY_TIMEOUT_S, ModelReplica, ServeBackend
 
 POOL_NAME = "infadapter-cpu-pool"
 REQUEST_TIMEOUT_S = 60.0
@@ -180,19 +181,11 @@ class LiveCluster:
 
     def _deploy(self, v: int, replicas: int, cores: int) -> None:
         """Deploy (or update) variant ``v`` and note when it answers (runs in a thread)."""
-        from ray import serve
-
         variant = self.variants[v]
         try:
-            deployment = serve.deployment(
-                name=self.name(v),
-                num_replicas=replicas,
-                ray_actor_options={"num_cpus": 0},  # the pool pins CPUs; Ray's accounting would refuse sharing
-                max_ongoing_requests=1_000_000,
-                health_check_period_s=1.0,
-            )(LiveReplica)
-            serve.run(deployment.bind(self.specs[v], cores), name=self.name(v), route_prefix=f"/{self.name(v)}")
-            self.backend.wait_ready(self.name(v), time.perf_counter() + 300.0)
+            # CPUs come from the pool (Ray's own accounting would refuse to share them)
+            self.backend.run(self.name(v), LiveReplica, (self.specs[v], cores), num_cpus=0, num_replicas=replicas)
+            self.backend.wait_ready(self.name(v), time.perf_counter() + READY_TIMEOUT_S)
         except Exception as error:
             with self._lock:
                 variant.failed = repr(error)
@@ -296,11 +289,7 @@ class LiveCluster:
                 sent[i] = began - start
                 waiting[v] += 1
                 try:
-                    async with session.post(self.backend.url(self.name(v)), data=b"x") as reply:
-                        await reply.read()
-                        ok[i] = reply.status == 200
-                except (TimeoutError, aiohttp.ClientError, OSError):
-                    ok[i] = False
+                    ok[i] = await post(session, self.backend.url(self.name(v)))
                 finally:
                     waiting[v] -= 1
                 latency[i] = (time.perf_counter() - began) * 1000.0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -66,6 +67,18 @@ def poisson_times(rng: np.random.Generator, rate_rps: float, duration_s: float) 
     return times[times < duration_s]
 
 
+async def post(session: Any, url: str) -> bool:
+    """One request to a model server (the body is ignored); whether it was answered (HTTP 200)."""
+    import aiohttp
+
+    try:
+        async with session.post(url, data=b"x") as reply:
+            await reply.read()
+            return bool(reply.status == 200)
+    except (TimeoutError, aiohttp.ClientError, OSError):
+        return False
+
+
 def send(url: str, send_times_s: np.ndarray, timeout_s: float = 60.0) -> LoadResult:
     """POST to ``url`` at ``send_times_s`` (s from now, ascending) without waiting for answers."""
     return asyncio.run(_send(url, np.asarray(send_times_s, dtype=float), timeout_s))
@@ -85,12 +98,7 @@ async def _send(url: str, times: np.ndarray, timeout_s: float) -> LoadResult:
         async def one(i: int) -> None:
             began = time.perf_counter()
             sent[i] = began - start
-            try:
-                async with session.post(url, data=b"x") as reply:
-                    await reply.read()
-                    ok[i] = reply.status == 200
-            except (TimeoutError, aiohttp.ClientError, OSError):
-                ok[i] = False
+            ok[i] = await post(session, url)
             latency[i] = (time.perf_counter() - began) * 1000.0
 
         tasks = []

@@ -103,19 +103,27 @@ class ServeBackend:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.port}/{name}"
 
-    def deploy(self, name: str, spec: ModelSpec, cpus: list[int]) -> tuple[float, float]:
-        """Serve ``spec`` on ``cpus`` as application ``name``; returns (load time in s: from the
-        deployment's creation to its first answer, resident memory of the replica in GB)."""
+    def run(self, name: str, replica: type, args: tuple, num_cpus: float, num_replicas: int = 1) -> Any:
+        """Run (or update: Serve's rolling update) application ``name``: ``num_replicas`` replicas
+        of ``replica(*args)``, each asking Ray for ``num_cpus``, queueing requests in the replica
+        (FIFO, as TF-Serving's); returns once Serve reports it healthy (not yet that it answers:
+        ``wait_ready``)."""
         from ray import serve
 
         deployment = serve.deployment(
             name=name,
-            ray_actor_options={"num_cpus": len(cpus)},
-            max_ongoing_requests=1_000_000,  # the queue forms in the replica, FIFO, as TF-Serving's
+            num_replicas=num_replicas,
+            ray_actor_options={"num_cpus": num_cpus},
+            max_ongoing_requests=1_000_000,
             health_check_period_s=1.0,
-        )(ModelReplica)
+        )(replica)
+        return serve.run(deployment.bind(*args), name=name, route_prefix=f"/{name}")
+
+    def deploy(self, name: str, spec: ModelSpec, cpus: list[int]) -> tuple[float, float]:
+        """Serve ``spec`` on ``cpus`` as application ``name``; returns (load time in s: from the
+        deployment's creation to its first answer, resident memory of the replica in GB)."""
         started = time.perf_counter()
-        handle = serve.run(deployment.bind(spec, list(cpus)), name=name, route_prefix=f"/{name}")
+        handle = self.run(name, ModelReplica, (spec, list(cpus)), num_cpus=len(cpus))
         self.wait_ready(name, started + READY_TIMEOUT_S)
         load_s = time.perf_counter() - started
         memory = float(handle.memory_gb.remote().result())
