@@ -166,6 +166,7 @@ class ServerTables:
     over: np.ndarray  # P(latency > SLO x j / 64)
     atoms_s: np.ndarray  # (V x (C+1) x R, len(ATOM_LEVELS)) latency quantiles at ATOM_LEVELS
     atom_bins: np.ndarray  # the histogram bin of each atom (``fast_sim_kernels.latency_bin``)
+    bin_edges: np.ndarray  # (N_BINS + 1,) the least latency of each bin (``fast_sim_kernels.bin_edges``)
     atom_mass: np.ndarray  # (len(ATOM_LEVELS),) probability each atom stands for
 
 
@@ -197,7 +198,8 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
     edges = np.concatenate([[0.0], (np.array(ATOM_LEVELS[:-1]) + np.array(ATOM_LEVELS[1:])) / 2, [1.0]])
     mass = np.diff(edges)
     bins = kernels.atom_bins(atoms, BIN_LOW_S, BIN_SCALE, N_BINS)
-    for array in (over_f, atoms, bins, mass):
+    latency_edges = kernels.bin_edges(BIN_LOW_S, BIN_SCALE, N_BINS)
+    for array in (over_f, atoms, bins, mass, latency_edges):
         array.setflags(write=False)
     return ServerTables(
         slo_s=slo_s,
@@ -209,6 +211,7 @@ def server_tables(profile: CapacityProfile) -> ServerTables:
         over=over_f,
         atoms_s=atoms,
         atom_bins=bins,
+        bin_edges=latency_edges,
         atom_mass=mass,
     )
 
@@ -294,6 +297,7 @@ def simulate_interval(
             tables.atoms_s,
             tables.atom_bins,
             tables.atom_mass,
+            tables.bin_edges,
             tables.n_rho,
             tables.slo_s,
             DISPATCHERS.index(dispatcher),

@@ -47,7 +47,7 @@ _I2, _F1, _F2 = readonly("int64", 2), readonly("float64", 1), readonly("float64"
 _i8, _f8 = numba.types.int64, numba.types.float64
 INTERVAL_SIGNATURE = numba.types.Tuple(
     (numba.types.int64[:, :, ::1], numba.types.float64[:, :, ::1], numba.types.float64[:, :, ::1], _f8[:, ::1])
-)(*([_I2] * 4 + [_F2] * 3 + [_F2] * 3 + [_F2] * 3 + [_F1, _F2, _I2, _F1] + [_i8, _f8, _i8, _f8]))
+)(*([_I2] * 4 + [_F2] * 3 + [_F2] * 3 + [_F2] * 3 + [_F1, _F2, _I2, _F1, _F1] + [_i8, _f8, _i8, _f8]))
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
@@ -84,56 +84,69 @@ def atom_bins(atoms: np.ndarray, low_s: float, scale: float, n_bins: int) -> np.
     return out
 
 
-@numba.njit(nogil=True, inline="always")  # inlined where called
-def _add(hist: np.ndarray, span: np.ndarray, v: int, b: int, mass: float) -> None:
-    """Add ``mass`` to bin ``b`` of variant ``v``'s histogram and of the overall one (the last row),
-    widening the range of bins in use of each (``span``: first and last bin per row)."""
-    last = hist.shape[0] - 1
-    hist[v, b] += mass
-    hist[last, b] += mass
-    for row in (v, last):
-        span[row, 0] = min(span[row, 0], b)
-        span[row, 1] = max(span[row, 1], b)
+@compiled(numba.types.float64[::1](_f8, _f8, _i8))
+def bin_edges(low_s: float, scale: float, n_bins: int) -> np.ndarray:
+    """``edges[k]``: the least latency (s) whose ``latency_bin`` is k or more (``edges[0] = 0``,
+    ``edges[n_bins] = inf``), so that ``edges[b] <= value < edges[b + 1]`` exactly where
+    ``latency_bin(value) == b``: a rising sequence of latencies finds its bins by walking the edges."""
+    edges = np.zeros(n_bins + 1)
+    edges[n_bins] = np.inf
+    for k in range(1, n_bins):
+        x = low_s * np.exp(k / scale)
+        while latency_bin(x, low_s, scale, n_bins) >= k:
+            x = np.nextafter(x, 0.0)
+        while latency_bin(x, low_s, scale, n_bins) < k:
+            x = np.nextafter(x, np.inf)
+        edges[k] = x
+    return edges
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
 def _add_unwaited(
-    hist: np.ndarray, span: np.ndarray, v: int, row: int, requests: float, bins: np.ndarray, mass: np.ndarray
-) -> None:
+    hist: np.ndarray, bins: np.ndarray, mass: np.ndarray, row: int, requests: float, first: int, last: int
+) -> tuple[int, int]:
     """Add ``requests`` that wait for nothing, with the latency atoms of table ``row`` (none if
-    ``row`` < 0), to variant ``v``'s histogram and the overall one."""
+    ``row`` < 0), to ``hist``; return the range of bins in use widened to theirs."""
     if row < 0:
-        return
+        return first, last
     for j in range(mass.size):
-        _add(hist, span, v, bins[row, j], requests * mass[j])
+        hist[bins[row, j]] += requests * mass[j]
+    return min(first, bins[row, 0]), max(last, bins[row, mass.size - 1])
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _p50_p99_ms(hist: np.ndarray, first: int, last: int, low_s: float, scale: float) -> tuple[float, float]:
+def _p50_p99_ms(
+    hist: np.ndarray, first: int, last: int, low_s: float, scale: float, into: np.ndarray, move: bool
+) -> tuple[float, float]:
     """The P50 and P99 (ms) of log-binned masses in bins ``first..last`` (the others are empty),
-    geometric inside their bins (0: no mass); bins that held mass are emptied for the next use."""
+    geometric inside their bins (0: no mass). The bins are then emptied for the next use, their
+    masses added to ``into`` first if ``move`` (a variant's histogram into the overall one)."""
     total = 0.0
     for b in range(first, last + 1):
         total += hist[b]
     if total <= 0.0:
         return 0.0, 0.0
-    p50 = 1000.0 * _quantile(hist, first, last, 0.5 * total, low_s, scale)
-    p99 = 1000.0 * _quantile(hist, first, last, 0.99 * total, low_s, scale)
-    hist[first : last + 1] = 0.0
+    p50, b, below = _quantile_ms(hist, first, last, 0.0, 0.5 * total, low_s, scale)
+    p99, b, below = _quantile_ms(hist, b, last, below, 0.99 * total, low_s, scale)
+    for b in range(first, last + 1):
+        if move:
+            into[b] += hist[b]
+        hist[b] = 0.0
     return p50, p99
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _quantile(hist: np.ndarray, first: int, last: int, target: float, low_s: float, scale: float) -> float:
-    """The latency (s) below which ``target`` of the masses in bins ``first..last`` lie, geometric
-    inside its bin."""
-    below = 0.0
-    b = first
+def _quantile_ms(
+    hist: np.ndarray, b: int, last: int, below: float, target: float, low_s: float, scale: float
+) -> tuple[float, int, float]:
+    """The latency (ms) below which ``target`` of the masses lie, geometric inside its bin, walking
+    up from bin ``b`` with ``below`` in the bins before it; also the bin reached and ``below`` there
+    (where a higher quantile's walk goes on)."""
     while b < last and below + hist[b] < target:
         below += hist[b]
         b += 1
     frac = min(max((target - below) / max(hist[b], 1e-300), 0.0), 1.0)
-    return low_s * np.exp((b + frac) / scale)
+    return 1000.0 * low_s * np.exp((b + frac) / scale), b, below
 
 
 @compiled(INTERVAL_SIGNATURE)
@@ -155,6 +168,7 @@ def interval(
     atoms: np.ndarray,
     bins: np.ndarray,
     atom_mass: np.ndarray,
+    edges: np.ndarray,
     n_rho: int,
     slo_s: float,
     dispatcher: int,
@@ -168,7 +182,10 @@ def interval(
     Returns four arrays: the new serving replicas and cores (2, N, V); the new loading left, backlog
     and its variance (3, N, V); per variant in SLO, served, busy fraction, P50 and P99 in ms
     (5, N, V); per environment arrivals, peak rate, over SLO, dropped, lost, P50 and P99 in ms (7, N)
-    (``fast_sim.simulate_interval`` names them)."""
+    (``fast_sim.simulate_interval`` names them).
+
+    Only the variants that serve, will serve or hold a queue are visited: the others have no
+    capacity, so the dispatcher gives them nothing and every sum over them adds zeros."""
     rho_step, rho_max, threshold_steps, window = RHO_STEP, RHO_MAX, THRESHOLD_STEPS, UTILISATION_WINDOW_S
     wait_points, spread_nodes, spread_weights = WAIT_POINTS, SPREAD_NODES, SPREAD_WEIGHTS
     low_s, scale, n_bins = BIN_LOW_S, BIN_SCALE, N_BINS
@@ -184,180 +201,207 @@ def interval(
     serving_out = np.empty((2, n_env, n_var), dtype=np.int64)
     serving_out[0] = serving_replicas
     serving_out[1] = serving_cores
-    new_serving_replicas, new_serving_cores = serving_out[0], serving_out[1]
-    queues_out = np.empty((3, n_env, n_var))
-    new_loading, queue, variance = queues_out[0], queues_out[1], queues_out[2]
-    queue[:] = backlog
-    variance[:] = backlog_var
-    by_variant = np.zeros((5, n_env, n_var))
-    in_slo, served, busy, p50, p99 = by_variant[0], by_variant[1], by_variant[2], by_variant[3], by_variant[4]
-    by_env = np.zeros((7, n_env))
-    arrivals, peak, over_total, dropped, lost, p50_all, p99_all = (
-        by_env[0],
-        by_env[1],
-        by_env[2],
-        by_env[3],
-        by_env[4],
-        by_env[5],
-        by_env[6],
-    )
-    # one environment's ticks (T, V), reused
-    cap_t = np.zeros((n_ticks, n_var))
-    mu_t = np.zeros((n_ticks, n_var))
-    cores_t = np.zeros((n_ticks, n_var), dtype=np.int64)
-    cv2_t = np.zeros((n_ticks, n_var))
-    per_replica_t = np.zeros((n_ticks, n_var))
-    queue_t = np.zeros((n_ticks, n_var))
-    variance_t = np.zeros((n_ticks, n_var))
-    take_t = np.zeros((n_ticks, n_var))
-    done_t = np.zeros((n_ticks, n_var))
-    recent_t = np.zeros((n_ticks, n_var))
+    queues_out = np.zeros((3, n_env, n_var))  # loading left, backlog, its variance
+    by_variant = np.zeros((5, n_env, n_var))  # in SLO, served, busy, P50, P99
+    by_env = np.zeros((7, n_env))  # arrivals, peak, over SLO, dropped, lost, P50, P99
+    # One environment's two phases per variant (V,): 0 = what serves until the target is ready
+    # (from tick ``ready``), 1 = the target. Capacity at the SLO, service rate, service CV^2,
+    # replicas (at least 1: what a queue is shared by) and cores.
+    cap_of = np.zeros((2, n_var))
+    mu_of = np.zeros((2, n_var))
+    cv2_of = np.zeros((2, n_var))
+    per_replica_of = np.zeros((2, n_var))
+    cores_of = np.zeros((2, n_var), dtype=np.int64)
+    ready = np.zeros(n_var, dtype=np.int64)
+    visited = np.zeros(n_var, dtype=np.int64)  # the variants that serve, will serve or hold a queue
+    # one environment's ticks per variant (V, T), reused
+    queue_t = np.zeros((n_var, n_ticks))
+    variance_t = np.zeros((n_var, n_ticks))
+    take_t = np.zeros((n_var, n_ticks))
+    done_t = np.zeros((n_var, n_ticks))
+    recent_t = np.zeros(n_ticks)
+    rate_window = np.zeros(n_ticks)  # arrivals of the last ``window`` ticks
+    queue = np.zeros(n_var)
+    variance = np.zeros(n_var)
     routed = np.zeros(n_var)
     weight = np.zeros(n_var)
     room = np.zeros(n_var)
     take = np.zeros(n_var)
     refused = np.zeros(n_var)
-    ready = np.zeros(n_var)
     group = group_s if n_ticks % group_s == 0 else 1
     n_groups = n_ticks // group
     group_mass = np.zeros((n_groups, slots))
     group_wait = np.zeros((n_groups, slots))
     group_row = np.zeros((n_groups, slots), dtype=np.int64)
-    hist = np.zeros((n_var + 1, n_bins))  # the last row: every variant together
-    span = np.empty((n_var + 1, 2), dtype=np.int64)  # first and last bin in use per row
+    hist = np.zeros((n_var + 1, n_bins))  # one variant's, and the last row: every variant together
     for n in range(n_env):
         # What serves at each tick: the target from the second its load finishes.
         switch_tick = 0.0
+        n_visited = 0
         for v in range(n_var):
-            ready[v] = np.ceil(loading_left_s[n, v])
-            switch_tick = max(switch_tick, ready[v])
+            ready_s = np.ceil(loading_left_s[n, v])
+            if np.isnan(ready_s):
+                raise ValueError("fast simulator: loading_left_s holds NaN")
+            switch_tick = max(switch_tick, ready_s)
+            ready[v] = int(min(ready_s, n_ticks + 1.0))
+            queue[v] = backlog[n, v]
+            variance[v] = backlog_var[n, v]
+            visit = queue[v] > 0.0 or variance[v] > 0.0
+            for k in range(2):
+                if k == 0:
+                    r, c, used = serving_replicas[n, v], serving_cores[n, v], ready[v] > 0
+                else:
+                    r, c, used = replicas[n, v], cores[n, v], ready[v] < n_ticks
+                if not used:
+                    r, c = 0, 0
+                elif not (0 <= c < n_cores and r >= 0):
+                    raise ValueError(
+                        "fast simulator: a deployment's cores are outside the profile's 0..C or replicas < 0"
+                    )
+                cap_of[k, v] = r * capacity_rps[v, c]
+                mu_of[k, v] = r * service_rps[v, c]
+                cv2_of[k, v] = service_cv[v, c] ** 2
+                per_replica_of[k, v] = max(r, 1)
+                cores_of[k, v] = c
+                visit = visit or cap_of[k, v] > 0.0 or mu_of[k, v] > 0.0
+            if visit:
+                visited[n_visited] = v
+                n_visited += 1
         planned_set = False
         if dispatcher == QUOTA:
             for v in range(n_var):
                 if not np.isnan(quotas_planned[n, v]):
                     planned_set = True
+        arrivals = 0.0
+        peak = 0.0
+        dropped = 0.0
+        lost = 0.0
+        rate_sum = 0.0
         for t in range(n_ticks):
             rate = per_tick[n, t]
             if not 0.0 <= rate < np.inf:
                 raise ValueError("fast simulator: per_tick holds a count that is negative, infinite or NaN")
-            arrivals[n] += rate
-            peak[n] = max(peak[n], rate) if t > 0 else rate
-            for v in range(n_var):
-                if ready[v] <= t:
-                    r, c = replicas[n, v], cores[n, v]
-                else:
-                    r, c = serving_replicas[n, v], serving_cores[n, v]
-                if not (0 <= c < n_cores and r >= 0):
-                    raise ValueError(
-                        "fast simulator: a deployment's cores are outside the profile's 0..C or replicas < 0"
-                    )
-                cap_t[t, v] = r * capacity_rps[v, c]
-                mu_t[t, v] = r * service_rps[v, c]
-                cores_t[t, v] = c
-                cv2_t[t, v] = service_cv[v, c] ** 2
-                per_replica_t[t, v] = max(r, 1)
+            arrivals += rate
+            peak = max(peak, rate) if t > 0 else rate
+            rate_sum += rate
+            if t >= window:
+                rate_sum -= per_tick[n, t - window]
+            rate_window[t] = rate_sum
             # 1. the dispatcher's split
             if dispatcher == ACCURACY_FIRST:
                 after = 0.0
-                for v in range(n_var - 1, -1, -1):
-                    routed[v] = min(max(rate - after, 0.0), cap_t[t, v])
-                    after += cap_t[t, v]
+                for i in range(n_visited - 1, -1, -1):
+                    v = visited[i]
+                    cap = cap_of[int(ready[v] <= t), v]
+                    routed[v] = min(max(rate - after, 0.0), cap)
+                    after += cap
             else:
-                total = 0.0
-                for v in range(n_var):
-                    weight[v] = cap_t[t, v]
+                for i in range(n_visited):
+                    v = visited[i]
+                    weight[v] = cap_of[int(ready[v] <= t), v]
                 if dispatcher == QUOTA:  # the round robin's integer quotas, over the variants that serve
                     given = 0.0
                     use_planned = planned_set and t >= switch_tick
-                    for v in range(n_var):
+                    for i in range(n_visited):
+                        v = visited[i]
                         q = quotas_planned[n, v] if use_planned else quotas_current[n, v]
-                        routed[v] = np.rint(q) if cap_t[t, v] > 0.0 and not np.isnan(q) else 0.0
+                        routed[v] = np.rint(q) if weight[v] > 0.0 and not np.isnan(q) else 0.0
                         given += routed[v]
-                    for v in range(n_var):
-                        weight[v] = routed[v] if given > 0.0 else np.rint(cap_t[t, v])
-                for v in range(n_var):
-                    total += weight[v]
-                for v in range(n_var):
+                    for i in range(n_visited):
+                        v = visited[i]
+                        weight[v] = routed[v] if given > 0.0 else np.rint(weight[v])
+                total = 0.0
+                for i in range(n_visited):
+                    total += weight[visited[i]]
+                for i in range(n_visited):
+                    v = visited[i]
                     routed[v] = rate * weight[v] / max(total, 1e-300)
-            # 2.-3. admission, spill-over, the queues (as ``recurrence``)
-            for v in range(n_var):  # a variant that stopped serving loses its queue
-                if mu_t[t, v] == 0.0 and queue[n, v] > 0.0:
-                    lost[n] += queue[n, v]
-                    queue[n, v] = 0.0
+            # 2.-3. admission, spill-over, the queues
             admitted = 0.0
-            for v in range(n_var):
-                room[v] = max(queue_factor * cap_t[t, v] + mu_t[t, v] - queue[n, v], 0.0)
+            for i in range(n_visited):
+                v = visited[i]
+                k = int(ready[v] <= t)
+                mu = mu_of[k, v]
+                if mu == 0.0 and queue[v] > 0.0:  # a variant that stopped serving loses its queue
+                    lost += queue[v]
+                    queue[v] = 0.0
+                room[v] = max(queue_factor * cap_of[k, v] + mu - queue[v], 0.0)
                 take[v] = min(routed[v], room[v])
                 refused[v] = routed[v] - take[v]
                 admitted += take[v]
             if dispatcher == ACCURACY_FIRST:  # what one variant cannot admit goes to the next with room
                 spill = max(rate - admitted, 0.0)
                 admitted = 0.0
-                for v in range(n_var - 1, -1, -1):  # most accurate first
+                for i in range(n_visited - 1, -1, -1):  # most accurate first
+                    v = visited[i]
                     put = min(spill, room[v] - take[v])
                     if put > 0.0:
                         take[v] += put
                         spill -= put
                     refused[v] = max(spill, 0.0)  # the spill that passes on
                     admitted += take[v]
-            dropped[n] += max(rate - admitted, 0.0)
-            for v in range(n_var):
-                mu = mu_t[t, v]
-                queue_t[t, v] = queue[n, v]
-                variance_t[t, v] = variance[n, v]
-                take_t[t, v] = take[v]
-                done = min(queue[n, v] + take[v], mu)
-                done_t[t, v] = done
-                queue[n, v] = queue[n, v] + take[v] - done
+            dropped += max(rate - admitted, 0.0)
+            for i in range(n_visited):
+                v = visited[i]
+                k = int(ready[v] <= t)
+                mu = mu_of[k, v]
+                queue_t[v, t] = queue[v]
+                variance_t[v, t] = variance[v]
+                take_t[v, t] = take[v]
+                done = min(queue[v] + take[v], mu)
+                done_t[v, t] = done
+                queue[v] = queue[v] + take[v] - done
                 # One replica's queue wanders around the fluid one: a diffusion whose variance grows
                 # while the queue lasts, up to what the drift of the offered load allows (against a
                 # barrier a diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|)
                 # of it), never beyond half the queue's bound. A full queue's drift counts all that
                 # was offered to it.
-                if queue[n, v] > 0.0:
-                    per_replica = per_replica_t[t, v]
-                    growth = (take[v] + mu * cv2_t[t, v]) / per_replica
+                if queue[v] > 0.0:
+                    per_replica = per_replica_of[k, v]
+                    growth = (take[v] + mu * cv2_of[k, v]) / per_replica
                     offered = take[v] + refused[v]
-                    half_bound = queue_factor * cap_t[t, v] / per_replica / 2
+                    half_bound = queue_factor * cap_of[k, v] / per_replica / 2
                     reach = min(growth / max(2.0 * abs(offered - mu) / per_replica, 1e-12), half_bound)
-                    variance[n, v] = min(variance[n, v] + growth, reach * reach)
+                    variance[v] = min(variance[v] + growth, reach * reach)
                 else:
-                    variance[n, v] = 0.0
-        span[:, 0] = n_bins
-        span[:, 1] = -1
-        for v in range(n_var):
+                    variance[v] = 0.0
+        by_env[0, n], by_env[1, n], by_env[3, n], by_env[4, n] = arrivals, peak, dropped, lost
+        over_total = 0.0
+        all_first, all_last = n_bins, -1  # the bins in use in the overall histogram
+        for i in range(n_visited):
+            v = visited[i]
+            queues_out[1, n, v] = queue[v]
+            queues_out[2, n, v] = variance[v]
             served_v = 0.0
             done_v = 0.0
             mu_v = 0.0
             for t in range(n_ticks):
-                served_v += take_t[t, v]
-                done_v += done_t[t, v]
-                mu_v += mu_t[t, v]
-            served[n, v] = served_v
-            busy[n, v] = done_v / max(mu_v, 1e-12)
+                served_v += take_t[v, t]
+                done_v += done_t[v, t]
+                mu_v += mu_of[int(ready[v] <= t), v]
+            by_variant[1, n, v] = served_v
+            by_variant[2, n, v] = done_v / max(mu_v, 1e-12)
             if served_v == 0.0:
                 continue  # in SLO 0, nothing over it, no latency
             # The utilisation the latency tables are read at: the last ``window`` ticks' load, made
             # effective for the burstiness of what one replica receives (``effective_rho``).
             load_sum = 0.0
             mu_sum = 0.0
-            rate_sum = 0.0
             for t in range(n_ticks):
-                load_sum += take_t[t, v]
-                mu_sum += mu_t[t, v]
-                rate_sum += per_tick[n, t]
+                k = int(ready[v] <= t)
+                load_sum += take_t[v, t]
+                mu_sum += mu_of[k, v]
                 if t >= window:
-                    load_sum -= take_t[t - window, v]
-                    mu_sum -= mu_t[t - window, v]
-                    rate_sum -= per_tick[n, t - window]
+                    load_sum -= take_t[v, t - window]
+                    mu_sum -= mu_of[int(ready[v] <= t - window), v]
                 count = min(t + 1, window)
                 # (a running sum that drops the tick leaving the window can round below 0)
                 load = max(load_sum, 0.0) / count
                 capacity = max(mu_sum, 0.0) / count
-                share = load / max(rate_sum / count, 1e-12)
-                per_replica = per_replica_t[t, v]
-                recent_t[t, v] = effective_rho(
-                    load / max(capacity, 1e-12), share / per_replica, cv2_t[t, v], capacity / per_replica, rho_max
+                share = load / max(rate_window[t] / count, 1e-12)
+                per_replica = per_replica_of[k, v]
+                recent_t[t] = effective_rho(
+                    load / max(capacity, 1e-12), share / per_replica, cv2_of[k, v], capacity / per_replica, rho_max
                 )
             # 3.-4. each tick's requests at the wait points and queue spreads: over the SLO, and the
             # atoms of the interval's quantiles (grouped by ``group`` ticks)
@@ -365,14 +409,15 @@ def interval(
             group_mass[:] = 0.0
             group_wait[:] = 0.0
             for t in range(n_ticks):
-                take_v = take_t[t, v]
-                mu = mu_t[t, v]
+                k = int(ready[v] <= t)
+                take_v = take_t[v, t]
+                mu = mu_of[k, v]
                 g = t // group
                 middle = t == g * group + group // 2
-                cell = (v * n_cores + cores_t[t, v]) * n_rho
-                if queue_t[t, v] == 0.0 and variance_t[t, v] == 0.0 and take_v <= mu:
+                cell = (v * n_cores + cores_of[k, v]) * n_rho
+                if queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu:
                     # nothing ahead at any wait point: every slot at wait 0 (the same table row)
-                    base = cell + min(int(min(recent_t[t, v], rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
+                    base = cell + min(int(min(recent_t[t], rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
                     p_over = over[base * (threshold_steps + 1) + threshold_steps]
                     for s in range(slots):
                         mass = take_v * (spread_weights[s % n_z] / n_x)
@@ -382,18 +427,18 @@ def interval(
                             group_row[g, s] = base
                     continue
                 safe_mu = max(mu, 1e-12)
-                per_replica = per_replica_t[t, v]
+                per_replica = per_replica_of[k, v]
                 mu_replica = max(mu / per_replica, 1e-12)
-                scatter = (1.0 - 1.0 / per_replica + cv2_t[t, v]) / per_replica
-                longest_wait = queue_factor * cap_t[t, v] / safe_mu
+                scatter = (1.0 - 1.0 / per_replica + cv2_of[k, v]) / per_replica
+                longest_wait = queue_factor * cap_of[k, v] / safe_mu
                 for x in range(n_x):
-                    ahead = max(queue_t[t, v] + (take_v - mu) * wait_points[x], 0.0)
-                    spread = np.sqrt(variance_t[t, v] + ahead * scatter) / mu_replica
+                    ahead = max(queue_t[v, t] + (take_v - mu) * wait_points[x], 0.0)
+                    spread = np.sqrt(variance_t[v, t] + ahead * scatter) / mu_replica
                     for z in range(n_z):
                         s = x * n_z + z
                         wait = min(max(ahead / safe_mu + spread_nodes[z] * spread, 0.0), longest_wait)
                         # behind a queue only the service time is left (the table's lightest load)
-                        rho = 0.0 if wait > 0.0 else recent_t[t, v]
+                        rho = 0.0 if wait > 0.0 else recent_t[t]
                         base = cell + min(int(min(rho, rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
                         budget = 1.0 - wait / slo_s
                         if budget <= 0.0:
@@ -410,11 +455,12 @@ def interval(
                         group_wait[g, s] += mass * wait
                         if middle:
                             group_row[g, s] = base
-            in_slo[n, v] = max(served_v - over_v, 0.0)
-            over_total[n] += min(over_v, served_v)
+            by_variant[0, n, v] = max(served_v - over_v, 0.0)
+            over_total += min(over_v, served_v)
             # The atoms: each group's latency quantiles shifted by its mean wait, into this variant's
-            # histogram and the overall one (the last row). Slots that wait for nothing on the same
-            # table row are one component.
+            # histogram. Slots that wait for nothing on the same table row are one component.
+            hv = hist[v]
+            first, last = n_bins, -1  # the bins in use
             for g in range(n_groups):
                 pending = 0.0
                 pending_row = -1
@@ -426,22 +472,31 @@ def interval(
                     row = group_row[g, s]
                     if wait == 0.0:
                         if row != pending_row:
-                            _add_unwaited(hist, span, v, pending_row, pending, bins, atom_mass)
+                            first, last = _add_unwaited(hv, bins, atom_mass, pending_row, pending, first, last)
                             pending_row, pending = row, 0.0
                         pending += requests
                         continue
+                    # the atoms shifted by the wait rise with j: their bins walk up the edges from
+                    # the first one's
+                    b = latency_bin(wait + atoms[row, 0], low_s, scale, n_bins)
+                    first = min(first, b)
                     for j in range(n_levels):
-                        b = latency_bin(wait + atoms[row, j], low_s, scale, n_bins)
-                        _add(hist, span, v, b, requests * atom_mass[j])
-                _add_unwaited(hist, span, v, pending_row, pending, bins, atom_mass)
-            p50[n, v], p99[n, v] = _p50_p99_ms(hist[v], span[v, 0], span[v, 1], low_s, scale)
-        p50_all[n], p99_all[n] = _p50_p99_ms(hist[n_var], span[n_var, 0], span[n_var, 1], low_s, scale)
+                        value = wait + atoms[row, j]
+                        while value >= edges[b + 1]:
+                            b += 1
+                        hv[b] += requests * atom_mass[j]
+                    last = max(last, b)
+                first, last = _add_unwaited(hv, bins, atom_mass, pending_row, pending, first, last)
+            all_first, all_last = min(all_first, first), max(all_last, last)
+            # this variant's quantiles; its histogram then joins the overall one
+            by_variant[3, n, v], by_variant[4, n, v] = _p50_p99_ms(hv, first, last, low_s, scale, hist[n_var], True)
+        by_env[2, n] = over_total
+        by_env[5, n], by_env[6, n] = _p50_p99_ms(hist[n_var], all_first, all_last, low_s, scale, hist[n_var], False)
         # the loads that finished
         for v in range(n_var):
             if ready[v] <= n_ticks:
-                new_serving_replicas[n, v] = replicas[n, v]
-                new_serving_cores[n, v] = cores[n, v]
-                new_loading[n, v] = 0.0
+                serving_out[0, n, v] = replicas[n, v]
+                serving_out[1, n, v] = cores[n, v]
             else:
-                new_loading[n, v] = loading_left_s[n, v] - n_ticks
+                queues_out[0, n, v] = loading_left_s[n, v] - n_ticks
     return serving_out, queues_out, by_variant, by_env
