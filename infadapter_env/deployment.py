@@ -107,6 +107,9 @@ class ActionFix(enum.IntEnum):
         return None if self is ActionFix.NONE else self.name.lower()
 
 
+_RAISED = int(ActionFix.RAISED_TO_MIN_CORES)  # the decode kernel's code for it
+
+
 @dataclass(frozen=True)
 class ActionDecoder:
     """Checks actions of one mode and turns them into validated (replicas, cores) tuples."""
@@ -123,6 +126,7 @@ class ActionDecoder:
     _upper_array: np.ndarray = field(init=False, repr=False)
     _rows: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
     _row_cores: np.ndarray | None = field(init=False, repr=False, compare=False)  # total cores per deployment row
+    _budgets: dict[int, np.ndarray] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.n_variants
@@ -233,10 +237,7 @@ class ActionDecoder:
         applied per environment (``ActionFix`` values) and whether it differs from the previous
         deployment (N,). ``available`` (N,): the cores available now where a ``budget_trace`` makes
         them fewer than the budget (None: the budget)."""
-        if available is None:
-            budget = np.full(len(values), self.budget_cores, dtype=np.int64)
-        else:
-            budget = np.asarray(available, dtype=np.int64)
+        budget = self._full_budget(len(values)) if available is None else np.asarray(available, dtype=np.int64)
         table = self.table if self.table is not None else _NO_TABLE
         previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
         previous_cores = np.asarray(previous_cores, dtype=np.int64)
@@ -247,14 +248,22 @@ class ActionDecoder:
             self.n_variants,
             self.min_cores,
             budget,
-            int(ActionFix.RAISED_TO_MIN_CORES),
+            _RAISED,
             previous_replicas,
             previous_cores,
         )
-        if over.any():
+        if np.count_nonzero(over):  # (a fraction of ndarray.any's time on a few elements)
             replicas, cores, fix = self._fit(replicas, cores, fix, over, budget, previous_replicas, previous_cores)
             changed = row_any((replicas != previous_replicas) | (cores != previous_cores))
         return replicas, cores, fix, changed
+
+    def _full_budget(self, n_envs: int) -> np.ndarray:
+        """The budget for ``n_envs`` environments (read-only, made once per size)."""
+        budget = self._budgets.get(n_envs)
+        if budget is None:
+            budget = self._budgets[n_envs] = np.full(n_envs, self.budget_cores, dtype=np.int64)
+            budget.setflags(write=False)
+        return budget
 
     def _fit(
         self,

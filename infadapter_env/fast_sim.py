@@ -91,21 +91,76 @@ def loaded_state(replicas: np.ndarray, cores: np.ndarray) -> ClusterState:
     return ClusterState(replicas, cores, replicas.copy(), cores.copy(), zeros, zeros.copy(), zeros.copy())
 
 
-class IntervalResult(NamedTuple):
-    """What happened in one interval in N environments (counts are requests)."""
+class IntervalResult:
+    """What happened in one interval in N environments (counts are requests), in two packed arrays
+    that every simulator fills alike and the step's report kernel reads whole: ``by_env`` (7, N),
+    rows ``ENV_FIELDS``, and ``by_variant`` (5, N, V), rows ``VARIANT_FIELDS``. Each row is also
+    a property of its name; ``IntervalResult.of(name=array, ...)`` packs named arrays."""
 
-    arrivals: np.ndarray  # (N,)
-    peak_rate_rps: np.ndarray  # (N,)
-    in_slo: np.ndarray  # (N, V) served within the SLO
-    served: np.ndarray  # (N, V) admitted and served (in or over the SLO)
-    over_slo: np.ndarray  # (N,) served with a latency over the SLO
-    dropped: np.ndarray  # (N,) turned away (full queues, nothing serving)
-    lost: np.ndarray  # (N,) waiting requests discarded when their variant stopped (already counted)
-    busy: np.ndarray  # (N, V) fraction of the serving capacity (mu) used
-    p50_ms: np.ndarray  # (N, V) 0 where a variant served nothing
-    p99_ms: np.ndarray  # (N, V)
-    p50_ms_all: np.ndarray  # (N,)
-    p99_ms_all: np.ndarray  # (N,)
+    ENV_FIELDS = ("arrivals", "peak_rate_rps", "over_slo", "dropped", "lost", "p50_ms_all", "p99_ms_all")
+    VARIANT_FIELDS = ("in_slo", "served", "busy", "p50_ms", "p99_ms")
+    __slots__ = ("by_env", "by_variant")
+
+    def __init__(self, by_env: np.ndarray, by_variant: np.ndarray) -> None:
+        self.by_env = by_env
+        self.by_variant = by_variant
+
+    @classmethod
+    def of(cls, **fields: np.ndarray) -> IntervalResult:
+        """Pack arrays named by ``ENV_FIELDS`` ((N,) each) and ``VARIANT_FIELDS`` ((N, V) each)."""
+        if set(fields) != set(cls.ENV_FIELDS + cls.VARIANT_FIELDS):
+            raise TypeError(f"IntervalResult.of needs exactly {cls.ENV_FIELDS + cls.VARIANT_FIELDS}")
+        by_env = np.array([fields[name] for name in cls.ENV_FIELDS], dtype=np.float64)
+        by_variant = np.array([fields[name] for name in cls.VARIANT_FIELDS], dtype=np.float64)
+        return cls(by_env, by_variant)
+
+    @property
+    def arrivals(self) -> np.ndarray:  # (N,)
+        return self.by_env[0]
+
+    @property
+    def peak_rate_rps(self) -> np.ndarray:  # (N,)
+        return self.by_env[1]
+
+    @property
+    def over_slo(self) -> np.ndarray:  # (N,) served with a latency over the SLO
+        return self.by_env[2]
+
+    @property
+    def dropped(self) -> np.ndarray:  # (N,) turned away (full queues, nothing serving)
+        return self.by_env[3]
+
+    @property
+    def lost(self) -> np.ndarray:  # (N,) waiting requests discarded when their variant stopped (already counted)
+        return self.by_env[4]
+
+    @property
+    def p50_ms_all(self) -> np.ndarray:  # (N,)
+        return self.by_env[5]
+
+    @property
+    def p99_ms_all(self) -> np.ndarray:  # (N,)
+        return self.by_env[6]
+
+    @property
+    def in_slo(self) -> np.ndarray:  # (N, V) served within the SLO
+        return self.by_variant[0]
+
+    @property
+    def served(self) -> np.ndarray:  # (N, V) admitted and served (in or over the SLO)
+        return self.by_variant[1]
+
+    @property
+    def busy(self) -> np.ndarray:  # (N, V) fraction of the serving capacity (mu) used
+        return self.by_variant[2]
+
+    @property
+    def p50_ms(self) -> np.ndarray:  # (N, V) 0 where a variant served nothing
+        return self.by_variant[3]
+
+    @property
+    def p99_ms(self) -> np.ndarray:  # (N, V)
+        return self.by_variant[4]
 
 
 @dataclass(frozen=True)
@@ -309,9 +364,6 @@ def simulate_interval(
             f"fields and per_tick float64 arrays ({error})"
         ) from None
     serving, queues, by_variant, by_env = out
-    arrivals, peak, over_slo, dropped, lost, p50_all, p99_all = by_env
-    in_slo, served, busy, p50, p99 = by_variant
-    new_state = ClusterState(state.replicas, state.cores, *serving, *queues)
-    return new_state, IntervalResult(
-        arrivals, peak, in_slo, served, over_slo, dropped, lost, busy, p50, p99, p50_all, p99_all
-    )
+    # (indexed rather than unpacked: an array's iterator costs twice as much at every step)
+    new_state = ClusterState(state.replicas, state.cores, serving[0], serving[1], queues[0], queues[1], queues[2])
+    return new_state, IntervalResult(by_env, by_variant)

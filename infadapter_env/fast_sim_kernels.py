@@ -206,32 +206,31 @@ def interval(
     by_env = np.zeros((7, n_env))  # arrivals, peak, over SLO, dropped, lost, P50, P99
     # One environment's two phases per variant (V,): 0 = what serves until the target is ready
     # (from tick ``ready``), 1 = the target. Capacity at the SLO, service rate, service CV^2,
-    # replicas (at least 1: what a queue is shared by) and cores.
-    cap_of = np.zeros((2, n_var))
-    mu_of = np.zeros((2, n_var))
-    cv2_of = np.zeros((2, n_var))
-    per_replica_of = np.zeros((2, n_var))
-    cores_of = np.zeros((2, n_var), dtype=np.int64)
-    ready = np.zeros(n_var, dtype=np.int64)
-    visited = np.zeros(n_var, dtype=np.int64)  # the variants that serve, will serve or hold a queue
+    # replicas (at least 1: what a queue is shared by) and cores. (Scratch is allocated in a few
+    # blocks: at N = 1 each allocation counts.)
+    phases = np.zeros((4, 2, n_var))
+    cap_of, mu_of, cv2_of, per_replica_of = phases[0], phases[1], phases[2], phases[3]
+    integers = np.zeros((4, n_var), dtype=np.int64)
+    cores_of, ready, visited = integers[0:2], integers[2], integers[3]  # visited: see the docstring
     # one environment's ticks per variant (V, T), reused
-    queue_t = np.zeros((n_var, n_ticks))
-    variance_t = np.zeros((n_var, n_ticks))
-    take_t = np.zeros((n_var, n_ticks))
-    done_t = np.zeros((n_var, n_ticks))
-    recent_t = np.zeros(n_ticks)
-    rate_window = np.zeros(n_ticks)  # arrivals of the last ``window`` ticks
-    queue = np.zeros(n_var)
-    variance = np.zeros(n_var)
-    routed = np.zeros(n_var)
-    weight = np.zeros(n_var)
-    room = np.zeros(n_var)
-    take = np.zeros(n_var)
-    refused = np.zeros(n_var)
+    ticks = np.zeros((4, n_var, n_ticks))
+    queue_t, variance_t, take_t, done_t = ticks[0], ticks[1], ticks[2], ticks[3]
+    per_tick_scratch = np.zeros((2, n_ticks))
+    recent_t, rate_window = per_tick_scratch[0], per_tick_scratch[1]  # rate_window: the last ``window`` ticks' arrivals
+    per_variant = np.zeros((7, n_var))
+    queue, variance, routed, weight, room, take, refused = (
+        per_variant[0],
+        per_variant[1],
+        per_variant[2],
+        per_variant[3],
+        per_variant[4],
+        per_variant[5],
+        per_variant[6],
+    )
     group = group_s if n_ticks % group_s == 0 else 1
     n_groups = n_ticks // group
-    group_mass = np.zeros((n_groups, slots))
-    group_wait = np.zeros((n_groups, slots))
+    groups = np.zeros((2, n_groups, slots))
+    group_mass, group_wait = groups[0], groups[1]
     group_row = np.zeros((n_groups, slots), dtype=np.int64)
     hist = np.zeros((n_var + 1, n_bins))  # one variant's, and the last row: every variant together
     for n in range(n_env):

@@ -19,6 +19,7 @@ from typing import TypeVar
 
 import numpy as np
 
+from infadapter_env import pipeline_kernels as kernels
 from infadapter_env.reductions import row_max
 
 Value = TypeVar("Value", float, np.ndarray)  # a scalar, or one value per environment
@@ -77,10 +78,8 @@ def average_accuracy(capacity_rps: Sequence[float], accuracy: Sequence[float], r
 def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_rps: np.ndarray) -> np.ndarray:
     """``average_accuracy`` for N deployments at once: capacity (N, V), rates (N,). Compiled, in
     ``pipeline_kernels`` (whose step kernel reads it)."""
-    from infadapter_env.pipeline_kernels import average_accuracy_batch as compiled
-
     f64 = np.float64
-    return compiled(
+    return kernels.average_accuracy_batch(
         np.ascontiguousarray(capacity_rps, dtype=f64),
         np.ascontiguousarray(accuracy, dtype=f64),
         np.ascontiguousarray(rate_rps, dtype=f64),
@@ -100,8 +99,8 @@ def loading_cost_batch(
 
 
 def resource_cost(total_cores: Value, budget_cores: float) -> Value:
-    """RC: allocated cores over the budget."""
-    return total_cores / budget_cores
+    """RC: allocated cores over the budget (the step's report kernel applies the same function)."""
+    return kernels.resource_cost.py_func(total_cores, budget_cores)  # type: ignore[no-any-return]
 
 
 def loading_cost(
@@ -120,5 +119,8 @@ def loading_cost(
 
 
 def objective_value(aa: Value, rc: Value, lc: Value, weights: Weights) -> Value:
-    """``alpha * AA - (beta * RC + gamma * LC)``; elementwise on arrays (the batched env)."""
-    return weights.alpha * aa - (weights.beta * rc + weights.gamma * lc)
+    """``alpha * AA - (beta * RC + gamma * LC)``; elementwise on arrays (the batched env). The step's
+    report kernel applies the same function."""
+    return kernels.weighted_objective.py_func(  # type: ignore[no-any-return]
+        aa, rc, lc, weights.alpha, weights.beta, weights.gamma
+    )

@@ -64,15 +64,6 @@ def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: floa
     )
 
 
-@dataclass(frozen=True)
-class EpisodeWeights:
-    """The objective's weights with one beta per environment (drawn from ``betas`` at reset)."""
-
-    alpha: float
-    beta: np.ndarray
-    gamma: float
-
-
 class StepPipeline:
     """The step of ``InfAdapter-v0`` for N environments with one set of settings."""
 
@@ -88,6 +79,7 @@ class StepPipeline:
         # where the report kernel writes each of ``pipeline_kernels.OBSERVED``
         positions = [self.layout.positions[name] for name in kernels.OBSERVED]
         self.observed_starts = np.array([p.start if isinstance(p, slice) else p for p in positions], dtype=np.int64)
+        self._betas: dict[int, np.ndarray] = {}
 
     def fast(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
@@ -146,9 +138,9 @@ class StepPipeline:
         them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
         Returns the new state, rewards, observations and the step's info (``StepReport``)."""
         cfg = self.config
-        available = cfg.available_cores(steps_done - 1)  # this interval's (budget_trace only)
+        available = None if cfg.budget_trace is None else cfg.available_cores(steps_done - 1)  # this interval's
         replicas, cores, fix, changed = self.decoder.decode_batch(values, state.replicas, state.cores, available)
-        if changed.any():
+        if np.count_nonzero(changed):
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
             state = deploy(state, replicas, cores, self.load_time)
         else:
@@ -157,64 +149,51 @@ class StepPipeline:
         # the quotas routing at the interval's end (NaN: none set)
         n_var = len(self.accuracy)
         routing = (no_quotas(len(values), n_var) if quotas is None else quotas.after(state.loading_left_s)).current
+        weights = cfg.weights
         env, by_variant, obs = kernels.report(
-            result.arrivals,
-            result.peak_rate_rps,
-            result.in_slo,
-            result.over_slo,
-            result.dropped,
-            result.lost,
-            result.busy,
-            result.p50_ms,
-            result.p99_ms,
-            result.p50_ms_all,
-            result.p99_ms_all,
+            result.by_env,
+            result.by_variant,
             replicas,
             cores,
             routing,
             state.loading_left_s,
             state.backlog,
             np.asarray(minute_peaks, dtype=np.float64),
-            steps_done / n_steps,
+            steps_done,
+            n_steps,
             self.profile.per_replica_rps,
             self.accuracy,
             float(cfg.interval_s),
             float(cfg.slo_ms),
             self.observed_starts,
             self.high,
+            lc,
+            float(cfg.budget_cores),
+            float(weights.alpha),
+            self._setting_beta(len(values)) if beta is None else np.asarray(beta, dtype=np.float64),
+            float(weights.gamma),
         )
-        rc = resource_cost(env[TOTAL_CORES], cfg.budget_cores)
-        obs[:, self.layout.RESOURCE_COST] = np.minimum(rc, self.high[self.layout.RESOURCE_COST])
         if self.layout.observe_weights or available is not None:
             self.observe_weights(obs, beta)
             self.observe_budget(obs, steps_done)
             np.minimum(obs, self.high, out=obs)
-        weights: Any = cfg.weights if beta is None else EpisodeWeights(cfg.alpha, beta, cfg.gamma)
-        # the reward (AA effective) and the objective the deployment planned for (AA planned)
-        reward, planned = objective_value(env[AA_EFFECTIVE : AA_PLANNED + 1], rc, lc, weights)
-        report = StepReport(
-            env,
-            by_variant,
-            rc,
-            lc,
-            reward,
-            planned,
-            replicas,
-            cores,
-            fix,
-            steps_done,
-            cfg.interval_s,
-            available,
-        )
+        report = StepReport(env, by_variant, replicas, cores, fix, steps_done, cfg.interval_s, available)
         if cfg.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
-            return state, np.stack([env[AA_EFFECTIVE], -rc, -lc], axis=1), obs, report
-        return state, report.reward, obs, report
+            return state, np.stack([env[AA_EFFECTIVE], -env[RC], -env[LC]], axis=1), obs, report
+        return state, env[REWARD], obs, report
+
+    def _setting_beta(self, n_envs: int) -> np.ndarray:
+        """The setting's beta for ``n_envs`` environments (read-only, made once per size)."""
+        beta = self._betas.get(n_envs)
+        if beta is None:
+            beta = self._betas[n_envs] = np.full(n_envs, float(self.config.weights.beta))
+            beta.setflags(write=False)
+        return beta
 
 
-TOTAL_CORES = kernels.ENV_FLOATS.index("cores")
-AA_EFFECTIVE = kernels.ENV_FLOATS.index("aa_effective")
-AA_PLANNED = kernels.ENV_FLOATS.index("aa_planned")
-assert AA_PLANNED == AA_EFFECTIVE + 1  # the step scores both in one call
+TOTAL_CORES, AA_EFFECTIVE, RC, LC, REWARD = (
+    kernels.ENV_FLOATS.index(name) for name in ("cores", "aa_effective", "rc", "lc", "reward")
+)
 
 
 @dataclass(slots=True, eq=False)
@@ -223,12 +202,8 @@ class StepReport:
     packed numbers, the objective's terms and the deployment. ``arrays()`` is the vector env's info,
     ``scalar(weights)`` the scalar env's (environment 0, plain Python values)."""
 
-    env: np.ndarray  # (len(ENV_FLOATS), N)
+    env: np.ndarray  # (len(ENV_FLOATS), N): with rc, lc, reward and objective_planned
     by_variant: np.ndarray  # (len(VARIANT_FLOATS), N, V)
-    rc: np.ndarray
-    lc: np.ndarray
-    reward: np.ndarray
-    objective_planned: np.ndarray
     replicas: np.ndarray  # (N, V) the deployment asked for, after the action's fixes
     cores: np.ndarray
     fix: np.ndarray  # (N,) ``ActionFix`` values
@@ -243,10 +218,6 @@ class StepReport:
         info.update(zip(kernels.VARIANT_FLOATS, self.by_variant, strict=True))
         info["cores"] = self.env[TOTAL_CORES].astype(np.int64)
         info.update(
-            rc=self.rc,
-            lc=self.lc,
-            reward=self.reward,
-            objective_planned=self.objective_planned,
             replicas=self.replicas,
             cores_per_replica=self.cores,
             action_fix=FIX_LABELS[self.fix],
@@ -263,10 +234,6 @@ class StepReport:
         info.update(zip(kernels.VARIANT_FLOATS, self.by_variant[:, 0].tolist(), strict=True))
         info["cores"] = int(info["cores"])
         info.update(
-            rc=float(self.rc[0]),
-            lc=float(self.lc[0]),
-            reward=float(self.reward[0]),
-            objective_planned=float(self.objective_planned[0]),
             replicas=self.replicas[0].tolist(),
             cores_per_replica=self.cores[0].tolist(),
             action_fix=FIX_LABELS[self.fix[0]],

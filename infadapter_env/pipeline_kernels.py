@@ -3,9 +3,9 @@ dozens of numpy calls (which cost more than the arithmetic at N = 1 and a pass o
 N = 1024): ``decode`` turns checked actions into deployments; ``report`` reads an interval's result
 (from either simulator) and writes the info's numbers and the observation.
 
-The objective's weighted sum stays in ``objective.objective_value`` (the pipeline applies it to the
-terms this kernel returns); the batched average accuracy lives here, compiled, because the kernel
-reads it (numba's disk cache does not see changes to functions of other files).
+The objective's formulas that the report kernel applies live here, compiled, and ``objective``
+calls the same functions as plain Python (their ``py_func``): numba's disk cache does not see
+changes to functions of other files, so a kernel's callees must be in its own file.
 """
 
 from __future__ import annotations
@@ -39,6 +39,10 @@ ENV_FLOATS = (
     "aa_effective",
     "aa_planned",
     "cores",  # total cores (whole numbers)
+    "rc",
+    "lc",
+    "reward",  # the objective with AA effective
+    "objective_planned",  # the objective with AA planned
 )
 VARIANT_FLOATS = (
     "served_in_slo_by_variant",
@@ -64,7 +68,20 @@ OBSERVED = (
     "DROP_RATE",
     "PROGRESS",
     "P99_OVER_SLO",
+    "RESOURCE_COST",
 )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def weighted_objective(aa, rc, lc, alpha, beta, gamma):  # type: ignore[no-untyped-def]
+    """``alpha * AA - (beta * RC + gamma * LC)`` (``objective.objective_value``; scalars or arrays)."""
+    return alpha * aa - (beta * rc + gamma * lc)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def resource_cost(total_cores, budget_cores):  # type: ignore[no-untyped-def]
+    """RC: allocated cores over the budget (``objective.resource_cost``; scalars or arrays)."""
+    return total_cores / budget_cores
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
@@ -97,47 +114,51 @@ def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_
 
 
 REPORT_SIGNATURE = Tuple((float64[:, ::1], float64[:, :, ::1], float32[:, ::1]))(
-    *[_F1, _F1, _F2, _F1, _F1, _F1, _F2, _F2, _F2, _F1, _F1, _I2, _I2, _F2, _F2, _F2, _F2, _F1, _F2, _F1],
+    *[_F2, readonly("float64", 3), _I2, _I2, _F2, _F2, _F2, _F2, _I1, int64, _F2, _F1],
     float64,
     float64,
     _I1,
     readonly("float32", 1),
+    _F1,
+    float64,
+    float64,
+    _F1,
+    float64,
 )
 
 
 @compiled(REPORT_SIGNATURE)
 def report(
-    arrivals: np.ndarray,
-    peak_rate: np.ndarray,
-    in_slo: np.ndarray,
-    over_slo: np.ndarray,
-    dropped: np.ndarray,
-    lost: np.ndarray,
-    busy: np.ndarray,
-    p50_ms: np.ndarray,
-    p99_ms: np.ndarray,
-    p50_ms_all: np.ndarray,
-    p99_ms_all: np.ndarray,
+    result_by_env: np.ndarray,
+    result_by_variant: np.ndarray,
     replicas: np.ndarray,
     cores: np.ndarray,
     routing: np.ndarray,
     loading_left_s: np.ndarray,
     backlog: np.ndarray,
     minute_peaks: np.ndarray,
-    progress: np.ndarray,
+    steps_done: np.ndarray,
+    n_steps: int,
     per_replica_rps: np.ndarray,
     accuracy: np.ndarray,
     interval_s: float,
     slo_ms: float,
     starts: np.ndarray,
     high: np.ndarray,
+    lc: np.ndarray,
+    budget_cores: float,
+    alpha: float,
+    beta: np.ndarray,
+    gamma: float,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The info's numbers and the observations of N environments after an interval.
 
-    Arrays (N, V) per variant and (N,) per environment: the interval's result (``IntervalResult``),
-    the deployment asked for (``replicas``, ``cores``), the quotas routing at the interval's end
-    (``routing``, NaN: none set), the state after it; ``minute_peaks`` (N, 10); ``progress`` (N,);
-    ``starts``: the position of each ``OBSERVED`` field; ``high``: the observation's bounds.
+    The interval's result packed as ``IntervalResult`` holds it (``by_env`` (7, N), ``by_variant``
+    (5, N, V)); arrays (N, V) per variant and (N,) per environment: the deployment asked for
+    (``replicas``, ``cores``), the quotas routing at the interval's end (``routing``, NaN: none
+    set), the state after it; ``minute_peaks`` (N, 10); ``steps_done`` (N,) of ``n_steps``;
+    ``starts``: the position of each ``OBSERVED`` field; ``high``: the observation's bounds; ``lc``
+    (N,) the decision's loading cost; the objective's weights (``beta`` (N,): each episode's).
     Returns ``ENV_FLOATS`` (K, N), ``VARIANT_FLOATS`` (K, N, V) and the observations (N, SIZE),
     clipped to the bounds.
 
@@ -146,6 +167,10 @@ def report(
     mean rate, or with quotas routing the quota-weighted accuracy of the variants with capacity."""
     n_env, n_var = replicas.shape
     n_minutes = minute_peaks.shape[1]
+    arrivals, peak_rate, over_slo, dropped = result_by_env[0], result_by_env[1], result_by_env[2], result_by_env[3]
+    lost, p50_ms_all, p99_ms_all = result_by_env[4], result_by_env[5], result_by_env[6]
+    in_slo, busy = result_by_variant[0], result_by_variant[2]
+    p50_ms, p99_ms = result_by_variant[3], result_by_variant[4]
     env = np.empty((len(ENV_FLOATS), n_env))
     by_variant = np.empty((len(VARIANT_FLOATS), n_env, n_var))
     obs = np.zeros((n_env, high.size), dtype=np.float32)
@@ -185,7 +210,10 @@ def report(
         row[0], row[1], row[2], row[3] = total, mean_rate, peak_rate[n], in_slo_total
         row[4], row[5], row[6], row[7] = violated, over_slo[n], dropped[n], lost[n]
         row[8], row[9], row[10], row[11] = violation_rate, drop_rate, p50_ms_all[n], p99_ms_all[n]
-        row[12], row[13], row[14] = aa_effective, aa_planned, total_cores
+        rc = resource_cost(total_cores, budget_cores)
+        row[12], row[13], row[14], row[15], row[16] = aa_effective, aa_planned, total_cores, rc, lc[n]
+        row[17] = weighted_objective(aa_effective, rc, lc[n], alpha, beta[n], gamma)
+        row[18] = weighted_objective(aa_planned, rc, lc[n], alpha, beta[n], gamma)
         for v in range(n_var):
             by_variant[0, n, v] = in_slo[n, v]
             by_variant[1, n, v] = p50_ms[n, v]
@@ -208,7 +236,8 @@ def report(
             o[starts[11] + v] = p99_ms[n, v] / slo_ms
         o[starts[8]] = violation_rate
         o[starts[9]] = drop_rate
-        o[starts[10]] = progress[n]
+        o[starts[10]] = steps_done[n] / n_steps
+        o[starts[12]] = rc
         for i in range(high.size):
             o[i] = min(o[i], high[i])
     return env, by_variant, obs

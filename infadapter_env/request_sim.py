@@ -408,18 +408,18 @@ def simulate_requests(
         np.zeros((1, n_var)),  # the request-level queue is exact: no spread to track
     )
     counts = np.bincount(np.floor(records.arrival_s - start_s).astype(np.int64).clip(0, n_ticks - 1), minlength=n_ticks)
-    result = IntervalResult(
-        np.array([float(records.arrival_s.size)]),
-        np.array([float(counts.max(initial=0))]),
-        in_slo[None],
-        served_by[None],
-        np.array([float(served_by.sum() - in_slo.sum())]),
-        np.array([float((~served).sum())]),
-        np.array([float(engine.take_lost())]),
-        busy[None],
-        p50[None],
-        p99[None],
-        np.array([p50_all]),
-        np.array([p99_all]),
+    result = IntervalResult.of(
+        arrivals=np.array([float(records.arrival_s.size)]),
+        peak_rate_rps=np.array([float(counts.max(initial=0))]),
+        in_slo=in_slo[None],
+        served=served_by[None],
+        over_slo=np.array([float(served_by.sum() - in_slo.sum())]),
+        dropped=np.array([float((~served).sum())]),
+        lost=np.array([float(engine.take_lost())]),
+        busy=busy[None],
+        p50_ms=p50[None],
+        p99_ms=p99[None],
+        p50_ms_all=np.array([p50_all]),
+        p99_ms_all=np.array([p99_all]),
     )
     return new_state, result

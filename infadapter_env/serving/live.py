@@ -393,18 +393,18 @@ class LiveCluster:
             np.zeros((1, n_var)),
         )
         over = float(served.sum() - in_time.sum())
-        result = IntervalResult(
-            np.array([float(r.sent_s.size)]),
-            np.array([float(counts.max(initial=0))]),
-            in_slo[None],
-            served_by[None],
-            np.array([over]),
-            np.array([float((~admitted).sum() + failed.sum())]),
-            np.array([0.0]),
-            busy[None],
-            p50[None],
-            p99[None],
-            np.array([float(p50_all)]),
-            np.array([float(p99_all)]),
+        result = IntervalResult.of(
+            arrivals=np.array([float(r.sent_s.size)]),
+            peak_rate_rps=np.array([float(counts.max(initial=0))]),
+            in_slo=in_slo[None],
+            served=served_by[None],
+            over_slo=np.array([over]),
+            dropped=np.array([float((~admitted).sum() + failed.sum())]),
+            lost=np.array([0.0]),
+            busy=busy[None],
+            p50_ms=p50[None],
+            p99_ms=p99[None],
+            p50_ms_all=np.array([float(p50_all)]),
+            p99_ms_all=np.array([float(p99_all)]),
         )
         return new_state, result
