@@ -241,7 +241,7 @@ class ActionDecoder:
         table = self.table if self.table is not None else _NO_TABLE
         previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
         previous_cores = np.asarray(previous_cores, dtype=np.int64)
-        replicas, cores, fix, over, changed = decode(
+        deployment, flags = decode(
             np.asarray(values, dtype=np.int64),
             ACTION_MODES.index(self.mode),
             table,
@@ -252,7 +252,10 @@ class ActionDecoder:
             previous_replicas,
             previous_cores,
         )
-        if np.count_nonzero(over):  # (a fraction of ndarray.any's time on a few elements)
+        replicas, cores, fix = deployment[0], deployment[1], flags[0]
+        changed = flags[2].view(np.bool_)
+        if np.count_nonzero(flags[1]):  # over the budget (a fraction of ndarray.any's time on a few elements)
+            over = flags[1].view(np.bool_)
             replicas, cores, fix = self._fit(replicas, cores, fix, over, budget, previous_replicas, previous_cores)
             changed = row_any((replicas != previous_replicas) | (cores != previous_cores))
         return replicas, cores, fix, changed

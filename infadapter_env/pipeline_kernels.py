@@ -243,9 +243,7 @@ def report(
     return env, by_variant, obs
 
 
-DECODE_SIGNATURE = Tuple((int64[:, ::1], int64[:, ::1], int8[::1], boolean[::1], boolean[::1]))(
-    _I2, int64, _I2, int64, int64, _I1, int64, _I2, _I2
-)
+DECODE_SIGNATURE = Tuple((int64[:, :, ::1], int8[:, ::1]))(_I2, int64, _I2, int64, int64, _I1, int64, _I2, _I2)
 
 
 @compiled(DECODE_SIGNATURE)
@@ -259,18 +257,18 @@ def decode(
     raised: int,
     previous_replicas: np.ndarray,
     previous_cores: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The deployments (replicas, cores (N, V)) that checked actions ``values`` (N, entries) of
+) -> tuple[np.ndarray, np.ndarray]:
+    """The deployments (replicas, cores: (2, N, V)) that checked actions ``values`` (N, entries) of
     action mode ``mode`` (``deployment.ACTION_MODES`` index; ``table``: the ``deployment`` mode's
-    rows) ask for, an active replica below ``min_cores`` raised to it (``fix`` = ``raised``); which of
-    them need more than ``budget`` (N,) cores (the over-budget rule is the caller's), and which
-    differ from the previous deployments (N, V)."""
+    rows) ask for, an active replica below ``min_cores`` raised to it (``fix`` = ``raised``); with
+    three flags per environment (3, N): ``fix``, whether it needs more than ``budget`` (N,) cores
+    (the over-budget rule is the caller's) and whether it differs from the previous deployment.
+    (Two arrays, not five: numba boxes each array it returns at a cost.)"""
     n_env = values.shape[0]
-    replicas = np.zeros((n_env, n_var), dtype=np.int64)
-    cores = np.zeros((n_env, n_var), dtype=np.int64)
-    fix = np.zeros(n_env, dtype=np.int8)
-    over = np.zeros(n_env, dtype=np.bool_)
-    changed = np.zeros(n_env, dtype=np.bool_)
+    deployment = np.zeros((2, n_env, n_var), dtype=np.int64)
+    replicas, cores = deployment[0], deployment[1]
+    flags = np.zeros((3, n_env), dtype=np.int8)
+    fix, over, changed = flags[0], flags[1], flags[2]
     for n in range(n_env):
         total = 0
         for v in range(n_var):
@@ -293,6 +291,6 @@ def decode(
             cores[n, v] = c
             total += r * c
             if r != previous_replicas[n, v] or c != previous_cores[n, v]:
-                changed[n] = True
+                changed[n] = 1
         over[n] = total > budget[n]
-    return replicas, cores, fix, over, changed
+    return deployment, flags

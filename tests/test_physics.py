@@ -117,6 +117,23 @@ def test_the_fast_simulator_refuses_input_its_tables_cannot_read():
     narrow = loaded_state(np.array([[0, 0, 1, 0, 0]], dtype=np.int32), np.array([[0, 0, 8, 0, 0]], dtype=np.int32))
     with pytest.raises(TypeError, match="must be int64 arrays"):
         simulate_interval(narrow, np.full((1, 3), 10.0), tables)
+    loading = loaded_state(np.array([[0, 0, 1, 0, 0]]), np.array([[0, 0, 8, 0, 0]]))
+    loading.loading_left_s[0, 2] = np.nan
+    with pytest.raises(ValueError, match="loading_left_s holds NaN"):
+        simulate_interval(loading, np.full((1, 3), 10.0), tables)
+
+
+def test_the_histogram_edges_give_the_bins_the_log_gives():
+    """The interval kernel finds a waited latency atom's bin by walking ``bin_edges`` instead of
+    taking a log per atom: for any latency, the edges must say what ``latency_bin`` says."""
+    from infadapter_env import fast_sim_kernels as k
+
+    edges = server_tables(load_profile(750, "measured", 2)).bin_edges
+    rng = np.random.default_rng(3)
+    latencies = np.concatenate([10 ** rng.uniform(-4, 3, 200_000), edges[1:-1], np.nextafter(edges[1:-1], 0)])
+    by_log = k.atom_bins(latencies[None, :], k.BIN_LOW_S, k.BIN_SCALE, k.N_BINS)[0]
+    by_edges = np.searchsorted(edges, latencies, side="right") - 1
+    np.testing.assert_array_equal(by_edges, by_log)
 
 
 def test_quota_dispatcher_is_the_original_interleaved_weighted_round_robin():
@@ -197,3 +214,17 @@ def test_a_free_worker_serves_even_without_a_queue():
     env.reset(seed=0)
     infos = [env.step(ACTION)[4] for _ in range(2)]
     assert sum(i["dropped"] for i in infos) < 0.05 * 2400  # only arrivals finding all 8 workers busy
+
+
+def test_an_interval_result_packs_named_fields():
+    """The request-level and live simulators pack their results as the fast model returns its own."""
+    from infadapter_env.fast_sim import IntervalResult
+
+    per_env = {name: np.array([float(i)]) for i, name in enumerate(IntervalResult.ENV_FIELDS)}
+    per_variant = {name: np.full((1, 5), 10.0 + i) for i, name in enumerate(IntervalResult.VARIANT_FIELDS)}
+    result = IntervalResult.of(**per_env, **per_variant)
+    assert result.by_env.shape == (7, 1) and result.by_variant.shape == (5, 1, 5)
+    for name, value in (per_env | per_variant).items():
+        np.testing.assert_array_equal(getattr(result, name), value)
+    with pytest.raises(TypeError, match=r"IntervalResult\.of needs exactly"):
+        IntervalResult.of(**per_env)
