@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from infadapter_env.pipeline_kernels import decode
-from infadapter_env.reductions import row_any, row_sum
+from infadapter_env.reductions import filled, row_any, row_sum
 
 ACTION_MODES = ("cores", "replicas", "deployment")
 OVER_BUDGET_MODES = ("reject", "scale")
@@ -126,7 +126,6 @@ class ActionDecoder:
     _upper_array: np.ndarray = field(init=False, repr=False)
     _rows: tuple[tuple[int, ...], ...] = field(init=False, repr=False)
     _row_cores: np.ndarray | None = field(init=False, repr=False, compare=False)  # total cores per deployment row
-    _budgets: dict[int, np.ndarray] = field(init=False, repr=False, compare=False, default_factory=dict)
 
     def __post_init__(self) -> None:
         n = self.n_variants
@@ -237,7 +236,9 @@ class ActionDecoder:
         applied per environment (``ActionFix`` values) and whether it differs from the previous
         deployment (N,). ``available`` (N,): the cores available now where a ``budget_trace`` makes
         them fewer than the budget (None: the budget)."""
-        budget = self._full_budget(len(values)) if available is None else np.asarray(available, dtype=np.int64)
+        budget = (
+            filled(len(values), self.budget_cores, np.int64) if available is None else np.asarray(available, np.int64)
+        )
         table = self.table if self.table is not None else _NO_TABLE
         previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
         previous_cores = np.asarray(previous_cores, dtype=np.int64)
@@ -259,14 +260,6 @@ class ActionDecoder:
             replicas, cores, fix = self._fit(replicas, cores, fix, over, budget, previous_replicas, previous_cores)
             changed = row_any((replicas != previous_replicas) | (cores != previous_cores))
         return replicas, cores, fix, changed
-
-    def _full_budget(self, n_envs: int) -> np.ndarray:
-        """The budget for ``n_envs`` environments (read-only, made once per size)."""
-        budget = self._budgets.get(n_envs)
-        if budget is None:
-            budget = self._budgets[n_envs] = np.full(n_envs, self.budget_cores, dtype=np.int64)
-            budget.setflags(write=False)
-        return budget
 
     def _fit(
         self,

@@ -28,7 +28,7 @@ from infadapter_env.fast_sim import (
 from infadapter_env.objective import loading_cost_batch, objective_value, resource_cost
 from infadapter_env.observation import ObservationLayout
 from infadapter_env.profiles import CapacityProfile
-from infadapter_env.reductions import row_sum
+from infadapter_env.reductions import filled, row_sum
 
 FIX_LABELS = np.array([fix.label for fix in ActionFix], dtype=object)  # info["action_fix"] by ActionFix value
 P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the observation
@@ -79,7 +79,6 @@ class StepPipeline:
         # where the report kernel writes each of ``pipeline_kernels.OBSERVED``
         positions = [self.layout.positions[name] for name in kernels.OBSERVED]
         self.observed_starts = np.array([p.start if isinstance(p, slice) else p for p in positions], dtype=np.int64)
-        self._betas: dict[int, np.ndarray] = {}
 
     def fast(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
@@ -170,7 +169,7 @@ class StepPipeline:
             lc,
             float(cfg.budget_cores),
             float(weights.alpha),
-            self._setting_beta(len(values)) if beta is None else np.asarray(beta, dtype=np.float64),
+            filled(len(values), float(weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
             float(weights.gamma),
         )
         if self.layout.observe_weights or available is not None:
@@ -181,14 +180,6 @@ class StepPipeline:
         if cfg.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
             return state, np.stack([env[AA_EFFECTIVE], -env[RC], -env[LC]], axis=1), obs, report
         return state, env[REWARD], obs, report
-
-    def _setting_beta(self, n_envs: int) -> np.ndarray:
-        """The setting's beta for ``n_envs`` environments (read-only, made once per size)."""
-        beta = self._betas.get(n_envs)
-        if beta is None:
-            beta = self._betas[n_envs] = np.full(n_envs, float(self.config.weights.beta))
-            beta.setflags(write=False)
-        return beta
 
 
 TOTAL_CORES, AA_EFFECTIVE, RC, LC, REWARD = (

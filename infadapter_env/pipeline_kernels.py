@@ -17,8 +17,8 @@ from infadapter_env.compiled import compiled
 from infadapter_env.fast_sim_kernels import readonly
 
 # Each kernel has one explicit signature (``fast_sim_kernels`` says why).
-Tuple, boolean, float32, float64, int8, int64 = (
-    getattr(numba.types, name) for name in ("Tuple", "boolean", "float32", "float64", "int8", "int64")
+Tuple, float32, float64, int8, int64 = (
+    getattr(numba.types, name) for name in ("Tuple", "float32", "float64", "int8", "int64")
 )
 _I1, _I2, _F1, _F2 = readonly("int64", 1), readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 

@@ -13,6 +13,15 @@ import numpy as np
 
 
 @cache
+def filled(n: int, value: float, dtype: type = np.float64) -> np.ndarray:
+    """A read-only array of ``n`` copies of ``value``, made once per (n, value, dtype): the step's
+    per-environment constants (the budget, the setting's beta) at every step."""
+    array: np.ndarray = np.full(n, value, dtype=dtype)
+    array.setflags(write=False)
+    return array
+
+
+@cache
 def _ones(n: int) -> np.ndarray:
     return np.ones(n)
 
