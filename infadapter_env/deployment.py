@@ -242,7 +242,10 @@ class ActionDecoder:
         table = self.table if self.table is not None else _NO_TABLE
         previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
         previous_cores = np.asarray(previous_cores, dtype=np.int64)
-        deployment, flags = decode(
+        n_env = len(values)
+        deployment = np.empty((2, n_env, self.n_variants), dtype=np.int64)
+        flags = np.empty((3, n_env), dtype=np.int8)
+        decode(
             np.asarray(values, dtype=np.int64),
             ACTION_MODES.index(self.mode),
             table,
@@ -252,6 +255,8 @@ class ActionDecoder:
             _RAISED,
             previous_replicas,
             previous_cores,
+            deployment,
+            flags,
         )
         replicas, cores, fix = deployment[0], deployment[1], flags[0]
         changed = flags[2].view(np.bool_)

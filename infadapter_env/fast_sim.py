@@ -333,8 +333,12 @@ def simulate_interval(
     n_env, n_var = state.cores.shape
     if quotas is None or dispatcher != "quota":
         quotas = no_quotas(n_env, n_var)
+    serving = np.empty((2, n_env, n_var), dtype=np.int64)
+    queues = np.empty((3, n_env, n_var))
+    by_variant = np.empty((5, n_env, n_var))
+    by_env = np.empty((7, n_env))
     try:
-        out = kernels.interval(
+        kernels.interval(
             state.replicas,
             state.cores,
             state.serving_replicas,
@@ -357,13 +361,16 @@ def simulate_interval(
             tables.slo_s,
             DISPATCHERS.index(dispatcher),
             float(queue_factor),
+            serving,
+            queues,
+            by_variant,
+            by_env,
         )
     except TypeError as error:  # numba's "No matching definition"
         raise TypeError(
             "simulate_interval: the state's replicas and cores must be int64 arrays (N, V), its other "
             f"fields and per_tick float64 arrays ({error})"
         ) from None
-    serving, queues, by_variant, by_env = out
     # (indexed rather than unpacked: an array's iterator costs twice as much at every step)
     new_state = ClusterState(state.replicas, state.cores, serving[0], serving[1], queues[0], queues[1], queues[2])
     return new_state, IntervalResult(by_env, by_variant)

@@ -149,7 +149,11 @@ class StepPipeline:
         n_var = len(self.accuracy)
         routing = (no_quotas(len(values), n_var) if quotas is None else quotas.after(state.loading_left_s)).current
         weights = cfg.weights
-        env, by_variant, obs = kernels.report(
+        n_env = len(values)
+        env = np.empty((len(kernels.ENV_FLOATS), n_env))
+        by_variant = np.empty((len(kernels.VARIANT_FLOATS), n_env, n_var))
+        obs = np.empty((n_env, self.high.size), dtype=np.float32)
+        kernels.report(
             result.by_env,
             result.by_variant,
             replicas,
@@ -171,6 +175,9 @@ class StepPipeline:
             float(weights.alpha),
             filled(len(values), float(weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
             float(weights.gamma),
+            env,
+            by_variant,
+            obs,
         )
         if self.layout.observe_weights or available is not None:
             self.observe_weights(obs, beta)
