@@ -6,18 +6,14 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
-from infadapter_env.config import EnvConfig
-from infadapter_env.deployment import ActionDecoder, enumerate_deployments
-from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan, empty_state, loaded_state
+from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.objective import Weights
-from infadapter_env.observation import HISTORY_MINUTES, ObservationLayout, observation_layout
-from infadapter_env.pipeline import StepPipeline, observation_high
-from infadapter_env.profiles import load_profile
+from infadapter_env.observation import HISTORY_MINUTES, observation_layout
 from infadapter_env.rendering import episode_picture
 from infadapter_env.request_sim import RequestSimulator, simulate_requests
-from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
+from infadapter_env.setting import EnvSetting
+from infadapter_env.traces import HISTORY_S, Trace
 
 SIM_VERSION = "v1"
 
@@ -210,52 +206,15 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.config = EnvConfig.from_kwargs(**kwargs)
-        cfg = self.config
-        self.profile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
-        self.layout: ObservationLayout = cfg.layout()
-        self.source = cfg.source_trace().scaled(cfg.rate_multiplier)
-        length = cfg.episode_length_s or self.source.length_s
-        if (cfg.window_start_s or 0) + length > self.source.length_s:
-            raise ValueError(
-                f"episode_length_s {length} from window_start_s {cfg.window_start_s or 0} exceeds "
-                f"trace {self.source.name!r} of {self.source.length_s} s"
-            )
-        self.n_steps = length // cfg.interval_s
-        if self.n_steps < 1:
-            raise ValueError(
-                f"trace {self.source.name!r} ({length} s) is shorter than one interval ({cfg.interval_s} s)"
-            )
+        self.setting = EnvSetting(**kwargs)  # what the keyword arguments build, shared with the batched env
+        setting = self.setting
+        self.config, self.profile, self.layout = setting.config, setting.profile, setting.layout
+        self.source, self.n_steps = setting.source, setting.n_steps
+        self.action_space, self.observation_space = setting.action_space, setting.observation_space
+        if setting.reward_space is not None:
+            self.reward_space = setting.reward_space
+        self.decoder, self.pipeline = setting.decoder, setting.pipeline
         n_var = len(self.profile.variants)
-        max_cores = cfg.max_cores_per_replica
-        table = None
-        if cfg.action_mode == "cores":
-            self.action_space = spaces.MultiDiscrete([max_cores + 1] * n_var)
-        elif cfg.action_mode == "replicas":
-            self.action_space = spaces.MultiDiscrete([cfg.replica_limit + 1] * n_var + [max_cores + 1] * n_var)
-        else:
-            table = enumerate_deployments(n_var, cfg.min_cores, max_cores, cfg.budget_cores)
-            self.action_space = spaces.Discrete(len(table))
-        self.decoder = ActionDecoder(
-            cfg.action_mode,
-            n_var,
-            cfg.min_cores,
-            max_cores,
-            cfg.replica_limit,
-            cfg.budget_cores,
-            table,
-            cfg.over_budget,
-        )
-        peak = max(float(self.source.arrivals.max()), float(self.source.history.max(initial=0.0)), 1.0)
-        high = observation_high(cfg, self.profile, peak)
-        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
-        if cfg.reward_mode == "vector":  # MO-Gymnasium's convention: the bounds of the reward vector
-            self.reward_space = spaces.Box(
-                np.array([0.0, -1.0, -1.0], dtype=np.float32), np.array([1.0, 0.0, 0.0], dtype=np.float32)
-            )
-        self._obs_high = high
-        self.pipeline = StepPipeline(cfg, self.profile, self.decoder, high)
-        self._window_starts: np.ndarray | None = None  # computed at the first reset that draws a window
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
         self._requests: RequestSimulator | None = None
@@ -269,13 +228,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
         cfg = self.config
-        episode = self._episode = self.draw_episode(self.np_random)
-        self._beta = self.draw_beta(self.np_random)
+        episode = self._episode = self.setting.draw_episode(self.np_random)
+        self._beta = self.setting.draw_beta(self.np_random)
         played = self.n_steps * cfg.interval_s
         self._per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
         joined = with_history(episode, played)
         self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
-        self._state = self.initial_state(1)
+        self._state = self.setting.initial_state(1)
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
@@ -420,37 +379,12 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             return self.config.weights
         return Weights(self.config.alpha, self._beta, self.config.gamma)
 
-    def draw_beta(self, rng: np.random.Generator) -> float | None:
-        """This episode's beta, drawn with ``rng`` from ``betas`` (None without ``betas``)."""
-        betas = self.config.betas
-        return None if betas is None else betas[int(rng.integers(len(betas)))]
-
     def _beta_array(self) -> np.ndarray | None:
         return None if self._beta is None else np.array([self._beta])
 
-    def draw_episode(self, rng: np.random.Generator) -> Trace:
-        """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
-        cfg = self.config
-        if cfg.episode_length_s is None:
-            return self.source
-        if cfg.window_start_s is not None:
-            return self.source.window(cfg.window_start_s, cfg.episode_length_s)
-        if self._window_starts is None:
-            self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
-        return draw_window(self.source, cfg.episode_length_s, rng, cfg.skip_gaps, self._window_starts)
-
-    def initial_state(self, n_envs: int) -> ClusterState:
-        """Empty clusters, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
-        n_var = len(self.profile.variants)
-        cores = self.config.initial_cores
-        if cores is None:
-            return empty_state(n_envs, n_var)
-        cores_arr = np.repeat(np.array([cores], dtype=np.int64), n_envs, axis=0)
-        return loaded_state((cores_arr > 0).astype(np.int64), cores_arr)
-
     def encode_action(self, replicas: Any, cores: Any) -> Any:
         """The action of this env's mode for a deployment (replicas and cores per variant)."""
-        return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
+        return self.setting.encode_action(replicas, cores)
 
     def _simulate_requests(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None

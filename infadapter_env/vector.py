@@ -25,6 +25,7 @@ from gymnasium.vector.utils import batch_space
 
 from infadapter_env.env import InfAdapterEnv, decision_minute_peaks, with_history
 from infadapter_env.observation import HISTORY_MINUTES
+from infadapter_env.setting import EnvSetting
 from infadapter_env.traces import HISTORY_S, Trace
 
 
@@ -40,8 +41,8 @@ class InfAdapterVectorEnv(VectorEnv):
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.template = InfAdapterEnv(**kwargs)  # validates the settings; holds spaces, profile, source
-        self.config = self.template.config
+        self.setting = EnvSetting(**kwargs)  # checks the settings; the spaces, profile, trace and pipeline
+        self.config = self.setting.config
         if self.config.backend == "live":
             raise ValueError("the vector entry point simulates; backend='live' plays one env on real servers")
         if self.config.simulator != "fast":
@@ -49,20 +50,20 @@ class InfAdapterVectorEnv(VectorEnv):
                 "the vector entry point runs the fast simulator only; for simulator='request' use "
                 "gym.make_vec(..., vectorization_mode='sync') or the scalar env"
             )
-        self.profile = self.template.profile
-        self.decoder = self.template.decoder
-        self.pipeline = self.template.pipeline
+        self.profile = self.setting.profile
+        self.decoder = self.setting.decoder
+        self.pipeline = self.setting.pipeline
         self.num_envs = num_envs
-        self.single_observation_space = self.template.observation_space
-        self.single_action_space = self.template.action_space
+        self.single_observation_space = self.setting.observation_space
+        self.single_action_space = self.setting.action_space
         if self.config.reward_mode == "vector":  # each environment's reward vector (MO-Gymnasium style)
-            self.reward_space = self.template.reward_space
+            self.reward_space = self.setting.reward_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
-        self.metadata = {**self.template.metadata, "autoreset_mode": self.autoreset_mode}
+        self.metadata = {**InfAdapterEnv.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = None
-        self.n_steps = min(self.template.n_steps, max_episode_steps or self.template.n_steps)
+        self.n_steps = min(self.setting.n_steps, max_episode_steps or self.setting.n_steps)
         n, interval = num_envs, self.config.interval_s
         # Every interval of an episode step-major, (steps, N, ticks): one step of all envs is a view.
         self._per_tick = np.zeros((self.n_steps, n, interval))
@@ -78,11 +79,11 @@ class InfAdapterVectorEnv(VectorEnv):
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self._started = False  # step() before reset() is refused
         self._autoreset = np.zeros(n, dtype=bool)
-        self._initial = self.template.initial_state(n)
+        self._initial = self.setting.initial_state(n)
         self._state = self._initial
         self._obs = np.zeros((n, self.pipeline.layout.size), dtype=np.float32)
         if self._fixed_episode:
-            self._prepare_episodes(np.arange(n), [self.template.draw_episode(self._rngs[0])])
+            self._prepare_episodes(np.arange(n), [self.setting.draw_episode(self._rngs[0])])
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -106,7 +107,7 @@ class InfAdapterVectorEnv(VectorEnv):
             raise ResetNeeded("InfAdapter-v0 (vector): call reset() before step()")
         values = self.decoder.check_batch(actions, self.num_envs)
         n = self.num_envs
-        vector_reward = self.template.config.reward_mode == "vector"
+        vector_reward = self.config.reward_mode == "vector"
         rewards = np.zeros((n, 3), dtype=np.float32) if vector_reward else np.zeros(n)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
@@ -161,10 +162,10 @@ class InfAdapterVectorEnv(VectorEnv):
 
     def _reset_rows(self, rows: np.ndarray) -> None:
         if not self._fixed_episode:
-            self._prepare_episodes(rows, [self.template.draw_episode(self._rngs[i]) for i in rows.tolist()])
+            self._prepare_episodes(rows, [self.setting.draw_episode(self._rngs[i]) for i in rows.tolist()])
         beta = None
         if self._beta is not None:  # after the window, from the same generator, as the scalar env draws
-            self._beta[rows] = [self.template.draw_beta(self._rngs[i]) for i in rows.tolist()]
+            self._beta[rows] = [self.setting.draw_beta(self._rngs[i]) for i in rows.tolist()]
             beta = self._beta[rows]
         self._steps[rows] = 0
         self._state = self._state.put(rows, self._initial.select(rows))

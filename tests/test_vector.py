@@ -18,6 +18,21 @@ def random_actions(space: gym.Space, rng: np.random.Generator, n: int) -> np.nda
     return np.where(rng.random(actions.shape) < 0.8, np.minimum(actions, rng.integers(0, 7, actions.shape)), actions)
 
 
+def test_batched_env_builds_no_scalar_env(monkeypatch):
+    """Both envs hold an ``EnvSetting`` (spaces, decoder, pipeline, episode draws); the batched env
+    neither builds a scalar env nor reads one's fields."""
+    from infadapter_env.env import InfAdapterEnv
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the batched env built a scalar env")
+
+    monkeypatch.setattr(InfAdapterEnv, "__init__", refuse)
+    envs = gym.make_vec("InfAdapterShort-v0", num_envs=3, vectorization_mode="vector_entry_point")
+    envs.reset(seed=0)
+    _, rewards, _, _, _ = envs.step(np.tile([2, 0, 0, 0, 4], (3, 1)))
+    assert rewards.shape == (3,) and np.isfinite(rewards).all()
+
+
 @pytest.mark.parametrize(
     ("env_id", "mode", "steps"),
     [

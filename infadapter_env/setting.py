@@ -1,0 +1,103 @@
+"""What one set of ``gym.make("InfAdapter-v0", ...)`` keyword arguments builds, for the scalar env
+and the batched env alike: the checked settings, the capacity profile, the source trace, the
+spaces, the action decoder, the step pipeline, and how an episode's trace, beta and first cluster
+state are drawn. Each env holds one ``EnvSetting``; the batched env does not build a scalar env.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+
+from infadapter_env.config import EnvConfig
+from infadapter_env.deployment import ActionDecoder, enumerate_deployments
+from infadapter_env.fast_sim import ClusterState, empty_state, loaded_state
+from infadapter_env.observation import ObservationLayout
+from infadapter_env.pipeline import StepPipeline, observation_high
+from infadapter_env.profiles import CapacityProfile, load_profile
+from infadapter_env.traces import Trace, draw_window, valid_window_starts
+
+
+class EnvSetting:
+    """One setting of ``InfAdapter-v0`` built from its keyword arguments (``EnvConfig.from_kwargs``
+    checks them and names a bad one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        self.config = EnvConfig.from_kwargs(**kwargs)
+        cfg = self.config
+        self.profile: CapacityProfile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
+        self.layout: ObservationLayout = cfg.layout()
+        self.source: Trace = cfg.source_trace().scaled(cfg.rate_multiplier)
+        length = cfg.episode_length_s or self.source.length_s
+        if (cfg.window_start_s or 0) + length > self.source.length_s:
+            raise ValueError(
+                f"episode_length_s {length} from window_start_s {cfg.window_start_s or 0} exceeds "
+                f"trace {self.source.name!r} of {self.source.length_s} s"
+            )
+        self.n_steps = length // cfg.interval_s
+        if self.n_steps < 1:
+            raise ValueError(
+                f"trace {self.source.name!r} ({length} s) is shorter than one interval ({cfg.interval_s} s)"
+            )
+        n_var = len(self.profile.variants)
+        max_cores = cfg.max_cores_per_replica
+        table = None
+        self.action_space: spaces.Space
+        if cfg.action_mode == "cores":
+            self.action_space = spaces.MultiDiscrete([max_cores + 1] * n_var)
+        elif cfg.action_mode == "replicas":
+            self.action_space = spaces.MultiDiscrete([cfg.replica_limit + 1] * n_var + [max_cores + 1] * n_var)
+        else:
+            table = enumerate_deployments(n_var, cfg.min_cores, max_cores, cfg.budget_cores)
+            self.action_space = spaces.Discrete(len(table))
+        self.decoder = ActionDecoder(
+            cfg.action_mode,
+            n_var,
+            cfg.min_cores,
+            max_cores,
+            cfg.replica_limit,
+            cfg.budget_cores,
+            table,
+            cfg.over_budget,
+        )
+        peak = max(float(self.source.arrivals.max()), float(self.source.history.max(initial=0.0)), 1.0)
+        high = observation_high(cfg, self.profile, peak)
+        self.observation_space = spaces.Box(np.zeros_like(high), high, dtype=np.float32)
+        self.reward_space: spaces.Box | None = None
+        if cfg.reward_mode == "vector":  # MO-Gymnasium's convention: the bounds of the reward vector
+            self.reward_space = spaces.Box(
+                np.array([0.0, -1.0, -1.0], dtype=np.float32), np.array([1.0, 0.0, 0.0], dtype=np.float32)
+            )
+        self.pipeline = StepPipeline(cfg, self.profile, self.decoder, high)
+        self._window_starts: np.ndarray | None = None  # computed at the first draw of a window
+
+    def draw_episode(self, rng: np.random.Generator) -> Trace:
+        """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
+        cfg = self.config
+        if cfg.episode_length_s is None:
+            return self.source
+        if cfg.window_start_s is not None:
+            return self.source.window(cfg.window_start_s, cfg.episode_length_s)
+        if self._window_starts is None:
+            self._window_starts = valid_window_starts(self.source, cfg.episode_length_s, cfg.skip_gaps)
+        return draw_window(self.source, cfg.episode_length_s, rng, cfg.skip_gaps, self._window_starts)
+
+    def draw_beta(self, rng: np.random.Generator) -> float | None:
+        """The episode's beta, drawn with ``rng`` from ``betas`` (None without ``betas``)."""
+        betas = self.config.betas
+        return None if betas is None else betas[int(rng.integers(len(betas)))]
+
+    def initial_state(self, n_envs: int) -> ClusterState:
+        """Empty clusters, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
+        n_var = len(self.profile.variants)
+        cores = self.config.initial_cores
+        if cores is None:
+            return empty_state(n_envs, n_var)
+        cores_arr = np.repeat(np.array([cores], dtype=np.int64), n_envs, axis=0)
+        return loaded_state((cores_arr > 0).astype(np.int64), cores_arr)
+
+    def encode_action(self, replicas: Any, cores: Any) -> Any:
+        """The action of this setting's mode for a deployment (replicas and cores per variant)."""
+        return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
