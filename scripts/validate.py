@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import json
 import sys
 from pathlib import Path
 
-from infadapter_env.leaderboard.episode import COLUMNS, check_row
+from infadapter_env.env import SIM_VERSION
+from infadapter_env.leaderboard.episode import COLUMNS, check_row, other_physics_problem, recorded_physics
 from infadapter_env.leaderboard.store import KEY, row_key
 
 
@@ -35,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"infadapter validate: error: cannot read {args.csv}: {exc.strerror or exc}", file=sys.stderr)
         return 2
     if rows and list(rows[0]) != list(COLUMNS):
+        # A file of an older physics version has older columns too: say which version it is.
+        with contextlib.suppress(KeyError, TypeError, ValueError, AttributeError):
+            version = recorded_physics(json.loads(rows[0]["env_settings"]))
+            if version != SIM_VERSION:
+                print(f"infadapter validate: error: {args.csv}: {other_physics_problem(version)}", file=sys.stderr)
+                return 2
         print(f"infadapter validate: error: {args.csv} does not have the leaderboard's columns", file=sys.stderr)
         return 2
     if not rows:

@@ -191,6 +191,51 @@ def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsy
     assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in capsys.readouterr().out
 
 
+# The columns of a leaderboard.csv written by physics v0 (``scripts/protocol.py`` before ab8ca00).
+V0_COLUMNS = [
+    "agent",
+    "beta",
+    "scenario",
+    "seed",
+    "objective",
+    "slo_violation_pct",
+    "dropped_pct",
+    "aa_effective",
+    "aa_planned",
+    "mean_cores",
+    "loading_cost",
+    "reconfigurations",
+    "fallbacks",
+    "arrivals",
+    "steps",
+    "decision_ms_mean",
+    "decision_ms_p99",
+    "wall_s",
+    "actions",
+    "env_settings",
+    "agent_options",
+    "package_version",
+    "git_commit",
+    "row_sha256",
+]
+
+
+def test_a_file_of_physics_v0_is_refused_by_its_version_not_its_columns(tiny_sweep, tmp_path, capsys):
+    row = read(tiny_sweep / "leaderboard.csv")[0]
+    settings = json.loads(row["env_settings"])
+    del settings["sim_version"]  # rows of physics v0 carried no version
+    old = {column: row.get(column, "0") for column in V0_COLUMNS} | {"env_settings": json.dumps(settings)}
+    path = tmp_path / "v0.csv"
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=V0_COLUMNS)
+        writer.writeheader()
+        writer.writerow(old)
+    assert validate.main([str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in err
+    assert "columns" not in err
+
+
 def test_load_results_gives_typed_rows(tiny_sweep):
     from infadapter_env.leaderboard import load_results
 

@@ -351,6 +351,19 @@ def _canonical(value: Any) -> str:
 REPLAYED_COLUMNS = tuple(c for c in METRIC_COLUMNS if c != "fallbacks")
 
 
+def recorded_physics(env_settings: Mapping[str, Any]) -> str:
+    """The simulation physics version a row was played with (rows of physics v0 recorded none)."""
+    return str(env_settings.get("sim_version", "v0"))
+
+
+def other_physics_problem(recorded_version: str) -> str:
+    """What ``validate`` says of rows played with another physics version than this one's."""
+    return (
+        f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
+        f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)"
+    )
+
+
 def check_row(row: dict[str, str], replays: dict[str, tuple[float, list]] | None = None) -> list[str]:
     """The problems of one row as written (empty if it is valid): its checksum, its key columns
     against its recorded settings (``key_problems``), its physics version, and every replayed metric
@@ -364,13 +377,9 @@ def check_row(row: dict[str, str], replays: dict[str, tuple[float, list]] | None
     problems += key_problems(row)
     try:
         settings = json.loads(row["env_settings"])
-        recorded_version = settings.get("sim_version", "v0")
+        recorded_version = recorded_physics(settings)
         if recorded_version != SIM_VERSION:
-            return [
-                *problems,
-                f"recorded with simulation physics {recorded_version}; this version of the benchmark simulates "
-                f"{SIM_VERSION} and cannot replay it (re-run the leaderboard)",
-            ]
+            return [*problems, other_physics_problem(recorded_version)]
         infos = _replayed(settings, json.loads(row["actions"]), row_quotas(row), replays)
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]
