@@ -90,6 +90,11 @@ class EnvConfig:
         _check_choice("slo_ms", self.slo_ms, self.world.slo_choices_ms)
         _check_choice("simulator", self.simulator, SIMULATORS)
         _check_choice("arrivals", self.arrivals, ARRIVAL_PROCESSES)
+        if self.arrivals != "poisson" and self.simulator == "fast" and self.backend == "sim":
+            raise ValueError(
+                f"arrivals={self.arrivals!r} shapes the request-level simulator and live mode; the fast simulator "
+                "assumes Poisson arrivals within each second: use simulator='request', or arrivals='poisson'"
+            )
         _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_choice("backend", self.backend, BACKENDS)

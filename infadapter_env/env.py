@@ -67,7 +67,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
       generator's ``"loadgen"``, drawn from the generator seeded by ``reset(seed=...)``), its
       variant and replica, its place in the queue, its service time, its completion or drop.
       About 0.5 s per paper-slice episode (122,000 requests). The fast model assumes Poisson
-      arrivals within each second whatever ``arrivals`` says.
+      arrivals within each second: with ``simulator="fast"`` an ``arrivals`` other than
+      ``"poisson"`` is refused.
 
     Live mode (``backend="live"``; ``infadapter_env.serving.live``; extra ``serve``): the same
     spaces, reward and info on real model servers. Each step applies the deployment to Ray Serve

@@ -225,6 +225,7 @@ def test_observation_reports_history_and_deployment():
         ({"rate_multiplier": 0}, "rate_multiplier must be a finite number > 0"),
         ({"episode_length_s": 10**7}, "exceeds trace"),
         ({"render_mode": "video"}, "render_mode must be None, 'ansi' or 'rgb_array'"),
+        ({"arrivals": "loadgen"}, "the fast simulator assumes Poisson arrivals within each second"),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs, message):
