@@ -161,8 +161,80 @@ def saturation_test(rng: np.random.Generator, workers, mean_s, cv) -> np.ndarray
     return best
 
 
-def fit_row(rng, cores: int, points: list[tuple[float, float]], saturation: float, seeds: int):
-    """The chosen (mean_s, cv) and its scores for one (variant, cores)."""
+@dataclass(frozen=True)
+class CandidateGrid:
+    """The fit's candidate servers for one (variant, cores), mean service time = scale x workers /
+    saturation_tp for the scales ``MEAN_SCALES`` and CVs ``CVS``, each scored by the median P99 of
+    ``seeds`` simulated profiler runs at every measured point (capacity, P99)."""
+
+    points: list[tuple[float, float]]
+    mean_s: np.ndarray  # (K,)
+    cv: np.ndarray  # (K,)
+    saturation_error: np.ndarray  # (K,) |simulated / measured saturation - 1|
+    p99_error: np.ndarray  # (P, K) simulated / measured P99 - 1
+
+    @property
+    def matched(self) -> np.ndarray:
+        """(P, K) whether each candidate's P99 is within tolerance at each point."""
+        return np.abs(self.p99_error) <= P99_TOLERANCE
+
+    def best(self) -> int:
+        """The chosen candidate: the most P99 points within tolerance, then the saturation within
+        its tolerance, then the smallest total P99 error."""
+        errors = np.abs(self.p99_error) if self.points else np.zeros((1, self.mean_s.size))
+        score = (
+            -10.0 * self.matched.sum(axis=0)
+            + 5.0 * (self.saturation_error > SATURATION_TOLERANCE)
+            + errors.sum(axis=0)
+            + 0.1 * self.saturation_error
+        )
+        return int(np.argmin(score))
+
+    def index_of(self, mean_s: float, cv: float) -> int | None:
+        """The candidate with this mean and CV (None: not on the grid)."""
+        hits = np.flatnonzero(np.isclose(self.mean_s, mean_s, rtol=1e-4) & np.isclose(self.cv, cv))
+        return int(hits[0]) if hits.size else None
+
+    def why_p99_missed(self, point: int, chosen: int) -> str:
+        """Why candidate ``chosen`` misses the P99 of ``point``, from the grid."""
+        matched = self.matched
+        rate, p99 = self.points[point]
+        if matched[point, chosen]:
+            return "within 15 % in the fit's runs"
+        if not matched[point].any():
+            side = self.p99_error[point]
+            if (side > 0).all():
+                return f"no candidate server is this fast at {rate:.0f} req/s"
+            if (side < 0).all():
+                return f"no candidate server is this slow at {rate:.0f} req/s"
+            return "no candidate server within 15 %"
+        for other, (other_rate, other_p99) in enumerate(self.points):
+            if other != point and (other_rate - rate) * (other_p99 - p99) < 0:
+                return f"non-monotone: {other_p99:.0f} ms at {other_rate:.0f} req/s"
+        others = np.arange(len(self.points)) != point
+        missed_by_others = (~matched[others]).sum(axis=0)
+        fewest = int(missed_by_others[matched[point]].min())
+        return (
+            f"a server that matches it misses {fewest} of the other {int(others.sum())} points "
+            f"(the chosen one misses {int(missed_by_others[chosen])})"
+        )
+
+    def why_saturation_missed(self, chosen: int) -> str:
+        """What matching the saturation throughput would cost candidate ``chosen``'s P99 points."""
+        within = self.saturation_error <= SATURATION_TOLERANCE
+        if within[chosen]:
+            return "its workers / mean service time is within 5 %; the best of five 2-s tests reads more"
+        kept = self.matched.sum(axis=0)
+        if not within.any():
+            return "no candidate within 5 %"
+        best_within = int(kept[within].max())
+        return (
+            f"within 5 % it keeps at most {best_within} of {len(self.points)} P99 points, the fit {int(kept[chosen])}"
+        )
+
+
+def candidate_grid(rng, cores: int, points: list[tuple[float, float]], saturation: float, seeds: int) -> CandidateGrid:
+    """Every candidate server of one (variant, cores), run through the profiler's P99 test at each point."""
     scales, cvs = np.meshgrid(MEAN_SCALES, CVS, indexing="ij")
     scales, cvs = scales.ravel(), cvs.ravel()
     n_cand = scales.size
@@ -172,15 +244,9 @@ def fit_row(rng, cores: int, points: list[tuple[float, float]], saturation: floa
     for j, (rate, _) in enumerate(points):
         runs = p99_test(rng, np.full(n_cand * seeds, rate), workers, np.repeat(mean, seeds), np.repeat(cvs, seeds))
         p99[j] = np.median(runs.reshape(n_cand, seeds), axis=1)
-    measured = np.array([p for _, p in points])
-    errors = np.abs(p99 / measured[:, None] - 1.0) if points else np.zeros((1, n_cand))
-    sat_error = np.abs(1.0 / scales - 1.0)  # a saturated server completes workers / mean per second
-    # Most P99 points within tolerance first, then the saturation within its tolerance, then the
-    # smallest total P99 error.
-    matched = (errors <= P99_TOLERANCE).sum(axis=0)
-    score = -10.0 * matched + 5.0 * (sat_error > SATURATION_TOLERANCE) + errors.sum(axis=0) + 0.1 * sat_error
-    best = int(np.argmin(score))
-    return float(mean[best]), float(cvs[best])
+    measured = np.array([p for _, p in points]).reshape(-1, 1)
+    # a saturated server completes workers / mean per second
+    return CandidateGrid(points, mean, cvs, np.abs(1.0 / scales - 1.0), p99 / measured - 1.0)
 
 
 def latency_tables(
@@ -222,16 +288,31 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out is not None else world.profile_path.parent
     out.mkdir(parents=True, exist_ok=True)
     order = {name: k for k, name in enumerate(world.names)}
-    if args.check_only:
-        model = read_model(out / SERVICE_MODEL_FILE)
+    # The fit's grid of candidate servers, per (variant, cores): it chooses the model and, in the
+    # report, says why a row or a saturation figure is missed. --check-only replays it (same seed).
+    shipped = read_model(out / SERVICE_MODEL_FILE) if args.check_only else None
+    model = {}
+    grids: dict[tuple[str, int], CandidateGrid] = {}
+    servers = sorted(by_server.items(), key=lambda item: (order[item[0][0]], item[0][1]))
+    for n, ((name, cores), group) in enumerate(servers, start=1):
+        points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
+        grid = grids[(name, cores)] = candidate_grid(rng, cores, points, group[0].saturation_tp, args.seeds)
+        best = grid.best()
+        model[(name, cores)] = (cores, float(grid.mean_s[best]), float(grid.cv[best]))
+        print(
+            f"[{n}/{len(servers)}] {name} {cores} cores: mean {1000 * grid.mean_s[best]:.1f} ms, cv {grid.cv[best]}",
+            flush=True,
+        )
+    if shipped is not None:
+        differ = sorted(k for k in model if k not in shipped or not np.allclose(shipped[k], model[k], rtol=1e-4))
+        model = shipped
+        if differ:
+            print(
+                f"infadapter calibrate: warning: the fit replayed at seed {args.seed} chooses other servers "
+                f"for {differ}",
+                file=sys.stderr,
+            )
     else:
-        model = {}
-        servers = sorted(by_server.items(), key=lambda item: (order[item[0][0]], item[0][1]))
-        for n, ((name, cores), group) in enumerate(servers, start=1):
-            points = sorted({(r.capacity, r.p99_ms) for r in group if r.p99_ms is not None})
-            mean_s, cv = fit_row(rng, cores, points, group[0].saturation_tp, args.seeds)
-            model[(name, cores)] = (cores, mean_s, cv)
-            print(f"[{n}/{len(servers)}] {name} {cores} cores: mean {1000 * mean_s:.1f} ms, cv {cv}", flush=True)
         write_model(out / SERVICE_MODEL_FILE, model, world)
     report = check(np.random.default_rng(args.seed + 1), rows, model, args.check_seeds)
     if not args.check_only:
@@ -244,7 +325,9 @@ def main(argv: list[str] | None = None) -> int:
             variants=np.array(world.names),
             profile_sha256=np.array(file_sha256(world.profile_path)),
         )
-    write_report(out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started, world)
+    write_report(
+        out / "calibration_report.md", report, args, command.strip(), time.perf_counter() - started, world, grids, model
+    )
     written = (
         "calibration_report.md"
         if args.check_only
@@ -329,7 +412,35 @@ def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
     return out
 
 
-def write_report(path: Path, report: list[Checked], args: Args, command: str, seconds: float, world: World) -> None:
+def reasons(
+    c: Checked, grids: dict[tuple[str, int], CandidateGrid], model: dict[tuple[str, int], tuple[int, float, float]]
+) -> tuple[str | None, str | None]:
+    """Why row ``c`` misses its P99 and why its server misses its saturation throughput (None:
+    not missed), from the fit's candidate grid."""
+    key = (c.row.variant, c.row.cores)
+    grid = grids[key]
+    chosen = grid.index_of(model[key][1], model[key][2])
+    p99_missed = c.p99_error is not None and abs(c.p99_error) > P99_TOLERANCE
+    saturation_missed = abs(c.saturation_error) > SATURATION_TOLERANCE
+    if chosen is None:
+        unknown = "the server is not one of the fit's candidates"
+        return (unknown if p99_missed else None), (unknown if saturation_missed else None)
+    p99_reason = None
+    if p99_missed:
+        p99_reason = grid.why_p99_missed(grid.points.index((c.row.capacity, c.row.p99_ms)), chosen)  # type: ignore[arg-type]
+    return p99_reason, (grid.why_saturation_missed(chosen) if saturation_missed else None)
+
+
+def write_report(
+    path: Path,
+    report: list[Checked],
+    args: Args,
+    command: str,
+    seconds: float,
+    world: World,
+    grids: dict[tuple[str, int], CandidateGrid],
+    model: dict[tuple[str, int], tuple[int, float, float]],
+) -> None:
     with_p99 = [c for c in report if c.p99_error is not None]
     p99_ok = [c for c in with_p99 if abs(c.p99_error) <= P99_TOLERANCE]  # type: ignore[arg-type]
     servers = {(c.row.variant, c.row.cores): c for c in report}
@@ -340,12 +451,22 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
         if max(r.row.capacity for r in report if (r.row.variant, r.row.cores) == (c.row.variant, c.row.cores))
         > c.row.saturation_tp
     ]
+    explained = [reasons(c, grids, model) for c in report]
+    tally: dict[str, int] = defaultdict(int)
+    for p99_reason, _ in explained:
+        if p99_reason is not None:
+            tally["P99: " + reason_kind(p99_reason)] += 1
+    for c in servers.values():
+        _, saturation_reason = reasons(c, grids, model)
+        if saturation_reason is not None:
+            tally["saturation: " + reason_kind(saturation_reason)] += 1
     lines = [
         "# Service-model calibration report",
         "",
         (
             f"Made by `{command}` in {seconds:.0f} s: the shipped service model, fitted by `infadapter calibrate` "
-            f"(seeds: fit 0, tables 2), re-checked with seed {args.seed + 1}, {args.check_seeds} runs per row."
+            f"(seeds: fit 0, tables 2), re-checked with seed {args.seed + 1}, {args.check_seeds} runs per row; the "
+            f"fit's candidate grid replayed with seed {args.seed}, {args.seeds} runs per candidate, for the reasons."
             if args.check_only
             else f"Made by `{command}` in {seconds:.0f} s (seeds: fit {args.seed}, check {args.seed + 1}, "
             f"tables {args.seed + 2}; {args.seeds} runs per candidate, {args.check_seeds} fresh runs per row here)."
@@ -370,15 +491,41 @@ def write_report(path: Path, report: list[Checked], args: Args, command: str, se
         "- Other misses: rows whose P99 falls as the rate rises (non-monotone measurements, e.g. ResNet18 at 5 "
         "cores: 130 ms at 101 req/s, 634 ms at 122) cannot all be matched by one monotone queue.",
         "",
+        "Each miss says why, from the fit's grid of candidate servers (mean service time 0.70-1.30 x workers / "
+        "saturation_tp, CV 0-2, median of its runs at every measured point): a P99 that no candidate reaches "
+        "(faster or slower than any), a P99 non-monotone with another point of the server, or one that a candidate "
+        "matches only by missing more of the server's other points; a saturation throughput that a candidate within "
+        "5 % would match only by keeping fewer P99 points. \"within 15 % in the fit's runs\": the fit's runs and "
+        "the fresh ones here fall on either side of the tolerance.",
+        "",
+        "Reasons of the misses here: "
+        + ", ".join(f"{count} x {kind}" for kind, count in sorted(tally.items(), key=lambda kv: -kv[1]))
+        + ".",
+        "",
         "| variant | cores | SLA ms | capacity req/s | P99 measured ms | P99 simulated ms (5-95 %) | error | "
         "saturation measured | simulated | error | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [report_row(c, c.row.variant, c in over) for c in report]
+    lines += [report_row(c, c.row.variant, c in over, *explained[k]) for k, c in enumerate(report)]
     path.write_text("\n".join(lines) + "\n")
 
 
-def report_row(c: Checked, name: str, over_saturation: bool) -> str:
+def reason_kind(reason: str) -> str:
+    """A reason without its numbers (the report's tally)."""
+    kinds = ("no candidate server is this fast", "no candidate server is this slow", "non-monotone", "within 5 %")
+    if reason.startswith("its workers / mean service time is within 5 %"):
+        return "the 2-s test reads more than workers / mean service"
+    for kind in kinds:
+        if reason.startswith(kind):
+            return kind.replace("within 5 %", "fewer P99 points within 5 %")
+    if reason.startswith("a server that matches it"):
+        return "matching it misses more other points"
+    return reason
+
+
+def report_row(
+    c: Checked, name: str, over_saturation: bool, p99_reason: str | None = None, saturation_reason: str | None = None
+) -> str:
     """One profile row of the report table: measured against simulated, and what missed."""
     r = c.row
     p99_text = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
@@ -392,9 +539,11 @@ def report_row(c: Checked, name: str, over_saturation: bool) -> str:
     if err is None:
         status.append("no measured P99")
     elif abs(err) > P99_TOLERANCE:
-        status.append("P99 missed" + (" (within run-to-run range)" if c.within_band else ""))
+        notes = [note for note in ("within run-to-run range" if c.within_band else None, p99_reason) if note]
+        status.append("P99 missed" + (f" ({'; '.join(notes)})" if notes else ""))
     if abs(c.saturation_error) > SATURATION_TOLERANCE:
-        status.append("saturation missed" + (" (capacity > saturation_tp)" if over_saturation else ""))
+        notes = [note for note in ("capacity > saturation_tp" if over_saturation else None, saturation_reason) if note]
+        status.append("saturation missed" + (f" ({'; '.join(notes)})" if notes else ""))
     return (
         f"| {name} | {r.cores} | {r.slo_ms} | {r.capacity:.0f} | {p99_text} | {sim_text} | {err_text} | "
         f"{r.saturation_tp:.0f} | {c.simulated_saturation:.1f} | {100 * c.saturation_error:+.1f} % | "

@@ -318,3 +318,33 @@ def test_a_row_no_tested_rate_met_calibrates_and_is_reported(tmp_path):
     report = (tmp_path / "calibration_report.md").read_text()
     name = {"tiny-net": "tiny", "mid-net": "mid", "big-net": "big"}[rows[0]["ARCH"]]
     assert f"| {name} | 1 | {rows[0]['SLA']} | 0 | - | - | - |" in report
+
+
+def test_the_calibration_report_says_why_a_row_or_a_saturation_is_missed():
+    from infadapter_scripts.calibrate_service import CandidateGrid
+
+    # Three candidates (columns) at three measured points (rows), their P99 errors:
+    points = [(10.0, 400.0), (20.0, 300.0), (30.0, 700.0)]  # the middle point falls as the rate rises
+    grid = CandidateGrid(
+        points,
+        mean_s=np.array([0.1, 0.12, 0.14]),
+        cv=np.zeros(3),
+        saturation_error=np.array([0.3, 0.2, 0.0]),
+        p99_error=np.array([[0.0, 0.05, 0.5], [0.5, 0.9, 0.1], [-0.3, 0.1, -0.4]]),
+    )
+    chosen = grid.best()
+    assert chosen == 1  # matches points 0 and 2
+    assert grid.why_p99_missed(1, chosen) == "non-monotone: 400 ms at 10 req/s"
+    assert grid.why_saturation_missed(chosen) == "within 5 % it keeps at most 1 of 3 P99 points, the fit 2"
+    monotone = CandidateGrid(
+        [(10.0, 300.0), (20.0, 400.0), (30.0, 700.0)], grid.mean_s, grid.cv, grid.saturation_error, grid.p99_error
+    )
+    assert monotone.why_p99_missed(1, chosen) == (
+        "a server that matches it misses 2 of the other 2 points (the chosen one misses 0)"
+    )
+    unreachable = CandidateGrid(
+        points, grid.mean_s, grid.cv, grid.saturation_error, grid.p99_error + np.array([[0.0], [0.5], [0.0]])
+    )
+    assert unreachable.why_p99_missed(1, chosen) == "no candidate server is this fast at 20 req/s"
+    assert grid.why_p99_missed(0, chosen) == "within 15 % in the fit's runs"
+    assert grid.why_saturation_missed(2).startswith("its workers / mean service time is within 5 %")
