@@ -218,6 +218,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         n_var = len(self.profile.variants)
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
+        # the episode's arrivals per step (steps, 1, ticks) and minute peaks per decision (steps + 1, 10)
+        self._prepared: tuple[np.ndarray, np.ndarray] | None = None
         self._requests: RequestSimulator | None = None
         self._live: Any = None  # serving.live.LiveCluster with backend="live", started at the first reset
         self._quotas = QuotaPlan.unset(1, n_var)  # the quota dispatcher's quotas (set_quotas)
@@ -232,9 +234,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         episode = self._episode = self.setting.draw_episode(self.np_random)
         self._beta = self.setting.draw_beta(self.np_random)
         played = self.n_steps * cfg.interval_s
-        self._per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
-        joined = with_history(episode, played)
-        self._minute_peaks = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
+        if self._prepared is None or not self.setting.fixed_episode:  # the same episode every time: once
+            per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
+            minute_peaks = decision_minute_peaks(with_history(episode, played), self.n_steps + 1, cfg.interval_s)
+            per_tick.setflags(write=False)
+            minute_peaks.setflags(write=False)
+            self._prepared = (per_tick, minute_peaks)
+        self._per_tick, self._minute_peaks = self._prepared
         self._state = self.setting.initial_state(1)
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":

@@ -73,6 +73,11 @@ class EnvSetting:
         self.pipeline = StepPipeline(cfg, self.profile, self.decoder, high)
         self._window_starts: np.ndarray | None = None  # computed at the first draw of a window
 
+    @property
+    def fixed_episode(self) -> bool:
+        """Whether every episode plays the same trace: the whole source or a fixed window."""
+        return self.config.episode_length_s is None or self.config.window_start_s is not None
+
     def draw_episode(self, rng: np.random.Generator) -> Trace:
         """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
         cfg = self.config

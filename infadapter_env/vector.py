@@ -69,7 +69,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._per_tick = np.zeros((self.n_steps, n, interval))
         # The whole trace or a fixed window is the same episode in every environment, every time:
         # prepared once here instead of at every reset.
-        self._fixed_episode = self.config.episode_length_s is None or self.config.window_start_s is not None
+        self._fixed_episode = self.setting.fixed_episode
         self._minute_peaks = np.zeros((n, self.n_steps + 1, HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
