@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import enum
 import math
+import operator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -180,8 +181,8 @@ class ActionDecoder:
         space's shape and, in ``deployment`` mode, integers take a short path."""
         if type(action) is np.ndarray and action.dtype.kind in "iu" and action.ndim == 1 and self.mode != "deployment":
             values = action.tolist()
-            if len(values) == len(self.upper) and all(0 <= v <= h for v, h in zip(values, self.upper, strict=True)):
-                return np.array([values], dtype=np.int64)
+            if len(values) == len(self.upper) and min(values) >= 0 and all(map(operator.le, values, self.upper)):
+                return action[None].astype(np.int64)  # a copy
         elif (
             (type(action) is int or isinstance(action, np.integer))
             and self.mode == "deployment"
