@@ -121,8 +121,14 @@ class InfAdapterSB3VecEnv(VecEnv):
         return self.vector.action_masks()
 
     # SB3 asks these of its envs; this one env object stands for all of them.
+    def _single(self, name: str) -> Any:
+        """An attribute of one environment: the shared setting's (spaces, config, decoder, ...), else
+        the batched env's (render_mode, metadata, spec)."""
+        setting = self.vector.setting
+        return getattr(setting, name) if hasattr(setting, name) else getattr(self.vector, name)
+
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
-        return [getattr(self.vector.setting, attr_name) for _ in self._indices(indices)]
+        return [self._single(attr_name) for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         raise AttributeError(
@@ -134,7 +140,7 @@ class InfAdapterSB3VecEnv(VecEnv):
         if method_name == "action_masks":
             masks = self.vector.action_masks()
             return [masks[i] for i in rows]
-        return [getattr(self.vector.setting, method_name)(*args, **kwargs) for _ in rows]
+        return [self._single(method_name)(*args, **kwargs) for _ in rows]
 
     def env_is_wrapped(self, wrapper_class: type, indices: VecEnvIndices = None) -> list[bool]:
         return [False for _ in self._indices(indices)]

@@ -180,7 +180,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |
     | simulator | "fast" | "fast" (fluid ticks, calibrated latencies) or "request" (every request) |
-    | arrivals | "poisson" | times within each second (request level): "poisson", "uniform", "loadgen" |
+    | arrivals | "poisson" | times within a second (request level): "poisson", "uniform", "loadgen"; fast: "poisson" |
     | over_budget | "reject" | a deployment over the budget: "reject" (keep the previous one) or "scale" (fit it) |
     | reward_mode | "scalar" | or "vector": (AA_effective, -RC, -LC), float32, bounds in ``reward_space`` |
     | profile | None | capacity profile CSV, calibrated by ``infadapter calibrate``; None: the shipped one |

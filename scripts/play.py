@@ -54,7 +54,11 @@ class Args:
     protocol: str = arg(
         "default", f"the protocol whose contenders and env settings to play: {', '.join(PROTOCOLS)} (default: default)"
     )
-    simulator: str | None = arg(None, f"one of {', '.join(SIMULATORS)} (default: the protocol's)")
+    simulator: str | None = arg(
+        None,
+        f"one of {', '.join(SIMULATORS)} (default: the protocol's; 'fast' needs arrivals 'poisson', so with "
+        "paper-2023's 'loadgen' give --arrivals poisson too)",
+    )
     arrivals: str | None = arg(
         None, f"request-level arrival process: {', '.join(ARRIVAL_PROCESSES)} (default: the protocol's)"
     )

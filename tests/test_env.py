@@ -211,6 +211,21 @@ def test_observation_reports_history_and_deployment():
     assert obs[40] == pytest.approx(1 / 42)
 
 
+def test_a_fixed_episode_is_prepared_once_and_replays_the_same():
+    env = gym.make("InfAdapter-v0", scenario="train", episode_length_s=600, window_start_s=3600)
+    env.reset(seed=0)
+    first = [env.step(np.array([0, 0, 8, 0, 12]))[4] for _ in range(5)]
+    per_tick = env.unwrapped._per_tick
+    env.reset(seed=1)
+    assert env.unwrapped._per_tick is per_tick and not per_tick.flags.writeable
+    assert not env.unwrapped._minute_peaks.flags.writeable
+    assert [env.step(np.array([0, 0, 8, 0, 12]))[4] for _ in range(5)] == first
+    drawn = gym.make("InfAdapter-v0", scenario="train", episode_length_s=600)
+    drawn.reset(seed=0)
+    starts = {drawn.reset()[1]["trace_start_s"] for _ in range(5)}
+    assert len(starts) > 1  # drawn windows are prepared at every reset
+
+
 @pytest.mark.filterwarnings("ignore:.*render_mode='video'")
 @pytest.mark.parametrize(
     ("kwargs", "message"),
@@ -231,6 +246,9 @@ def test_observation_reports_history_and_deployment():
 def test_bad_settings_raise_clear_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         gym.make("InfAdapter-v0", **kwargs)
+    if "render_mode" not in kwargs:  # the batched env checks the same settings
+        with pytest.raises(ValueError, match=message):
+            gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", **kwargs)
 
 
 @pytest.mark.parametrize("action", [[0, 0, 21, 0, 0], [0, 0, -1, 0, 0], [1, 2, 3], [0.5, 0, 0, 0, 0], "x"])

@@ -46,6 +46,22 @@ def test_vec_env_adaptor_restarts_episodes_the_sb3_way():
     assert len(masks) == 2 and masks[0].shape == (20_529,)
 
 
+def test_vec_env_adaptor_answers_sb3s_attribute_questions_without_warnings():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # SB3 warns when get_attr("render_mode") fails
+        env = InfAdapterSB3VecEnv(2, episode_length_s=600)
+    assert env.get_attr("render_mode") == [None, None]
+    assert env.get_attr("action_space") == [env.action_space] * 2  # one environment's space
+    assert env.get_attr("metadata")[0]["render_modes"] == ["ansi", "rgb_array"]
+    assert env.env_method("encode_action", [0, 0, 1, 0, 1], [0, 0, 8, 0, 12], indices=[0])[0].tolist() == [
+        0,
+        0,
+        8,
+        0,
+        12,
+    ]
+
+
 def best_constant_deployment(trace) -> float:
     """The best fixed deployment's mean reward, found by playing every one of them at once."""
     table = enumerate_deployments(5, 2, 20, 20)

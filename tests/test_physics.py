@@ -228,3 +228,35 @@ def test_an_interval_result_packs_named_fields():
         np.testing.assert_array_equal(getattr(result, name), value)
     with pytest.raises(TypeError, match=r"IntervalResult\.of needs exactly"):
         IntervalResult.of(**per_env)
+
+
+def test_the_kernels_refuse_output_arrays_of_the_wrong_shape():
+    from infadapter_env import fast_sim_kernels, pipeline_kernels
+    from infadapter_env.fast_sim import empty_state, no_quotas
+
+    tables = server_tables(load_profile(750, "measured"))
+    state, quotas = empty_state(1, 5), no_quotas(1, 5)
+    args = (*state, np.full((1, 30), 10.0), quotas.current, quotas.planned, tables.capacity_rps, tables.service_rps)
+    args += (tables.service_cv, tables.over, tables.atoms_s, tables.atom_bins, tables.atom_mass, tables.bin_edges)
+    args += (tables.n_rho, tables.slo_s, 0, 1.25)
+    outputs = [np.empty((2, 1, 5), dtype=np.int64), np.empty((3, 1, 5)), np.empty((5, 1, 5)), np.empty((7, 1))]
+    fast_sim_kernels.interval(*args, *outputs)
+    assert outputs[3][0, 0] == 300  # arrivals
+    outputs[2] = np.empty((5, 1, 4))
+    with pytest.raises(ValueError, match="an output array has the wrong shape"):
+        fast_sim_kernels.interval(*args, *outputs)
+    values = np.zeros((1, 5), dtype=np.int64)
+    with pytest.raises(ValueError, match="decode: an output array has the wrong shape"):
+        pipeline_kernels.decode(
+            values,
+            0,
+            np.zeros((1, 5), dtype=np.int64),
+            5,
+            2,
+            np.array([20]),
+            1,
+            values,
+            values,
+            np.empty((2, 1, 5), dtype=np.int64),
+            np.empty((3, 2), dtype=np.int8),
+        )

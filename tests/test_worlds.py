@@ -325,26 +325,39 @@ def test_the_calibration_report_says_why_a_row_or_a_saturation_is_missed():
 
     # Three candidates (columns) at three measured points (rows), their P99 errors:
     points = [(10.0, 400.0), (20.0, 300.0), (30.0, 700.0)]  # the middle point falls as the rate rises
-    grid = CandidateGrid(
-        points,
-        mean_s=np.array([0.1, 0.12, 0.14]),
-        cv=np.zeros(3),
-        saturation_error=np.array([0.3, 0.2, 0.0]),
-        p99_error=np.array([[0.0, 0.05, 0.5], [0.5, 0.9, 0.1], [-0.3, 0.1, -0.4]]),
-    )
+    mean_s, cv = np.array([0.1, 0.12, 0.14]), np.zeros(3)
+    saturation_error = np.array([0.3, 0.2, 0.0])
+    errors = np.array([[0.0, 0.05, 0.5], [0.5, 0.9, 0.1], [-0.3, 0.1, -0.4]])
+    grid = CandidateGrid(points, mean_s, cv, saturation_error, errors)
     chosen = grid.best()
     assert chosen == 1  # matches points 0 and 2
-    assert grid.why_p99_missed(1, chosen) == "non-monotone: 400 ms at 10 req/s"
+    assert grid.why_p99_missed(1, chosen) == "non-monotone: 400 ms at 10 req/s"  # no candidate matches both
+    assert grid.why_p99_missed(0, chosen) == "within 15 % in the fit's runs"
     assert grid.why_saturation_missed(chosen) == "within 5 % it keeps at most 1 of 3 P99 points, the fit 2"
-    monotone = CandidateGrid(
-        [(10.0, 300.0), (20.0, 400.0), (30.0, 700.0)], grid.mean_s, grid.cv, grid.saturation_error, grid.p99_error
-    )
-    assert monotone.why_p99_missed(1, chosen) == (
+    assert grid.why_saturation_missed(2).startswith("its workers / mean service time is within 5 %")
+    monotone = [(10.0, 300.0), (20.0, 400.0), (30.0, 700.0)]
+    trade_off = CandidateGrid(monotone, mean_s, cv, saturation_error, errors)
+    assert trade_off.why_p99_missed(1, chosen) == (
         "a server that matches it misses 2 of the other 2 points (the chosen one misses 0)"
     )
-    unreachable = CandidateGrid(
-        points, grid.mean_s, grid.cv, grid.saturation_error, grid.p99_error + np.array([[0.0], [0.5], [0.0]])
+    # Out of order, but a candidate matches both: the reason is the trade-off, not the order.
+    dip = CandidateGrid(points, mean_s, cv, saturation_error, errors + np.array([[0.0], [0.0], [0.0]]))
+    dip.p99_error[0, 2] = 0.0
+    assert dip.why_p99_missed(1, chosen).startswith("a server that matches it")
+    # A candidate that matches it matches as many points in all: the next criteria decided.
+    tie = CandidateGrid(
+        monotone, mean_s, cv, np.array([0.3, 0.2, 0.25]), np.array([[0.0, 0.0, 0.0], [0.5, 0.9, 0.1], [0.9, 0.1, 0.95]])
     )
+    assert tie.best() == 1  # 2 points each for candidates 1 and 2, both outside 5 %; 1 has the smaller P99 error
+    assert tie.why_p99_missed(1, 1) == (
+        "a server that matches it matches no more points in all (2 of 3); it loses on saturation or total P99 error"
+    )
+    # Within 5 % as many points but a far larger error at the one it misses: not "fewer points".
+    even_errors = np.array([[0.9, 0.0, 0.0], [0.9, 0.0, 0.0], [0.9, 0.5, 6.0]])
+    even = CandidateGrid(monotone, mean_s, cv, np.array([0.3, 0.2, 0.0]), even_errors)
+    assert even.best() == 1
+    assert (
+        even.why_saturation_missed(1) == "within 5 % it keeps as many P99 points (2 of 3) with a larger total P99 error"
+    )
+    unreachable = CandidateGrid(points, mean_s, cv, saturation_error, errors + np.array([[0.0], [0.5], [0.0]]))
     assert unreachable.why_p99_missed(1, chosen) == "no candidate server is this fast at 20 req/s"
-    assert grid.why_p99_missed(0, chosen) == "within 15 % in the fit's runs"
-    assert grid.why_saturation_missed(2).startswith("its workers / mean service time is within 5 %")
