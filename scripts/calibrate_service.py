@@ -509,10 +509,12 @@ def write_report(
         "",
         "Each miss says why, from the fit's grid of candidate servers (mean service time 0.70-1.30 x workers / "
         "saturation_tp, CV 0-2, median of its runs at every measured point): a P99 that no candidate reaches "
-        "(faster or slower than any), a P99 non-monotone with another point of the server, or one that a candidate "
-        "matches only by missing more of the server's other points; a saturation throughput that a candidate within "
-        "5 % would match only by keeping fewer P99 points. \"within 15 % in the fit's runs\": the fit's runs and "
-        "the fresh ones here fall on either side of the tolerance.",
+        "(faster or slower than any), a P99 non-monotone with another point of the server (no candidate matches "
+        "both), or one that a candidate matches only by missing more of the server's other points or, matching as "
+        "many in all, loses on the fit's next criteria (saturation within 5 %, then the total P99 error); a "
+        "saturation throughput that a candidate within 5 % would match only by keeping fewer P99 points (or as "
+        "many, with a larger total P99 error). \"within 15 % in the fit's runs\": the fit's runs and the fresh "
+        "ones here fall on either side of the tolerance (often a P99 near a histogram bucket's edge).",
         "",
         "Reasons of the misses here: "
         + ", ".join(f"{count} x {kind}" for kind, count in sorted(tally.items(), key=lambda kv: -kv[1]))
