@@ -237,13 +237,11 @@ class ActionDecoder:
         applied per environment (``ActionFix`` values) and whether it differs from the previous
         deployment (N,). ``available`` (N,): the cores available now where a ``budget_trace`` makes
         them fewer than the budget (None: the budget)."""
-        budget = (
-            filled(len(values), self.budget_cores, np.int64) if available is None else np.asarray(available, np.int64)
-        )
+        n_env = len(values)
+        budget = filled(n_env, self.budget_cores, np.int64) if available is None else np.asarray(available, np.int64)
         table = self.table if self.table is not None else _NO_TABLE
         previous_replicas = np.asarray(previous_replicas, dtype=np.int64)
         previous_cores = np.asarray(previous_cores, dtype=np.int64)
-        n_env = len(values)
         deployment = np.empty((2, n_env, self.n_variants), dtype=np.int64)
         flags = np.empty((3, n_env), dtype=np.int8)
         decode(

@@ -137,7 +137,7 @@ class StepPipeline:
         them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
         Returns the new state, rewards, observations and the step's info (``StepReport``)."""
         cfg = self.config
-        available = None if cfg.budget_trace is None else cfg.available_cores(steps_done - 1)  # this interval's
+        available = cfg.available_cores(steps_done - 1)  # this interval's (budget_trace only)
         replicas, cores, fix, changed = self.decoder.decode_batch(values, state.replicas, state.cores, available)
         if np.count_nonzero(changed):
             lc = loading_cost_batch(state.replicas, state.cores, replicas, cores, self.load_time)
@@ -146,10 +146,9 @@ class StepPipeline:
             lc = np.zeros(len(values))  # nothing started, resized or removed anywhere
         state, result = simulate(state, per_tick, quotas)
         # the quotas routing at the interval's end (NaN: none set)
-        n_var = len(self.accuracy)
-        routing = (no_quotas(len(values), n_var) if quotas is None else quotas.after(state.loading_left_s)).current
+        n_env, n_var = len(values), len(self.accuracy)
+        routing = (no_quotas(n_env, n_var) if quotas is None else quotas.after(state.loading_left_s)).current
         weights = cfg.weights
-        n_env = len(values)
         env = np.empty((len(kernels.ENV_FLOATS), n_env))
         by_variant = np.empty((len(kernels.VARIANT_FLOATS), n_env, n_var))
         obs = np.empty((n_env, self.high.size), dtype=np.float32)
@@ -173,7 +172,7 @@ class StepPipeline:
             lc,
             float(cfg.budget_cores),
             float(weights.alpha),
-            filled(len(values), float(weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
+            filled(n_env, float(weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
             float(weights.gamma),
             env,
             by_variant,
