@@ -9,11 +9,11 @@ import numpy as np
 
 from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.objective import Weights
-from infadapter_env.observation import HISTORY_MINUTES, observation_layout
+from infadapter_env.observation import observation_layout
 from infadapter_env.rendering import episode_picture
 from infadapter_env.request_sim import RequestSimulator, simulate_requests
 from infadapter_env.setting import EnvSetting
-from infadapter_env.traces import HISTORY_S, Trace
+from infadapter_env.traces import Trace
 
 SIM_VERSION = "v1"
 
@@ -235,11 +235,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._beta = self.setting.draw_beta(self.np_random)
         played = self.n_steps * cfg.interval_s
         if self._prepared is None or not self.setting.fixed_episode:  # the same episode every time: once
-            per_tick = np.ascontiguousarray(episode.arrivals[:played]).reshape(self.n_steps, 1, cfg.interval_s)
-            minute_peaks = decision_minute_peaks(with_history(episode, played), self.n_steps + 1, cfg.interval_s)
+            per_tick, minute_peaks = self.setting.episode_arrays([episode], self.n_steps)
             per_tick.setflags(write=False)
             minute_peaks.setflags(write=False)
-            self._prepared = (per_tick, minute_peaks)
+            self._prepared = (per_tick, minute_peaks[0])
         self._per_tick, self._minute_peaks = self._prepared
         self._state = self.setting.initial_state(1)
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
@@ -409,30 +408,6 @@ InfAdapterEnv.__doc__ = (
     .replace("{observation_size_weights}", str(observation_layout(observe_weights=True).size))
     .replace("{observation_size}", str(observation_layout().size))
 )
-
-
-def with_history(episode: Trace, played_s: int) -> np.ndarray:
-    """The 10 minutes before the episode (a short history repeats its first value) and the first
-    ``played_s`` seconds of it, as one array."""
-    history = episode.history[-HISTORY_S:]
-    if history.size < HISTORY_S:
-        pad_value = history[0] if history.size else episode.arrivals[0]
-        history = np.concatenate([np.full(HISTORY_S - history.size, pad_value), history])
-    return np.concatenate([history, episode.arrivals[:played_s]])
-
-
-def decision_minute_peaks(joined: np.ndarray, n_points: int, interval_s: int) -> np.ndarray:
-    """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
-    10 minutes before it, oldest first. ``joined``: ``with_history`` arrays, (..., seconds)."""
-    if 60 % interval_s == 0:
-        # Minutes are whole numbers of intervals: maxima of interval blocks, then of block runs.
-        usable = (joined.shape[-1] // interval_s) * interval_s
-        blocks = joined[..., :usable].reshape(*joined.shape[:-1], -1, interval_s).max(axis=-1)
-        per_minute = np.lib.stride_tricks.sliding_window_view(blocks, 60 // interval_s, axis=-1).max(axis=-1)
-        index = np.arange(n_points)[:, None] + np.arange(HISTORY_MINUTES)[None, :] * (60 // interval_s)
-        return per_minute[..., index]
-    starts = np.arange(n_points)[:, None] * interval_s + np.arange(HISTORY_MINUTES)[None, :] * 60
-    return joined[..., starts[..., None] + np.arange(60)].max(axis=-1)
 
 
 def format_summary(info: dict[str, Any], names: tuple[str, ...]) -> str:

@@ -1,7 +1,8 @@
 """What one set of ``gym.make("InfAdapter-v0", ...)`` keyword arguments builds, for the scalar env
 and the batched env alike: the checked settings, the capacity profile, the source trace, the
-spaces, the action decoder, the step pipeline, and how an episode's trace, beta and first cluster
-state are drawn. Each env holds one ``EnvSetting``; the batched env does not build a scalar env.
+spaces, the action decoder, the step pipeline, how an episode's trace, beta and first cluster
+state are drawn, and what the step reads of an episode (its arrivals, the minute peaks it shows).
+Each env holds one ``EnvSetting``; the batched env does not build a scalar env.
 """
 
 from __future__ import annotations
@@ -14,10 +15,10 @@ from gymnasium import spaces
 from infadapter_env.config import EnvConfig
 from infadapter_env.deployment import ActionDecoder, enumerate_deployments
 from infadapter_env.fast_sim import ClusterState, empty_state, loaded_state
-from infadapter_env.observation import ObservationLayout
+from infadapter_env.observation import HISTORY_MINUTES, ObservationLayout
 from infadapter_env.pipeline import StepPipeline, observation_high
 from infadapter_env.profiles import CapacityProfile, load_profile
-from infadapter_env.traces import Trace, draw_window, valid_window_starts
+from infadapter_env.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
 
 class EnvSetting:
@@ -94,6 +95,15 @@ class EnvSetting:
         betas = self.config.betas
         return None if betas is None else betas[int(rng.integers(len(betas)))]
 
+    def episode_arrays(self, episodes: list[Trace], n_steps: int) -> tuple[np.ndarray, np.ndarray]:
+        """What the step reads of the first ``n_steps`` intervals of each of ``episodes``: the
+        arrivals of every second, (n_steps, len(episodes), interval_s), and the observation's
+        minute peaks at every decision point, (len(episodes), n_steps + 1, 10)."""
+        interval = self.config.interval_s
+        joined = np.stack([with_history(episode, n_steps * interval) for episode in episodes])
+        per_tick = joined[:, HISTORY_S:].reshape(len(episodes), n_steps, interval).swapaxes(0, 1)
+        return per_tick, decision_minute_peaks(joined, n_steps + 1, interval)
+
     def initial_state(self, n_envs: int) -> ClusterState:
         """Empty clusters, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
         n_var = len(self.profile.variants)
@@ -106,3 +116,27 @@ class EnvSetting:
     def encode_action(self, replicas: Any, cores: Any) -> Any:
         """The action of this setting's mode for a deployment (replicas and cores per variant)."""
         return self.decoder.encode(np.asarray(replicas), np.asarray(cores))
+
+
+def with_history(episode: Trace, played_s: int) -> np.ndarray:
+    """The 10 minutes before the episode (a short history repeats its first value) and the first
+    ``played_s`` seconds of it, as one array."""
+    history = episode.history[-HISTORY_S:]
+    if history.size < HISTORY_S:
+        pad_value = history[0] if history.size else episode.arrivals[0]
+        history = np.concatenate([np.full(HISTORY_S - history.size, pad_value), history])
+    return np.concatenate([history, episode.arrivals[:played_s]])
+
+
+def decision_minute_peaks(joined: np.ndarray, n_points: int, interval_s: int) -> np.ndarray:
+    """Per decision point (``n_points`` of them, every ``interval_s``), the peak rate of each of the
+    10 minutes before it, oldest first. ``joined``: ``with_history`` arrays, (..., seconds)."""
+    if 60 % interval_s == 0:
+        # Minutes are whole numbers of intervals: maxima of interval blocks, then of block runs.
+        usable = (joined.shape[-1] // interval_s) * interval_s
+        blocks = joined[..., :usable].reshape(*joined.shape[:-1], -1, interval_s).max(axis=-1)
+        per_minute = np.lib.stride_tricks.sliding_window_view(blocks, 60 // interval_s, axis=-1).max(axis=-1)
+        index = np.arange(n_points)[:, None] + np.arange(HISTORY_MINUTES)[None, :] * (60 // interval_s)
+        return per_minute[..., index]
+    starts = np.arange(n_points)[:, None] * interval_s + np.arange(HISTORY_MINUTES)[None, :] * 60
+    return joined[..., starts[..., None] + np.arange(60)].max(axis=-1)

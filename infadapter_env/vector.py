@@ -23,10 +23,10 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from infadapter_env.env import InfAdapterEnv, decision_minute_peaks, with_history
+from infadapter_env.env import InfAdapterEnv
 from infadapter_env.observation import HISTORY_MINUTES
 from infadapter_env.setting import EnvSetting
-from infadapter_env.traces import HISTORY_S, Trace
+from infadapter_env.traces import Trace
 
 
 class InfAdapterVectorEnv(VectorEnv):
@@ -67,9 +67,6 @@ class InfAdapterVectorEnv(VectorEnv):
         n, interval = num_envs, self.config.interval_s
         # Every interval of an episode step-major, (steps, N, ticks): one step of all envs is a view.
         self._per_tick = np.zeros((self.n_steps, n, interval))
-        # The whole trace or a fixed window is the same episode in every environment, every time:
-        # prepared once here instead of at every reset.
-        self._fixed_episode = self.setting.fixed_episode
         self._minute_peaks = np.zeros((n, self.n_steps + 1, HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
@@ -82,7 +79,7 @@ class InfAdapterVectorEnv(VectorEnv):
         self._initial = self.setting.initial_state(n)
         self._state = self._initial
         self._obs = np.zeros((n, self.pipeline.layout.size), dtype=np.float32)
-        if self._fixed_episode:
+        if self.setting.fixed_episode:  # the same episode in every environment, every time: prepared once
             self._prepare_episodes(np.arange(n), [self.setting.draw_episode(self._rngs[0])])
 
     # ------------------------------------------------------------------ Gymnasium API
@@ -151,17 +148,12 @@ class InfAdapterVectorEnv(VectorEnv):
     def _prepare_episodes(self, rows: np.ndarray, episodes: list[Trace]) -> None:
         """Arrivals and minute peaks of ``episodes`` into ``rows`` (one episode per row, or a
         single episode for every row)."""
-        cfg = self.config
-        played = self.n_steps * cfg.interval_s
-        joined = np.stack([with_history(episode, played) for episode in episodes])
-        per_tick = joined[:, HISTORY_S:].reshape(len(episodes), self.n_steps, cfg.interval_s).swapaxes(0, 1)
-        self._per_tick[:, rows] = per_tick
-        self._minute_peaks[rows] = decision_minute_peaks(joined, self.n_steps + 1, cfg.interval_s)
+        self._per_tick[:, rows], self._minute_peaks[rows] = self.setting.episode_arrays(episodes, self.n_steps)
         self._trace_start[rows] = [episode.start_s for episode in episodes]
         self._history_minutes[rows] = [episode.real_history_minutes for episode in episodes]
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        if not self._fixed_episode:
+        if not self.setting.fixed_episode:
             self._prepare_episodes(rows, [self.setting.draw_episode(self._rngs[i]) for i in rows.tolist()])
         beta = None
         if self._beta is not None:  # after the window, from the same generator, as the scalar env draws
