@@ -31,6 +31,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -73,7 +74,7 @@ class Args:
     check_only: bool = arg(
         False,
         "re-check the service model in --out and rewrite the report only (replays the fit's candidate grid "
-        "for the reasons of the misses: about 4 min for the shipped profile)",
+        "for the reasons of the misses: about 4 min for the shipped profile on 2 idle cores)",
     )
 
 
@@ -165,6 +166,13 @@ def saturation_test(rng: np.random.Generator, workers, mean_s, cv) -> np.ndarray
     return best
 
 
+class Reason(NamedTuple):
+    """Why a row or a server misses: ``kind`` (the report tallies them) and ``text`` (its table says it)."""
+
+    kind: str
+    text: str
+
+
 @dataclass(frozen=True)
 class CandidateGrid:
     """The fit's candidate servers for one (variant, cores), mean service time = scale x workers /
@@ -199,53 +207,66 @@ class CandidateGrid:
         hits = np.flatnonzero(np.isclose(self.mean_s, mean_s, rtol=1e-4) & np.isclose(self.cv, cv))
         return int(hits[0]) if hits.size else None
 
-    def why_p99_missed(self, point: int, chosen: int) -> str:
+    def why_p99_missed(self, point: int, chosen: int) -> Reason:
         """Why candidate ``chosen`` misses the P99 of ``point``, from the grid."""
         matched = self.matched
         rate, p99 = self.points[point]
         if matched[point, chosen]:
-            return "within 15 % in the fit's runs"
+            return Reason("within 15 % in the fit's runs", "within 15 % in the fit's runs")
         if not matched[point].any():
             side = self.p99_error[point]
             if (side > 0).all():
-                return f"no candidate server is this fast at {rate:.0f} req/s"
+                return Reason(
+                    "no candidate server is this fast", f"no candidate server is this fast at {rate:.0f} req/s"
+                )
             if (side < 0).all():
-                return f"no candidate server is this slow at {rate:.0f} req/s"
-            return "no candidate server within 15 %"
+                return Reason(
+                    "no candidate server is this slow", f"no candidate server is this slow at {rate:.0f} req/s"
+                )
+            return Reason("no candidate server within 15 %", "no candidate server within 15 %")
         for other, (other_rate, other_p99) in enumerate(self.points):
             out_of_order = other != point and (other_rate - rate) * (other_p99 - p99) < 0
             if out_of_order and not (matched[point] & matched[other]).any():  # no one queue matches both
-                return f"non-monotone: {other_p99:.0f} ms at {other_rate:.0f} req/s"
+                return Reason("non-monotone", f"non-monotone: {other_p99:.0f} ms at {other_rate:.0f} req/s")
         others = np.arange(len(self.points)) != point
         missed_by_others = (~matched[others]).sum(axis=0)
         fewest = int(missed_by_others[matched[point]].min())
         chosen_misses = int(missed_by_others[chosen])
         if fewest > chosen_misses + 1:
-            return (
+            return Reason(
+                "matching it misses more other points",
                 f"a server that matches it misses {fewest} of the other {int(others.sum())} points "
-                f"(the chosen one misses {chosen_misses})"
+                f"(the chosen one misses {chosen_misses})",
             )
         # as many points in all: the fit's next criteria decided (saturation within 5 %, total P99 error)
-        return (
+        return Reason(
+            "matching it matches no more points, loses on the next criteria",
             f"a server that matches it matches no more points in all ({len(self.points) - fewest} of "
-            f"{len(self.points)}); it loses on saturation or total P99 error"
+            f"{len(self.points)}); it loses on saturation or total P99 error",
         )
 
-    def why_saturation_missed(self, chosen: int) -> str:
+    def why_saturation_missed(self, chosen: int) -> Reason:
         """What matching the saturation throughput would cost candidate ``chosen``'s P99 points."""
         within = self.saturation_error <= SATURATION_TOLERANCE
         if within[chosen]:
-            return "its workers / mean service time is within 5 %; the best of five 2-s tests reads more"
+            return Reason(
+                "the 2-s test reads more than workers / mean service",
+                "its workers / mean service time is within 5 %; the best of five 2-s tests reads more",
+            )
         kept = self.matched.sum(axis=0)
         if not within.any():
-            return "no candidate within 5 %"
+            return Reason("no candidate within 5 %", "no candidate within 5 %")
         best_within = int(kept[within].max())
         if best_within < kept[chosen]:
             fit_kept = int(kept[chosen])
-            return f"within 5 % it keeps at most {best_within} of {len(self.points)} P99 points, the fit {fit_kept}"
-        return (
+            return Reason(
+                "fewer P99 points within 5 %",
+                f"within 5 % it keeps at most {best_within} of {len(self.points)} P99 points, the fit {fit_kept}",
+            )
+        return Reason(
+            "as many P99 points within 5 %, larger P99 error",
             f"within 5 % it keeps as many P99 points ({best_within} of {len(self.points)}) with a larger total "
-            "P99 error"
+            "P99 error",
         )
 
 
@@ -430,7 +451,7 @@ def check(rng, rows: list[ProfileRow], model, seeds: int) -> list[Checked]:
 
 def reasons(
     c: Checked, grids: dict[tuple[str, int], CandidateGrid], model: dict[tuple[str, int], tuple[int, float, float]]
-) -> tuple[str | None, str | None]:
+) -> tuple[Reason | None, Reason | None]:
     """Why row ``c`` misses its P99 and why its server misses its saturation throughput (None:
     not missed), from the fit's candidate grid."""
     key = (c.row.variant, c.row.cores)
@@ -439,7 +460,9 @@ def reasons(
     p99_missed = c.p99_error is not None and abs(c.p99_error) > P99_TOLERANCE
     saturation_missed = abs(c.saturation_error) > SATURATION_TOLERANCE
     if chosen is None:
-        unknown = "the server is not one of the fit's candidates"
+        unknown = Reason(
+            "the server is not one of the fit's candidates", "the server is not one of the fit's candidates"
+        )
         return (unknown if p99_missed else None), (unknown if saturation_missed else None)
     p99_reason = None
     if p99_missed:
@@ -468,14 +491,14 @@ def write_report(
         > c.row.saturation_tp
     ]
     explained = [reasons(c, grids, model) for c in report]
+    saturation_of = {(c.row.variant, c.row.cores): why for c, (_, why) in zip(report, explained, strict=True)}
     tally: dict[str, int] = defaultdict(int)
     for p99_reason, _ in explained:
         if p99_reason is not None:
-            tally["P99: " + reason_kind(p99_reason)] += 1
-    for c in servers.values():
-        _, saturation_reason = reasons(c, grids, model)
+            tally["P99: " + p99_reason.kind] += 1
+    for saturation_reason in saturation_of.values():
         if saturation_reason is not None:
-            tally["saturation: " + reason_kind(saturation_reason)] += 1
+            tally["saturation: " + saturation_reason.kind] += 1
     lines = [
         "# Service-model calibration report",
         "",
@@ -524,26 +547,9 @@ def write_report(
         "saturation measured | simulated | error | status |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    lines += [report_row(c, c.row.variant, c in over, *explained[k]) for k, c in enumerate(report)]
+    texts = [tuple(None if why is None else why.text for why in pair) for pair in explained]
+    lines += [report_row(c, c.row.variant, c in over, *texts[k]) for k, c in enumerate(report)]
     path.write_text("\n".join(lines) + "\n")
-
-
-def reason_kind(reason: str) -> str:
-    """A reason without its numbers (the report's tally)."""
-    kinds = {
-        "no candidate server is this fast": "no candidate server is this fast",
-        "no candidate server is this slow": "no candidate server is this slow",
-        "non-monotone": "non-monotone",
-        "its workers / mean service time is within 5 %": "the 2-s test reads more than workers / mean service",
-        "within 5 % it keeps at most": "fewer P99 points within 5 %",
-        "within 5 % it keeps as many": "as many P99 points within 5 %, larger P99 error",
-        "a server that matches it misses": "matching it misses more other points",
-        "a server that matches it matches no more": "matching it matches no more points, loses on the next criteria",
-    }
-    for start, kind in kinds.items():
-        if reason.startswith(start):
-            return kind
-    return reason
 
 
 def report_row(

@@ -331,25 +331,25 @@ def test_the_calibration_report_says_why_a_row_or_a_saturation_is_missed():
     grid = CandidateGrid(points, mean_s, cv, saturation_error, errors)
     chosen = grid.best()
     assert chosen == 1  # matches points 0 and 2
-    assert grid.why_p99_missed(1, chosen) == "non-monotone: 400 ms at 10 req/s"  # no candidate matches both
-    assert grid.why_p99_missed(0, chosen) == "within 15 % in the fit's runs"
-    assert grid.why_saturation_missed(chosen) == "within 5 % it keeps at most 1 of 3 P99 points, the fit 2"
-    assert grid.why_saturation_missed(2).startswith("its workers / mean service time is within 5 %")
+    assert grid.why_p99_missed(1, chosen).text == "non-monotone: 400 ms at 10 req/s"  # no candidate matches both
+    assert grid.why_p99_missed(0, chosen).text == "within 15 % in the fit's runs"
+    assert grid.why_saturation_missed(chosen).text == "within 5 % it keeps at most 1 of 3 P99 points, the fit 2"
+    assert grid.why_saturation_missed(2).text.startswith("its workers / mean service time is within 5 %")
     monotone = [(10.0, 300.0), (20.0, 400.0), (30.0, 700.0)]
     trade_off = CandidateGrid(monotone, mean_s, cv, saturation_error, errors)
-    assert trade_off.why_p99_missed(1, chosen) == (
+    assert trade_off.why_p99_missed(1, chosen).text == (
         "a server that matches it misses 2 of the other 2 points (the chosen one misses 0)"
     )
     # Out of order, but a candidate matches both: the reason is the trade-off, not the order.
     dip = CandidateGrid(points, mean_s, cv, saturation_error, errors + np.array([[0.0], [0.0], [0.0]]))
     dip.p99_error[0, 2] = 0.0
-    assert dip.why_p99_missed(1, chosen).startswith("a server that matches it")
+    assert dip.why_p99_missed(1, chosen).text.startswith("a server that matches it")
     # A candidate that matches it matches as many points in all: the next criteria decided.
     tie = CandidateGrid(
         monotone, mean_s, cv, np.array([0.3, 0.2, 0.25]), np.array([[0.0, 0.0, 0.0], [0.5, 0.9, 0.1], [0.9, 0.1, 0.95]])
     )
     assert tie.best() == 1  # 2 points each for candidates 1 and 2, both outside 5 %; 1 has the smaller P99 error
-    assert tie.why_p99_missed(1, 1) == (
+    assert tie.why_p99_missed(1, 1).text == (
         "a server that matches it matches no more points in all (2 of 3); it loses on saturation or total P99 error"
     )
     # Within 5 % as many points but a far larger error at the one it misses: not "fewer points".
@@ -357,7 +357,8 @@ def test_the_calibration_report_says_why_a_row_or_a_saturation_is_missed():
     even = CandidateGrid(monotone, mean_s, cv, np.array([0.3, 0.2, 0.0]), even_errors)
     assert even.best() == 1
     assert (
-        even.why_saturation_missed(1) == "within 5 % it keeps as many P99 points (2 of 3) with a larger total P99 error"
+        even.why_saturation_missed(1).text
+        == "within 5 % it keeps as many P99 points (2 of 3) with a larger total P99 error"
     )
     unreachable = CandidateGrid(points, mean_s, cv, saturation_error, errors + np.array([[0.0], [0.5], [0.0]]))
-    assert unreachable.why_p99_missed(1, chosen) == "no candidate server is this fast at 20 req/s"
+    assert unreachable.why_p99_missed(1, chosen).text == "no candidate server is this fast at 20 req/s"
