@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_env.arrivals import ARRIVAL_PROCESSES
+from infadapter_env.datafiles import NotTextError, decode_text
 from infadapter_env.deployment import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.fast_sim import DISPATCHERS
 from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
@@ -157,8 +158,8 @@ class EnvConfig:
             trace = budget_pattern(trace, self.budget_cores)
         elif isinstance(trace, str | Path):
             try:
-                lines = Path(trace).read_text(encoding="utf-8-sig").split()
-            except (OSError, UnicodeDecodeError) as exc:
+                lines = decode_text(Path(trace).read_bytes()).split()
+            except (OSError, NotTextError) as exc:
                 raise ValueError(
                     f"budget_trace file {trace}: cannot read it as text ({exc}); "
                     f"named patterns: {', '.join(BUDGET_PATTERNS)}"

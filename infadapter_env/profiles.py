@@ -42,7 +42,7 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.datafiles import data_file
+from infadapter_env.datafiles import NotTextError, data_file, decode_text
 from infadapter_env.service_model import (
     LATENCY_TABLE_FILE,
     SERVICE_MODEL_FILE,
@@ -170,11 +170,13 @@ def read_capacity_table(path: Path, variants: tuple[Variant, ...]) -> MeasuredTa
 
 def _read_csv(path: Path, required: tuple[str, ...], what: str) -> list[tuple[int, dict[str, str]]]:
     try:
-        text = Path(path).read_text(encoding="utf-8-sig")
+        text = decode_text(Path(path).read_bytes())
     except FileNotFoundError:
         raise FileNotFoundError(f"{what} file {path} not found") from None
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text {what} file ({exc.reason} at byte {exc.start})") from None
+    except NotTextError as exc:
+        raise ValueError(
+            f"{path}, line {exc.line}: not a UTF-8 or UTF-16 text {what} file ({exc.reason} at byte {exc.byte})"
+        ) from None
     reader = csv.DictReader(io.StringIO(text))
     header = [name.strip() for name in reader.fieldnames or []]
     missing = [name for name in required if name not in header]

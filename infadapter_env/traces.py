@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from infadapter_env.datafiles import data_file
+from infadapter_env.datafiles import NotTextError, data_file, decode_text
 
 DAY_S = 86_400
 HISTORY_S = 600
@@ -266,14 +266,15 @@ def load_trace_file(path: str | Path, column: str | None = None, resolution_s: i
     ``resolution_s`` seconds, spread over its seconds by ``spread_counts``.
 
     Numbers are separated by white space, commas or new lines (UTF-8, with or without a byte-order
-    mark; LF or CRLF). In a ``.csv`` file a first line that is not numeric is a header: ``column``
-    names the column to read (needed when there are several; a single column is read as it is).
+    mark, or UTF-16 with one, as spreadsheet programs and PowerShell save text; LF or CRLF). In a
+    ``.csv`` file a first line that is not numeric is a header: ``column`` names the column to read
+    (needed when there are several; a single column is read as it is).
     Values may be fractional (rates: the simulators make whole requests of them by rounding the
     running total). Refused, with the file and line named: a table without a header (every line
     of the same two or more values), a blank
     line (a missing count would shift every later second; one new line at the end of the file is
     fine), a value that is not a count (not a number, negative, not finite; at a coarser resolution,
-    not whole), a CSV row without a value in the column, a binary or non-UTF-8 file, and a column
+    not whole), a CSV row without a value in the column, a binary file or one in another encoding, and a column
     that looks like timestamps (strictly increasing values above 10^8, e.g. UNIX seconds).
     """
     _check_resolution(resolution_s)
@@ -283,14 +284,11 @@ def load_trace_file(path: str | Path, column: str | None = None, resolution_s: i
     except OSError as exc:
         raise ValueError(f"cannot read trace file {path}: {exc.strerror or exc}") from None
     try:
-        text = raw.decode("utf-8-sig")
-        if "\x00" in text:  # valid UTF-8, but binary
-            raise UnicodeDecodeError("utf-8", raw, raw.index(b"\x00"), raw.index(b"\x00") + 1, "NUL byte")
-    except UnicodeDecodeError as exc:
-        line_no = raw[: exc.start].count(b"\n") + 1
+        text = decode_text(raw)
+    except NotTextError as exc:
         raise ValueError(
-            f"cannot read trace file {path}, line {line_no}: not a UTF-8 text file (byte {exc.start}); "
-            "give request counts as text"
+            f"cannot read trace file {path}, line {exc.line}: not a UTF-8 or UTF-16 text file "
+            f"({exc.reason} at byte {exc.byte}); give request counts as text"
         ) from None
     if not text.strip():
         raise ValueError(f"{path}: no request counts found (the file is empty)")

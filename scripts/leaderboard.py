@@ -151,7 +151,8 @@ def run(args: Args, command: str) -> int:
     if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
         sys.path.append(os.getcwd())
     try:
-        resolve_agents(protocol, args.agents)  # a bad name is a usage error before anything runs
+        # a bad name is a usage error before anything runs; the sweep says what a name resolves to
+        resolve_agents(protocol, args.agents, log=lambda _message: None)
     except SweepError as exc:
         raise UsageError(str(exc)) from None
     scenario_names = check_names("scenario", args.scenarios, list(protocol.scenarios))

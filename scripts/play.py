@@ -180,7 +180,7 @@ def agent_labels(given: list[str], protocol: Protocol) -> list[str]:
     if os.getcwd() not in sys.path:  # module:attribute specs may name a module of the current folder
         sys.path.append(os.getcwd())
     try:  # the protocol's contenders, or any agent the leaderboard takes (registered, entry point, spec)
-        return resolve_agents(protocol, labels)
+        return resolve_agents(protocol, labels, log=lambda message: print(message, file=sys.stderr))
     except SweepError as exc:
         raise UsageError(str(exc)) from None
 

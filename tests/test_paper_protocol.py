@@ -4,6 +4,7 @@ each on a small synthetic case with a hand-computed answer, and the protocol end
 from __future__ import annotations
 
 import csv
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -15,10 +16,14 @@ from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.vpa import VPAAgent
 from infadapter_env.leaderboard.episode import episode_metrics, play, replay
 from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs, paper_contenders
+from infadapter_env.leaderboard.store import to_frame
+from infadapter_env.leaderboard.summary import write_summary
+from infadapter_env.leaderboard.sweep import resolve_agents
 from infadapter_env.observation import observation_layout
 from infadapter_env.profiles import load_profile
 from infadapter_env.traces import synthetic
 from infadapter_scripts import leaderboard, validate
+from tests.test_aggregate import row as aggregate_row
 
 layout = observation_layout()  # the shipped world's five variants
 
@@ -332,3 +337,41 @@ def test_fractional_quotas_are_recorded_as_set_and_replay_exactly():
     assert quotas[:4] == [None] * 4 and quotas[4] == [2.7, 0, 0, 0, 1.6]  # nothing set during the hold
     replayed = episode_metrics(replay(settings | {"seed": 0}, actions, quotas), settings)
     assert replayed["objective"] == metrics["objective"] and replayed["aa_planned"] == metrics["aa_planned"]
+
+
+def test_a_bare_vpa_name_is_resolved_to_the_protocols_contender_or_refused(tmp_path, capsys):
+    """``vpa-50`` under paper-2023 would play the registry's default VPA and read as the protocol's."""
+    args = ["--protocol", "paper-2023", "--agents", "vpa-50", "--betas", "0.05", "--seeds", "0"]
+    assert leaderboard.main([*args, "--backend", "serial", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "agent 'vpa-50': protocol paper-2023 plays it only with its own settings, as " in err
+    assert "as vpa-50/throttled, vpa-50/busy: name one of these" in err
+    assert "infadapter, ms+, vpa-18/throttled" in err  # every label of the protocol
+    assert not (tmp_path / "leaderboard.csv").exists()
+    # one contender for the name: the name is that contender, and the sweep says so
+    paper = PROTOCOLS["paper-2023"]
+    only_busy = dataclasses.replace(
+        paper, contenders=lambda: {k: c for k, c in paper_contenders().items() if not k.endswith("/throttled")}
+    )
+    said: list[str] = []
+    assert resolve_agents(only_busy, ["vpa-50", "infadapter"], log=said.append) == ["vpa-50/busy", "infadapter"]
+    assert said == ["agent 'vpa-50': protocol paper-2023 plays it as its contender 'vpa-50/busy'"]
+
+
+def test_the_headline_reads_only_the_protocols_own_contenders(tmp_path):
+    """A row of an agent played outside the contender list never stands for the protocol's VPA."""
+    rows = []
+    for seed in (0, 1):
+        rows.append(aggregate_row("infadapter", 0.05, "paper", seed, slo_violation_pct=3.0, mean_cores=10.0))
+        rows.append(
+            aggregate_row(
+                "vpa-50/throttled", 0.05, "paper", seed, slo_violation_pct=30.0, mean_cores=12.0,
+                agent_options=json.dumps({"usage": "throttled"}),
+            )
+        )  # fmt: skip
+        rows.append(aggregate_row("vpa-50", 0.05, "paper", seed, slo_violation_pct=90.0, mean_cores=8.0))
+    text = write_summary(tmp_path, to_frame(rows), "test", PROTOCOLS["paper-2023"], reps=300)
+    headline = text[text.index("## The paper's headline") :]
+    assert "Left out: `vpa-50`, not among protocol `paper-2023`'s contenders" in headline
+    assert "| 0.05 | vpa-50/throttled | 30.00 | 3.00 | 90.0 |" in headline
+    assert "| vpa-50 |" not in headline and "90.00" not in headline

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import lzma
 
@@ -161,12 +162,40 @@ def test_trace_files_in_common_encodings_load(tmp_path):
     assert traces.load_trace_file(path).arrivals.tolist() == [3, 4, 5]
     binary = tmp_path / "counts.bin"
     binary.write_bytes(bytes([0x89, 0x50, 0x4E, 0x47, 0x00, 0x01]))
-    with pytest.raises(ValueError, match=r"counts.bin, line 1: not a UTF-8 text file \(byte 0\)"):
+    with pytest.raises(ValueError, match=r"counts.bin, line 1: not a UTF-8 or UTF-16 text file \(.* at byte 0\)"):
         traces.load_trace_file(binary)
     latin = tmp_path / "latin.txt"
     latin.write_bytes(b"1\n2\n3 \xe9\n")  # Latin-1, not UTF-8: the third line
-    with pytest.raises(ValueError, match=r"latin.txt, line 3: not a UTF-8 text file \(byte 6\)"):
+    with pytest.raises(ValueError, match=r"latin.txt, line 3: not a UTF-8 or UTF-16 text file \(.* at byte 6\)"):
         traces.load_trace_file(latin)
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be"])
+@pytest.mark.parametrize("suffix", [".txt", ".csv"])
+def test_utf16_trace_files_load_as_their_utf8_twins(tmp_path, encoding, suffix):
+    """Spreadsheet programs and PowerShell save text as UTF-16 with a byte-order mark."""
+    text = "requests,hour\r\n3,0\r\n4.5,0\r\n0,1\r\n" if suffix == ".csv" else "3 4.5\r\n0\r\n12\r\n"
+    twin = tmp_path / f"utf8{suffix}"
+    twin.write_text(text, encoding="utf-8", newline="")
+    bom = {"utf-16": b"", "utf-16-le": codecs.BOM_UTF16_LE, "utf-16-be": codecs.BOM_UTF16_BE}[encoding]
+    path = tmp_path / f"wide{suffix}"
+    path.write_bytes(bom + text.encode(encoding))  # Python's "utf-16" writes the machine's mark itself
+    column = "requests" if suffix == ".csv" else None
+    expected = traces.load_trace_file(twin, column=column).arrivals
+    assert expected.tolist() == ([3, 4.5, 0] if suffix == ".csv" else [3, 4.5, 0, 12])
+    np.testing.assert_array_equal(traces.load_trace_file(path, column=column).arrivals, expected)
+
+
+def test_utf16_without_a_byte_order_mark_and_broken_utf16_are_refused(tmp_path):
+    bare = tmp_path / "bare.txt"
+    bare.write_bytes("3\n4\n".encode("utf-16-le"))  # no mark: NUL bytes, not text
+    with pytest.raises(ValueError, match=r"^cannot read trace file .*bare.txt, line 1: not a UTF-8 or UTF-16 text"):
+        traces.load_trace_file(bare)
+    odd = tmp_path / "odd.txt"
+    odd.write_bytes(codecs.BOM_UTF16_LE + "3\n4\n".encode("utf-16-le") + b"\x00")  # a truncated code unit
+    with pytest.raises(ValueError, match=r"odd.txt, line 3: not a UTF-8 or UTF-16 text file") as caught:
+        traces.load_trace_file(odd)
+    assert "\n" not in str(caught.value)
 
 
 def test_csv_column_by_name_and_timestamps_refused(tmp_path):

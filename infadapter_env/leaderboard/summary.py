@@ -100,7 +100,7 @@ def write_summary(
         aggregates = beta_aggregates(results, beta, reps=reps, seed=seed)
         lines += ["", f"## beta = {beta:g}", "", *beta_table(ranking(results, beta), aggregates, columns, len(seeds))]
     lines += ["", *pareto_section(results)]
-    lines += ["", *headline(results, protocol.name)]
+    lines += ["", *headline(results, protocol)]
     text = "\n".join(lines) + "\n"
     (out / "summary.md").write_text(text)
     return text
@@ -282,12 +282,25 @@ def compare_with_vpa(results: pd.DataFrame, definitions: list[tuple[str, str]]) 
     return out
 
 
-def headline(results: pd.DataFrame, protocol: str) -> list[str]:
+def headline(results: pd.DataFrame, protocol: Protocol) -> list[str]:
     """The paper's claim against VPA (up to 65 % fewer SLO violations, 33 % lower cost), checked
     the way the paper states it: InfAdapter against every VPA variant at every beta, "up to" = the
     best of those, per VPA usage signal and per violation definition; each difference from the
-    paper explained in one sentence built from the numbers."""
+    paper explained in one sentence built from the numbers.
+
+    Only the protocol's own contenders take part: a row of another agent (one's own, or a VPA with
+    other settings than the protocol gives its VPAs) is never read as the protocol's InfAdapter or VPA."""
     lines = ["## The paper's headline: InfAdapter against VPA", ""]
+    contenders = protocol.contenders()
+    own = {label for label, c in contenders.items() if c.agent == "infadapter" or c.agent.startswith("vpa-")}
+    outside = sorted({a for a in results["agent"] if a not in own and (a == "infadapter" or a.startswith("vpa-"))})
+    if outside:
+        lines += [
+            f"Left out: {', '.join(f'`{a}`' for a in outside)}, not among protocol `{protocol.name}`'s contenders "
+            f"(its VPAs: {', '.join(sorted((a for a in own if a != 'infadapter'), key=vpa_order))}).",
+            "",
+        ]
+    results = results[results["agent"].isin(own)]
     agents = set(results["agent"])
     if "infadapter" not in agents or not any(a.startswith("vpa-") for a in agents):
         return [*lines, "Not computed: the sweep needs `infadapter` and at least one `vpa-*` agent."]
@@ -321,7 +334,7 @@ def headline(results: pd.DataFrame, protocol: str) -> list[str]:
             cells.append(f"{c.cores[0]:.2f} | {c.cores[1]:.2f} | {c.cores[2]:.1f}")
             lines.append(f"| {c.beta:g} | {c.vpa} | " + " | ".join(cells) + " |")
         verdicts += claim_verdicts(mine, signal, [name for name, _ in definitions])
-    return [*lines, *verdict_lines(verdicts, comparisons, protocol)]
+    return [*lines, *verdict_lines(verdicts, comparisons, protocol.name)]
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,7 @@ def run_sweep(
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     chosen = get_protocol(protocol)  # a clear error for an unknown name
-    labels = resolve_agents(chosen, agents)
+    labels = resolve_agents(chosen, agents, log)
     overrides = check_overrides(chosen, labels, scenarios, env or {})
     if overrides.get("profile") is not None or overrides.get("variants") is not None:
         labels = agents_for_world(chosen, labels, scenarios[0], overrides, asked=bool(agents), log=log)
@@ -124,19 +124,35 @@ def plan_tasks(
     return tasks
 
 
-def resolve_agents(protocol: str | Protocol, agents: Sequence[str]) -> list[str]:
+def resolve_agents(protocol: str | Protocol, agents: Sequence[str], log: Any = print) -> list[str]:
     """The row labels of ``agents`` (default: every contender of the protocol): a contender's label,
     or any agent ``infadapter_agents.resolve`` knows (registered, an entry point, a spec, which is
-    loaded here); a ``SweepError`` naming the problem for a name that is none of these."""
+    loaded here); a ``SweepError`` naming the problem for a name that is none of these.
+
+    A bare agent name that a protocol plays only as contenders with their own settings (``vpa-50``
+    under ``paper-2023``, whose contenders are ``vpa-50/throttled`` and ``vpa-50/busy``) would play
+    with the registry's defaults and read as the protocol's contender: it is resolved to that
+    contender when there is one (said through ``log``), and refused, naming them, when there are several."""
     import infadapter_agents
 
     chosen = get_protocol(protocol)
-    contenders = list(chosen.contenders())
+    by_label = chosen.contenders()
+    contenders = list(by_label)
     labels = []
     for name in agents:
         if name in contenders:
             labels.append(name)
             continue
+        playing_as = [label for label, c in by_label.items() if c.agent == name]
+        if len(playing_as) == 1:
+            log(f"agent {name!r}: protocol {chosen.name} plays it as its contender {playing_as[0]!r}")
+            labels.append(playing_as[0])
+            continue
+        if playing_as:
+            raise SweepError(
+                f"agent {name!r}: protocol {chosen.name} plays it only with its own settings, as "
+                f"{', '.join(playing_as)}: name one of these; the protocol's contenders: {', '.join(contenders)}"
+            )
         try:
             labels.append(infadapter_agents.resolve(name))
         except ValueError as exc:
