@@ -17,11 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.config import EnvConfig
-from infadapter_env.deployment import ActionDecoder, enumerate_deployments
-from infadapter_env.objective import Weights
-from infadapter_env.observation import ObservationLayout
-from infadapter_env.profiles import CapacityProfile, World, load_profile, shipped_world
+from infadapter_env.core.actions import ActionDecoder, enumerate_deployments
+from infadapter_env.core.config import EnvConfig
+from infadapter_env.core.objective import Weights
+from infadapter_env.core.observation import ObservationLayout
+from infadapter_env.world.profiles import CapacityProfile, World, load_profile, shipped_world
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.observation import HISTORY_MINUTES, observation_layout
-from infadapter_env.traces import load_twitter
+from infadapter_env.core.observation import HISTORY_MINUTES, observation_layout
+from infadapter_env.world.traces import load_twitter
 
 FORECASTERS = ("lstm", "ewm", "last", "oracle")
 EWM_SPAN = 10

@@ -48,9 +48,9 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent, EnvSettings
-from infadapter_env.config import EnvConfig
-from infadapter_env.observation import observation_layout
-from infadapter_env.profiles import UnsupportedWorld
+from infadapter_env.core.config import EnvConfig
+from infadapter_env.core.observation import observation_layout
+from infadapter_env.world.profiles import UnsupportedWorld
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
 AGENT_FILE = "agent.json"  # in an agent's folder: its seeds and the one it plays
@@ -115,7 +115,7 @@ class LearnedAgent(Agent):
         self.checkpoint = folder
         self.deterministic = deterministic
         if (folder / "model.zip").is_file():  # a whole SB3 algorithm (infadapter train writes these)
-            self.policy = _algorithm_class(self.meta["algo"]).load(str(folder / "model.zip"), device="cpu").policy
+            self.policy = algorithm_class(self.meta["algo"]).load(str(folder / "model.zip"), device="cpu").policy
         else:  # a policy-only save (older checkpoints were made so)
             self.policy = _policy_class(self.meta["algo"]).load(str(folder / "policy.zip"), device="cpu")
         self.policy.set_training_mode(False)
@@ -246,7 +246,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _algorithm_class(algo: str) -> Any:
+def algorithm_class(algo: str) -> Any:
     if algo == "maskable-ppo":
         from sb3_contrib import MaskablePPO
 

@@ -26,8 +26,8 @@ from stable_baselines3.common.vec_env.base_vec_env import (
     VecEnvWrapper,
 )
 
-from infadapter_env.observation import observation_layout
-from infadapter_env.vector import InfAdapterVectorEnv
+from infadapter_env.core.observation import observation_layout
+from infadapter_env.core.vector_env import InfAdapterVectorEnv
 
 # Features a policy may see beyond the env's observation, each computed from the observation alone.
 # ``forecast``: the paper's LSTM forecast of the next minute's peak rate (req/s) from the 10 minute

@@ -4,7 +4,7 @@
     s.t.      capacity of the chosen variants >= rate,  total cores <= budget,
               each variant 0 or at least ``min_cores`` cores (one replica, vertical scaling)
 
-with AA, RC and LC as in ``infadapter_env.objective`` (AA fills the most accurate variants first).
+with AA, RC and LC as in ``infadapter_env.core.objective`` (AA fills the most accurate variants first).
 Two exact solvers give the same optimum:
 
 ``ilp``
@@ -65,9 +65,9 @@ from functools import lru_cache
 import numpy as np
 import pulp
 
-from infadapter_env.deployment import enumerate_deployments
-from infadapter_env.objective import Weights, average_accuracy, loading_cost, objective_value, resource_cost
-from infadapter_env.profiles import CapacityProfile
+from infadapter_env.core.actions import enumerate_deployments
+from infadapter_env.core.objective import Weights, average_accuracy, loading_cost, objective_value, resource_cost
+from infadapter_env.world.profiles import CapacityProfile
 
 SOLVERS = ("fast", "ilp")
 ILP_BACKENDS = ("cbc", "highs")
@@ -325,7 +325,7 @@ def _search_tables(profile: CapacityProfile, budget_cores: int) -> _SearchTables
 
 @dataclass(frozen=True)
 class Decision:
-    """A solver's answer, with every term of the objective evaluated by ``infadapter_env.objective``."""
+    """A solver's answer, with every term of the objective evaluated by ``infadapter_env.core.objective``."""
 
     cores: tuple[int, ...]
     objective: float

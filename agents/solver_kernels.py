@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from infadapter_env.compiled import compiled
+from infadapter_env.jit import compiled
 
 REACH_TOLERANCE = 1e-12  # relative: a deployment within it of the rate serves it
 

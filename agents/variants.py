@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from infadapter_env.observation import ObservationLayout
-from infadapter_env.profiles import UnsupportedWorld, World
+from infadapter_env.core.observation import ObservationLayout
+from infadapter_env.world.profiles import UnsupportedWorld, World
 
 
 def variant_index(variant: str | int, world: World) -> int:

@@ -1,5 +1,11 @@
 """InfAdapter-Gym: adaptive ML inference serving (Salmani et al., EuroMLSys 2023) as a Gymnasium env.
 
+The package's layers, lowest first (``docs/architecture.md``): ``world`` (profiles, traces,
+arrivals, shipped data), ``sim`` (the cluster state and both simulators), ``core`` (settings, the
+step pipeline, objective, observation, the scalar and batched envs, the agent registry),
+``serving`` (profiler, live mode) and ``leaderboard`` (the harness). Agents live in
+``infadapter_agents``, the command line in ``infadapter_scripts``.
+
 ``import infadapter_env`` registers:
 
 - ``InfAdapter-v0``: the paper's world; by default the paper's 21-minute Twitter slice (42 steps).
@@ -11,11 +17,9 @@
 from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from gymnasium.envs.registration import register, registry
-
-from infadapter_env.config import EnvConfig
-from infadapter_env.env import InfAdapterEnv
 
 try:
     __version__ = version("infadapter-gym")
@@ -27,15 +31,28 @@ ENV_IDS = ("InfAdapter-v0", "InfAdapterShort-v0")
 if "InfAdapter-v0" not in registry:
     register(
         id="InfAdapter-v0",
-        entry_point="infadapter_env.env:InfAdapterEnv",
-        vector_entry_point="infadapter_env.vector:InfAdapterVectorEnv",
+        entry_point="infadapter_env.core.scalar_env:InfAdapterEnv",
+        vector_entry_point="infadapter_env.core.vector_env:InfAdapterVectorEnv",
     )
     register(
         id="InfAdapterShort-v0",
-        entry_point="infadapter_env.env:InfAdapterEnv",
-        vector_entry_point="infadapter_env.vector:InfAdapterVectorEnv",
+        entry_point="infadapter_env.core.scalar_env:InfAdapterEnv",
+        vector_entry_point="infadapter_env.core.vector_env:InfAdapterVectorEnv",
         max_episode_steps=20,
         kwargs={"scenario": "train", "episode_length_s": 600},
     )
+
+# The env classes load on first use (they bring numpy's and numba's compiled kernels), so that
+# ``import infadapter_env`` stays light: registration only (tests/test_architecture.py checks it).
+_LAZY = {"EnvConfig": "infadapter_env.core.config", "InfAdapterEnv": "infadapter_env.core.scalar_env"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'infadapter_env' has no attribute {name!r}")
+
 
 __all__ = ["ENV_IDS", "EnvConfig", "InfAdapterEnv", "__version__"]

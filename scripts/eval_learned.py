@@ -42,8 +42,8 @@ from infadapter_env.leaderboard.protocol import (
     get_protocol,
 )
 from infadapter_env.provenance import git_commit
-from infadapter_env.traces import scenario as load_scenario
-from infadapter_env.traces import valid_window_starts
+from infadapter_env.world.traces import scenario as load_scenario
+from infadapter_env.world.traces import valid_window_starts
 from infadapter_scripts.arguments import arg, parse
 
 HELD_OUT_WINDOWS = 30

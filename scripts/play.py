@@ -25,14 +25,14 @@ from typing import Any
 
 import pandas as pd
 
-from infadapter_env.arrivals import ARRIVAL_PROCESSES
-from infadapter_env.config import SIMULATORS
+from infadapter_env.core.config import SIMULATORS
+from infadapter_env.core.objective import PAPER_BETA
 from infadapter_env.leaderboard.episode import Played, episode_metrics
 from infadapter_env.leaderboard.intervals import play_contender, played_rows
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
 from infadapter_env.leaderboard.sweep import SweepError, resolve_agents
-from infadapter_env.objective import PAPER_BETA
-from infadapter_env.traces import load_trace_file, scenario_names
+from infadapter_env.world.arrivals import ARRIVAL_PROCESSES
+from infadapter_env.world.traces import load_trace_file, scenario_names
 from infadapter_scripts.arguments import arg, parse
 
 

@@ -12,8 +12,8 @@ import json
 import sys
 
 from infadapter_agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
-from infadapter_env.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
-from infadapter_env.profiles import CAPACITY_MODELS, World, load_profile, load_world, shipped_world
+from infadapter_env.core.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
+from infadapter_env.world.profiles import CAPACITY_MODELS, World, load_profile, load_world, shipped_world
 
 
 def parse_previous(text: str, world: World | None = None) -> tuple[int, ...]:

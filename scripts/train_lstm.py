@@ -24,7 +24,7 @@ import torch
 from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, whole_minute_peaks, windows
 from infadapter_env.provenance import git_commit, relative_to_repo
-from infadapter_env.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
+from infadapter_env.world.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from infadapter_scripts.arguments import arg, parse
 
 

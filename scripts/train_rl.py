@@ -35,7 +35,7 @@ here one after another (``serial``), in ``--workers`` processes (``local``), or 
 thread, so the policies are the same on every backend (a test holds serial and Ray to identical
 weights). ``--over-budget`` (``scale`` by default: it learns better, ``infadapter compare-training
 --experiment over-budget``) and ``--budget-trace`` (a file or a named pattern of
-``infadapter_env.config.BUDGET_PATTERNS``) set the rules the policy trains under; its evaluation
+``infadapter_env.core.config.BUDGET_PATTERNS``) set the rules the policy trains under; its evaluation
 and the agent keep them (``infadapter compare-training`` settles such choices by experiment).
 """
 
@@ -58,12 +58,12 @@ from tqdm import tqdm
 
 from infadapter_agents.learned import AGENT_FILE, LearnedAgent, training_rules
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
-from infadapter_env.config import EnvConfig
+from infadapter_env.core.config import EnvConfig
 from infadapter_env.leaderboard.episode import play
 from infadapter_env.leaderboard.protocol import ALPHA, GAMMA
 from infadapter_env.provenance import git_commit, relative_to_repo, versions
-from infadapter_env.traces import scenario as load_scenario
-from infadapter_env.traces import valid_window_starts
+from infadapter_env.world.traces import scenario as load_scenario
+from infadapter_env.world.traces import valid_window_starts
 from infadapter_scripts.arguments import arg, parse
 
 ALGOS = {"ppo": "cores", "a2c": "cores", "maskable-ppo": "deployment"}
@@ -220,7 +220,7 @@ def load_for_training(checkpoint: str | Path, num_envs: int = 16) -> tuple[Any, 
     settings, features and observation statistics), to train on: ``model.learn(n, reset_num_timesteps=False)``."""
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    from infadapter_agents.learned import _algorithm_class, checkpoint_folder
+    from infadapter_agents.learned import algorithm_class, checkpoint_folder
 
     folder = checkpoint_folder(checkpoint)
     meta = json.loads((folder / "meta.json").read_text())
@@ -230,7 +230,7 @@ def load_for_training(checkpoint: str | Path, num_envs: int = 16) -> tuple[Any, 
     inner = PolicyFeatures(env, meta.get("features", [])) if meta.get("features") else env
     venv = VecNormalize.load(str(folder / "vecnormalize.pkl"), VecMonitor(inner))
     venv.training = True
-    model = _algorithm_class(meta["algo"]).load(str(folder / "model.zip"), env=venv, device="cpu")
+    model = algorithm_class(meta["algo"]).load(str(folder / "model.zip"), env=venv, device="cpu")
     return model, venv
 
 

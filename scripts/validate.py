@@ -21,7 +21,7 @@ import json
 import sys
 from pathlib import Path
 
-from infadapter_env.env import SIM_VERSION
+from infadapter_env.core.scalar_env import SIM_VERSION
 from infadapter_env.leaderboard.episode import COLUMNS, check_row, other_physics_problem, recorded_physics
 from infadapter_env.leaderboard.store import KEY, row_key
 

@@ -31,8 +31,8 @@ import infadapter_env
 from infadapter_env.leaderboard.episode import play, replay
 from infadapter_env.leaderboard.protocol import EPISODE_S, Scenario, env_kwargs
 from infadapter_env.provenance import git_commit
-from infadapter_env.traces import scenario as load_scenario
-from infadapter_env.traces import valid_window_starts
+from infadapter_env.world.traces import scenario as load_scenario
+from infadapter_env.world.traces import valid_window_starts
 from infadapter_scripts.arguments import arg, parse
 
 VIOLATION_TOLERANCE_PTS = 2.0

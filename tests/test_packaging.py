@@ -11,7 +11,7 @@ import pytest
 
 CHECK = """
 import gymnasium as gym, infadapter_env, numpy as np
-from infadapter_env.datafiles import data_file
+from infadapter_env.world.shipped_data import data_file
 path = data_file("traces", "workload.txt.xz")
 assert "site" in str(path) or "wheel_root" in str(path), path
 env = gym.make("InfAdapter-v0")
@@ -62,7 +62,7 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_env/data/profiles/variants.csv",
         "infadapter_env/data/profiles/latency_quantiles.npz",
         "infadapter_env/py.typed",
-        "infadapter_env/cli.py",
+        "infadapter_scripts/cli.py",
         "infadapter_env/leaderboard/__init__.py",
         "infadapter_env/leaderboard/protocol.py",
         "infadapter_agents/__init__.py",

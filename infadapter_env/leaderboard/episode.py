@@ -24,10 +24,11 @@ import gymnasium as gym
 import numpy as np
 
 import infadapter_env
-from infadapter_env.env import SIM_VERSION
+from infadapter_env.core import agent_registry
+from infadapter_env.core.objective import Weights
+from infadapter_env.core.pipeline import reweighted_info
+from infadapter_env.core.scalar_env import SIM_VERSION
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
-from infadapter_env.objective import Weights
-from infadapter_env.pipeline import reweighted_info
 from infadapter_env.provenance import git_commit
 
 # Columns that are measurements of this machine, not functions of the recorded inputs.
@@ -126,10 +127,9 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     torch.set_num_threads(1)
     protocol = get_protocol(task.protocol)
     playing = contender(protocol, task.agent)
-    import infadapter_agents
 
     try:
-        agent = infadapter_agents.make(playing.agent, **playing.options)
+        agent = agent_registry.make(playing.agent, **playing.options)
     except Exception as exc:  # a factory of one's own may raise anything: named with its episode
         raise EpisodeError(f"{task.describe()}: making the agent failed: {type(exc).__name__}: {exc}") from exc
     options = {"agent": playing.agent, **playing.options}

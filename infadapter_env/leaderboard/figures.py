@@ -25,8 +25,8 @@ from infadapter_env.leaderboard.aggregate import (
 from infadapter_env.leaderboard.episode import replay, row_quotas
 from infadapter_env.leaderboard.intervals import interval_rows
 from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
-from infadapter_env.profiles import World, load_world
-from infadapter_env.traces import scenario as load_scenario
+from infadapter_env.world.profiles import World, load_world
+from infadapter_env.world.traces import scenario as load_scenario
 
 
 def beta_sweep(results: pd.DataFrame, path: Path) -> Path:

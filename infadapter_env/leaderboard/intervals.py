@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from infadapter_env.core import agent_registry
 from infadapter_env.leaderboard.episode import Played, play_steps
 from infadapter_env.leaderboard.protocol import Protocol, Scenario, env_kwargs, get_protocol
 
@@ -93,8 +94,7 @@ def play_contender(
 
     chosen = get_protocol(protocol)
     contender = find_contender(chosen, label)  # a contender, or any other agent as evaluate starts it
-    import infadapter_agents  # the agents package builds on this one: imported when an episode is played
 
-    agent = infadapter_agents.make(contender.agent, **contender.options)
+    agent = agent_registry.make(contender.agent, **contender.options)
     kwargs = env_kwargs(scenario, beta, chosen, contender) | dict(env or {})
     return play_steps(agent, kwargs, seed, chosen.hold_s)

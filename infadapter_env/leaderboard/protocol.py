@@ -45,8 +45,9 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.traces import scenario as load_scenario
-from infadapter_env.traces import valid_window_starts
+from infadapter_env.core import agent_registry
+from infadapter_env.world.traces import scenario as load_scenario
+from infadapter_env.world.traces import valid_window_starts
 
 DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 ALPHA, GAMMA = 1.0, 0.001
@@ -111,9 +112,8 @@ def scenarios() -> dict[str, Scenario]:
 
 
 def default_contenders() -> dict[str, Contender]:
-    import infadapter_agents  # the agents package builds on this one: imported when a protocol is run
 
-    return {name: Contender(name, name) for name in infadapter_agents.names()}
+    return {name: Contender(name, name) for name in agent_registry.names()}
 
 
 # The original experiments (auto_tuner/starter.py, adapter/main.py, adapter/notifier.py).

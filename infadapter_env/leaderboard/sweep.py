@@ -2,7 +2,7 @@
 processes, in this process, or on Ray; rows appended to the CSV as they finish, so that an
 interrupted sweep keeps them and the same call resumes it.
 
-Agents registered in this process (``infadapter_agents.register``, ``module:attribute`` specs,
+Agents registered in this process (``agent_registry.register``, ``module:attribute`` specs,
 entry points) go to every worker with the sweep: local workers are started fresh (the ``spawn``
 start method: torch and threads do not survive ``fork`` well) and Ray workers are other processes,
 so neither sees this process's registry otherwise. The registrations travel pickled with
@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
+from infadapter_env.core import agent_registry
 from infadapter_env.leaderboard.episode import ENV_OVERRIDES, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
@@ -92,13 +93,12 @@ def run_sweep(
 
 def weightless_agents(protocol: Protocol, labels: Sequence[str]) -> set[str]:
     """The contenders whose agent does not read the objective's weights (``uses_weights`` False)."""
-    import infadapter_agents
 
     out = set()
     for label in labels:
         playing = contender(protocol, label)
         try:
-            agent = infadapter_agents.make(playing.agent, **playing.options)
+            agent = agent_registry.make(playing.agent, **playing.options)
         except Exception as exc:  # a factory of one's own may raise anything
             raise SweepError(f"agent {label!r}: making it failed: {type(exc).__name__}: {exc}") from None
         if not getattr(agent, "uses_weights", True):
@@ -126,14 +126,13 @@ def plan_tasks(
 
 def resolve_agents(protocol: str | Protocol, agents: Sequence[str], log: Any = print) -> list[str]:
     """The row labels of ``agents`` (default: every contender of the protocol): a contender's label,
-    or any agent ``infadapter_agents.resolve`` knows (registered, an entry point, a spec, which is
+    or any agent ``agent_registry.resolve`` knows (registered, an entry point, a spec, which is
     loaded here); a ``SweepError`` naming the problem for a name that is none of these.
 
     A bare agent name that a protocol plays only as contenders with their own settings (``vpa-50``
     under ``paper-2023``, whose contenders are ``vpa-50/throttled`` and ``vpa-50/busy``) would play
     with the registry's defaults and read as the protocol's contender: it is resolved to that
     contender when there is one (said through ``log``), and refused, naming them, when there are several."""
-    import infadapter_agents
 
     chosen = get_protocol(protocol)
     by_label = chosen.contenders()
@@ -154,11 +153,11 @@ def resolve_agents(protocol: str | Protocol, agents: Sequence[str], log: Any = p
                 f"{', '.join(playing_as)}: name one of these; the protocol's contenders: {', '.join(contenders)}"
             )
         try:
-            labels.append(infadapter_agents.resolve(name))
+            labels.append(agent_registry.resolve(name))
         except ValueError as exc:
             if not str(exc).startswith("unknown agent"):
                 raise SweepError(str(exc)) from None
-            others = [n for n in infadapter_agents.names() if n not in contenders]
+            others = [n for n in agent_registry.names() if n not in contenders]
             valid = ", ".join(contenders) + (f"; other registered agents: {', '.join(others)}" if others else "")
             raise SweepError(
                 f"unknown agent {name!r}; valid agents: {valid} (or a module:attribute spec naming a factory)"
@@ -166,7 +165,7 @@ def resolve_agents(protocol: str | Protocol, agents: Sequence[str], log: Any = p
     labels = list(dict.fromkeys(labels)) or contenders
     for label in labels:  # an entry point that does not load is named here, not in a worker
         try:
-            infadapter_agents.resolve(contender(chosen, label).agent)
+            agent_registry.resolve(contender(chosen, label).agent)
         except ValueError as exc:
             raise SweepError(str(exc)) from None
     return labels
@@ -181,8 +180,7 @@ def agents_for_world(
     name, is a ``SweepError``."""
     import gymnasium as gym
 
-    import infadapter_agents
-    from infadapter_env.profiles import UnsupportedWorld
+    from infadapter_env.world.profiles import UnsupportedWorld
 
     kept = []
     for label in labels:
@@ -190,7 +188,7 @@ def agents_for_world(
         task = Task(protocol.name, label, 0.05, scenario, 0, env=tuple(overrides.items()))
         _, info = gym.make("InfAdapter-v0", **task_env_kwargs(task)).reset(seed=0)
         try:
-            infadapter_agents.make(playing.agent, **playing.options).reset(info)
+            agent_registry.make(playing.agent, **playing.options).reset(info)
         except UnsupportedWorld as exc:
             if asked:
                 raise SweepError(f"agent {label!r} cannot play in this world: {exc}") from None
@@ -210,7 +208,7 @@ def check_overrides(
     once per scenario, so that a trace too short for a scenario's window is named before the sweep."""
     import gymnasium as gym
 
-    from infadapter_env.config import EnvConfig
+    from infadapter_env.core.config import EnvConfig
 
     given = {k: v for k, v in overrides.items() if v is not None}
     fixed = sorted(set(given) - set(ENV_OVERRIDES))
@@ -247,7 +245,7 @@ def check_folder_settings(
     mix them."""
     if not rows:
         return
-    from infadapter_env.config import EnvConfig
+    from infadapter_env.core.config import EnvConfig
 
     reference = EnvConfig.from_kwargs(**{**protocol.env, **overrides}).recorded()
     expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in ENV_OVERRIDES if k in reference}
@@ -280,9 +278,8 @@ def execute(tasks: list[Task], backend: str, workers: int, address: str | None) 
 
 def _pack_registrations() -> bytes | None:
     """This process's own agent registrations, pickled for the workers (None: there are none)."""
-    import infadapter_agents
 
-    registered = infadapter_agents.registrations()
+    registered = agent_registry.registrations()
     if not registered:
         return None
     try:
@@ -307,9 +304,7 @@ def _pack_registrations() -> bytes | None:
 
 def _install(registrations: bytes | None) -> None:
     if registrations:
-        import infadapter_agents
-
-        infadapter_agents.install(pickle.loads(registrations))
+        agent_registry.install(pickle.loads(registrations))
 
 
 def _start_worker(parent_pid: int, registrations: bytes | None) -> None:
@@ -391,7 +386,7 @@ def ray_session(workers: int, address: str | None) -> Iterator[Any]:
 
 
 def ray_results(ray: Any, pending: list[Any]) -> Iterator[Any]:
-    """The results of Ray tasks, each as soon as it finishes."""
+    """The results of Ray tasks, each as it finishes."""
     while pending:
         done, pending = ray.wait(pending, num_returns=1)
         yield ray.get(done[0])

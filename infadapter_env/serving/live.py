@@ -41,12 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.arrivals import request_times, whole_counts
-from infadapter_env.fast_sim import ClusterState, IntervalResult, QuotaPlan
-from infadapter_env.profiles import CapacityProfile, World
 from infadapter_env.serving.loadgen import post
 from infadapter_env.serving.models import ModelSpec, model_spec
 from infadapter_env.serving.server import READY_TIMEOUT_S, ModelReplica, ServeBackend
+from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
+from infadapter_env.world.arrivals import request_times, whole_counts
+from infadapter_env.world.profiles import CapacityProfile, World
 
 POOL_NAME = "infadapter-cpu-pool"
 REQUEST_TIMEOUT_S = 60.0

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_env.prometheus import window_quantiles_ms
+from infadapter_env.sim.latency_histogram import window_quantiles_ms
 
 PROFILER_WINDOW_S = 2.0  # the original profiler read P99 over 2 s windows and kept the largest
 

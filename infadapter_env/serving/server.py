@@ -6,7 +6,7 @@ which is what InfAdapter's adapter asks of Kubernetes; and the project already d
 training sweeps. MLServer and KServe's model server were the other candidates: both need a
 Kubernetes-style runtime or per-model configuration files to do the same.
 
-A replica serves like the servers the simulators model (``infadapter_env.service_model``):
+A replica serves like the servers the simulators model (``infadapter_env.world.service_model``):
 ``cores`` workers, each a thread running one request at a time single-threaded (torch's
 intra-op threads = 1), taking requests from one FIFO queue; the replica's process is pinned to
 its CPUs (``os.sched_setaffinity``). Requests are HTTP POSTs to ``http://127.0.0.1:<port>/<name>``;
