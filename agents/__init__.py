@@ -5,16 +5,9 @@
     agent = infadapter_agents.make("infadapter", solver="ilp")
     agent.reset(reset_info); action = agent.act(observation, info)
 
-Agents of one's own join the registry three ways, and the leaderboard plays them like the built-in
-ones (``infadapter leaderboard --agents NAME``):
-
-- ``register("greedy", Greedy)`` in the running process (a script, a notebook);
-- a ``"module:attribute"`` spec naming a factory: ``make("mypkg.policies:make_greedy")``. The agent's
-  name is the spec, or the factory's own ``name`` attribute where it has one (an Agent subclass that
-  sets ``name``, or ``factory.name = "greedy"`` on a function);
-- an installed package's entry point in the group ``infadapter.agents``
-  (``greedy = "mypkg.policies:make_greedy"`` under ``[project.entry-points."infadapter.agents"]``);
-  the entry point's name is the agent's, and its module is imported when the agent is first made.
+Agents of one's own join the registry (``register``, a ``"module:attribute"`` spec, or an entry
+point of the group ``infadapter.agents``) as ``infadapter_env.core.agent_registry`` describes, and
+the leaderboard plays them like the built-in ones (``infadapter leaderboard --agents NAME``).
 
 A factory is any callable that returns an Agent (a class included); ``make``'s options go to it.
 Each agent's module docstring gives its source, parameters and simplifications. This package's
