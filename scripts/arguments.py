@@ -16,13 +16,6 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def arg(default: Any, help: str) -> Any:
-    """A dataclass field with a default and a help text."""
-    if isinstance(default, list | dict):
-        return dataclasses.field(default_factory=lambda: type(default)(default), metadata={"help": help})
-    return dataclasses.field(default=default, metadata={"help": help})
-
-
 def parse(cls: type[T], argv: Sequence[str] | None, prog: str, description: str | None = None) -> T:
     """Parse ``argv`` into an instance of the dataclass ``cls``; ``prog`` names the command in the
     help (``infadapter leaderboard``). A help text that explains its default is shown as it is;

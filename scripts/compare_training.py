@@ -33,10 +33,12 @@ from typing import Any
 
 import pandas as pd
 
-from infadapter_env.leaderboard.episode import play
-from infadapter_env.leaderboard.protocol import ALPHA, EPISODE_S, GAMMA, TEST_WINDOW_STARTS
+from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
+from infadapter_env.core.rollout import play
+from infadapter_env.leaderboard.protocol import EPISODE_S, TEST_WINDOW_STARTS
+from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, versions
-from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.arguments import parse
 
 BUDGET_TRACE = "tenant-then-failure"
 
@@ -73,15 +75,15 @@ EXPERIMENTS = {
 class Args:
     """Train the arms of an experiment on several seeds and score them on held-out windows."""
 
-    experiment: str = arg("over-budget", f"one of {', '.join(EXPERIMENTS)}")
-    seeds: list[int] = arg([0, 1, 2], "training seeds of every arm")
-    total_timesteps: int = arg(150_000, "environment steps each seed trains for")
-    beta: float = arg(0.05, "the beta of training and scoring")
-    windows: int = arg(30, "held-out test windows scored (the first of TEST_WINDOW_STARTS)")
-    simulator: str = arg("request", "simulator of the scoring episodes (fast or request)")
-    reference: str = arg("infadapter", "the yardstick agent, played in the experiment's env")
-    runs: str = arg("runs/compare", "where the arms are trained (<runs>/<experiment>/<arm>)")
-    out: str = arg("results/training", "output folder (a subfolder per experiment)")
+    experiment: str = option("over-budget", f"one of {', '.join(EXPERIMENTS)}")
+    seeds: list[int] = option([0, 1, 2], "training seeds of every arm")
+    total_timesteps: int = option(150_000, "environment steps each seed trains for")
+    beta: float = option(0.05, "the beta of training and scoring")
+    windows: int = option(30, "held-out test windows scored (the first of TEST_WINDOW_STARTS)")
+    simulator: str = option("request", "simulator of the scoring episodes (fast or request)")
+    reference: str = option("infadapter", "the yardstick agent, played in the experiment's env")
+    runs: str = option("runs/compare", "where the arms are trained (<runs>/<experiment>/<arm>)")
+    out: str = option("results/training", "output folder (a subfolder per experiment)")
 
 
 def train_arm(args: Args, folder: Path, train_args: list[str]) -> None:
@@ -132,7 +134,7 @@ def score(agent: Any, kwargs: dict[str, Any], args: Args) -> list[dict[str, Any]
     rows = []
     for k, start in enumerate(TEST_WINDOW_STARTS[: args.windows], start=1):
         window = {"scenario": "test", "episode_length_s": EPISODE_S, "window_start_s": start}
-        weights = {"alpha": ALPHA, "beta": args.beta, "gamma": GAMMA, "simulator": args.simulator}
+        weights = {"alpha": PAPER_ALPHA, "beta": args.beta, "gamma": PAPER_GAMMA, "simulator": args.simulator}
         metrics = play(agent, window | weights | kwargs, seed=0)[0]
         rows.append(
             {"window": f"test{k}"} | {key: metrics[key] for key in ("objective", "slo_violation_pct", "mean_cores")}
@@ -257,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.reference} on the same windows as a yardstick."
     )
     (out / "table.md").write_text(markdown(summary, experiment, header))
-    from infadapter_scripts.train_rl import learning_curves
+    from infadapter_agents.training import learning_curves
 
     learning_curves(
         {arm: [runs / arm / f"seed{s}" / "progress.csv" for s in args.seeds] for arm in experiment.arms},

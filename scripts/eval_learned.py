@@ -41,10 +41,11 @@ from infadapter_env.leaderboard.protocol import (
     default_contenders,
     get_protocol,
 )
+from infadapter_env.options import option
 from infadapter_env.provenance import git_commit
 from infadapter_env.world.traces import scenario as load_scenario
 from infadapter_env.world.traces import valid_window_starts
-from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.arguments import parse
 
 HELD_OUT_WINDOWS = 30
 
@@ -53,12 +54,16 @@ HELD_OUT_WINDOWS = 30
 class Args:
     """Score agents against InfAdapter per beta, with 95 % confidence intervals."""
 
-    agents: list[str] = arg(["ppo-weights"], "registered agents, or checkpoint folders, to score")
-    reference: str = arg("infadapter", "the agent to compare with (scored too)")
-    protocol: str = arg("default", "default, paper-2023, or held-out-30 (30 held-out windows + paper, request level)")
-    betas: list[float] = arg(list(DEFAULT_BETAS), "betas to score")
-    out: str = arg("results/learned", "output folder (a subfolder per protocol)")
-    reuse: bool = arg(True, "reuse an agent's rows already in the output folder (rows-<agent>.csv) for the same betas")
+    agents: list[str] = option(["ppo-weights"], "registered agents, or checkpoint folders, to score")
+    reference: str = option("infadapter", "the agent to compare with (scored too)")
+    protocol: str = option(
+        "default", "default, paper-2023, or held-out-30 (30 held-out windows + paper, request level)"
+    )
+    betas: list[float] = option(list(DEFAULT_BETAS), "betas to score")
+    out: str = option("results/learned", "output folder (a subfolder per protocol)")
+    reuse: bool = option(
+        True, "reuse an agent's rows already in the output folder (rows-<agent>.csv) for the same betas"
+    )
 
 
 def held_out_protocol(windows: int = HELD_OUT_WINDOWS) -> Protocol:

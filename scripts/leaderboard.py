@@ -51,38 +51,39 @@ from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, get_pr
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError
 from infadapter_env.leaderboard.summary import write_summary
 from infadapter_env.leaderboard.sweep import BACKENDS, SweepError, resolve_agents, run_sweep
-from infadapter_scripts.arguments import arg, parse
+from infadapter_env.options import option
+from infadapter_scripts.arguments import parse
 
 
 @dataclass
 class Args:
     """Run the InfAdapter-Gym leaderboard."""
 
-    protocol: str = arg("default", f"protocol: {', '.join(PROTOCOLS)} (infadapter_env/leaderboard/protocol.py)")
-    out: str = arg("", "output folder, created if missing (default: results/leaderboard or results/<protocol>)")
-    agents: list[str] = arg(
+    protocol: str = option("default", f"protocol: {', '.join(PROTOCOLS)} (infadapter_env/leaderboard/protocol.py)")
+    out: str = option("", "output folder, created if missing (default: results/leaderboard or results/<protocol>)")
+    agents: list[str] = option(
         [],
         "contenders to score: the protocol's, any registered agent (entry points of group infadapter.agents "
         "included), or module:attribute naming a factory that returns an Agent (default: every contender "
         "of the protocol)",
     )
-    scenarios: list[str] = arg([], "scenarios (default: the protocol's)")
-    betas: list[float] = arg(list(DEFAULT_BETAS), "beta values")
-    seeds: list[int] = arg([], "seeds passed to env.reset (default: the protocol's, 0-4)")
-    slo_ms: int | None = arg(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
-    budget_cores: int | None = arg(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
-    interval_s: int | None = arg(None, "env setting interval_s for every episode (default: the protocol's, 30)")
-    trace: str | None = arg(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
-    trace_column: str | None = arg(None, "with --trace: the CSV column holding the counts (needed if several)")
-    trace_resolution_s: int | None = arg(None, "with --trace: seconds per count (60: per-minute counts; default 1)")
-    profile: str | None = arg(None, "env setting profile: a capacity profile file (default: the shipped one)")
-    variants: str | None = arg(None, "env setting variants: a file of model variants (default: the shipped ones)")
-    backend: str = arg("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
-    workers: int = arg(os.cpu_count() or 1, "parallel workers (local and ray backends)")
-    address: str | None = arg(None, "Ray cluster address (default: start a local Ray instance)")
-    timeline_agent: str = arg("infadapter", "agent drawn in the episode timeline figure")
-    timeline_scenario: str = arg("paper", "scenario drawn in the episode timeline figure")
-    figures: bool = arg(True, "draw the figures")
+    scenarios: list[str] = option([], "scenarios (default: the protocol's)")
+    betas: list[float] = option(list(DEFAULT_BETAS), "beta values")
+    seeds: list[int] = option([], "seeds passed to env.reset (default: the protocol's, 0-4)")
+    slo_ms: int | None = option(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
+    budget_cores: int | None = option(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
+    interval_s: int | None = option(None, "env setting interval_s for every episode (default: the protocol's, 30)")
+    trace: str | None = option(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
+    trace_column: str | None = option(None, "with --trace: the CSV column holding the counts (needed if several)")
+    trace_resolution_s: int | None = option(None, "with --trace: seconds per count (60: per-minute counts; default 1)")
+    profile: str | None = option(None, "env setting profile: a capacity profile file (default: the shipped one)")
+    variants: str | None = option(None, "env setting variants: a file of model variants (default: the shipped ones)")
+    backend: str = option("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
+    workers: int = option(os.cpu_count() or 1, "parallel workers (local and ray backends)")
+    address: str | None = option(None, "Ray cluster address (default: start a local Ray instance)")
+    timeline_agent: str = option("infadapter", "agent drawn in the episode timeline figure")
+    timeline_scenario: str = option("paper", "scenario drawn in the episode timeline figure")
+    figures: bool = option(True, "draw the figures")
 
 
 class UsageError(ValueError):

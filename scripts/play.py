@@ -27,52 +27,53 @@ import pandas as pd
 
 from infadapter_env.core.config import SIMULATORS
 from infadapter_env.core.objective import PAPER_BETA
-from infadapter_env.leaderboard.episode import Played, episode_metrics
+from infadapter_env.core.rollout import Played, episode_metrics
 from infadapter_env.leaderboard.intervals import play_contender, played_rows
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
 from infadapter_env.leaderboard.sweep import SweepError, resolve_agents
+from infadapter_env.options import option
 from infadapter_env.world.arrivals import ARRIVAL_PROCESSES
 from infadapter_env.world.traces import load_trace_file, scenario_names
-from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.arguments import parse
 
 
 @dataclass
 class Args:
     """Play one episode of one or more agents and write it interval by interval."""
 
-    agent: list[str] = arg(
+    agent: list[str] = option(
         [], "agents to play (no default): repeat --agent, or give several names or comma-separated ones"
     )
-    scenario: str | None = arg(None, "a scenario of the protocol or a named trace (default: paper)")
-    trace: str | None = arg(None, "a text/CSV file of request counts, played instead of a scenario (default: none)")
-    trace_column: str | None = arg(None, "with --trace: the CSV column holding the counts (default: the first)")
-    trace_resolution_s: int = arg(
+    scenario: str | None = option(None, "a scenario of the protocol or a named trace (default: paper)")
+    trace: str | None = option(None, "a text/CSV file of request counts, played instead of a scenario (default: none)")
+    trace_column: str | None = option(None, "with --trace: the CSV column holding the counts (default: the first)")
+    trace_resolution_s: int = option(
         1, "with --trace: the seconds each count covers (60: per-minute counts, spread over seconds)"
     )
-    beta: float = arg(PAPER_BETA, "resource-cost weight of the objective")
-    seed: int = arg(0, "seed passed to env.reset (it draws the window, if one is drawn, and the arrival times)")
-    protocol: str = arg(
+    beta: float = option(PAPER_BETA, "resource-cost weight of the objective")
+    seed: int = option(0, "seed passed to env.reset (it draws the window, if one is drawn, and the arrival times)")
+    protocol: str = option(
         "default", f"the protocol whose contenders and env settings to play: {', '.join(PROTOCOLS)} (default: default)"
     )
-    simulator: str | None = arg(
+    simulator: str | None = option(
         None,
         f"one of {', '.join(SIMULATORS)} (default: the protocol's; 'fast' needs arrivals 'poisson', so with "
         "paper-2023's 'loadgen' give --arrivals poisson too)",
     )
-    arrivals: str | None = arg(
+    arrivals: str | None = option(
         None, f"request-level arrival process: {', '.join(ARRIVAL_PROCESSES)} (default: the protocol's)"
     )
-    episode_length_s: int | None = arg(None, "play a window of this many seconds (default: the whole scenario)")
-    window_start_s: int | None = arg(
+    episode_length_s: int | None = option(None, "play a window of this many seconds (default: the whole scenario)")
+    window_start_s: int | None = option(
         None, "with --episode-length-s: the window's first second (default: drawn with the seed)"
     )
-    slo_ms: int | None = arg(None, "P99 SLO in ms, a profiled one (default: the protocol's, 750)")
-    budget_cores: int | None = arg(None, "core budget (default: the protocol's, 20)")
-    interval_s: int | None = arg(None, "seconds between decisions (default: the protocol's, 30)")
-    profile: str | None = arg(None, "a capacity profile CSV of one's own, calibrated (default: the shipped one)")
-    variants: str | None = arg(None, "a variants CSV (default: beside the profile, else the shipped one)")
-    csv: str = arg("", "write the per-interval rows to this CSV file (default: none)")
-    plot: str = arg("", "draw the timeline to this PNG file (default: none)")
+    slo_ms: int | None = option(None, "P99 SLO in ms, a profiled one (default: the protocol's, 750)")
+    budget_cores: int | None = option(None, "core budget (default: the protocol's, 20)")
+    interval_s: int | None = option(None, "seconds between decisions (default: the protocol's, 30)")
+    profile: str | None = option(None, "a capacity profile CSV of one's own, calibrated (default: the shipped one)")
+    variants: str | None = option(None, "a variants CSV (default: beside the profile, else the shipped one)")
+    csv: str = option("", "write the per-interval rows to this CSV file (default: none)")
+    plot: str = option("", "draw the timeline to this PNG file (default: none)")
 
 
 class UsageError(ValueError):

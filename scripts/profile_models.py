@@ -23,31 +23,32 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from infadapter_scripts.arguments import arg, parse
+from infadapter_env.options import option
+from infadapter_scripts.arguments import parse
 
 
 @dataclass
 class Args:
     """Measure a capacity profile of models on this machine with a real model server (Ray Serve)."""
 
-    models: list[str] = arg(
+    models: list[str] = option(
         ["resnet18", "resnet50"],
         "resnet18..resnet152, resnet-tiny, or name=path (.pt2: torch.export, .onnx: ONNX, .pt: TorchScript)",
     )
-    cores: list[int] = arg([1, 2], "cores per server (the env needs every count from 1 to the largest)")
-    slo_ms: list[int] = arg([500, 750, 1000, 1500], "P99 SLOs in ms")
-    out: str = arg("my_profile.csv", "the profile CSV (rerun with the same --out to resume)")
-    accuracy: list[str] = arg(
+    cores: list[int] = option([1, 2], "cores per server (the env needs every count from 1 to the largest)")
+    slo_ms: list[int] = option([500, 750, 1000, 1500], "P99 SLOs in ms")
+    out: str = option("my_profile.csv", "the profile CSV (rerun with the same --out to resume)")
+    accuracy: list[str] = option(
         [], "top-1 accuracy per model as name=fraction, or a CSV file of model,top1_accuracy rows (default: published)"
     )
-    time_budget_s: float = arg(0.0, "start no configuration after this many seconds (0: no limit); rerun to resume")
-    p99_test_s: float = arg(16.0, "seconds of each P99 test (the original profiler's 16)")
-    saturation_test_s: float = arg(2.0, "seconds of each saturation burst (the original's 2)")
-    saturation_repeats: int = arg(5, "saturation bursts per configuration; the largest answer rate counts")
-    saturation_rps_per_core: float = arg(30.0, "the burst's rate per core: it must exceed what a core serves")
-    seed: int = arg(0, "seed of the load generator's arrivals")
-    address: str | None = arg(None, "an existing Ray cluster's address for ray.init (default: start a local one)")
-    calibrate: bool = arg(True, "calibrate the simulators' servers to the profile when every configuration is done")
+    time_budget_s: float = option(0.0, "start no configuration after this many seconds (0: no limit); rerun to resume")
+    p99_test_s: float = option(16.0, "seconds of each P99 test (the original profiler's 16)")
+    saturation_test_s: float = option(2.0, "seconds of each saturation burst (the original's 2)")
+    saturation_repeats: int = option(5, "saturation bursts per configuration; the largest answer rate counts")
+    saturation_rps_per_core: float = option(30.0, "the burst's rate per core: it must exceed what a core serves")
+    seed: int = option(0, "seed of the load generator's arrivals")
+    address: str | None = option(None, "an existing Ray cluster's address for ray.init (default: start a local one)")
+    calibrate: bool = option(True, "calibrate the simulators' servers to the profile when every configuration is done")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -28,12 +28,13 @@ import numpy as np
 
 import infadapter_agents
 import infadapter_env
-from infadapter_env.leaderboard.episode import play, replay
+from infadapter_env.core.rollout import play, replay
 from infadapter_env.leaderboard.protocol import EPISODE_S, Scenario, env_kwargs
+from infadapter_env.options import option
 from infadapter_env.provenance import git_commit
 from infadapter_env.world.traces import scenario as load_scenario
 from infadapter_env.world.traces import valid_window_starts
-from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.arguments import parse
 
 VIOLATION_TOLERANCE_PTS = 2.0
 P99_TOLERANCE = 0.15
@@ -44,11 +45,11 @@ BETA = 0.05
 class Args:
     """Validate the fast simulator against the request-level simulator."""
 
-    out: str = arg("results/fast_vs_request", "output folder")
-    agents: list[str] = arg([], "agents (default: every registered agent)")
-    windows: int = arg(20, "held-out test-day windows besides the paper slice")
-    window_seed: int = arg(7, "seed of the window draw")
-    workers: int = arg(2, "parallel processes")
+    out: str = option("results/fast_vs_request", "output folder")
+    agents: list[str] = option([], "agents (default: every registered agent)")
+    windows: int = option(20, "held-out test-day windows besides the paper slice")
+    window_seed: int = option(7, "seed of the window draw")
+    workers: int = option(2, "parallel processes")
 
 
 def validation_scenarios(windows: int, seed: int) -> list[Scenario]:

@@ -23,6 +23,8 @@ LAYERS = (
     ("infadapter_env.jit", 0, "base"),
     ("infadapter_env.arrays", 0, "base"),
     ("infadapter_env.provenance", 0, "base"),
+    ("infadapter_env.options", 0, "base"),
+    ("infadapter_env.parallel", 0, "base"),
     ("infadapter_env.world", 1, "world"),
     ("infadapter_env.sim", 2, "sim"),
     ("infadapter_env.core", 3, "core"),
@@ -32,7 +34,7 @@ LAYERS = (
     ("infadapter_scripts", 6, "command line"),
 )
 # Base modules directly in infadapter_env/ (at most about six); anything else belongs to a layer.
-BASE_MODULES = {"__init__", "jit", "arrays", "provenance"}
+BASE_MODULES = {"__init__", "jit", "arrays", "provenance", "options", "parallel"}
 
 
 def layer_of(module: str) -> tuple[int, str] | None:

@@ -11,7 +11,8 @@
 ``infadapter_agents.Agent``) on a protocol's scenarios, betas and seeds, exactly as the leaderboard
 plays its contenders, and returns one row per episode with the leaderboard's columns
 (``COLUMNS``), ready to compare with ``load_results``. The modules: ``protocol`` (what a protocol
-fixes), ``episode`` (play, metrics, replay, row checksum), ``store`` (the CSV), ``sweep`` (the
+fixes), ``episode`` (a row and its checksum; playing, metrics and replay come from
+``infadapter_env.core.rollout``), ``store`` (the CSV), ``sweep`` (the
 backends), ``summary`` (``summary.md`` and the paper's headline), ``figures``.
 """
 
@@ -22,16 +23,8 @@ from typing import Any
 
 import pandas as pd
 
-from infadapter_env.leaderboard.episode import (
-    COLUMNS,
-    METRIC_COLUMNS,
-    Task,
-    episode_metrics,
-    episode_row,
-    play,
-    replay,
-    row_digest,
-)
+from infadapter_env.core.rollout import episode_metrics, play, replay
+from infadapter_env.leaderboard.episode import COLUMNS, METRIC_COLUMNS, Task, episode_row, row_digest
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, Protocol, env_kwargs, get_protocol
 from infadapter_env.leaderboard.store import load_results, to_frame
 

@@ -1,15 +1,14 @@
-"""One leaderboard episode: play it, score it, record it as a row, replay it, check it.
+"""One leaderboard episode: play it (``core.rollout``), score it, record it as a row, check it.
 
 A row holds the episode's metrics (``episode_metrics``, the one place they are computed), its
 action sequence and the dispatcher quotas it set, the env settings (with the physics version),
 the contender and its options, the package version, the git commit, and a checksum of all of it
-(``row_digest``) so that a half-written or edited row is detected. ``replay`` re-runs a row from
-what it recorded.
+(``row_digest``) so that a half-written or edited row is detected. ``check_row`` replays a row
+from what it recorded (``core.rollout.replay``).
 """
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import math
@@ -17,16 +16,15 @@ import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
-from itertools import pairwise
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 
 import infadapter_env
 from infadapter_env.core import agent_registry
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.pipeline import reweighted_info
+from infadapter_env.core.rollout import episode_metrics, play_steps, replay
 from infadapter_env.core.scalar_env import SIM_VERSION
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.provenance import git_commit
@@ -202,133 +200,6 @@ def _row(
     row = {k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
     row["row_sha256"] = row_digest(row)
     return row
-
-
-def play(
-    agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
-) -> tuple[dict[str, Any], list, list, dict[str, Any]]:
-    """One episode of ``agent`` in ``InfAdapter-v0(**kwargs)`` (``play_steps``): its metrics (with
-    the decision times and fallbacks), its actions, the quotas it set, and the env's recorded settings."""
-    played = play_steps(agent, kwargs, seed, hold_s)
-    metrics = episode_metrics(played.infos, played.settings) | {
-        "fallbacks": played.fallbacks,
-        "decision_s": played.decision_s,
-    }
-    return metrics, played.actions, played.quotas, played.settings
-
-
-@dataclass(frozen=True)
-class Played:
-    """One played episode, step by step."""
-
-    infos: list[dict[str, Any]]  # the env's info of every step
-    actions: list[Any]
-    quotas: list[Any]  # None where the agent set none
-    settings: dict[str, Any]  # the env's recorded settings
-    decision_s: list[float]  # the agent's decision time of every step
-    fallbacks: int
-    reset_info: dict[str, Any]
-    arrivals: np.ndarray  # the requests of every played second (the episode's trace, as the env read it)
-
-
-def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0) -> Played:
-    """One episode of ``agent`` (``reset(info)``, ``act(observation, info)``, optionally
-    ``decision_info()``) in ``InfAdapter-v0(**kwargs)``, recorded step by step. The quotas are set
-    only with ``dispatcher="quota"``, where the planner's quotas go to the env's dispatcher as the
-    original adapter posts them. The agent sees only observations and copies of the infos; a change
-    of the env's settings voids the episode. Before second ``hold_s`` (a protocol's hold) the
-    deployment in place is kept whatever the agent answers."""
-    env = gym.make("InfAdapter-v0", **kwargs)
-    settings = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
-    takes_quotas = settings["dispatcher"] == "quota"
-    obs, info = env.reset(seed=seed)
-    reset_info = copy.deepcopy(info)
-    agent.reset(copy.deepcopy(info))
-    actions, quotas, infos, decision_s, fallbacks = [], [], [], [], 0
-    while True:
-        tick = time.perf_counter()
-        action = agent.act(obs, copy.deepcopy(info))
-        decision_s.append(time.perf_counter() - tick)
-        decision = agent.decision_info() if hasattr(agent, "decision_info") else {}
-        fallbacks += bool(decision.get("fallback", False))
-        planned = decision.get("quotas") if takes_quotas else None
-        if int(info.get("time_s", 0)) < hold_s:  # the protocol's hold: the agent observes, nothing changes
-            layout = env.unwrapped.layout  # type: ignore[attr-defined]
-            action = env.unwrapped.encode_action(obs[layout.REPLICAS], obs[layout.CORES])  # type: ignore[attr-defined]
-            planned = None
-        actions.append(np.asarray(action).tolist())
-        # Recorded as given (whole numbers as ints), so that a replay sets exactly the same quotas.
-        quotas.append(None if planned is None else [int(q) if float(q).is_integer() else float(q) for q in planned])
-        if planned is not None:
-            env.unwrapped.set_quotas(quotas[-1])  # type: ignore[attr-defined]
-        obs, _, terminated, truncated, info = env.step(action)
-        infos.append(info)
-        if terminated or truncated:
-            break
-    env.close()  # (live mode: stops the servers)
-    if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
-        raise RuntimeError(
-            f"agent {getattr(agent, 'name', agent)!r} changed the environment's settings; its episode is void"
-        )
-    # The episode is the source trace from second trace_start_s (the whole source, or a window of it).
-    source = env.unwrapped.source  # type: ignore[attr-defined]
-    offset = int(reset_info["trace_start_s"]) - source.start_s
-    arrivals = source.arrivals[offset : offset + len(infos) * int(settings["interval_s"])]
-    return Played(infos, actions, quotas, settings, decision_s, fallbacks, reset_info, arrivals)
-
-
-def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) -> dict[str, Any]:
-    """The metric columns of a row from the per-step infos and the env's recorded settings (the one
-    place they are computed). A reconfiguration is a step whose deployment differs from the one
-    before it; before the first step runs the starting deployment (``initial_cores`` or nothing).
-    ``window_violation_pct``: the share of 5 s windows (with completions) whose P99 exceeds the
-    SLO, as the original experiments recorded latency; the request-level simulator only (NaN on
-    the fast one)."""
-    arrivals = sum(i["arrivals"] for i in infos)
-    served_accuracy = sum(i["aa_effective"] * i["arrivals"] for i in infos)
-    start = settings.get("initial_cores") or [0] * len(infos[0]["replicas"])
-    deployments = [(tuple(1 if c else 0 for c in start), tuple(start))]
-    deployments += [(tuple(i["replicas"]), tuple(i["cores_per_replica"])) for i in infos]
-    windows = [w for i in infos for w in i.get("p99_windows_ms", []) if w > 0]
-    window_pct = math.nan
-    if windows and all("p99_windows_ms" in i for i in infos):
-        window_pct = 100 * sum(w > float(settings["slo_ms"]) for w in windows) / len(windows)
-    return {
-        "objective": statistics.fmean(i["reward"] for i in infos),
-        "slo_violation_pct": 100 * sum(i["violated"] for i in infos) / arrivals if arrivals else 0.0,
-        "window_violation_pct": window_pct,
-        "dropped_pct": 100 * sum(i["dropped"] for i in infos) / arrivals if arrivals else 0.0,
-        "aa_effective": served_accuracy / arrivals if arrivals else 0.0,
-        "aa_planned": statistics.fmean(i["aa_planned"] for i in infos),
-        "mean_cores": statistics.fmean(i["cores"] for i in infos),
-        "loading_cost": statistics.fmean(i["lc"] for i in infos),
-        "reconfigurations": sum(1 for a, b in pairwise(deployments) if a != b),
-        # Intervals in which nothing was served have no latency (reported as 0): left out.
-        "p99_mean_ms": statistics.fmean([i["latency_p99_ms"] for i in infos if i["latency_p99_ms"] > 0] or [0.0]),
-        "p99_worst_ms": max(i["latency_p99_ms"] for i in infos),
-        "arrivals": arrivals,
-        "steps": len(infos),
-    }
-
-
-def replay(
-    env_settings: Mapping[str, Any], actions: list[Any], quotas: list[Any] | None = None
-) -> list[dict[str, Any]]:
-    """Re-run an episode from its recorded settings, actions and quotas; the per-step infos."""
-    settings = dict(env_settings)
-    seed = settings.pop("seed")
-    settings.pop("sim_version", None)
-    if settings.get("initial_cores") is not None:
-        settings["initial_cores"] = tuple(settings["initial_cores"])
-    env = gym.make("InfAdapter-v0", **settings)
-    env.reset(seed=seed)
-    infos = []
-    for k, action in enumerate(actions):
-        if quotas and quotas[k] is not None:
-            env.unwrapped.set_quotas(quotas[k])  # type: ignore[attr-defined]
-        _, _, _, _, info = env.step(np.asarray(action))
-        infos.append(info)
-    return infos
 
 
 def row_quotas(row: Mapping[str, str]) -> list[Any] | None:

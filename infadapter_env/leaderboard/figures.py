@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from infadapter_env.core.rollout import replay
 from infadapter_env.leaderboard.aggregate import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
@@ -22,7 +23,7 @@ from infadapter_env.leaderboard.aggregate import (
     score_set,
     seed_means,
 )
-from infadapter_env.leaderboard.episode import replay, row_quotas
+from infadapter_env.leaderboard.episode import row_quotas
 from infadapter_env.leaderboard.intervals import interval_rows
 from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
 from infadapter_env.world.profiles import World, load_world

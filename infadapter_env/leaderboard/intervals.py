@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from infadapter_env.core import agent_registry
-from infadapter_env.leaderboard.episode import Played, play_steps
+from infadapter_env.core.rollout import Played, play_steps
 from infadapter_env.leaderboard.protocol import Protocol, Scenario, env_kwargs, get_protocol
 
 # Per-variant columns are named by the variant: replicas_resnet18, cores_resnet18, capacity_rps_resnet18, ...

@@ -46,11 +46,12 @@ from typing import Any
 import numpy as np
 
 from infadapter_env.core import agent_registry
+from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
 from infadapter_env.world.traces import scenario as load_scenario
 from infadapter_env.world.traces import valid_window_starts
 
 DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
-ALPHA, GAMMA = 1.0, 0.001
+ALPHA, GAMMA = PAPER_ALPHA, PAPER_GAMMA  # the paper's accuracy and loading-cost weights
 EPISODE_S = 1260
 TEST_WINDOW_SEED = 2023
 TEST_WINDOWS = 30

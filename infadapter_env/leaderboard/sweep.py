@@ -21,7 +21,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +31,7 @@ from infadapter_env.core import agent_registry
 from infadapter_env.leaderboard.episode import ENV_OVERRIDES, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
+from infadapter_env.parallel import ray_results, ray_session
 
 BACKENDS = ("local", "serial", "ray")
 
@@ -362,34 +362,6 @@ def _run_registered(registrations: bytes | None, task: Task) -> list[dict[str, A
     """A Ray task: the rows of ``task`` in a worker that knows the sweep's agents."""
     _install(registrations)
     return run_task(task)
-
-
-@contextmanager
-def ray_session(workers: int, address: str | None) -> Iterator[Any]:
-    """The ``ray`` module, with Ray started here (``workers`` CPUs) or joined at ``address``, unless
-    this process runs it already; a Ray started here is shut down on leaving."""
-    try:
-        import ray
-    except ImportError:
-        raise ValueError("the ray backend needs Ray: pip install 'infadapter-gym[ray]'") from None
-    started_here = not ray.is_initialized()
-    if started_here:
-        if address:
-            ray.init(address=address, log_to_driver=False)
-        else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
-    try:
-        yield ray
-    finally:
-        if started_here:
-            ray.shutdown()
-
-
-def ray_results(ray: Any, pending: list[Any]) -> Iterator[Any]:
-    """The results of Ray tasks, each as it finishes."""
-    while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
 
 
 def _execute_ray(

@@ -32,12 +32,13 @@ import csv
 import time
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 
+from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.sim.latency_histogram import window_quantiles_ms
 from infadapter_env.sim.queueing import fifo_sojourn_batch
@@ -59,11 +60,6 @@ RHO_GRID = np.round(np.sort(RHO_GRID), 2)
 # Cumulative levels of the stored quantiles, finer in the tail where the SLO lives.
 LEVELS = np.concatenate([np.arange(0.1, 0.81, 0.1), [0.01, 0.05, 0.85, 0.9, 0.93, 0.95, 0.96, 0.97, 0.98]])
 LEVELS = np.round(np.sort(np.concatenate([LEVELS, [0.985, 0.99, 0.993, 0.995, 0.997, 0.998, 0.999]])), 3)
-
-
-def option(default: object, help: str) -> Any:
-    """An option with its help text (the command line's flags are made from these fields)."""
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass

@@ -18,10 +18,10 @@ from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 import infadapter_agents
 from infadapter_agents.learned import AGENT_FILE, CHECKPOINTS, SHIPPED, LearnedAgent
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+from infadapter_agents.training import TrainingOptions, make_model
 from infadapter_env.core.actions import enumerate_deployments
 from infadapter_env.core.observation import observation_layout
 from infadapter_env.world.traces import synthetic
-from infadapter_scripts.train_rl import Args, make_model
 
 layout = observation_layout()  # the shipped world's five variants
 
@@ -77,7 +77,7 @@ def trained_policy_reward(trace, steps: int, seed: int = 0) -> float:
     torch.set_num_threads(1)
     venv = VecNormalize(VecMonitor(InfAdapterSB3VecEnv(16, trace=trace)), norm_obs=True, norm_reward=False)
     venv.seed(seed)
-    model = make_model(Args(algo="ppo", seed=seed), venv)
+    model = make_model(TrainingOptions(algo="ppo", seed=seed), venv)
     model.learn(steps)
     venv.training = False
     env = gym.make("InfAdapter-v0", trace=trace)
@@ -110,7 +110,7 @@ def test_training_twice_with_one_seed_gives_the_same_policy():
     def train() -> list[np.ndarray]:
         venv = VecNormalize(VecMonitor(InfAdapterSB3VecEnv(4, scenario="train", episode_length_s=600)))
         venv.seed(3)
-        model = make_model(Args(algo="ppo", seed=3, n_steps=64), venv)
+        model = make_model(TrainingOptions(algo="ppo", seed=3, n_steps=64), venv)
         model.learn(1_024)
         return [p.detach().numpy().copy() for p in model.policy.parameters()]
 
@@ -154,7 +154,7 @@ def test_shipped_agents_hold_their_seeds_as_full_saves_and_play_the_chosen_one(n
 def test_a_shipped_checkpoint_is_a_whole_algorithm_that_trains_on():
     from stable_baselines3 import PPO
 
-    from infadapter_scripts.train_rl import load_for_training
+    from infadapter_agents.training import load_for_training
 
     seed0 = CHECKPOINTS / "ppo-weights" / "seed0"
     assert PPO.load(str(seed0 / "model.zip"), device="cpu").num_timesteps > 0  # no "No data found"
@@ -215,10 +215,10 @@ def test_a_policy_whose_input_size_does_not_match_is_refused(tmp_path):
 
 
 def test_a_policy_only_checkpoint_of_before_still_plays(tmp_path):
-    from infadapter_scripts.train_rl import load_for_training
+    from infadapter_agents.training import load_for_training
 
     venv = VecNormalize(VecMonitor(InfAdapterSB3VecEnv(2, scenario="train", episode_length_s=300)))
-    model = make_model(Args(algo="ppo", seed=0, n_steps=8), venv)
+    model = make_model(TrainingOptions(algo="ppo", seed=0, n_steps=8), venv)
     model.policy.save(str(tmp_path / "policy.zip"))  # as the first shipped checkpoints were saved
     venv.save(str(tmp_path / "vecnormalize.pkl"))
     (tmp_path / "meta.json").write_text(
@@ -234,9 +234,10 @@ def test_a_policy_only_checkpoint_of_before_still_plays(tmp_path):
 
 
 def test_seeds_train_into_one_folder_and_the_best_on_training_days_is_played(tmp_path, monkeypatch):
+    from infadapter_agents import training
     from infadapter_scripts import train_rl
 
-    monkeypatch.setattr(train_rl, "TRAIN_EVAL_WINDOWS", 1)
+    monkeypatch.setattr(training, "TRAIN_EVAL_WINDOWS", 1)
     argv = [
         "--algo", "ppo", "--seeds", "0,1", "--total-timesteps", "256", "--num-envs", "2", "--n-steps", "64",
         "--episode-length-s", "300", "--betas", "0.01", "0.2", "--observe-weights", "--out", str(tmp_path / "agent"),

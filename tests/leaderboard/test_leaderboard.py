@@ -170,7 +170,7 @@ def test_unwritable_output_folder_is_reported(tmp_path, capsys):
 
 
 def test_reconfigurations_count_changes_from_the_starting_deployment():
-    from infadapter_env.leaderboard.episode import episode_metrics, replay
+    from infadapter_env.core.rollout import episode_metrics, replay
 
     settings = {"scenario": "paper", "initial_cores": [0, 0, 8, 0, 12], "seed": 0}
     warm = replay(settings, [[0, 0, 8, 0, 12]] * 3 + [[0, 0, 10, 0, 0]])
@@ -439,7 +439,7 @@ def test_agents_without_weights_act_the_same_at_every_beta():
     # The sweep plays an agent with uses_weights=False once per (scenario, seed) and scores it at
     # every beta: that holds only if its actions do not depend on beta.
     import infadapter_agents
-    from infadapter_env.leaderboard.episode import play_steps
+    from infadapter_env.core.rollout import play_steps
 
     weightless = [n for n in infadapter_agents.names() if not infadapter_agents.make(n).uses_weights]
     assert {"vpa-18", "vpa-152", "hpa", "mark", "autopilot", "ppo", "a2c"} <= set(weightless)

@@ -15,7 +15,7 @@ import infadapter_agents
 from infadapter_agents.forecast import ewm_mean
 from infadapter_agents.vpa import VPAAgent
 from infadapter_env.core.observation import observation_layout
-from infadapter_env.leaderboard.episode import episode_metrics, play, replay
+from infadapter_env.core.rollout import episode_metrics, play, replay
 from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs, paper_contenders
 from infadapter_env.leaderboard.store import to_frame
 from infadapter_env.leaderboard.summary import write_summary
