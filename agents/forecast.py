@@ -79,7 +79,7 @@ class LSTMForecaster(Forecaster):
     name = "lstm"
 
     def __init__(self) -> None:
-        from infadapter_agents.lstm import load_model  # torch is imported only when the LSTM is used
+        from infadapter_agents.lstm import load_model  # the weights load only when the LSTM is used
 
         self.model = load_model()
 

@@ -1,9 +1,12 @@
 """The paper's LSTM forecaster: the last 10 per-minute peak rates in, the next minute's peak out.
 
 The network is small (one LSTM layer of 25 units and a linear head, as in the InfAdapter code's
-Keras model); rates are divided by ``scale_rps`` on the way in and multiplied on the way out.
-Its weights ship in ``agents/weights/lstm_forecaster.pt``, made by ``scripts/train_lstm.py``
-(command, seed and test errors in ``agents/weights/lstm_forecaster.json``).
+Keras model); rates are divided by ``scale_rps`` on the way in and multiplied on the way out. It is
+trained with torch (``infadapter_agents.lstm_training``, ``infadapter train-lstm``), and runs here
+in numpy: 25 units need no deep-learning framework, and the InfAdapter agent then runs without
+torch. Its weights ship in ``agents/weights/lstm_forecaster.npz`` (command, seed and test errors in
+``agents/weights/lstm_forecaster.json``). The numpy forward pass agrees with torch's to float32
+rounding (``tests/agents/test_forecast.py``).
 """
 
 from __future__ import annotations
@@ -13,29 +16,56 @@ from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
 
 WINDOW_MINUTES = 10
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
-WEIGHTS_FILE = WEIGHTS_DIR / "lstm_forecaster.pt"
+WEIGHTS_FILE = WEIGHTS_DIR / "lstm_forecaster.npz"
 REPORT_FILE = WEIGHTS_DIR / "lstm_forecaster.json"
+# The arrays of a weights file: torch's state-dict names (``lstm_training.export_weights`` writes them).
+WEIGHT_NAMES = (
+    "lstm.weight_ih_l0",
+    "lstm.weight_hh_l0",
+    "lstm.bias_ih_l0",
+    "lstm.bias_hh_l0",
+    "head.weight",
+    "head.bias",
+    "scale_rps",
+)
 
 
-class PeakLSTM(nn.Module):
-    """LSTM(1 -> hidden) over the window, then a linear layer on the last hidden state."""
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return np.float32(1.0) / (np.float32(1.0) + np.exp(-z))
 
-    def __init__(self, hidden_size: int = 25, scale_rps: float = 100.0) -> None:
-        super().__init__()
-        self.lstm = nn.LSTM(input_size=1, hidden_size=hidden_size, batch_first=True)
-        self.head = nn.Linear(hidden_size, 1)
-        self.register_buffer("scale_rps", torch.tensor(float(scale_rps)))
 
-    def forward(self, peaks_rps: torch.Tensor) -> torch.Tensor:
-        """``peaks_rps``: (batch, 10) per-minute peaks in req/s; returns (batch,) forecasts in req/s."""
-        scale: torch.Tensor = self.scale_rps  # type: ignore[assignment]
-        out, _ = self.lstm((peaks_rps / scale).unsqueeze(-1))
-        return self.head(out[:, -1, :]).squeeze(-1) * scale
+class PeakLSTM:
+    """LSTM(1 -> hidden) over the window, then a linear layer on the last hidden state (float32,
+    torch's gate order: input, forget, cell, output)."""
+
+    def __init__(self, weights: dict[str, np.ndarray]) -> None:
+        missing = [name for name in WEIGHT_NAMES if name not in weights]
+        if missing:
+            raise ValueError(f"LSTM weights lack {missing}")
+        as32 = {name: np.asarray(weights[name], dtype=np.float32) for name in WEIGHT_NAMES}
+        self.weight_ih, self.weight_hh = as32["lstm.weight_ih_l0"], as32["lstm.weight_hh_l0"]
+        self.bias_ih, self.bias_hh = as32["lstm.bias_ih_l0"], as32["lstm.bias_hh_l0"]
+        self.head_weight, self.head_bias = as32["head.weight"], as32["head.bias"]
+        self.scale_rps = np.float32(as32["scale_rps"])
+        self.hidden_size = self.weight_hh.shape[1]
+
+    def __call__(self, peaks_rps: np.ndarray) -> np.ndarray:
+        """``peaks_rps``: (batch, minutes) per-minute peaks in req/s; returns (batch,) forecasts in req/s."""
+        x = np.asarray(peaks_rps, dtype=np.float32) / self.scale_rps
+        units = self.hidden_size
+        h = np.zeros((x.shape[0], units), np.float32)
+        c = np.zeros((x.shape[0], units), np.float32)
+        for minute in range(x.shape[1]):
+            gates = (x[:, minute : minute + 1] @ self.weight_ih.T + self.bias_ih) + (
+                h @ self.weight_hh.T + self.bias_hh
+            )
+            cell = np.tanh(gates[:, 2 * units : 3 * units])
+            c = _sigmoid(gates[:, units : 2 * units]) * c + _sigmoid(gates[:, :units]) * cell
+            h = _sigmoid(gates[:, 3 * units :]) * np.tanh(c)
+        return (h @ self.head_weight.T + self.head_bias)[:, 0] * self.scale_rps
 
 
 def whole_minute_peaks(per_second: np.ndarray) -> np.ndarray:
@@ -52,21 +82,20 @@ def windows(peaks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @lru_cache(maxsize=1)
 def load_model(path: str = str(WEIGHTS_FILE)) -> PeakLSTM:
-    """The shipped model (evaluation mode)."""
-    report_path = Path(path).with_suffix(".json")
-    hidden = json.loads(report_path.read_text())["hidden_size"] if report_path.is_file() else 25
-    model = PeakLSTM(hidden_size=hidden)
+    """The shipped model."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with np.load(path) as stored:
+            return PeakLSTM({name: stored[name] for name in stored.files})
     except FileNotFoundError:
-        raise FileNotFoundError(f"LSTM weights not found at {path}; run scripts/train_lstm.py") from None
-    model.load_state_dict(state)
-    model.eval()
-    return model
+        raise FileNotFoundError(f"LSTM weights not found at {path}; run infadapter train-lstm") from None
 
 
 def predict(model: PeakLSTM, last_peaks_rps: np.ndarray) -> float:
     """Forecast of the next minute's peak from the last 10 minute-peaks (req/s, oldest first)."""
-    with torch.no_grad():
-        x = torch.as_tensor(np.asarray(last_peaks_rps, dtype=np.float32)[-WINDOW_MINUTES:]).unsqueeze(0)
-        return max(float(model(x)[0]), 0.0)
+    x = np.asarray(last_peaks_rps, dtype=np.float32)[-WINDOW_MINUTES:][None, :]
+    return max(float(model(x)[0]), 0.0)
+
+
+def report() -> dict:
+    """The shipped weights' training report (command, seed, versions, test errors)."""
+    return json.loads(REPORT_FILE.read_text())

@@ -42,13 +42,10 @@ def policy_features(observations: np.ndarray, features: Sequence[str]) -> np.nda
         raise ValueError(f"unknown policy feature(s) {unknown}; valid: {', '.join(FEATURES)}")
     columns = []
     for _feature in features:  # only "forecast" so far
-        import torch
-
         from infadapter_agents.lstm import load_model
 
         peaks = np.asarray(observations, dtype=np.float32)[:, observation_layout().MINUTE_PEAKS]
-        with torch.no_grad():
-            forecast = load_model()(torch.as_tensor(peaks)).numpy()
+        forecast = load_model()(peaks)
         columns.append(np.maximum(forecast, 0.0))
     return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((len(observations), 0), np.float32)
 

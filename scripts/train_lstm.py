@@ -5,7 +5,8 @@
 Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
 10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
 per-minute peaks, the target is the next minute's peak. The weights go to
-``agents/weights/lstm_forecaster.pt`` and a report (command, seed, versions, errors next to EWM and
+``agents/weights/lstm_forecaster.npz`` (numpy arrays: the agents run the forecaster without
+torch) and a report (command, seed, versions, errors next to EWM and
 last-value) to ``agents/weights/lstm_forecaster.json``.
 """
 
@@ -22,24 +23,26 @@ import numpy as np
 import torch
 
 from infadapter_agents.forecast import ewm_mean
-from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, PeakLSTM, whole_minute_peaks, windows
+from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, whole_minute_peaks, windows
+from infadapter_agents.lstm_training import TorchPeakLSTM, export_weights
+from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.world.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
-from infadapter_scripts.arguments import arg, parse
+from infadapter_scripts.arguments import parse
 
 
 @dataclass
 class Args:
     """Train the LSTM peak-rate forecaster."""
 
-    seed: int = arg(0, "seed of torch and numpy")
-    hidden_size: int = arg(25, "LSTM units (paper code: 25)")
-    epochs: int = arg(60, "maximum training epochs")
-    patience: int = arg(8, "stop after this many epochs without a better validation loss")
-    batch_size: int = arg(256, "minibatch size")
-    learning_rate: float = arg(3e-3, "Adam learning rate")
-    scale_rps: float = arg(100.0, "rates are divided by this inside the network")
-    out: str = arg(str(WEIGHTS_FILE), "where to write the weights (the report goes beside it as .json)")
+    seed: int = option(0, "seed of torch and numpy")
+    hidden_size: int = option(25, "LSTM units (paper code: 25)")
+    epochs: int = option(60, "maximum training epochs")
+    patience: int = option(8, "stop after this many epochs without a better validation loss")
+    batch_size: int = option(256, "minibatch size")
+    learning_rate: float = option(3e-3, "Adam learning rate")
+    scale_rps: float = option(100.0, "rates are divided by this inside the network")
+    out: str = option(str(WEIGHTS_FILE), "where to write the weights (the report goes beside it as .json)")
 
 
 def day_peaks(first_day: int, last_day: int) -> np.ndarray:
@@ -71,7 +74,7 @@ def main(argv: list[str] | None = None) -> dict:
     x_val, y_val = torch.tensor(x[split:]), torch.tensor(y[split:])
     x_test, y_test = windows(day_peaks(*TEST_DAYS))
 
-    model = PeakLSTM(args.hidden_size, args.scale_rps)
+    model = TorchPeakLSTM(args.hidden_size, args.scale_rps)
     best, history = fit(model, (x_train, y_train), (x_val, y_val), args)
     with torch.no_grad():
         lstm_test = model(torch.tensor(x_test)).numpy()
@@ -98,13 +101,13 @@ def main(argv: list[str] | None = None) -> dict:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(model.state_dict(), out)
+    export_weights(model, out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")
     print(markdown_table(report))
     return report
 
 
-def fit(model: PeakLSTM, train: tuple, validation: tuple, args: Args) -> tuple[float, list[float]]:
+def fit(model: TorchPeakLSTM, train: tuple, validation: tuple, args: Args) -> tuple[float, list[float]]:
     """Adam on the MSE of scaled peaks, early-stopped on the validation MAE; leaves ``model`` at its
     best epoch in evaluation mode. Returns the best validation MAE and every epoch's."""
     (x_train, y_train), (x_val, y_val) = train, validation
