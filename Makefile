@@ -11,7 +11,7 @@ TORCH_PIN := torch==2.13.0
 OUT ?= results/leaderboard
 PAPER_OUT ?= results/paper-2023
 
-.PHONY: install leaderboard test test-expensive bench lint format typecheck docs links check clean
+.PHONY: install leaderboard test test-slow test-expensive bench lint format typecheck docs links check clean
 
 install: $(STAMP)
 
@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet "$(TORCH_PIN)" numpy
 	$(BIN)/python -c "import torch; print(torch.__version__)" > $(VENV)/.torch-version
-	$(BIN)/pip install --quiet -e ".[dev,ray,serve,docs,video]"
+	$(BIN)/pip install --quiet -e ".[all,dev,ray,serve,docs,video]"
 	@$(BIN)/python -c "import torch, sys; want = open('$(VENV)/.torch-version').read().strip(); \
 	sys.exit(0 if torch.__version__ == want else f'pip replaced torch {want} by {torch.__version__}')"
 	@touch $(STAMP)
@@ -33,6 +33,9 @@ leaderboard: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --ignore=tests/benchmarks
+
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -q -m slow --ignore=tests/benchmarks
 
 test-expensive: $(STAMP)
 	$(BIN)/python -m pytest -q -m expensive

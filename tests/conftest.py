@@ -1,7 +1,10 @@
-"""Shared fixtures: the repository root and the measured profile."""
+"""Shared fixtures: the repository root, the measured profile, the built wheel."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -30,3 +33,29 @@ def isolated_registry(monkeypatch):
     agent_registry.names()  # the built-in agents are in the table before it is copied
     monkeypatch.setattr(agent_registry, "_FACTORIES", dict(agent_registry._FACTORIES))
     return agent_registry
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory, repo_root):
+    """The wheel built from a copy of the sources (setuptools' build/ cache could carry stale files)."""
+    out = tmp_path_factory.mktemp("dist")
+    source = tmp_path_factory.mktemp("source") / "infadapter-gym"
+    skip = shutil.ignore_patterns(".venv", "build", "results", "runs", ".git", "*.egg-info", "__pycache__", ".*cache")
+    shutil.copytree(repo_root, source, ignore=skip)
+    repo_root = source
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(out),
+            str(repo_root),
+        ],
+        check=True,
+    )
+    return next(out.glob("infadapter_gym-*.whl"))

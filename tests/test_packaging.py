@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -25,32 +24,6 @@ for name in ("infadapter", "ppo", "ppo-forecast"):
     env.step(agent.act(obs, info))
 print("ok", path)
 """
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory, repo_root):
-    """The wheel built from a copy of the sources (setuptools' build/ cache could carry stale files)."""
-    out = tmp_path_factory.mktemp("dist")
-    source = tmp_path_factory.mktemp("source") / "infadapter-gym"
-    skip = shutil.ignore_patterns(".venv", "build", "results", "runs", ".git", "*.egg-info", "__pycache__", ".*cache")
-    shutil.copytree(repo_root, source, ignore=skip)
-    repo_root = source
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "--no-deps",
-            "--no-build-isolation",
-            "-q",
-            "-w",
-            str(out),
-            str(repo_root),
-        ],
-        check=True,
-    )
-    return next(out.glob("infadapter_gym-*.whl"))
 
 
 def test_wheel_carries_the_data(wheel):

@@ -120,9 +120,12 @@ def run_task(task: Task) -> list[dict[str, Any]]:
 
     Torch runs on one thread: parallel workers would otherwise oversubscribe the cores and the
     measured decision times would mostly measure that contention."""
-    import torch
-
-    torch.set_num_threads(1)
+    try:
+        import torch
+    except ImportError:  # without the learned extra nothing here runs torch
+        pass
+    else:
+        torch.set_num_threads(1)
     protocol = get_protocol(task.protocol)
     playing = contender(protocol, task.agent)
 
