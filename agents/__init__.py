@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from infadapter_agents.base import Agent, EnvSettings
+from infadapter_agents.base import Agent, PlanningView
 from infadapter_env.core.agent_registry import (
     ENTRY_POINT_GROUP,
     install,
@@ -59,7 +59,7 @@ def builtin_agents() -> dict[str, Callable[..., Agent]]:
 __all__ = [
     "ENTRY_POINT_GROUP",
     "Agent",
-    "EnvSettings",
+    "PlanningView",
     "builtin_agents",
     "install",
     "make",

@@ -25,7 +25,7 @@ from infadapter_env.world.profiles import CapacityProfile, World, load_profile, 
 
 
 @dataclass(frozen=True)
-class EnvSettings:
+class PlanningView:
     """The environment settings an agent plans with, read from ``reset_info["settings"]`` and built by
     the env's own ``EnvConfig`` (so every derived limit follows the env's rules)."""
 
@@ -61,7 +61,7 @@ class EnvSettings:
         return [value if v == variant else 0 for v in range(self.n_variants)]
 
     @classmethod
-    def from_info(cls, info: Mapping[str, Any]) -> EnvSettings:
+    def from_info(cls, info: Mapping[str, Any]) -> PlanningView:
         try:
             s = info["settings"]
         except KeyError:
@@ -126,14 +126,14 @@ class Agent(abc.ABC):
     """Base class: ``reset`` reads the settings; subclasses implement ``act``."""
 
     name: str = "agent"
-    settings: EnvSettings
+    settings: PlanningView
     # Whether the agent's actions depend on the objective's weights (alpha, beta, gamma). An agent
     # that declares False acts the same at every beta, so a leaderboard plays it once per
     # (scenario, seed) and scores that episode at every beta; a test holds the built-ins to it.
     uses_weights: bool = True
 
     def reset(self, info: Mapping[str, Any]) -> None:
-        self.settings = EnvSettings.from_info(info)
+        self.settings = PlanningView.from_info(info)
 
     @abc.abstractmethod
     def act(self, observation: np.ndarray, info: Mapping[str, Any]) -> Any:

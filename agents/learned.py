@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_agents.base import Agent, EnvSettings
+from infadapter_agents.base import Agent, PlanningView
 from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.observation import observation_layout
 from infadapter_env.world.profiles import UnsupportedWorld
@@ -142,7 +142,7 @@ class LearnedAgent(Agent):
         # the action is read with the rules it was trained under (its action mode, its over-budget
         # rule), then re-encoded for this env: the env's own over-budget rule never sees it over budget
         own = dict(self.settings.raw) | {"action_mode": self.own_mode, "over_budget": self.own_over_budget}
-        self.own = EnvSettings.from_info({"settings": own})
+        self.own = PlanningView.from_info({"settings": own})
 
     def input_size(self, n_variants: int) -> int:
         """Entries of the policy's input in a world of ``n_variants`` variants."""

@@ -10,7 +10,7 @@ its default options) plays in the leaderboard: the same agent options and env se
 (a file of counts per second, or per ``--trace-resolution-s`` seconds).
 ``--scenario`` is one of the protocol's scenarios (``paper``, ``test1``..``test30``) or a named trace
 (``paper``, ``train``, ``test``, ``full``). ``--csv`` gets one row per agent and decision interval
-(``infadapter_env.leaderboard.intervals`` documents the columns: arrivals, deployment per variant,
+(``infadapter_env.leaderboard.timeline`` documents the columns: arrivals, deployment per variant,
 capacity, P50/P99 latency, SLO violations, drops, the reward and its terms AA/RC/LC); ``--plot``
 draws every agent on one timeline. A summary per agent is printed.
 """
@@ -28,9 +28,9 @@ import pandas as pd
 from infadapter_env.core.config import SIMULATORS
 from infadapter_env.core.objective import PAPER_BETA
 from infadapter_env.core.rollout import Played, episode_metrics
-from infadapter_env.leaderboard.intervals import play_contender, played_rows
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
 from infadapter_env.leaderboard.sweep import SweepError, resolve_agents
+from infadapter_env.leaderboard.timeline import play_contender, played_rows
 from infadapter_env.options import option
 from infadapter_env.world.arrivals import ARRIVAL_PROCESSES
 from infadapter_env.world.traces import load_trace_file, scenario_names

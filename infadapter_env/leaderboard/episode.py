@@ -67,7 +67,7 @@ COLUMNS = (
 
 # The env settings a sweep may set for all its episodes (the protocol fixes the others); they are
 # recorded in every row's env_settings. ``trace``, ``profile`` and ``variants`` are paths to files.
-ENV_OVERRIDES = (
+SWEEP_SETTINGS = (
     "slo_ms",
     "budget_cores",
     "interval_s",
@@ -81,14 +81,14 @@ ENV_OVERRIDES = (
 
 @dataclass(frozen=True)
 class Task:
-    """One row to compute; ``env`` holds the (setting, value) pairs a sweep overrides in every episode."""
+    """One row to compute; ``settings`` holds the (setting, value) pairs a sweep overrides in every episode."""
 
     protocol: str
     agent: str
     beta: float
     scenario: str
     seed: int
-    env: tuple[tuple[str, Any], ...] = ()
+    settings: tuple[tuple[str, Any], ...] = ()
     rescored_betas: tuple[float, ...] = ()  # more betas scored from the same episode (an agent without weights)
 
     @property
@@ -111,7 +111,7 @@ def task_env_kwargs(task: Task) -> dict[str, Any]:
     """The env settings of a task's episode: the protocol's for its contender, then the sweep's overrides."""
     protocol = get_protocol(task.protocol)
     scenario = protocol.scenarios[task.scenario]
-    return env_kwargs(scenario, task.beta, protocol, contender(protocol, task.agent)) | dict(task.env)
+    return env_kwargs(scenario, task.beta, protocol, contender(protocol, task.agent)) | dict(task.settings)
 
 
 def run_task(task: Task) -> list[dict[str, Any]]:
@@ -290,7 +290,7 @@ def _replayed(
 def key_problems(row: Mapping[str, str]) -> list[str]:
     """Where a row's key columns (protocol, agent, beta, scenario, seed) disagree with what it recorded:
     beta and seed against its env settings; for a protocol of ``PROTOCOLS``, also every setting the
-    protocol gives that contender on that scenario (the sweep's ``ENV_OVERRIDES`` aside), and the agent
+    protocol gives that contender on that scenario (the sweep's ``SWEEP_SETTINGS`` aside), and the agent
     its options name. A row of a protocol of one's own (``evaluate``) is checked for beta and seed."""
     try:
         settings = json.loads(row["env_settings"])
@@ -318,7 +318,7 @@ def key_problems(row: Mapping[str, str]) -> list[str]:
         )
     expected = json.loads(json.dumps(env_kwargs(scenario, beta, protocol, playing), default=str))
     for key, value in expected.items():
-        if key in ENV_OVERRIDES or key == "beta" or settings.get(key) == value:
+        if key in SWEEP_SETTINGS or key == "beta" or settings.get(key) == value:
             continue
         if key in scenario.env_kwargs:
             where = f"scenario column {scenario.name!r} ({protocol.name}: {key}={value!r})"

@@ -24,8 +24,8 @@ from infadapter_env.leaderboard.aggregate import (
     seed_means,
 )
 from infadapter_env.leaderboard.episode import row_quotas
-from infadapter_env.leaderboard.intervals import interval_rows
 from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
+from infadapter_env.leaderboard.timeline import interval_rows
 from infadapter_env.world.profiles import World, load_world
 from infadapter_env.world.traces import scenario as load_scenario
 

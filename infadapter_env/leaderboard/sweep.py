@@ -28,7 +28,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from infadapter_env.core import agent_registry
-from infadapter_env.leaderboard.episode import ENV_OVERRIDES, Task, contender, run_task, task_env_kwargs
+from infadapter_env.leaderboard.episode import SWEEP_SETTINGS, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 from infadapter_env.parallel import ray_results, ray_session
@@ -56,7 +56,7 @@ def run_sweep(
 ) -> pd.DataFrame:
     """Run the missing rows of the sweep into ``out/leaderboard.csv`` and return the sweep's rows.
     ``agents``: contender labels, registered names or ``module:attribute`` specs (see
-    ``resolve_agents``); ``env``: settings of ``ENV_OVERRIDES`` for every episode.
+    ``resolve_agents``); ``env``: settings of ``SWEEP_SETTINGS`` for every episode.
 
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
@@ -111,16 +111,18 @@ def plan_tasks(
 ) -> list[Task]:
     """One task per missing row, except that the missing betas of a weightless contender's
     (scenario, seed) are one task: one episode, scored at each beta."""
-    env = tuple(overrides.items())
+    settings = tuple(overrides.items())
     tasks: list[Task] = []
     grouped: dict[tuple[str, str, str, int], list[float]] = {}
     for protocol, agent, beta, scenario, seed in keys:
         if agent in weightless:
             grouped.setdefault((protocol, agent, scenario, seed), []).append(beta)
         else:
-            tasks.append(Task(protocol, agent, beta, scenario, seed, env=env))
+            tasks.append(Task(protocol, agent, beta, scenario, seed, settings=settings))
     for (protocol, agent, scenario, seed), betas in grouped.items():
-        tasks.append(Task(protocol, agent, betas[0], scenario, seed, env=env, rescored_betas=tuple(betas[1:])))
+        tasks.append(
+            Task(protocol, agent, betas[0], scenario, seed, settings=settings, rescored_betas=tuple(betas[1:]))
+        )
     return tasks
 
 
@@ -185,7 +187,7 @@ def agents_for_world(
     kept = []
     for label in labels:
         playing = contender(protocol, label)
-        task = Task(protocol.name, label, 0.05, scenario, 0, env=tuple(overrides.items()))
+        task = Task(protocol.name, label, 0.05, scenario, 0, settings=tuple(overrides.items()))
         _, info = gym.make("InfAdapter-v0", **task_env_kwargs(task)).reset(seed=0)
         try:
             agent_registry.make(playing.agent, **playing.options).reset(info)
@@ -203,7 +205,7 @@ def agents_for_world(
 def check_overrides(
     protocol: Protocol, agents: Sequence[str], scenarios: Sequence[str], overrides: Mapping[str, Any]
 ) -> dict[str, Any]:
-    """``overrides`` (settings of ``ENV_OVERRIDES``, None meaning not given) checked by building the
+    """``overrides`` (settings of ``SWEEP_SETTINGS``, None meaning not given) checked by building the
     settings of every (agent, scenario); with a file (trace, profile, variants) the env itself is built
     once per scenario, so that a trace too short for a scenario's window is named before the sweep."""
     import gymnasium as gym
@@ -211,10 +213,10 @@ def check_overrides(
     from infadapter_env.core.config import EnvConfig
 
     given = {k: v for k, v in overrides.items() if v is not None}
-    fixed = sorted(set(given) - set(ENV_OVERRIDES))
+    fixed = sorted(set(given) - set(SWEEP_SETTINGS))
     if fixed:
         raise SweepError(
-            f"env setting(s) {', '.join(fixed)} cannot be overridden in a sweep; valid: {', '.join(ENV_OVERRIDES)}"
+            f"env setting(s) {', '.join(fixed)} cannot be overridden in a sweep; valid: {', '.join(SWEEP_SETTINGS)}"
         )
     if not given:
         return {}
@@ -241,14 +243,14 @@ def check_folder_settings(
     path: Path, rows: Sequence[Mapping[str, str]], protocol: Protocol, overrides: Mapping[str, Any]
 ) -> None:
     """One folder holds one set of env settings: the rows already there must have been played with
-    the sweep's values of ``ENV_OVERRIDES`` (recorded as the env records them), else resuming would
+    the sweep's values of ``SWEEP_SETTINGS`` (recorded as the env records them), else resuming would
     mix them."""
     if not rows:
         return
     from infadapter_env.core.config import EnvConfig
 
     reference = EnvConfig.from_kwargs(**{**protocol.env, **overrides}).recorded()
-    expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in ENV_OVERRIDES if k in reference}
+    expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in SWEEP_SETTINGS if k in reference}
     for row in rows:
         try:
             recorded = json.loads(row["env_settings"])

@@ -121,9 +121,9 @@ def test_the_batched_env_draws_a_beta_per_environment_as_the_scalar_env_does(aut
 
 
 def test_agents_read_the_layout_and_the_episodes_beta_from_the_reset_info():
-    from infadapter_agents.base import EnvSettings
+    from infadapter_agents.base import PlanningView
 
     env = gym.make("InfAdapter-v0", observe_weights=True, betas=[0.2])
     _, info = env.reset(seed=0)
-    settings = EnvSettings.from_info(info)
+    settings = PlanningView.from_info(info)
     assert settings.layout.size == 49 and settings.weights.beta == 0.2

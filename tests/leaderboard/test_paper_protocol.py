@@ -307,12 +307,12 @@ def test_set_quotas_none_returns_to_capacity_and_copies_its_input():
 
 
 def test_agents_decode_with_the_envs_over_budget_rule():
-    from infadapter_agents.base import EnvSettings
+    from infadapter_agents.base import PlanningView
 
     for rule, expected in (("reject", [0, 0, 0, 0, 0]), ("scale", [6, 6, 6, 0, 0])):
         env = gym.make("InfAdapter-v0", over_budget=rule)
         _, info = env.reset(seed=0)
-        settings = EnvSettings.from_info(info)
+        settings = PlanningView.from_info(info)
         _, cores, _, _ = settings.encoder().decode_batch(
             np.array([[10, 10, 10, 0, 0]]), np.zeros((1, 5)), np.zeros((1, 5))
         )

@@ -10,7 +10,7 @@ import pytest
 
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
 from infadapter_env.leaderboard.episode import Task, run_task
-from infadapter_env.leaderboard.intervals import interval_columns
+from infadapter_env.leaderboard.timeline import interval_columns
 from infadapter_env.world.traces import scenario
 from infadapter_scripts import cli, play
 
