@@ -60,6 +60,7 @@ def test_wheel_claims_no_generic_top_level_name_and_carries_its_licence(wheel):
     assert any(n.endswith(".dist-info/licenses/LICENSE") for n in archive.namelist())
 
 
+@pytest.mark.slow
 def test_a_users_own_agents_folder_does_not_collide(wheel, tmp_path):
     project = tmp_path / "project"  # the user's own git repository, with the package installed inside it
     root = project / ".venv" / "site-packages"
@@ -84,6 +85,7 @@ def test_a_users_own_agents_folder_does_not_collide(wheel, tmp_path):
     assert done.stdout.strip() == "ppo"
 
 
+@pytest.mark.slow
 def test_env_runs_from_the_unpacked_wheel_outside_the_repo(wheel, tmp_path):
     root = tmp_path / "wheel_root"
     zipfile.ZipFile(wheel).extractall(root)
@@ -99,6 +101,7 @@ def test_env_runs_from_the_unpacked_wheel_outside_the_repo(wheel, tmp_path):
     assert str(root) in done.stdout
 
 
+@pytest.mark.slow
 def test_the_env_runs_where_numba_can_cache_nothing(tmp_path):
     """A read-only install with no writable home: numba finds no folder for its disk cache and
     refuses to cache; the kernels then compile in the process, with one warning saying what to do.

@@ -91,6 +91,7 @@ def trained_policy_reward(trace, steps: int, seed: int = 0) -> float:
             return float(np.mean(rewards))
 
 
+@pytest.mark.slow
 def test_ppo_learns_a_constant_load_to_95_percent_of_the_optimum():
     # 50,000 steps (about 30 s): seeds 0-2 reached 96.9, 98.1 and 96.9 % of the optimum; with
     # 30,000 seed 0 reached 94.7 % and seed 1 90.8 % once the fast model's latency spread changed

@@ -122,7 +122,9 @@ sys.exit(leaderboard.main(sys.argv[1:]))
 """
 
 
-@pytest.mark.parametrize("backend", ["serial", "local", "ray"])
+@pytest.mark.parametrize(
+    "backend", ["serial", pytest.param("local", marks=pytest.mark.slow), pytest.param("ray", marks=pytest.mark.slow)]
+)
 def test_agents_of_ones_own_reach_every_backend(plugins, backend, tmp_path):
     out = tmp_path / "out"
     agents = ["greedy,", "my_policies:Fixed", "fixed-ep"]  # registered in __main__, a spec, an entry point

@@ -44,6 +44,7 @@ def random_instance(rng: np.random.Generator, budget: int) -> tuple[float, tuple
     return rate, previous, weights
 
 
+@pytest.mark.slow
 def test_ilp_and_fast_solver_reach_the_same_objective_on_500_instances():
     rng = np.random.default_rng(2023)
     infeasible = 0

@@ -91,6 +91,7 @@ def weights(folder: Path, algo: str) -> dict[str, np.ndarray]:
     return {k: v.numpy() for k, v in model.policy.state_dict().items()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["local", "ray"])
 def test_a_sweep_trains_the_same_policies_on_every_backend(tmp_path, backend):
     sweep = ["--algos", "ppo", "a2c", "--sweep-betas", "0.02,0.1", *TINY, "--log-dir", str(tmp_path / "logs")]
@@ -134,6 +135,7 @@ def test_sweep_flags_are_checked(argv, message, capsys, tmp_path, monkeypatch):
     assert not (tmp_path / "runs").exists()  # nothing trained
 
 
+@pytest.mark.slow
 def test_an_experiment_trains_its_arms_scores_them_and_resumes(tmp_path, capsys):
     argv = [
         "--experiment", "budget-trace", "--seeds", "0", "1", "--total-timesteps", "256", "--windows", "2",

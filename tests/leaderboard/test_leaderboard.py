@@ -89,6 +89,7 @@ def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys
     assert "line 3" in out and "checksum does not match" in out and "3 of 4 rows valid" in out
 
 
+@pytest.mark.slow
 def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
     sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "paper", "test1", "--no-figures"]
     sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "serial"]  # 24 rows
@@ -113,12 +114,14 @@ def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
     assert comparable(rows) == comparable(read(reference / "leaderboard.csv"))
 
 
+@pytest.mark.slow
 def test_serial_and_local_parallel_give_identical_rows(tiny_sweep, tmp_path):
     out = tmp_path / "parallel"
     assert leaderboard.main([*TINY, "--backend", "local", "--workers", "2", "--out", str(out)]) == 0
     assert comparable(read(out / "leaderboard.csv")) == comparable(read(tiny_sweep / "leaderboard.csv"))
 
 
+@pytest.mark.slow
 def test_ray_backend_gives_identical_rows(tiny_sweep, tmp_path):
     import ray  # installed by the test set-up (make install: the [ray] extra)
 

@@ -94,6 +94,7 @@ def test_the_profilers_p99_is_the_largest_2_s_window():
     assert times.max() < 50.0 and abs(times.size - 5000) < 300
 
 
+@pytest.mark.slow
 def test_a_profile_measured_on_ray_serve_plugs_into_the_env(tmp_path):
     """The live smoke test (about 40 s): a tiny ResNet on one core, short tests; then resuming
     measures nothing again; then the env plays in the calibrated world."""
@@ -234,6 +235,7 @@ def tiny_world(folder):
     return profile
 
 
+@pytest.mark.slow
 def test_live_mode_plays_on_ray_serve_and_survives_a_killed_server(tmp_path):
     """The live smoke test (about 50 s): a tiny model on one core serves three 5 s intervals of
     real requests; its server process is killed in the second; every request stays accounted for,
