@@ -18,16 +18,16 @@ from typing import Any
 import numpy as np
 
 from infadapter_env.core.actions import ActionDecoder, enumerate_deployments
-from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.observation import ObservationLayout
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.world.profiles import CapacityProfile, World, load_profile, shipped_world
 
 
 @dataclass(frozen=True)
 class PlanningView:
     """The environment settings an agent plans with, read from ``reset_info["settings"]`` and built by
-    the env's own ``EnvConfig`` (so every derived limit follows the env's rules)."""
+    the env's own ``EnvSettings`` (so every derived limit follows the env's rules)."""
 
     budget_cores: int
     slo_ms: int
@@ -40,7 +40,7 @@ class PlanningView:
     raw: Mapping[str, Any]
     over_budget: str = "reject"
     world: World = field(default_factory=shipped_world)  # the env's world (variants, profile)
-    config: EnvConfig | None = None  # the env's own settings object (None: the defaults)
+    env_settings: EnvSettings | None = None  # the env's own settings object (None: the defaults)
 
     @property
     def n_variants(self) -> int:
@@ -53,8 +53,8 @@ class PlanningView:
 
     @property
     def layout(self) -> ObservationLayout:
-        """The positions of the env's observation fields (the env's own rule, ``EnvConfig.layout``)."""
-        return (self.config or EnvConfig()).layout()
+        """The positions of the env's observation fields (the env's own rule, ``EnvSettings.layout``)."""
+        return (self.env_settings or EnvSettings()).layout()
 
     def one_variant(self, variant: int, value: int) -> list[int]:
         """``value`` for ``variant``, 0 for every other variant."""
@@ -69,8 +69,8 @@ class PlanningView:
                 "agent.reset() needs the info dict returned by env.reset() (no 'settings' in it)"
             ) from None
         # The trace is recorded by name and not needed to plan; the rest is the env's config.
-        known = {f.name for f in fields(EnvConfig) if f.init} - {"trace"}
-        config = EnvConfig.from_kwargs(**{k: v for k, v in s.items() if k in known})
+        known = {f.name for f in fields(EnvSettings) if f.init} - {"trace"}
+        config = EnvSettings.from_kwargs(**{k: v for k, v in s.items() if k in known})
         return cls(
             config.budget_cores,
             config.slo_ms,

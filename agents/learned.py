@@ -48,8 +48,8 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent, PlanningView
-from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.observation import observation_layout
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.world.profiles import UnsupportedWorld
 
 CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
@@ -71,9 +71,9 @@ def trained_settings(meta: Mapping[str, Any]) -> dict[str, Any]:
     """The env settings a checkpoint was trained in, from its ``meta.json``."""
     if "env_settings" in meta:
         return dict(meta["env_settings"])
-    known = {name for name in EnvConfig.__dataclass_fields__ if name not in ("weights", "world")}
+    known = {name for name in EnvSettings.__dataclass_fields__ if name not in ("weights", "world")}
     given = {k: v for k, v in meta.get("train_env", {}).items() if k in known}
-    return EnvConfig.from_kwargs(**given).recorded()
+    return EnvSettings.from_kwargs(**given).recorded()
 
 
 # The settings of a training that make its world's rules, which its evaluation plays under: what an
@@ -157,7 +157,7 @@ class LearnedAgent(Agent):
         """Refuse a world of other variants; warn about other physical settings, and a weights-observing
         policy about weights it never saw (module docstring)."""
         trained = self.trained
-        trained_world = EnvConfig.from_kwargs(**{k: trained.get(k) for k in ("profile", "variants")}).world
+        trained_world = EnvSettings.from_kwargs(**{k: trained.get(k) for k in ("profile", "variants")}).world
         expected = self.normaliser.obs_rms.mean.shape[-1]
         size = self.input_size(self.settings.n_variants)
         if trained_world.names != self.settings.variants or size != expected:

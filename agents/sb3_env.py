@@ -121,7 +121,7 @@ class InfAdapterSB3VecEnv(VecEnv):
     def _single(self, name: str) -> Any:
         """An attribute of one environment: the shared setting's (spaces, config, decoder, ...), else
         the batched env's (render_mode, metadata, spec)."""
-        setting = self.vector.setting
+        setting = self.vector.assembly
         return getattr(setting, name) if hasattr(setting, name) else getattr(self.vector, name)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:

@@ -33,9 +33,9 @@ from tqdm import tqdm
 
 from infadapter_agents.learned import AGENT_FILE, LearnedAgent, training_rules
 from infadapter_agents.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
-from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
 from infadapter_env.core.rollout import play
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, relative_to_repo, versions
 from infadapter_env.world.traces import scenario as load_scenario
@@ -175,7 +175,7 @@ def train(args: TrainingOptions, command: str) -> dict[str, Any]:
         "args": asdict(args) | {"out": relative_to_repo(out), "log_dir": args.log_dir},
         "train_env": settings | {"num_envs": args.num_envs, "env": "InfAdapter-v0 (batched)"},
         "features": list(args.features),
-        "env_settings": EnvConfig.from_kwargs(**settings).recorded(),  # every setting, for LearnedAgent's check
+        "env_settings": EnvSettings.from_kwargs(**settings).recorded(),  # every setting, for LearnedAgent's check
         "train_wall_s": round(wall_s, 1),
         "train_cpu_s": round(cpu_s, 1),  # the process's CPU time: the wall time less other processes' share
         "versions": versions(),

@@ -44,10 +44,19 @@ if "InfAdapter-v0" not in registry:
 
 # The env classes load on first use (they bring numpy's and numba's compiled kernels), so that
 # ``import infadapter_env`` stays light: registration only (tests/test_architecture.py checks it).
-_LAZY = {"EnvConfig": "infadapter_env.core.config", "InfAdapterEnv": "infadapter_env.core.scalar_env"}
+_LAZY = {"EnvSettings": "infadapter_env.core.settings", "InfAdapterEnv": "infadapter_env.core.scalar_env"}
+
+
+# Former names, still answered for one release with a DeprecationWarning.
+_RENAMED = {"EnvConfig": "EnvSettings"}
 
 
 def __getattr__(name: str) -> Any:
+    if name in _RENAMED:
+        import warnings
+
+        warnings.warn(f"infadapter_env.{name} is now infadapter_env.{_RENAMED[name]}", DeprecationWarning, stacklevel=2)
+        name = _RENAMED[name]
     if name in _LAZY:
         import importlib
 
@@ -55,4 +64,4 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'infadapter_env' has no attribute {name!r}")
 
 
-__all__ = ["ENV_IDS", "EnvConfig", "InfAdapterEnv", "__version__"]
+__all__ = ["ENV_IDS", "EnvSettings", "InfAdapterEnv", "__version__"]

@@ -25,9 +25,9 @@ from typing import Any
 
 import pandas as pd
 
-from infadapter_env.core.config import SIMULATORS
 from infadapter_env.core.objective import PAPER_BETA
 from infadapter_env.core.rollout import Played, episode_metrics
+from infadapter_env.core.settings import SIMULATORS
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Protocol, Scenario, get_protocol
 from infadapter_env.leaderboard.sweep import SweepError, resolve_agents
 from infadapter_env.leaderboard.timeline import play_contender, played_rows

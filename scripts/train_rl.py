@@ -36,7 +36,7 @@ here one after another (``serial``), in ``--workers`` processes (``local``), or 
 thread, so the policies are the same on every backend (a test holds serial and Ray to identical
 weights). ``--over-budget`` (``scale`` by default: it learns better, ``infadapter compare-training
 --experiment over-budget``) and ``--budget-trace`` (a file or a named pattern of
-``infadapter_env.core.config.BUDGET_PATTERNS``) set the rules the policy trains under; its evaluation
+``infadapter_env.core.settings.BUDGET_PATTERNS``) set the rules the policy trains under; its evaluation
 and the agent keep them (``infadapter compare-training`` settles such choices by experiment).
 """
 

@@ -16,9 +16,9 @@ import numpy as np
 from infadapter_env.arrays import filled, row_sum
 from infadapter_env.core import pipeline_kernels as kernels
 from infadapter_env.core.actions import ActionDecoder, ActionFix
-from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.objective import loading_cost_batch, objective_value, resource_cost
 from infadapter_env.core.observation import ObservationLayout
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan, deploy, no_quotas
 from infadapter_env.sim.fast import server_tables, simulate_interval
 from infadapter_env.world.profiles import CapacityProfile
@@ -30,7 +30,7 @@ P99_OBSERVATION_CAP = 20.0  # last interval's P99 / SLO is clipped here in the o
 Simulate = Callable[[ClusterState, np.ndarray, QuotaPlan | None], tuple[ClusterState, IntervalResult]]
 
 
-def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
+def observation_high(config: EnvSettings, profile: CapacityProfile, peak_rps: float) -> np.ndarray:
     """Upper bounds of the observation (``observation.fields`` documents them)."""
     max_capacity = float(profile.per_replica_rps.max())
     alpha, beta, gamma = config.weight_bounds
@@ -60,8 +60,8 @@ def observation_high(config: EnvConfig, profile: CapacityProfile, peak_rps: floa
 class StepPipeline:
     """The step of ``InfAdapter-v0`` for N environments with one set of settings."""
 
-    def __init__(self, config: EnvConfig, profile: CapacityProfile, decoder: ActionDecoder, high: np.ndarray) -> None:
-        self.config = config
+    def __init__(self, config: EnvSettings, profile: CapacityProfile, decoder: ActionDecoder, high: np.ndarray) -> None:
+        self.settings = config
         self.profile = profile
         self.decoder = decoder
         self.high = high
@@ -77,7 +77,7 @@ class StepPipeline:
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
     ) -> tuple[ClusterState, IntervalResult]:
         """The fast model's interval (``Simulate``)."""
-        cfg = self.config
+        cfg = self.settings
         return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas)
 
     def reset_observation(
@@ -90,7 +90,7 @@ class StepPipeline:
         obs[:, self.layout.CORES] = state.cores
         obs[:, self.layout.REPLICAS] = state.replicas
         obs[:, self.layout.RESOURCE_COST] = resource_cost(
-            row_sum(state.cores * state.replicas), self.config.budget_cores
+            row_sum(state.cores * state.replicas), self.settings.budget_cores
         )
         self.observe_weights(obs, beta)
         self.observe_budget(obs, np.zeros(len(obs), dtype=np.int64))
@@ -99,14 +99,14 @@ class StepPipeline:
 
     def observe_budget(self, obs: np.ndarray, next_step: np.ndarray) -> None:
         """Write the cores available in interval ``next_step`` (N,) into ``obs`` (``budget_trace`` only)."""
-        available = self.config.available_cores(next_step)
+        available = self.settings.available_cores(next_step)
         if available is not None:
-            obs[:, self.layout.AVAILABLE_CORES] = available / self.config.budget_cores
+            obs[:, self.layout.AVAILABLE_CORES] = available / self.settings.budget_cores
 
     def observe_weights(self, obs: np.ndarray, beta: np.ndarray | None) -> None:
         """Write the objective's weights into ``obs`` (with ``observe_weights`` only)."""
         if self.layout.observe_weights:
-            weights = self.config.weights
+            weights = self.settings.weights
             obs[:, self.layout.ALPHA] = weights.alpha
             obs[:, self.layout.BETA] = weights.beta if beta is None else beta
             obs[:, self.layout.GAMMA] = weights.gamma
@@ -129,7 +129,7 @@ class StepPipeline:
         steps played after this one; ``quotas``: the quota dispatcher's quotas, if the controller set
         them; ``beta`` (N,): each episode's beta (drawn from ``betas``; None: the setting's).
         Returns the new state, rewards, observations and the step's info (``StepReport``)."""
-        cfg = self.config
+        cfg = self.settings
         available = cfg.available_cores(steps_done - 1)  # this interval's (budget_trace only)
         replicas, cores, fix, changed = self.decoder.decode_batch(values, state.replicas, state.cores, available)
         if np.count_nonzero(changed):

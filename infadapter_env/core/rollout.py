@@ -58,7 +58,7 @@ def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
     of the env's settings voids the episode. Before second ``hold_s`` (a protocol's hold) the
     deployment in place is kept whatever the agent answers."""
     env = gym.make("InfAdapter-v0", **kwargs)
-    settings = env.unwrapped.config.recorded()  # type: ignore[attr-defined]
+    settings = env.unwrapped.settings.recorded()  # type: ignore[attr-defined]
     takes_quotas = settings["dispatcher"] == "quota"
     obs, info = env.reset(seed=seed)
     reset_info = copy.deepcopy(info)
@@ -85,7 +85,7 @@ def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
         if terminated or truncated:
             break
     env.close()  # (live mode: stops the servers)
-    if env.unwrapped.config.recorded() != settings:  # type: ignore[attr-defined]
+    if env.unwrapped.settings.recorded() != settings:  # type: ignore[attr-defined]
         raise RuntimeError(
             f"agent {getattr(agent, 'name', agent)!r} changed the environment's settings; its episode is void"
         )

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import importlib
+import warnings
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
 
+from infadapter_env.core.assembly import EnvAssembly
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.observation import observation_layout
 from infadapter_env.core.rendering import episode_picture
-from infadapter_env.core.setting import EnvSetting
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.sim.request import RequestSimulator, simulate_requests
 from infadapter_env.world.traces import Trace
@@ -219,14 +221,14 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if render_mode not in (None, *self.metadata["render_modes"]):
             raise ValueError(f"render_mode must be None, 'ansi' or 'rgb_array', got {render_mode!r}")
         self.render_mode = render_mode
-        self.setting = EnvSetting(**kwargs)  # what the keyword arguments build, shared with the batched env
-        setting = self.setting
-        self.config, self.profile, self.layout = setting.config, setting.profile, setting.layout
-        self.source, self.n_steps = setting.source, setting.n_steps
-        self.action_space, self.observation_space = setting.action_space, setting.observation_space
-        if setting.reward_space is not None:
-            self.reward_space = setting.reward_space
-        self.decoder, self.pipeline = setting.decoder, setting.pipeline
+        self.assembly = EnvAssembly(**kwargs)  # what the keyword arguments build, shared with the batched env
+        built = self.assembly
+        self.settings, self.profile, self.layout = built.settings, built.profile, built.layout
+        self.source, self.n_steps = built.source, built.n_steps
+        self.action_space, self.observation_space = built.action_space, built.observation_space
+        if built.reward_space is not None:
+            self.reward_space = built.reward_space
+        self.decoder, self.pipeline = built.decoder, built.pipeline
         n_var = len(self.profile.variants)
         self._state: ClusterState | None = None
         self._episode: Trace | None = None
@@ -242,17 +244,17 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict]:
         super().reset(seed=seed)
-        cfg = self.config
-        episode = self._episode = self.setting.draw_episode(self.np_random)
-        self._beta = self.setting.draw_beta(self.np_random)
+        cfg = self.settings
+        episode = self._episode = self.assembly.draw_episode(self.np_random)
+        self._beta = self.assembly.draw_beta(self.np_random)
         played = self.n_steps * cfg.interval_s
-        if self._prepared is None or not self.setting.fixed_episode:  # the same episode every time: once
-            per_tick, minute_peaks = self.setting.episode_arrays([episode], self.n_steps)
+        if self._prepared is None or not self.assembly.fixed_episode:  # the same episode every time: once
+            per_tick, minute_peaks = self.assembly.episode_arrays([episode], self.n_steps)
             per_tick.setflags(write=False)
             minute_peaks.setflags(write=False)
             self._prepared = (per_tick, minute_peaks[0])
         self._per_tick, self._minute_peaks = self._prepared
-        self._state = self.setting.initial_state(1)
+        self._state = self.assembly.initial_state(1)
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
@@ -273,7 +275,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             "n_steps": self.n_steps,
             "history_minutes": episode.real_history_minutes,
             "variants": list(self.profile.names),
-            "settings": self.config.recorded() | {"sim_version": SIM_VERSION},
+            "settings": self.settings.recorded() | {"sim_version": SIM_VERSION},
         }
         if self._beta is not None:  # the objective of this episode: agents plan with its beta
             info["settings"]["beta"] = self._beta
@@ -318,13 +320,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         if self.render_mode == "rgb_array":
             self._played.append(info)
         truncated = self._step >= self.n_steps
-        out_reward = reward[0].astype(np.float32) if self.config.reward_mode == "vector" else float(reward[0])
+        out_reward = reward[0].astype(np.float32) if self.settings.reward_mode == "vector" else float(reward[0])
         return self._obs.copy(), out_reward, False, truncated, info
 
     def _start_live(self) -> Any:
         """The live cluster (``backend="live"``), started at the first reset."""
         if self._live is None:
-            cfg = self.config
+            cfg = self.settings
             self._live = live_backend()(
                 cfg.world,
                 self.profile,
@@ -351,8 +353,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         has a quota, over ``round(th)``. ``aa_planned`` becomes the quota-weighted accuracy.
         ``None`` plans a return to ``round(th)``. The values are copied. Only with
         ``dispatcher="quota"``."""
-        if self.config.dispatcher != "quota":
-            raise ValueError(f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.config.dispatcher!r}")
+        if self.settings.dispatcher != "quota":
+            raise ValueError(
+                f"set_quotas needs dispatcher='quota'; this env has dispatcher={self.settings.dispatcher!r}"
+            )
         n_var = len(self.profile.variants)
         if quotas is None:  # all zero: no variant has a quota, so the round robin runs over round(th)
             self._quotas = self._quotas.plan(np.zeros((1, n_var)))
@@ -371,8 +375,8 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         ``cores`` and ``replicas`` modes: per entry, the values whose cores alone fit them (a
         MultiDiscrete mask cannot bound a sum; the over-budget rule handles the rest)."""
         step = np.array([min(self._step, self.n_steps - 1)])
-        available = self.config.available_cores(step)
-        budget = self.config.budget_cores if available is None else int(available[0])
+        available = self.settings.available_cores(step)
+        budget = self.settings.budget_cores if available is None else int(available[0])
         return self.decoder.masks(budget)
 
     def render(self) -> str | np.ndarray | None:
@@ -383,7 +387,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
             if self._episode is None:
                 raise RuntimeError("InfAdapter-v0: call reset() before render()")
             return episode_picture(
-                self._episode.arrivals, self._played, self.config.interval_s, self.config.slo_ms, self.profile.names
+                self._episode.arrivals, self._played, self.settings.interval_s, self.settings.slo_ms, self.profile.names
             )
         return None
 
@@ -392,22 +396,28 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     def weights(self) -> Weights:
         """The objective's weights of this episode (beta drawn from ``betas`` if given)."""
         if self._beta is None:
-            return self.config.weights
-        return Weights(self.config.alpha, self._beta, self.config.gamma)
+            return self.settings.weights
+        return Weights(self.settings.alpha, self._beta, self.settings.gamma)
 
     def _beta_array(self) -> np.ndarray | None:
         return None if self._beta is None else np.array([self._beta])
 
+    @property
+    def config(self) -> EnvSettings:
+        """Former name of ``settings`` (deprecated)."""
+        warnings.warn("env.config is now env.settings", DeprecationWarning, stacklevel=2)
+        return self.settings
+
     def encode_action(self, replicas: Any, cores: Any) -> Any:
         """The action of this env's mode for a deployment (replicas and cores per variant)."""
-        return self.setting.encode_action(replicas, cores)
+        return self.assembly.encode_action(replicas, cores)
 
     def _simulate_requests(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
     ) -> tuple[ClusterState, IntervalResult]:
         """The request-level simulator's interval (``pipeline.Simulate``) for this env (N = 1)."""
         assert self._requests is not None
-        start_s = self._step * self.config.interval_s
+        start_s = self._step * self.settings.interval_s
         return simulate_requests(self._requests, state, start_s, per_tick.shape[1], self.pipeline.tables, quotas)
 
 

@@ -23,9 +23,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from infadapter_env.core.assembly import EnvAssembly
 from infadapter_env.core.observation import HISTORY_MINUTES
 from infadapter_env.core.scalar_env import InfAdapterEnv
-from infadapter_env.core.setting import EnvSetting
 from infadapter_env.world.traces import Trace
 
 
@@ -41,46 +41,46 @@ class InfAdapterVectorEnv(VectorEnv):
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
-        self.setting = EnvSetting(**kwargs)  # checks the settings; the spaces, profile, trace and pipeline
-        self.config = self.setting.config
-        if self.config.backend == "live":
+        self.assembly = EnvAssembly(**kwargs)  # checks the settings; the spaces, profile, trace and pipeline
+        self.settings = self.assembly.settings
+        if self.settings.backend == "live":
             raise ValueError("the vector entry point simulates; backend='live' plays one env on real servers")
-        if self.config.simulator != "fast":
+        if self.settings.simulator != "fast":
             raise ValueError(
                 "the vector entry point runs the fast simulator only; for simulator='request' use "
                 "gym.make_vec(..., vectorization_mode='sync') or the scalar env"
             )
-        self.profile = self.setting.profile
-        self.decoder = self.setting.decoder
-        self.pipeline = self.setting.pipeline
+        self.profile = self.assembly.profile
+        self.decoder = self.assembly.decoder
+        self.pipeline = self.assembly.pipeline
         self.num_envs = num_envs
-        self.single_observation_space = self.setting.observation_space
-        self.single_action_space = self.setting.action_space
-        if self.config.reward_mode == "vector":  # each environment's reward vector (MO-Gymnasium style)
-            self.reward_space = self.setting.reward_space
+        self.single_observation_space = self.assembly.observation_space
+        self.single_action_space = self.assembly.action_space
+        if self.settings.reward_mode == "vector":  # each environment's reward vector (MO-Gymnasium style)
+            self.reward_space = self.assembly.reward_space
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
         self.autoreset_mode = AutoresetMode(autoreset_mode)
         self.metadata = {**InfAdapterEnv.metadata, "autoreset_mode": self.autoreset_mode}
         self.render_mode = None
-        self.n_steps = min(self.setting.n_steps, max_episode_steps or self.setting.n_steps)
-        n, interval = num_envs, self.config.interval_s
+        self.n_steps = min(self.assembly.n_steps, max_episode_steps or self.assembly.n_steps)
+        n, interval = num_envs, self.settings.interval_s
         # Every interval of an episode step-major, (steps, N, ticks): one step of all envs is a view.
         self._per_tick = np.zeros((self.n_steps, n, interval))
         self._minute_peaks = np.zeros((n, self.n_steps + 1, HISTORY_MINUTES))
         self._trace_start = np.zeros(n, dtype=np.int64)
         self._history_minutes = np.zeros(n, dtype=np.int64)
         # Each environment's beta of this episode, drawn from ``betas`` at reset (None: the setting's).
-        self._beta: np.ndarray | None = None if self.config.betas is None else np.full(n, self.config.beta)
+        self._beta: np.ndarray | None = None if self.settings.betas is None else np.full(n, self.settings.beta)
         self._steps = np.zeros(n, dtype=np.int64)
         self._rngs: list[np.random.Generator] = [seeding.np_random(None)[0] for _ in range(n)]
         self._started = False  # step() before reset() is refused
         self._autoreset = np.zeros(n, dtype=bool)
-        self._initial = self.setting.initial_state(n)
+        self._initial = self.assembly.initial_state(n)
         self._state = self._initial
         self._obs = np.zeros((n, self.pipeline.layout.size), dtype=np.float32)
-        if self.setting.fixed_episode:  # the same episode in every environment, every time: prepared once
-            self._prepare_episodes(np.arange(n), [self.setting.draw_episode(self._rngs[0])])
+        if self.assembly.fixed_episode:  # the same episode in every environment, every time: prepared once
+            self._prepare_episodes(np.arange(n), [self.assembly.draw_episode(self._rngs[0])])
 
     # ------------------------------------------------------------------ Gymnasium API
     def reset(self, *, seed: int | list[int | None] | None = None, options: dict[str, Any] | None = None):
@@ -104,7 +104,7 @@ class InfAdapterVectorEnv(VectorEnv):
             raise ResetNeeded("InfAdapter-v0 (vector): call reset() before step()")
         values = self.decoder.check_batch(actions, self.num_envs)
         n = self.num_envs
-        vector_reward = self.config.reward_mode == "vector"
+        vector_reward = self.settings.reward_mode == "vector"
         rewards = np.zeros((n, 3), dtype=np.float32) if vector_reward else np.zeros(n)
         terminated = np.zeros(n, dtype=bool)
         truncated = np.zeros(n, dtype=bool)
@@ -136,7 +136,7 @@ class InfAdapterVectorEnv(VectorEnv):
 
     def action_masks(self) -> np.ndarray:
         """(N, ...) the actions each environment allows for its coming interval (``InfAdapterEnv.action_masks``)."""
-        cfg = self.config
+        cfg = self.settings
         coming = np.minimum(self._steps, self.n_steps - 1)
         available = cfg.available_cores(coming)
         if available is None:
@@ -148,16 +148,16 @@ class InfAdapterVectorEnv(VectorEnv):
     def _prepare_episodes(self, rows: np.ndarray, episodes: list[Trace]) -> None:
         """Arrivals and minute peaks of ``episodes`` into ``rows`` (one episode per row, or a
         single episode for every row)."""
-        self._per_tick[:, rows], self._minute_peaks[rows] = self.setting.episode_arrays(episodes, self.n_steps)
+        self._per_tick[:, rows], self._minute_peaks[rows] = self.assembly.episode_arrays(episodes, self.n_steps)
         self._trace_start[rows] = [episode.start_s for episode in episodes]
         self._history_minutes[rows] = [episode.real_history_minutes for episode in episodes]
 
     def _reset_rows(self, rows: np.ndarray) -> None:
-        if not self.setting.fixed_episode:
-            self._prepare_episodes(rows, [self.setting.draw_episode(self._rngs[i]) for i in rows.tolist()])
+        if not self.assembly.fixed_episode:
+            self._prepare_episodes(rows, [self.assembly.draw_episode(self._rngs[i]) for i in rows.tolist()])
         beta = None
         if self._beta is not None:  # after the window, from the same generator, as the scalar env draws
-            self._beta[rows] = [self.setting.draw_beta(self._rngs[i]) for i in rows.tolist()]
+            self._beta[rows] = [self.assembly.draw_beta(self._rngs[i]) for i in rows.tolist()]
             beta = self._beta[rows]
         self._steps[rows] = 0
         self._state = self._state.put(rows, self._initial.select(rows))

@@ -20,7 +20,7 @@ import pandas as pd
 
 # (column, direction): +1 maximised, -1 minimised
 OBJECTIVES = (("aa_effective", 1), ("mean_cores", -1), ("slo_violation_pct", -1))
-DEFAULT_BUDGET_CORES = 20  # EnvConfig's budget_cores, for rows that do not record it
+DEFAULT_BUDGET_CORES = 20  # EnvSettings's budget_cores, for rows that do not record it
 
 
 def dominates(a: np.ndarray, b: np.ndarray) -> bool:

@@ -210,7 +210,7 @@ def check_overrides(
     once per scenario, so that a trace too short for a scenario's window is named before the sweep."""
     import gymnasium as gym
 
-    from infadapter_env.core.config import EnvConfig
+    from infadapter_env.core.settings import EnvSettings
 
     given = {k: v for k, v in overrides.items() if v is not None}
     fixed = sorted(set(given) - set(SWEEP_SETTINGS))
@@ -232,7 +232,7 @@ def check_overrides(
                     gym.make("InfAdapter-v0", **kwargs).close()
                     built = True
                 else:
-                    EnvConfig.from_kwargs(**kwargs)
+                    EnvSettings.from_kwargs(**kwargs)
             except ValueError as exc:
                 settings = ", ".join(f"{k}={v!r}" for k, v in given.items())
                 raise SweepError(f"{settings} on scenario {scenario!r} (agent {label!r}): {exc}") from None
@@ -247,9 +247,9 @@ def check_folder_settings(
     mix them."""
     if not rows:
         return
-    from infadapter_env.core.config import EnvConfig
+    from infadapter_env.core.settings import EnvSettings
 
-    reference = EnvConfig.from_kwargs(**{**protocol.env, **overrides}).recorded()
+    reference = EnvSettings.from_kwargs(**{**protocol.env, **overrides}).recorded()
     expected = {k: json.loads(json.dumps(reference[k], default=str)) for k in SWEEP_SETTINGS if k in reference}
     for row in rows:
         try:

@@ -103,21 +103,21 @@ def test_a_budget_trace_file(tmp_path):
     path.write_text("20\n8\n")
     env = gym.make("InfAdapter-v0", budget_trace=str(path), **WINDOW)
     env.reset(seed=0)
-    assert env.unwrapped.config.budget_trace == (20, 8)
+    assert env.unwrapped.settings.budget_trace == (20, 8)
     path.write_text("20\neight\n")
     with pytest.raises(ValueError, match=r"budget.txt, value 2: 'eight' is not a whole number of cores"):
         gym.make("InfAdapter-v0", budget_trace=str(path))
 
 
 def test_a_named_budget_pattern_fits_any_budget():
-    from infadapter_env.core.config import BUDGET_PATTERNS
+    from infadapter_env.core.settings import BUDGET_PATTERNS
 
     assert "tenant-then-failure" in BUDGET_PATTERNS
     env = gym.make("InfAdapter-v0", budget_trace="tenant-then-failure")
-    trace = env.unwrapped.config.budget_trace
+    trace = env.unwrapped.settings.budget_trace
     assert trace[:10] == (20,) * 10 and trace[10:20] == (12,) * 10 and trace[20:30] == (10,) * 10 and trace[30] == 20
     small = gym.make("InfAdapter-v0", budget_trace="tenant-then-failure", budget_cores=10)
-    assert small.unwrapped.config.budget_trace[10] == 6
+    assert small.unwrapped.settings.budget_trace[10] == 6
     with pytest.raises(ValueError, match="named patterns: tenant-then-failure"):
         gym.make("InfAdapter-v0", budget_trace="tenant-then-crash")
 

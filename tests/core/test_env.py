@@ -419,3 +419,14 @@ def test_vector_env_refuses_step_before_reset():
     vector = gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point")
     with pytest.raises(ResetNeeded, match="call reset"):
         vector.step(np.array([[0, 0, 8, 0, 12]] * 2))
+
+
+def test_the_former_names_of_the_settings_still_answer_with_a_warning():
+    import infadapter_env
+    from infadapter_env.core.settings import EnvSettings
+
+    with pytest.warns(DeprecationWarning, match="infadapter_env.EnvConfig is now infadapter_env.EnvSettings"):
+        assert infadapter_env.EnvConfig is EnvSettings
+    env = gym.make("InfAdapter-v0").unwrapped
+    with pytest.warns(DeprecationWarning, match="env.config is now env.settings"):
+        assert env.config is env.settings

@@ -80,8 +80,8 @@ def test_betas_draw_each_episodes_beta_at_reset_and_the_reward_uses_it():
         expected = step_info["aa_effective"] - beta * step_info["rc"] - 0.001 * step_info["lc"]
         assert reward == pytest.approx(expected) and step_info["reward_terms"]["resource"] == -beta * step_info["rc"]
     assert drawn == drawn_again and set(drawn) <= set(SWEEP) and len(set(drawn)) >= 3
-    assert env.unwrapped.config.beta == 0.05  # beta stays the scalar setting; the episode's is in the info
-    assert env.unwrapped.config.recorded()["betas"] == list(SWEEP)
+    assert env.unwrapped.settings.beta == 0.05  # beta stays the scalar setting; the episode's is in the info
+    assert env.unwrapped.settings.recorded()["betas"] == list(SWEEP)
     # Without betas nothing is drawn: the generator, the windows and the rewards are those of before.
     plain = gym.make("InfAdapter-v0", scenario="train", episode_length_s=300)
     assert plain.reset(seed=5)[1]["settings"]["beta"] == 0.05

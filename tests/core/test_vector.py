@@ -19,7 +19,7 @@ def random_actions(space: gym.Space, rng: np.random.Generator, n: int) -> np.nda
 
 
 def test_batched_env_builds_no_scalar_env(monkeypatch):
-    """Both envs hold an ``EnvSetting`` (spaces, decoder, pipeline, episode draws); the batched env
+    """Both envs hold an ``EnvAssembly`` (spaces, decoder, pipeline, episode draws); the batched env
     neither builds a scalar env nor reads one's fields."""
     from infadapter_env.core.scalar_env import InfAdapterEnv
 

@@ -89,7 +89,7 @@ def test_infadapter_starts_loaded_holds_two_minutes_then_stabilises():
 
 def test_vpa_applies_a_higher_target_at_once_and_the_fifth_lower_or_equal_one():
     vpa = VPAAgent("resnet50", initial_cores=20)
-    vpa.reset({"settings": gym.make("InfAdapter-v0").unwrapped.config.recorded()})
+    vpa.reset({"settings": gym.make("InfAdapter-v0").unwrapped.settings.recorded()})
     seen = []
     for target in [8, 8, 8, 8, 8, 8, 12, 12, 12, 12, 12, 15]:
         vpa.decide(target)
@@ -170,7 +170,7 @@ def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
     from infadapter_agents.lstm import load_model, predict
 
     agent = infadapter_agents.make("infadapter", history="run", stabilise=False)
-    reset_info = {"settings": gym.make("InfAdapter-v0").unwrapped.config.recorded(), "history_minutes": 10}
+    reset_info = {"settings": gym.make("InfAdapter-v0").unwrapped.settings.recorded(), "history_minutes": 10}
     agent.reset(reset_info)
     obs = np.zeros(layout.size, dtype=np.float32)
     peaks = np.array([30, 35, 40, 45, 50, 55, 60, 65, 50, 80], dtype=np.float32)

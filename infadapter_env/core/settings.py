@@ -40,7 +40,7 @@ REWARD_MODES = ("scalar", "vector")  # vector: (AA_effective, -RC, -LC), MO-Gymn
 
 
 @dataclass(frozen=True)
-class EnvConfig:
+class EnvSettings:
     """Every setting of ``InfAdapter-v0``; see the environment docstring for their meaning."""
 
     scenario: str = "paper"
@@ -231,7 +231,7 @@ class EnvConfig:
         object.__setattr__(self, "initial_cores", tuple(cores))  # type: ignore[arg-type]
 
     @classmethod
-    def from_kwargs(cls, **kwargs: Any) -> EnvConfig:
+    def from_kwargs(cls, **kwargs: Any) -> EnvSettings:
         """Build from keyword arguments, naming any unknown key and the valid ones."""
         valid = sorted(f.name for f in fields(cls) if f.init)
         unknown = sorted(set(kwargs) - set(valid))

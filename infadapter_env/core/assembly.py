@@ -2,7 +2,7 @@
 and the batched env alike: the checked settings, the capacity profile, the source trace, the
 spaces, the action decoder, the step pipeline, how an episode's trace, beta and first cluster
 state are drawn, and what the step reads of an episode (its arrivals, the minute peaks it shows).
-Each env holds one ``EnvSetting``; the batched env does not build a scalar env.
+Each env holds one ``EnvAssembly``; the batched env does not build a scalar env.
 """
 
 from __future__ import annotations
@@ -13,21 +13,21 @@ import numpy as np
 from gymnasium import spaces
 
 from infadapter_env.core.actions import ActionDecoder, enumerate_deployments
-from infadapter_env.core.config import EnvConfig
 from infadapter_env.core.observation import HISTORY_MINUTES, ObservationLayout
 from infadapter_env.core.pipeline import StepPipeline, observation_high
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.sim.cluster import ClusterState, empty_state, loaded_state
 from infadapter_env.world.profiles import CapacityProfile, load_profile
 from infadapter_env.world.traces import HISTORY_S, Trace, draw_window, valid_window_starts
 
 
-class EnvSetting:
-    """One setting of ``InfAdapter-v0`` built from its keyword arguments (``EnvConfig.from_kwargs``
+class EnvAssembly:
+    """One setting of ``InfAdapter-v0`` built from its keyword arguments (``EnvSettings.from_kwargs``
     checks them and names a bad one)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        self.config = EnvConfig.from_kwargs(**kwargs)
-        cfg = self.config
+        self.settings = EnvSettings.from_kwargs(**kwargs)
+        cfg = self.settings
         self.profile: CapacityProfile = load_profile(cfg.slo_ms, cfg.capacity_model, cfg.min_cores, world=cfg.world)
         self.layout: ObservationLayout = cfg.layout()
         self.source: Trace = cfg.source_trace().scaled(cfg.rate_multiplier)
@@ -77,11 +77,11 @@ class EnvSetting:
     @property
     def fixed_episode(self) -> bool:
         """Whether every episode plays the same trace: the whole source or a fixed window."""
-        return self.config.episode_length_s is None or self.config.window_start_s is not None
+        return self.settings.episode_length_s is None or self.settings.window_start_s is not None
 
     def draw_episode(self, rng: np.random.Generator) -> Trace:
         """The episode's trace: the whole source, the fixed window, or a window drawn with ``rng``."""
-        cfg = self.config
+        cfg = self.settings
         if cfg.episode_length_s is None:
             return self.source
         if cfg.window_start_s is not None:
@@ -92,14 +92,14 @@ class EnvSetting:
 
     def draw_beta(self, rng: np.random.Generator) -> float | None:
         """The episode's beta, drawn with ``rng`` from ``betas`` (None without ``betas``)."""
-        betas = self.config.betas
+        betas = self.settings.betas
         return None if betas is None else betas[int(rng.integers(len(betas)))]
 
     def episode_arrays(self, episodes: list[Trace], n_steps: int) -> tuple[np.ndarray, np.ndarray]:
         """What the step reads of the first ``n_steps`` intervals of each of ``episodes``: the
         arrivals of every second, (n_steps, len(episodes), interval_s), and the observation's
         minute peaks at every decision point, (len(episodes), n_steps + 1, 10)."""
-        interval = self.config.interval_s
+        interval = self.settings.interval_s
         joined = np.stack([with_history(episode, n_steps * interval) for episode in episodes])
         per_tick = joined[:, HISTORY_S:].reshape(len(episodes), n_steps, interval).swapaxes(0, 1)
         return per_tick, decision_minute_peaks(joined, n_steps + 1, interval)
@@ -107,7 +107,7 @@ class EnvSetting:
     def initial_state(self, n_envs: int) -> ClusterState:
         """Empty clusters, or ``initial_cores`` (one replica each) loaded and serving at t = 0."""
         n_var = len(self.profile.variants)
-        cores = self.config.initial_cores
+        cores = self.settings.initial_cores
         if cores is None:
             return empty_state(n_envs, n_var)
         cores_arr = np.repeat(np.array([cores], dtype=np.int64), n_envs, axis=0)
