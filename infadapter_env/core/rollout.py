@@ -36,6 +36,26 @@ def play(
     return metrics, played.actions, played.quotas, played.settings
 
 
+_IMMUTABLE = (int, float, str, bool, type(None))
+
+
+def private_copy(value: Any) -> Any:
+    """A copy of an info an agent may change freely: dicts, lists and tuples copied all the way down,
+    arrays copied, scalars shared. ``copy.deepcopy`` would do the same for an info (JSON-like data)
+    at several times the cost; any other object is deep-copied."""
+    kind = type(value)
+    if kind in _IMMUTABLE:
+        return value
+    if kind is dict:
+        return {key: item if type(item) in _IMMUTABLE else private_copy(item) for key, item in value.items()}
+    if kind is list or kind is tuple:
+        items = [item if type(item) in _IMMUTABLE else private_copy(item) for item in value]
+        return items if kind is list else tuple(items)
+    if kind is np.ndarray:
+        return value.copy()
+    return copy.deepcopy(value)
+
+
 @dataclass(frozen=True)
 class Played:
     """One played episode, step by step."""
@@ -61,12 +81,12 @@ def play_steps(agent: Any, kwargs: Mapping[str, Any], seed: int, hold_s: int = 0
     settings = env.unwrapped.settings.recorded()  # type: ignore[attr-defined]
     takes_quotas = settings["dispatcher"] == "quota"
     obs, info = env.reset(seed=seed)
-    reset_info = copy.deepcopy(info)
-    agent.reset(copy.deepcopy(info))
+    reset_info = private_copy(info)
+    agent.reset(private_copy(info))
     actions, quotas, infos, decision_s, fallbacks = [], [], [], [], 0
     while True:
         tick = time.perf_counter()
-        action = agent.act(obs, copy.deepcopy(info))
+        action = agent.act(obs, private_copy(info))
         decision_s.append(time.perf_counter() - tick)
         decision = agent.decision_info() if hasattr(agent, "decision_info") else {}
         fallbacks += bool(decision.get("fallback", False))

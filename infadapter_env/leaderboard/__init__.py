@@ -27,6 +27,7 @@ from infadapter_env.core.rollout import episode_metrics, play, replay
 from infadapter_env.leaderboard.episode import COLUMNS, METRIC_COLUMNS, Task, episode_row, row_digest
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, PROTOCOLS, Protocol, env_kwargs, get_protocol
 from infadapter_env.leaderboard.store import load_results, to_frame
+from infadapter_env.provenance import git_commit
 
 
 def evaluate(
@@ -48,13 +49,13 @@ def evaluate(
         raise ValueError(
             f"unknown scenario(s) {unknown} of protocol {chosen.name!r}; valid: {', '.join(chosen.scenarios)}"
         )
-    rows = []
+    rows, commit = [], git_commit()  # the commit: read once for all the rows
     for beta in betas:
         for scenario in names:
             for seed in seeds if seeds is not None else chosen.seeds:
                 agent = agent_factory()
                 label = name or str(getattr(agent, "name", "") or type(agent).__name__)
-                task = Task(chosen.name, label, float(beta), scenario, int(seed))
+                task = Task(chosen.name, label, float(beta), scenario, int(seed), commit=commit)
                 kwargs = env_kwargs(chosen.scenarios[scenario], float(beta), chosen)
                 options = {"agent": label, "factory": getattr(agent_factory, "__qualname__", repr(agent_factory))}
                 rows.append(episode_row(task, agent, kwargs, options, chosen.hold_s))

@@ -90,6 +90,7 @@ class Task:
     seed: int
     settings: tuple[tuple[str, Any], ...] = ()
     rescored_betas: tuple[float, ...] = ()  # more betas scored from the same episode (an agent without weights)
+    commit: str = ""  # the source's commit, read once per sweep (empty: read for this row)
 
     @property
     def betas(self) -> tuple[float, ...]:
@@ -198,7 +199,7 @@ def _row(
         "env_settings": json.dumps(dict(settings) | {"seed": task.seed, "sim_version": SIM_VERSION}, sort_keys=True),
         "agent_options": json.dumps(dict(options), sort_keys=True, default=str),
         "package_version": infadapter_env.__version__,
-        "git_commit": git_commit(),
+        "git_commit": task.commit or git_commit(),
     }
     row = {k: round(v, 12) if isinstance(v, float) else v for k, v in row.items()}
     row["row_sha256"] = row_digest(row)

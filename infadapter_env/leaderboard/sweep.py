@@ -32,6 +32,7 @@ from infadapter_env.leaderboard.episode import SWEEP_SETTINGS, Task, contender, 
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
 from infadapter_env.parallel import ray_results, ray_session
+from infadapter_env.provenance import git_commit
 
 BACKENDS = ("local", "serial", "ray")
 
@@ -111,18 +112,16 @@ def plan_tasks(
 ) -> list[Task]:
     """One task per missing row, except that the missing betas of a weightless contender's
     (scenario, seed) are one task: one episode, scored at each beta."""
-    settings = tuple(overrides.items())
+    settings, commit = tuple(overrides.items()), git_commit()  # the commit: read once for the sweep
     tasks: list[Task] = []
     grouped: dict[tuple[str, str, str, int], list[float]] = {}
     for protocol, agent, beta, scenario, seed in keys:
         if agent in weightless:
             grouped.setdefault((protocol, agent, scenario, seed), []).append(beta)
         else:
-            tasks.append(Task(protocol, agent, beta, scenario, seed, settings=settings))
+            tasks.append(Task(protocol, agent, beta, scenario, seed, settings=settings, commit=commit))
     for (protocol, agent, scenario, seed), betas in grouped.items():
-        tasks.append(
-            Task(protocol, agent, betas[0], scenario, seed, settings=settings, rescored_betas=tuple(betas[1:]))
-        )
+        tasks.append(Task(protocol, agent, betas[0], scenario, seed, settings, tuple(betas[1:]), commit))
     return tasks
 
 

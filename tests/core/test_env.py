@@ -430,3 +430,23 @@ def test_the_former_names_of_the_settings_still_answer_with_a_warning():
     env = gym.make("InfAdapter-v0").unwrapped
     with pytest.warns(DeprecationWarning, match="env.config is now env.settings"):
         assert env.config is env.settings
+
+
+def test_the_agents_copy_of_an_info_equals_it_and_is_its_own():
+    from infadapter_env.core.rollout import private_copy
+
+    env = gym.make("InfAdapter-v0")
+    _, reset_info = env.reset(seed=0)
+    _, _, _, _, info = env.step(np.array([12, 0, 0, 0, 8]))
+    for original in (reset_info, info):
+        mine = private_copy(original)
+        assert mine == original
+        for key, value in original.items():
+            if isinstance(value, dict | list):
+                assert mine[key] is not value
+    before = private_copy(info)
+    mine = private_copy(info)
+    mine["replicas"][0] = 99
+    next(iter(mine["reward_terms"].values()))  # a nested dict of its own too
+    mine["reward_terms"].clear()
+    assert info == before
