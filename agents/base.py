@@ -131,6 +131,11 @@ class Agent(abc.ABC):
     # that declares False acts the same at every beta, so a leaderboard plays it once per
     # (scenario, seed) and scores that episode at every beta; a test holds the built-ins to it.
     uses_weights: bool = True
+    # Whether the agent's decisions read only what no arrival seed changes (the trace's counts, its
+    # own deployment, the time), never simulated outcomes (latency, drops, usage). A leaderboard
+    # then plays it at one seed and replays its decisions at the others; a test holds the
+    # built-ins that declare it to it.
+    seed_independent: bool = False
 
     def reset(self, info: Mapping[str, Any]) -> None:
         self.settings = PlanningView.from_info(info)

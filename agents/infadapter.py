@@ -54,6 +54,7 @@ HISTORIES = ("trace", "run")
 
 class InfAdapterAgent(Agent):
     name = "infadapter"
+    seed_independent = True  # reads the minute peaks of the trace's counts, its deployment and the time
 
     def __init__(
         self,

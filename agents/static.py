@@ -25,6 +25,8 @@ UNDER_RATE_RPS = 100.0
 
 
 class StaticAgent(Agent):
+    seed_independent = True  # one deployment, chosen at reset from the settings
+
     def __init__(
         self, rate_rps: float = OVER_RATE_RPS, cores: tuple[int, ...] | None = None, name: str = "static"
     ) -> None:

@@ -80,6 +80,7 @@ class Args:
     variants: str | None = option(None, "env setting variants: a file of model variants (default: the shipped ones)")
     backend: str = option("local", f"one of {', '.join(BACKENDS)}: local processes, one process, or Ray")
     workers: int = option(os.cpu_count() or 1, "parallel workers (local and ray backends)")
+    reuse: bool = option(True, "play no episode twice: decisions of seed-independent agents replayed (same rows)")
     address: str | None = option(None, "Ray cluster address (default: start a local Ray instance)")
     timeline_agent: str = option("infadapter", "agent drawn in the episode timeline figure")
     timeline_scenario: str = option("paper", "scenario drawn in the episode timeline figure")
@@ -173,6 +174,7 @@ def run(args: Args, command: str) -> int:
             args.workers,
             args.address,
             env=overrides,
+            reuse=args.reuse,
         )
     except KeyboardInterrupt:
         print(

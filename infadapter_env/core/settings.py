@@ -13,7 +13,7 @@ from infadapter_env.core.actions import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.core.observation import ObservationLayout, observation_layout
 from infadapter_env.sim.cluster import DISPATCHERS
-from infadapter_env.world.arrivals import ARRIVAL_PROCESSES
+from infadapter_env.world.arrivals import ARRIVAL_PROCESSES, WITHIN_THEIR_SECOND
 from infadapter_env.world.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
 from infadapter_env.world.shipped_data import NotTextError, decode_text
 from infadapter_env.world.traces import Trace, from_array, load_trace_file, scenario, scenario_names
@@ -242,6 +242,15 @@ class EnvSettings:
     @property
     def max_cores_per_replica(self) -> int:
         return min(self.budget_cores, self.world.max_cores)
+
+    @property
+    def seed_moves_counts(self) -> bool:
+        """Whether the arrival seed changes the per-second counts the env observes (and so what an
+        agent reading only counts decides): on the request level with arrivals that can leave
+        their second, or on real servers."""
+        if self.backend != "sim":
+            return True
+        return self.simulator == "request" and self.arrivals not in WITHIN_THEIR_SECOND
 
     @property
     def replica_limit(self) -> int:

@@ -24,8 +24,9 @@ import infadapter_env
 from infadapter_env.core import agent_registry
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.pipeline import reweighted_info
-from infadapter_env.core.rollout import episode_metrics, play_steps, replay
+from infadapter_env.core.rollout import Played, episode_metrics, play_steps, replay
 from infadapter_env.core.scalar_env import SIM_VERSION
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
 from infadapter_env.provenance import git_commit
 
@@ -81,7 +82,13 @@ SWEEP_SETTINGS = (
 
 @dataclass(frozen=True)
 class Task:
-    """One row to compute; ``settings`` holds the (setting, value) pairs a sweep overrides in every episode."""
+    """The rows of one agent's episodes to compute. ``settings``: the (setting, value) pairs a sweep
+    overrides in every episode. ``rescored_betas``: more betas, scored from the episodes of
+    ``beta`` (an agent that does not read the weights) or played from the same decisions where
+    they coincide (see ``replayed_seeds``). ``replayed_seeds``: more seeds at which the decisions
+    played at ``seed`` are replayed (an agent whose decisions do not depend on the arrival seed,
+    ``seed_independent``); each distinct decision sequence is simulated once per seed and scored at
+    every beta that produced it. The task's rows: every beta of ``betas`` at every seed of ``seeds``."""
 
     protocol: str
     agent: str
@@ -89,12 +96,21 @@ class Task:
     scenario: str
     seed: int
     settings: tuple[tuple[str, Any], ...] = ()
-    rescored_betas: tuple[float, ...] = ()  # more betas scored from the same episode (an agent without weights)
-    commit: str = ""  # the source's commit, read once per sweep (empty: read for this row)
+    rescored_betas: tuple[float, ...] = ()
+    commit: str = ""  # the source's commit, read once per sweep (empty: read for each row)
+    replayed_seeds: tuple[int, ...] = ()
 
     @property
     def betas(self) -> tuple[float, ...]:
         return (self.beta, *self.rescored_betas)
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return (self.seed, *self.replayed_seeds)
+
+    @property
+    def rows(self) -> int:
+        return len(self.betas) * len(self.seeds)
 
     def describe(self) -> str:
         return f"agent {self.agent!r}, scenario {self.scenario!r}, seed {self.seed}, beta {self.beta:g}"
@@ -135,10 +151,13 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     except Exception as exc:  # a factory of one's own may raise anything: named with its episode
         raise EpisodeError(f"{task.describe()}: making the agent failed: {type(exc).__name__}: {exc}") from exc
     options = {"agent": playing.agent, **playing.options}
-    if task.rescored_betas and getattr(agent, "uses_weights", True):
-        raise ValueError(f"agent {task.agent!r} reads the objective's weights: its episodes cannot be rescored")
+    kwargs = task_env_kwargs(task)
+    if task.replayed_seeds and (
+        not getattr(agent, "seed_independent", False) or EnvSettings.from_kwargs(**kwargs).seed_moves_counts
+    ):
+        raise ValueError(f"agent {task.agent!r} may decide otherwise at another seed: its decisions cannot be replayed")
     try:
-        return episode_rows(task, agent, task_env_kwargs(task), options, protocol.hold_s)
+        return episode_rows(task, agent, kwargs, options, protocol.hold_s)
     except Exception as exc:  # an agent's bad action or crash, named with the episode it happened in
         raise EpisodeError(f"{task.describe()}: {type(exc).__name__}: {exc}") from exc
 
@@ -157,21 +176,43 @@ def episode_row(
 def episode_rows(
     task: Task, agent: Any, kwargs: Mapping[str, Any], options: Mapping[str, Any], hold_s: int = 0
 ) -> list[dict[str, Any]]:
-    """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` once and return the rows of ``task``: the
-    episode scored at ``task.beta`` and at each of ``task.rescored_betas`` (only for an agent that
-    does not read the weights; the rows share the episode's timings)."""
-    started = time.perf_counter()
-    played = play_steps(agent, kwargs, task.seed, hold_s)
-    wall_s = time.perf_counter() - started
+    """Play ``agent`` in ``InfAdapter-v0(**kwargs)`` and return the rows of ``task``, beta by beta
+    and seed by seed. The agent plays at ``task.seed``, at every beta if it reads the weights, else
+    once (scored at each beta). At the replayed seeds its decisions are replayed, each distinct
+    decision sequence once per seed, and scored at every beta that made it. A replayed row carries
+    the decision times and fallbacks of the play it replays, and its own simulation's wall time."""
+    decided_at = task.betas if getattr(agent, "uses_weights", True) else (task.beta,)
+    plays: dict[float, Played] = {}
+    play_s: dict[float, float] = {}
+    for beta in decided_at:
+        started = time.perf_counter()
+        plays[beta] = play_steps(agent, dict(kwargs) | {"beta": beta}, task.seed, hold_s)
+        play_s[beta] = time.perf_counter() - started
+    # each beta's decisions: its own play, or the one play of an agent that does not read the weights
+    source = {beta: beta if beta in plays else task.beta for beta in task.betas}
+    # (decisions, seed): the episode's infos, its wall time, and the beta they were scored at
+    simulated: dict[tuple[str, int], tuple[list[dict[str, Any]], float, float]] = {}
     rows = []
     for beta in task.betas:
-        settings = played.settings | {"beta": beta}
-        infos = played.infos
-        if beta != played.settings["beta"]:
-            weights = Weights(settings["alpha"], beta, settings["gamma"])
-            infos = [reweighted_info(info, weights) for info in played.infos]
-        metrics = episode_metrics(infos, settings) | {"fallbacks": played.fallbacks, "decision_s": played.decision_s}
-        rows.append(_row(replace(task, beta=beta), metrics, played.actions, played.quotas, settings, options, wall_s))
+        played = plays[source[beta]]
+        decisions = json.dumps([played.actions, played.quotas], separators=(",", ":"))
+        for seed in task.seeds:
+            if seed == task.seed:
+                infos, wall_s, scored_at = played.infos, play_s[source[beta]], played.settings["beta"]
+            else:
+                if (decisions, seed) not in simulated:
+                    started = time.perf_counter()
+                    replayed = replay(played.settings | {"seed": seed}, played.actions, played.quotas)
+                    simulated[decisions, seed] = replayed, time.perf_counter() - started, played.settings["beta"]
+                infos, wall_s, scored_at = simulated[decisions, seed]
+            settings = played.settings | {"beta": beta}
+            if beta != scored_at:
+                weights = Weights(settings["alpha"], beta, settings["gamma"])
+                infos = [reweighted_info(info, weights) for info in infos]
+            metrics = episode_metrics(infos, settings)
+            metrics |= {"fallbacks": played.fallbacks, "decision_s": played.decision_s}
+            one = replace(task, beta=beta, seed=seed)
+            rows.append(_row(one, metrics, played.actions, played.quotas, settings, options, wall_s))
     return rows
 
 

@@ -17,7 +17,13 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
 - An agent that does not read the objective's weights (``Agent.uses_weights`` False: the
   autoscalers, the learned policies that do not observe them) acts the same at every beta, so the
   sweep plays its episode once per (scenario, seed) and scores it at every beta (``Task.rescored_betas``);
-  its rows are the rows the episode would give at each beta, and validate as such.
+  its rows are the rows the episode would give at each beta, and validate as such. An agent whose
+  decisions read only what the arrival seed does not change (``Agent.seed_independent``: InfAdapter,
+  MS+, the oracle, static provisioning) is played at the first seed and its decisions replayed at
+  the others, each distinct decision sequence simulated once per seed and scored at every beta that
+  made it (``Task.replayed_seeds``; not where the seed moves the counts,
+  ``EnvSettings.seed_moves_counts``). The rows are the same as playing every episode
+  (``infadapter leaderboard --no-reuse``; a test compares them).
 
 ``paper-2023`` (the experiment as the original code ran it, ``reconfigurable-ml-pipeline/InfAdapter``):
 

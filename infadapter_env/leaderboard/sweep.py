@@ -21,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from infadapter_env.core import agent_registry
+from infadapter_env.core.settings import EnvSettings
 from infadapter_env.leaderboard.episode import SWEEP_SETTINGS, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
 from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
@@ -54,10 +56,12 @@ def run_sweep(
     address: str | None = None,
     log: Any = print,
     env: Mapping[str, Any] | None = None,
+    reuse: bool = True,
 ) -> pd.DataFrame:
     """Run the missing rows of the sweep into ``out/leaderboard.csv`` and return the sweep's rows.
     ``agents``: contender labels, registered names or ``module:attribute`` specs (see
-    ``resolve_agents``); ``env``: settings of ``SWEEP_SETTINGS`` for every episode.
+    ``resolve_agents``); ``env``: settings of ``SWEEP_SETTINGS`` for every episode; ``reuse``: no
+    episode played twice (``plan_tasks``; the rows are the same either way).
 
     ``KeyboardInterrupt`` propagates after the finished rows are saved."""
     if backend not in BACKENDS:
@@ -80,10 +84,15 @@ def run_sweep(
     rewrite(path, rows)
     done = {row_key(row) for row in rows}
     wanted = [(protocol, a, float(b), s, int(seed)) for b in betas for s in scenarios for seed in seeds for a in labels]
-    tasks = plan_tasks([key for key in wanted if key not in done], weightless_agents(chosen, labels), overrides)
+    tasks = plan_tasks(
+        [key for key in wanted if key not in done],
+        *agent_traits(chosen, labels, scenarios[0], overrides),
+        overrides,
+        reuse,
+    )
     if done:
         log(f"resuming: {len(wanted) - len(tasks)} of {len(wanted)} rows already in {path}")
-    with tqdm(total=sum(len(t.betas) for t in tasks), desc="leaderboard", unit="row", file=sys.stderr) as bar:
+    with tqdm(total=sum(t.rows for t in tasks), desc="leaderboard", unit="row", file=sys.stderr) as bar:
         for row in execute(tasks, backend, workers, address):
             append(path, row)
             bar.update()
@@ -92,10 +101,14 @@ def run_sweep(
     return to_frame([row for row in all_rows if row_key(row) in wanted_keys])
 
 
-def weightless_agents(protocol: Protocol, labels: Sequence[str]) -> set[str]:
-    """The contenders whose agent does not read the objective's weights (``uses_weights`` False)."""
-
-    out = set()
+def agent_traits(
+    protocol: Protocol, labels: Sequence[str], scenario: str, overrides: Mapping[str, Any]
+) -> tuple[set[str], set[str]]:
+    """The contenders whose agent does not read the objective's weights (``uses_weights`` False),
+    and those whose decisions do not depend on the arrival seed: the agent declares it
+    (``seed_independent``) and the seed does not move the counts it reads in the contender's env
+    (``EnvSettings.seed_moves_counts``: it does under the original load generator's arrivals)."""
+    weightless, seed_independent = set(), set()
     for label in labels:
         playing = contender(protocol, label)
         try:
@@ -103,25 +116,49 @@ def weightless_agents(protocol: Protocol, labels: Sequence[str]) -> set[str]:
         except Exception as exc:  # a factory of one's own may raise anything
             raise SweepError(f"agent {label!r}: making it failed: {type(exc).__name__}: {exc}") from None
         if not getattr(agent, "uses_weights", True):
-            out.add(label)
-    return out
+            weightless.add(label)
+        if getattr(agent, "seed_independent", False):
+            kwargs = task_env_kwargs(Task(protocol.name, label, 0.05, scenario, 0, tuple(overrides.items())))
+            if not EnvSettings.from_kwargs(**kwargs).seed_moves_counts:
+                seed_independent.add(label)
+    return weightless, seed_independent
 
 
 def plan_tasks(
-    keys: Sequence[tuple[str, str, float, str, int]], weightless: set[str], overrides: Mapping[str, Any]
+    keys: Sequence[tuple[str, str, float, str, int]],
+    weightless: set[str],
+    seed_independent: set[str],
+    overrides: Mapping[str, Any],
+    reuse: bool = True,
 ) -> list[Task]:
-    """One task per missing row, except that the missing betas of a weightless contender's
-    (scenario, seed) are one task: one episode, scored at each beta."""
+    """The tasks of the missing rows, no episode played twice: a seed-independent contender's
+    missing rows of one scenario are one task per set of seeds (played at the first, replayed at
+    the others, each distinct decision sequence simulated once per seed); a weightless contender's
+    missing betas of one (scenario, seed) are one task (one episode, scored at each beta); any
+    other row is a task of its own. ``reuse=False``: every row a task of its own (the check that
+    reuse changes no row)."""
     settings, commit = tuple(overrides.items()), git_commit()  # the commit: read once for the sweep
+    if not reuse:
+        return [Task(p, a, b, s, seed, settings=settings, commit=commit) for p, a, b, s, seed in keys]
     tasks: list[Task] = []
-    grouped: dict[tuple[str, str, str, int], list[float]] = {}
+    per_seed: dict[tuple[str, str, str, int], list[float]] = {}
+    per_scenario: dict[tuple[str, str, str], dict[float, list[int]]] = {}
     for protocol, agent, beta, scenario, seed in keys:
-        if agent in weightless:
-            grouped.setdefault((protocol, agent, scenario, seed), []).append(beta)
+        if agent in seed_independent:
+            per_scenario.setdefault((protocol, agent, scenario), {}).setdefault(beta, []).append(seed)
+        elif agent in weightless:
+            per_seed.setdefault((protocol, agent, scenario, seed), []).append(beta)
         else:
             tasks.append(Task(protocol, agent, beta, scenario, seed, settings=settings, commit=commit))
-    for (protocol, agent, scenario, seed), betas in grouped.items():
+    for (protocol, agent, scenario, seed), betas in per_seed.items():
         tasks.append(Task(protocol, agent, betas[0], scenario, seed, settings, tuple(betas[1:]), commit))
+    for (protocol, agent, scenario), seeds_of in per_scenario.items():
+        by_seeds: dict[tuple[int, ...], list[float]] = {}
+        for beta, seeds in seeds_of.items():
+            by_seeds.setdefault(tuple(seeds), []).append(beta)
+        for seeds, betas in by_seeds.items():
+            first = Task(protocol, agent, betas[0], scenario, seeds[0], settings, tuple(betas[1:]), commit)
+            tasks.append(replace(first, replayed_seeds=seeds[1:]))
     return tasks
 
 

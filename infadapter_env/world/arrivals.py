@@ -23,6 +23,9 @@ from __future__ import annotations
 import numpy as np
 
 ARRIVAL_PROCESSES = ("uniform", "poisson", "loadgen")
+# The processes that keep every request in its own second: the counts per second a simulator then
+# observes are the trace's, whatever the seed (``loadgen``'s last requests can spill into the next).
+WITHIN_THEIR_SECOND = ("uniform", "poisson")
 LOADGEN_RATE_FACTOR = 1.5
 
 

@@ -11,10 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, row_digest
-from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, held_out_window_starts
+from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, Task, row_digest
+from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, get_protocol, held_out_window_starts
 from infadapter_scripts import leaderboard, validate
 
 TINY = [
@@ -469,8 +470,51 @@ def test_a_rescored_row_is_the_row_its_own_episode_gives(tmp_path):
     assert rows[0]["objective"] > rows[2]["objective"]  # the same cores cost more at a higher beta
     for row in rows:
         assert check_row({k: str(v) for k, v in row.items()}) == []  # replays at the row's own beta
-    with pytest.raises(ValueError, match="reads the objective's weights"):
-        run_task(Task("default", "ms+", 0.01, "test1", 1, rescored_betas=(0.2,)))
+    # an agent that reads the weights plays each beta of its task: the rows of its own episodes
+    both = run_task(Task("default", "ms+", 0.01, "test1", 1, rescored_betas=(0.2,)))
+    own = run_task(Task("default", "ms+", 0.2, "test1", 1))[0]
+    assert {c: both[1][c] for c in untimed} == {c: own[c] for c in untimed}
+
+
+def test_seed_independent_agents_decide_the_same_at_every_seed():
+    # The sweep plays a seed_independent agent at one seed and replays its decisions at the others
+    # where the seed does not move the counts it reads (the default protocol; not paper-2023's
+    # load generator, where the same agents decide otherwise at another seed).
+    import infadapter_agents
+    from infadapter_env.core.rollout import play_steps
+    from infadapter_env.core.settings import EnvSettings
+    from infadapter_env.leaderboard.episode import contender, task_env_kwargs
+    from infadapter_env.leaderboard.sweep import agent_traits
+
+    declared = [n for n in infadapter_agents.names() if infadapter_agents.make(n).seed_independent]
+    assert {"infadapter", "ms+", "oracle", "static-over", "static-under"} <= set(declared)
+    assert not {"hpa", "vpa-50", "ppo", "autopilot"} & set(declared)  # they read usage or latency
+    for protocol, scenario, labels in (("default", "test1", declared), ("paper-2023", "paper", ["infadapter"])):
+        for label in labels:
+            playing = contender(protocol, label)
+            kwargs = task_env_kwargs(Task(protocol, label, 0.05, scenario, 0)) | {"episode_length_s": 600}
+            hold = get_protocol(protocol).hold_s
+            first, second = (
+                play_steps(infadapter_agents.make(playing.agent, **playing.options), kwargs, seed, hold)
+                for seed in (0, 3)
+            )
+            same = (first.actions, first.quotas) == (second.actions, second.quotas)
+            assert same != EnvSettings.from_kwargs(**kwargs).seed_moves_counts, (protocol, label)
+    assert agent_traits(get_protocol("paper-2023"), ["infadapter", "ms+"], "paper", {})[1] == set()
+
+
+def test_reusing_decisions_and_episodes_changes_no_row(tmp_path):
+    from infadapter_env.leaderboard.sweep import run_sweep
+
+    given = ("default", ["infadapter", "static-over", "hpa"], ["test2"], [0.01, 0.2], [0, 1])
+    rows = {}
+    for reuse in (True, False):
+        (tmp_path / str(reuse)).mkdir()
+        rows[reuse] = run_sweep(*given, tmp_path / str(reuse), backend="serial", log=lambda _: None, reuse=reuse)
+    untimed = [c for c in COLUMNS if c not in (*TIMING_COLUMNS, "row_sha256")]
+    ordered = {k: v.sort_values(["agent", "beta", "seed"])[untimed].reset_index(drop=True) for k, v in rows.items()}
+    assert len(ordered[True]) == 12
+    pd.testing.assert_frame_equal(ordered[True], ordered[False])
 
 
 def test_an_agent_that_fails_is_named_with_its_episode(tmp_path, monkeypatch, capsys, isolated_registry):
