@@ -8,7 +8,8 @@ import pytest
 
 
 def test_list_flags_take_commas_or_spaces():
-    from infadapter_scripts import leaderboard, validate_fast
+    from infadapter_env.leaderboard.fast_validation import ValidationOptions
+    from infadapter_scripts import leaderboard
     from infadapter_scripts.arguments import parse
 
     forms = [
@@ -20,7 +21,7 @@ def test_list_flags_take_commas_or_spaces():
     for argv in forms:
         args = parse(leaderboard.Args, argv, prog="infadapter leaderboard")
         assert (args.agents, args.betas, args.seeds) == (["a", "b"], [0.05, 0.1], [0, 1, 2]), argv
-    assert parse(validate_fast.Args, ["--agents", "hpa,", "mark"], prog="x").agents == ["hpa", "mark"]
+    assert parse(ValidationOptions, ["--agents", "hpa,", "mark"], prog="x").agents == ["hpa", "mark"]
 
 
 @pytest.mark.parametrize(

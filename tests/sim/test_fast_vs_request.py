@@ -1,5 +1,5 @@
 """The fast simulator against the request-level reference on agents' real decisions (a subset of
-``scripts/validate_fast.py``, whose full table is in the README)."""
+``infadapter_env.leaderboard.fast_validation``, whose full table is in the README)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,12 @@ import statistics
 
 import pytest
 
-from infadapter_scripts.validate_fast import P99_TOLERANCE, VIOLATION_TOLERANCE_PTS, compare, validation_scenarios
+from infadapter_env.leaderboard.fast_validation import (
+    P99_TOLERANCE,
+    VIOLATION_TOLERANCE_PTS,
+    compare,
+    validation_scenarios,
+)
 
 
 # a2c and ppo: learned policies run deployments no planner would (four variants on 2-4 cores each,
