@@ -40,8 +40,12 @@ test-slow: $(STAMP)
 test-expensive: $(STAMP)
 	$(BIN)/python -m pytest -q -m expensive
 
+# The benchmarks, then the docs' performance page made from their figures (docs/performance.md).
 bench: $(STAMP)
-	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only -p no:cacheprovider
+	mkdir -p build
+	$(BIN)/python -m pytest -q tests/benchmarks --benchmark-enable --benchmark-only -p no:cacheprovider \
+		--benchmark-json=build/bench.json
+	$(BIN)/python -m tests.benchmarks.report build/bench.json docs/performance.md
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
