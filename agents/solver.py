@@ -641,29 +641,21 @@ class _Plan:
             below = self.dual[u] if v else None  # None: no variant left that could serve a rest
             mu, h = below if below is not None else (none, none)
             final, state, choice, parent, pick, total, reached, so_far, lc, bound = kernels.expand(
-                used,
-                capacity,
-                value,
-                loading,
-                cores,
-                more,
-                cost,
-                self.gain[v],
-                rate,
-                budget,
-                self.accuracy[v],
-                per_core,
-                gamma,
+                (used, capacity, value, loading),  # ``solver_kernels.States``
+                (cores, more, cost, self.gain[v]),  # ``Choices``
+                (rate, budget, self.accuracy[v], per_core, gamma),  # ``Decision``
                 best_value,
                 below is not None,
-                mu,
-                h,
-                self.tail[v] if below is not None else np.zeros((0, cores.size)),
-                self.least_load[u] if v else 0.0,
-                self.best_below[u] if v else 0.0,
-                tables.reach[u] if v else none,
-                self.knapsack[u] if v else np.zeros((0, 1)),
-                self.knapsack_multipliers,
+                (  # ``RestBounds``
+                    mu,
+                    h,
+                    self.tail[v] if below is not None else np.zeros((0, cores.size)),
+                    self.least_load[u] if v else 0.0,
+                    self.best_below[u] if v else 0.0,
+                    tables.reach[u] if v else none,
+                    self.knapsack[u] if v else np.zeros((0, 1)),
+                    self.knapsack_multipliers,
+                ),
             )
             if state >= 0:  # v is the last variant the rate reaches: it serves what is left
                 best_value, found = final, (level, state, int(cores[choice]))

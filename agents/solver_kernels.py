@@ -13,12 +13,60 @@ solver enumerates and never pays numba's import (about 0.3 s) or its first compi
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import NamedTuple
 
+import numba
 import numpy as np
 
 from infadapter_env.jit import compiled
 
 REACH_TOLERANCE = 1e-12  # relative: a deployment within it of the rate serves it
+
+
+class States(NamedTuple):
+    """The partial deployments one level of branch and bound extends, (S,) each."""
+
+    used: np.ndarray  # cores (int64)
+    capacity: np.ndarray  # req/s
+    value: np.ndarray  # objective so far, without LC
+    loading: np.ndarray  # LC so far
+
+
+class Choices(NamedTuple):
+    """The level variant's choices, in order of cores, (C,) each."""
+
+    cores: np.ndarray  # (int64)
+    more: np.ndarray  # capacity (req/s)
+    cost: np.ndarray  # its loading cost (LC)
+    gain: np.ndarray  # its objective at full capacity
+
+
+class Decision(NamedTuple):
+    """The decision's numbers at this level: the rate, the core budget, the level variant's
+    objective per req/s served, the objective per core and the weight of LC."""
+
+    rate: float
+    budget: int
+    accuracy: float
+    per_core: float
+    gamma: float
+
+
+class RestBounds(NamedTuple):
+    """What bounds the objective the variants below the level's (0..u) can earn on a rest of the
+    rate: the dual of the linear relaxation (``mu`` (J,), ``h`` (J,), and ``tail`` (J, C): each
+    choice's part of the dual screen), the least loading cost still ahead, the best objective per
+    req/s, ``reach`` (the most capacity of variants 0..u within c cores, non-decreasing) and the
+    Lagrangian knapsack bound (``multipliers`` (L,), ``knapsack`` (L, budget + 1))."""
+
+    mu: np.ndarray
+    h: np.ndarray
+    tail: np.ndarray
+    least_load: float
+    best_accuracy: float
+    reach: np.ndarray
+    knapsack: np.ndarray
+    multipliers: np.ndarray
 
 
 @lru_cache(maxsize=1)
@@ -27,65 +75,26 @@ def warm_up() -> None:
     its user cache) or load them from the cache (well under a second), on inputs of the types
     branch and bound passes, so that no decision pays for it."""
     ints, floats = np.zeros(1, dtype=np.int64), np.zeros(1)
-    expand(ints, floats, floats, floats, ints, floats, floats, floats, 1.0, 1, 1.0, 0.0, 0.0, -np.inf, True,
-           floats, floats, np.zeros((1, 1)), 0.0, 1.0, floats, np.zeros((1, 2)), floats)  # fmt: skip
+    states, choices = (ints, floats, floats, floats), (ints, floats, floats, floats)
+    bounds = (floats, floats, np.zeros((1, 1)), 0.0, 1.0, floats, np.zeros((1, 2)), floats)
+    expand(states, choices, (1.0, 1, 1.0, 0.0, 0.0), -np.inf, True, bounds)
     undominated(ints, floats, floats, floats)
 
 
-@compiled()
-def expand(
-    used: np.ndarray,
-    capacity: np.ndarray,
-    value: np.ndarray,
-    loading: np.ndarray,
-    cores: np.ndarray,
-    more: np.ndarray,
-    cost: np.ndarray,
-    gain: np.ndarray,
-    rate: float,
-    budget: int,
-    accuracy: float,
-    per_core: float,
-    gamma: float,
-    best_value: float,
-    rest_ahead: bool,
-    mu: np.ndarray,
-    h: np.ndarray,
-    tail: np.ndarray,
-    least_load: float,
-    best_accuracy: float,
-    reach: np.ndarray,
-    knapsack: np.ndarray,
-    multipliers: np.ndarray,
-) -> tuple[float, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """One level of branch and bound: every state (``used`` cores, ``capacity``, ``value`` so far
-    without LC, ``loading`` its LC so far) extended by every choice of the level's variant v
-    (``cores``, ``more`` capacity, ``cost`` its loading cost, ``gain`` its objective at full
-    capacity), in order of state then choice.
-
-    Returns the best completion (an extension that reaches the rate: v serves what is left) as
-    (value, state, choice), -inf and -1 where none beats ``best_value``, then the extensions
-    left open: their state, choice, cores, capacity, objective so far, LC so far and bound.
-    ``rest_ahead`` is False where no variant below v can serve anything (nothing stays open).
-
-    An extension stays open if it fits the budget, leaves a rest, and its bound reaches the best
-    value (after the completions). First the dual screen ``head_s(mu) + tail[mu, c]`` at the
-    state's tightest mu; then the bound: ``exact`` (the objective so far less the least loading
-    cost still ahead, ``least_load``) plus the smallest of (a) the rest at ``best_accuracy`` on
-    the fewest cores that reach it (``reach``: the most capacity of variants 0..u within c cores,
-    non-decreasing; closed where those do not fit the room left), (b) the Lagrangian knapsack
-    bound ``min_l multipliers[l] * rest + knapsack[l, room]`` and (c) the dual of the linear
-    relaxation ``min_j h[j] * rest + mu[j] * room``. Each is a valid upper bound on what the rest
-    can earn, so stopping at the first that closes an extension changes nothing but the time.
-    """
-    states, choices = used.size, cores.size
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _best_completion(states: States, choices: Choices, decision: Decision) -> tuple[float, int, int]:
+    """The best completion of the level: an extension that reaches the rate (within
+    REACH_TOLERANCE), the level's variant serving what is left, as (value, state, choice); -inf and
+    -1 where none does."""
+    used, capacity, value, loading = states.used, states.capacity, states.value, states.loading
+    cores, more, cost = choices.cores, choices.more, choices.cost
+    rate, budget, accuracy, per_core, gamma = decision
     # A deployment reaches the rate within a relative 1e-12: its capacities summed most accurate
     # first may land an ulp below the same sum in another order (``reach``, the ILP's).
-    slack = rate * REACH_TOLERANCE
-    target = rate - slack
+    target = rate - rate * REACH_TOLERANCE
     best_final, best_state, best_choice = -np.inf, -1, -1
-    for s in range(states):
-        for c in range(choices):
+    for s in range(used.size):
+        for c in range(cores.size):
             if used[s] + cores[c] > budget:  # choices come in order of cores
                 break
             if capacity[s] + more[c] >= target:
@@ -94,11 +103,97 @@ def expand(
                 )
                 if final > best_final:
                     best_final, best_state, best_choice = final, s, c
+    return best_final, best_state, best_choice
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _dual_head(s: int, states: States, decision: Decision, mu: np.ndarray, h: np.ndarray) -> tuple[int, float]:
+    """State ``s``'s part of the dual screen, ``head_s(mu)``, at its tightest ``mu``: that
+    multiplier's position and the value."""
+    rate, budget, gamma = decision.rate, decision.budget, decision.gamma
+    used, capacity, value, loading = states.used, states.capacity, states.value, states.loading
+    tightest, head = 0, np.inf
+    for j in range(mu.size):
+        at = value[s] - gamma * loading[s] + (rate - capacity[s]) * h[j] + (budget - used[s]) * mu[j]
+        if at < head:
+            tightest, head = j, at
+    return tightest, head
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _fewest_cores(reach: np.ndarray, rest: float, slack: float, need: int) -> int:
+    """The fewest cores in which the variants below reach ``rest`` (np.searchsorted's 'left' on
+    ``reach``, within ``slack``), walked from the last choice's ``need``: the rest falls as the
+    choices grow, so a step or two."""
+    while need < reach.size and reach[need] < rest - slack:
+        need += 1
+    while need > 0 and reach[need - 1] >= rest - slack:
+        need -= 1
+    return need
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _knapsack_bound(
+    b: float, exact: float, rest: float, room: int, multipliers: np.ndarray, knapsack: np.ndarray, best_value: float
+) -> float:
+    """Bound ``b`` lowered to the Lagrangian knapsack bound ``min_l multipliers[l] * rest +
+    knapsack[l, room]`` above ``exact``, stopping once it falls below ``best_value``."""
+    k = 0
+    while b >= best_value and k < multipliers.size:
+        b = min(b, exact + multipliers[k] * rest + knapsack[k, room])
+        k += 1
+    return b
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _dual_bound(
+    b: float, exact: float, rest: float, room: int, mu: np.ndarray, h: np.ndarray, best_value: float
+) -> float:
+    """Bound ``b`` lowered to the dual of the linear relaxation ``min_j h[j] * rest + mu[j] *
+    room`` above ``exact``, stopping once it falls below ``best_value``."""
+    j = 0
+    while b >= best_value and j < mu.size:
+        b = min(b, exact + h[j] * rest + mu[j] * room)
+        j += 1
+    return b
+
+
+@compiled()
+def expand(
+    states: States, choices: Choices, decision: Decision, best_value: float, rest_ahead: bool, bounds: RestBounds
+) -> tuple[float, int, int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """One level of branch and bound: every state extended by every choice of the level's variant
+    v, in order of state then choice. Each group comes as a plain tuple in its named tuple's field
+    order and is named here.
+
+    Returns the best completion (``_best_completion``) as (value, state, choice), -inf and -1
+    where none beats ``best_value``, then the
+    extensions left open: their state, choice, cores, capacity, objective so far, LC so far and
+    bound. ``rest_ahead`` is False where no variant below v can serve anything (nothing stays open).
+
+    An extension stays open if it fits the budget, leaves a rest, and its bound reaches the best
+    value (after the completions). First the dual screen ``head_s(mu) + tail[mu, c]`` at the
+    state's tightest mu (``_dual_head``); then the bound: ``exact`` (the objective so far less the
+    least loading cost still ahead) plus the smallest of (a) the rest at ``best_accuracy`` on the
+    fewest cores that reach it (``_fewest_cores``; closed where those do not fit the room left),
+    (b) the Lagrangian knapsack bound (``_knapsack_bound``) and (c) the dual of the linear
+    relaxation (``_dual_bound``). Each is a valid upper bound on what the rest can earn, so
+    stopping at the first that closes an extension changes nothing but the time.
+    """
+    states, choices, decision, bounds = States(*states), Choices(*choices), Decision(*decision), RestBounds(*bounds)
+    used, capacity, value, loading = states.used, states.capacity, states.value, states.loading
+    cores, more, cost, gain = choices.cores, choices.more, choices.cost, choices.gain
+    rate, budget, gamma, per_core = decision.rate, decision.budget, decision.gamma, decision.per_core
+    mu, h, tail, reach = bounds.mu, bounds.h, bounds.tail, bounds.reach
+    slack = rate * REACH_TOLERANCE
+    target = rate - slack
+    best_final, best_state, best_choice = _best_completion(states, choices, decision)
     if best_final > best_value:
         best_value = best_final
     else:
         best_final, best_state, best_choice = -np.inf, -1, -1
-    size = states * choices if rest_ahead else 0
+    n_states = used.size if rest_ahead else 0  # without a variant below, no extension stays open
+    size = n_states * cores.size
     parent = np.empty(size, dtype=np.int64)
     pick = np.empty(size, dtype=np.int64)
     total = np.empty(size, dtype=np.int64)
@@ -107,42 +202,26 @@ def expand(
     lc = np.empty(size)
     bound = np.empty(size)
     n = 0
-    for s in range(states if rest_ahead else 0):
-        tightest, head = 0, np.inf
-        for j in range(mu.size):
-            at = value[s] - gamma * loading[s] + (rate - capacity[s]) * h[j] + (budget - used[s]) * mu[j]
-            if at < head:
-                tightest, head = j, at
+    for s in range(n_states):
+        tightest, head = _dual_head(s, states, decision, mu, h)
         need = 0
-        for c in range(choices):
+        for c in range(cores.size):
             t = used[s] + cores[c]
             if t > budget:  # choices come in order of cores
                 break
             r = capacity[s] + more[c]
             if r >= target or head + tail[tightest, c] < best_value:
                 continue
-            # The bound, written out here: a helper taking arrays costs reference counting per call.
-            # The fewest cores in which variants 0..u reach the rest (np.searchsorted's 'left'),
-            # walked from the last choice's: the rest falls as the choices grow, so a step or two.
             rest, room = rate - r, budget - t
-            while need < reach.size and reach[need] < rest - slack:
-                need += 1
-            while need > 0 and reach[need - 1] >= rest - slack:
-                need -= 1
+            need = _fewest_cores(reach, rest, slack, need)
             if need > room:
                 continue
             extended = value[s] + gain[c]
             loaded = max(loading[s], cost[c])
-            exact = extended - gamma * max(loaded, least_load)
-            b = exact + best_accuracy * rest - per_core * need  # (a)
-            k = 0
-            while b >= best_value and k < multipliers.size:  # (b)
-                b = min(b, exact + multipliers[k] * rest + knapsack[k, room])
-                k += 1
-            j = 0
-            while b >= best_value and j < mu.size:  # (c)
-                b = min(b, exact + h[j] * rest + mu[j] * room)
-                j += 1
+            exact = extended - gamma * max(loaded, bounds.least_load)
+            b = exact + bounds.best_accuracy * rest - per_core * need  # (a)
+            b = _knapsack_bound(b, exact, rest, room, bounds.multipliers, bounds.knapsack, best_value)  # (b)
+            b = _dual_bound(b, exact, rest, room, mu, h, best_value)  # (c)
             if b < best_value:
                 continue
             parent[n], pick[n], total[n], reached[n] = s, c, t, r

@@ -72,6 +72,20 @@ class StepPipeline:
         # where the report kernel writes each of ``pipeline_kernels.OBSERVED``
         positions = [self.layout.positions[name] for name in kernels.OBSERVED]
         self.observed_starts = np.array([p.start if isinstance(p, slice) else p for p in positions], dtype=np.int64)
+        weights = config.weights
+        # the report kernel's inputs that every step shares (``pipeline_kernels.Scoring``, ``ObservationBounds``)
+        self.scoring = tuple(
+            kernels.Scoring(
+                profile.per_replica_rps,
+                self.accuracy,
+                float(config.interval_s),
+                float(config.slo_ms),
+                float(config.budget_cores),
+                float(weights.alpha),
+                float(weights.gamma),
+            )
+        )
+        self.observation_bounds = tuple(kernels.ObservationBounds(self.observed_starts, high))
 
     def fast(
         self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
@@ -141,35 +155,22 @@ class StepPipeline:
         # the quotas routing at the interval's end (NaN: none set)
         n_env, n_var = len(values), len(self.accuracy)
         routing = (no_quotas(n_env, n_var) if quotas is None else quotas.after(state.loading_left_s)).current
-        weights = cfg.weights
         env = np.empty((len(kernels.ENV_FLOATS), n_env))
         by_variant = np.empty((len(kernels.VARIANT_FLOATS), n_env, n_var))
         obs = np.empty((n_env, self.high.size), dtype=np.float32)
         kernels.report(
-            result.by_env,
-            result.by_variant,
-            replicas,
-            cores,
-            routing,
-            state.loading_left_s,
-            state.backlog,
-            np.asarray(minute_peaks, dtype=np.float64),
-            steps_done,
-            n_steps,
-            self.profile.per_replica_rps,
-            self.accuracy,
-            float(cfg.interval_s),
-            float(cfg.slo_ms),
-            self.observed_starts,
-            self.high,
-            lc,
-            float(cfg.budget_cores),
-            float(weights.alpha),
-            filled(n_env, float(weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
-            float(weights.gamma),
-            env,
-            by_variant,
-            obs,
+            (result.by_env, result.by_variant),  # ``IntervalArrays``
+            (replicas, cores, routing, state.loading_left_s, state.backlog),  # ``DeploymentArrays``
+            self.scoring,
+            (  # ``EpisodeArrays``
+                lc,
+                filled(n_env, float(cfg.weights.beta)) if beta is None else np.asarray(beta, dtype=np.float64),
+                np.asarray(minute_peaks, dtype=np.float64),
+                steps_done,
+                n_steps,
+            ),
+            self.observation_bounds,
+            (env, by_variant, obs),  # ``ReportOutputs``
         )
         if self.layout.observe_weights or available is not None:
             self.observe_weights(obs, beta)

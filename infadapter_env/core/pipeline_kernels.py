@@ -10,6 +10,8 @@ changes to functions of other files, so a kernel's callees must be in its own fi
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numba
 import numpy as np
 
@@ -51,7 +53,7 @@ VARIANT_FLOATS = (
     "utilisation",
     "backlog",
 )
-# The observation fields ``report`` writes, in the order of its ``starts`` argument (the weights,
+# The observation fields ``report`` writes, in the order of ``ObservationBounds.starts`` (the weights,
 # the resource cost and the available cores are written by ``pipeline.StepPipeline``).
 OBSERVED = (
     "MINUTE_PEAKS",
@@ -111,98 +113,197 @@ def average_accuracy_batch(capacity_rps: np.ndarray, accuracy: np.ndarray, rate_
     return out
 
 
+# ``report``'s inputs, grouped by meaning: each a plain tuple at the call, in its fields' order,
+# named in the kernel (numba types a named tuple argument in Python, about 0.1 us per field, and
+# converts only plain tuples to the signature's tuple types).
+class IntervalArrays(NamedTuple):
+    """An interval's result as ``sim.cluster.IntervalResult`` packs it."""
+
+    by_env: np.ndarray  # (7, N): ``IntervalResult.ENV_FIELDS``
+    by_variant: np.ndarray  # (5, N, V): ``IntervalResult.VARIANT_FIELDS``
+
+
+class DeploymentArrays(NamedTuple):
+    """Per environment and variant, (N, V) each: the deployment asked for, the quotas routing at the
+    interval's end, and the state after the interval."""
+
+    replicas: np.ndarray  # (int64)
+    cores: np.ndarray  # cores per replica (int64)
+    routing: np.ndarray  # the quota dispatcher's quotas (NaN: none set)
+    loading_left_s: np.ndarray
+    backlog: np.ndarray
+
+
+class Scoring(NamedTuple):
+    """What a step is scored by, the same at every step: the profile's capacities and accuracies,
+    the settings' interval, SLO and core budget, and the objective's alpha and gamma."""
+
+    per_replica_rps: np.ndarray  # (V, C+1)
+    accuracy: np.ndarray  # (V,) least accurate first
+    interval_s: float
+    slo_ms: float
+    budget_cores: float
+    alpha: float
+    gamma: float
+
+
+class EpisodeArrays(NamedTuple):
+    """Each environment's decision and episode: the decision's loading cost, the episode's beta,
+    the observation's minute peaks, and the steps done (of ``n_steps``)."""
+
+    lc: np.ndarray  # (N,)
+    beta: np.ndarray  # (N,)
+    minute_peaks: np.ndarray  # (N, 10)
+    steps_done: np.ndarray  # (N,) int64
+    n_steps: int
+
+
+class ObservationBounds(NamedTuple):
+    """Where ``report`` writes the observation and its bounds: the position of each ``OBSERVED``
+    field, and the observation's upper bounds (float32)."""
+
+    starts: np.ndarray  # (len(OBSERVED),) int64
+    high: np.ndarray  # (SIZE,)
+
+
+class ReportOutputs(NamedTuple):
+    """What ``report`` writes (arrays the caller allocates; their contents on entry do not matter)."""
+
+    env: np.ndarray  # (len(ENV_FLOATS), N)
+    by_variant: np.ndarray  # (len(VARIANT_FLOATS), N, V)
+    obs: np.ndarray  # (N, SIZE) float32
+
+
 # The kernels write into arrays the caller allocates (``sim.fast_kernels.INTERVAL_SIGNATURE`` says why).
+INTERVAL_ARRAYS = numba.types.Tuple((_F2, readonly("float64", 3)))
+DEPLOYMENT_ARRAYS = numba.types.Tuple((_I2, _I2, _F2, _F2, _F2))
+SCORING = numba.types.Tuple((_F2, _F1, float64, float64, float64, float64, float64))
+EPISODE_ARRAYS = numba.types.Tuple((_F1, _F1, _F2, _I1, int64))
+OBSERVATION_BOUNDS = numba.types.Tuple((_I1, readonly("float32", 1)))
+REPORT_OUTPUTS = numba.types.Tuple((float64[:, ::1], float64[:, :, ::1], float32[:, ::1]))
 REPORT_SIGNATURE = numba.types.none(
-    *[_F2, readonly("float64", 3), _I2, _I2, _F2, _F2, _F2, _F2, _I1, int64, _F2, _F1],
-    float64,
-    float64,
-    _I1,
-    readonly("float32", 1),
-    _F1,
-    float64,
-    float64,
-    _F1,
-    float64,
-    float64[:, ::1],
-    float64[:, :, ::1],
-    float32[:, ::1],
+    INTERVAL_ARRAYS, DEPLOYMENT_ARRAYS, SCORING, EPISODE_ARRAYS, OBSERVATION_BOUNDS, REPORT_OUTPUTS
 )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _check_outputs(out: ReportOutputs, n_env: int, n_var: int, size: int) -> None:
+    """Refuse output arrays of the wrong shape."""
+    if (
+        out.env.shape != (len(ENV_FLOATS), n_env)
+        or out.by_variant.shape != (len(VARIANT_FLOATS), n_env, n_var)
+        or out.obs.shape != (n_env, size)
+    ):
+        raise ValueError("report: an output array has the wrong shape")
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _deployment_sums(
+    n: int, in_slo: np.ndarray, deployment: DeploymentArrays, scoring: Scoring, capacity: np.ndarray
+) -> tuple[float, float, float, float, float]:
+    """Environment ``n``'s capacity per variant (into ``capacity``), and its sums over the variants:
+    the accuracy of the requests answered within the SLO (``in_slo`` (N, V)), those requests, the
+    cores, and the quota weights of the variants with capacity and their accuracy."""
+    replicas, cores, routing = deployment.replicas, deployment.cores, deployment.routing
+    per_replica_rps, accuracy = scoring.per_replica_rps, scoring.accuracy
+    answered = 0.0
+    in_slo_total = 0.0
+    total_cores = 0.0
+    weight_total = 0.0
+    weighted = 0.0
+    for v in range(capacity.size):
+        capacity[v] = replicas[n, v] * per_replica_rps[v, cores[n, v]]
+        answered += in_slo[n, v] * accuracy[v]
+        in_slo_total += in_slo[n, v]
+        total_cores += replicas[n, v] * cores[n, v]
+        quota = routing[n, v]
+        if capacity[v] > 0.0 and not np.isnan(quota):
+            weight = np.rint(quota)
+            weight_total += weight
+            weighted += weight * accuracy[v]
+    return answered, in_slo_total, total_cores, weight_total, weighted
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _write_variant_rows(
+    n: int, result_by_variant: np.ndarray, capacity: np.ndarray, deployment: DeploymentArrays, by_variant: np.ndarray
+) -> None:
+    """Environment ``n``'s ``VARIANT_FLOATS`` rows: in SLO, P50, P99, capacity, loading left,
+    utilisation and backlog per variant."""
+    in_slo, busy, p50_ms, p99_ms = (
+        result_by_variant[0],
+        result_by_variant[2],
+        result_by_variant[3],
+        result_by_variant[4],
+    )
+    loading_left_s, backlog = deployment.loading_left_s, deployment.backlog
+    for v in range(capacity.size):
+        by_variant[0, n, v] = in_slo[n, v]
+        by_variant[1, n, v] = p50_ms[n, v]
+        by_variant[2, n, v] = p99_ms[n, v]
+        by_variant[3, n, v] = capacity[v]
+        by_variant[4, n, v] = loading_left_s[n, v]
+        by_variant[5, n, v] = busy[n, v]
+        by_variant[6, n, v] = backlog[n, v]
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _observe_variants(
+    n: int, interval: IntervalArrays, deployment: DeploymentArrays, slo_ms: float, starts: np.ndarray, o: np.ndarray
+) -> None:
+    """Environment ``n``'s per-variant fields of its observation ``o`` (``OBSERVED`` at ``starts``):
+    cores, replicas, loading left, utilisation, backlog, and the P99 over the SLO."""
+    replicas, cores = deployment.replicas, deployment.cores
+    loading_left_s, backlog = deployment.loading_left_s, deployment.backlog
+    busy, p99_ms = interval.by_variant[2], interval.by_variant[4]
+    for v in range(replicas.shape[1]):
+        o[starts[3] + v] = cores[n, v]
+        o[starts[4] + v] = replicas[n, v]
+        o[starts[5] + v] = loading_left_s[n, v]
+        o[starts[6] + v] = busy[n, v]
+        o[starts[7] + v] = backlog[n, v]
+        o[starts[11] + v] = p99_ms[n, v] / slo_ms
 
 
 @compiled(REPORT_SIGNATURE)
 def report(
-    result_by_env: np.ndarray,
-    result_by_variant: np.ndarray,
-    replicas: np.ndarray,
-    cores: np.ndarray,
-    routing: np.ndarray,
-    loading_left_s: np.ndarray,
-    backlog: np.ndarray,
-    minute_peaks: np.ndarray,
-    steps_done: np.ndarray,
-    n_steps: int,
-    per_replica_rps: np.ndarray,
-    accuracy: np.ndarray,
-    interval_s: float,
-    slo_ms: float,
-    starts: np.ndarray,
-    high: np.ndarray,
-    lc: np.ndarray,
-    budget_cores: float,
-    alpha: float,
-    beta: np.ndarray,
-    gamma: float,
-    env: np.ndarray,
-    by_variant: np.ndarray,
-    obs: np.ndarray,
+    interval: IntervalArrays,
+    deployment: DeploymentArrays,
+    scoring: Scoring,
+    episode: EpisodeArrays,
+    bounds: ObservationBounds,
+    out: ReportOutputs,
 ) -> None:
-    """The info's numbers and the observations of N environments after an interval.
+    """The info's numbers and the observations of N environments after an interval: writes
+    ``out.env`` (``ENV_FLOATS`` (K, N)), ``out.by_variant`` (``VARIANT_FLOATS`` (K, N, V)) and
+    ``out.obs`` (N, SIZE), the observations clipped to the bounds. Each group comes as a plain
+    tuple in its named tuple's field order and is named here.
 
-    The interval's result packed as ``IntervalResult`` holds it (``by_env`` (7, N), ``by_variant``
-    (5, N, V)); arrays (N, V) per variant and (N,) per environment: the deployment asked for
-    (``replicas``, ``cores``), the quotas routing at the interval's end (``routing``, NaN: none
-    set), the state after it; ``minute_peaks`` (N, 10); ``steps_done`` (N,) of ``n_steps``;
-    ``starts``: the position of each ``OBSERVED`` field; ``high``: the observation's bounds; ``lc``
-    (N,) the decision's loading cost; the objective's weights (``beta`` (N,): each episode's).
-    Writes ``env``: ``ENV_FLOATS`` (K, N), ``by_variant``: ``VARIANT_FLOATS`` (K, N, V) and
-    ``obs``: the observations (N, SIZE), clipped to the bounds (their contents on entry do not matter).
-
-    AA effective: accuracy of the requests answered within the SLO over all arrivals (an interval
-    without arrivals scores the AA of rate 0). AA planned: the deployment's AA at the interval's
-    mean rate, or with quotas routing the quota-weighted accuracy of the variants with capacity."""
-    n_env, n_var = replicas.shape
-    n_minutes = minute_peaks.shape[1]
-    arrivals, peak_rate, over_slo, dropped = result_by_env[0], result_by_env[1], result_by_env[2], result_by_env[3]
-    lost, p50_ms_all, p99_ms_all = result_by_env[4], result_by_env[5], result_by_env[6]
-    in_slo, busy = result_by_variant[0], result_by_variant[2]
-    p50_ms, p99_ms = result_by_variant[3], result_by_variant[4]
-    if (
-        env.shape != (len(ENV_FLOATS), n_env)
-        or by_variant.shape != (len(VARIANT_FLOATS), n_env, n_var)
-        or obs.shape != (n_env, high.size)
-    ):
-        raise ValueError("report: an output array has the wrong shape")
+    Per environment: the deployment's capacity and sums (``_deployment_sums``); AA effective, the
+    accuracy of the requests answered within the SLO over all arrivals (an interval without
+    arrivals scores the AA of rate 0); AA planned, the deployment's AA at the interval's mean rate,
+    or with quotas routing the quota-weighted accuracy of the variants with capacity; the
+    objective with each (``weighted_objective``); the per-variant rows (``_write_variant_rows``);
+    and the observation, its per-variant fields from ``_observe_variants``."""
+    interval, deployment, scoring = IntervalArrays(*interval), DeploymentArrays(*deployment), Scoring(*scoring)
+    episode, bounds, out = EpisodeArrays(*episode), ObservationBounds(*bounds), ReportOutputs(*out)
+    n_env, n_var = deployment.replicas.shape
+    _check_outputs(out, n_env, n_var, bounds.high.size)
+    env, by_variant, obs = out.env, out.by_variant, out.obs
+    result_by_env, result_by_variant = interval.by_env, interval.by_variant
+    arrivals, over_slo, dropped, lost = result_by_env[0], result_by_env[2], result_by_env[3], result_by_env[4]
+    accuracy, alpha, gamma = scoring.accuracy, scoring.alpha, scoring.gamma
+    lc, beta, minute_peaks, steps_done = episode.lc, episode.beta, episode.minute_peaks, episode.steps_done
+    starts, high = bounds.starts, bounds.high
     obs[:] = 0.0
     capacity = np.empty(n_var)
     for n in range(n_env):
+        answered, in_slo_total, total_cores, weight_total, weighted = _deployment_sums(
+            n, result_by_variant[0], deployment, scoring, capacity
+        )
         total = arrivals[n]
-        mean_rate = total / interval_s
+        mean_rate = total / scoring.interval_s
         violated = over_slo[n] + dropped[n]
-        answered = 0.0
-        in_slo_total = 0.0
-        total_cores = 0.0
-        weight_total = 0.0
-        weighted = 0.0
-        for v in range(n_var):
-            capacity[v] = replicas[n, v] * per_replica_rps[v, cores[n, v]]
-            answered += in_slo[n, v] * accuracy[v]
-            in_slo_total += in_slo[n, v]
-            total_cores += replicas[n, v] * cores[n, v]
-            quota = routing[n, v]
-            if capacity[v] > 0.0 and not np.isnan(quota):
-                weight = np.rint(quota)
-                weight_total += weight
-                weighted += weight * accuracy[v]
         if total > 0.0:
             aa_effective = answered / total
             violation_rate = violated / total
@@ -216,36 +317,23 @@ def report(
         else:
             aa_planned = average_accuracy_row(capacity, accuracy, mean_rate)
         row = env[:, n]
-        row[0], row[1], row[2], row[3] = total, mean_rate, peak_rate[n], in_slo_total
+        row[0], row[1], row[2], row[3] = total, mean_rate, result_by_env[1, n], in_slo_total
         row[4], row[5], row[6], row[7] = violated, over_slo[n], dropped[n], lost[n]
-        row[8], row[9], row[10], row[11] = violation_rate, drop_rate, p50_ms_all[n], p99_ms_all[n]
-        rc = resource_cost(total_cores, budget_cores)
+        row[8], row[9], row[10], row[11] = violation_rate, drop_rate, result_by_env[5, n], result_by_env[6, n]
+        rc = resource_cost(total_cores, scoring.budget_cores)
         row[12], row[13], row[14], row[15], row[16] = aa_effective, aa_planned, total_cores, rc, lc[n]
         row[17] = weighted_objective(aa_effective, rc, lc[n], alpha, beta[n], gamma)
         row[18] = weighted_objective(aa_planned, rc, lc[n], alpha, beta[n], gamma)
-        for v in range(n_var):
-            by_variant[0, n, v] = in_slo[n, v]
-            by_variant[1, n, v] = p50_ms[n, v]
-            by_variant[2, n, v] = p99_ms[n, v]
-            by_variant[3, n, v] = capacity[v]
-            by_variant[4, n, v] = loading_left_s[n, v]
-            by_variant[5, n, v] = busy[n, v]
-            by_variant[6, n, v] = backlog[n, v]
+        _write_variant_rows(n, result_by_variant, capacity, deployment, by_variant)
         o = obs[n]
-        for m in range(n_minutes):
+        for m in range(minute_peaks.shape[1]):
             o[starts[0] + m] = minute_peaks[n, m]
         o[starts[1]] = mean_rate
-        o[starts[2]] = peak_rate[n]
-        for v in range(n_var):
-            o[starts[3] + v] = cores[n, v]
-            o[starts[4] + v] = replicas[n, v]
-            o[starts[5] + v] = loading_left_s[n, v]
-            o[starts[6] + v] = busy[n, v]
-            o[starts[7] + v] = backlog[n, v]
-            o[starts[11] + v] = p99_ms[n, v] / slo_ms
+        o[starts[2]] = result_by_env[1, n]  # the peak rate
+        _observe_variants(n, interval, deployment, scoring.slo_ms, starts, o)
         o[starts[8]] = violation_rate
         o[starts[9]] = drop_rate
-        o[starts[10]] = steps_done[n] / n_steps
+        o[starts[10]] = steps_done[n] / episode.n_steps
         o[starts[12]] = rc
         for i in range(high.size):
             o[i] = min(o[i], high[i])

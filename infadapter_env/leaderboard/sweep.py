@@ -154,8 +154,8 @@ def plan_tasks(
         tasks.append(Task(protocol, agent, betas[0], scenario, seed, settings, tuple(betas[1:]), commit))
     for (protocol, agent, scenario), seeds_of in per_scenario.items():
         by_seeds: dict[tuple[int, ...], list[float]] = {}
-        for beta, seeds in seeds_of.items():
-            by_seeds.setdefault(tuple(seeds), []).append(beta)
+        for beta, seed_list in seeds_of.items():
+            by_seeds.setdefault(tuple(seed_list), []).append(beta)
         for seeds, betas in by_seeds.items():
             first = Task(protocol, agent, betas[0], scenario, seeds[0], settings, tuple(betas[1:]), commit)
             tasks.append(replace(first, replayed_seeds=seeds[1:]))

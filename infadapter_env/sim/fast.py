@@ -38,7 +38,8 @@ rolling updates and make-before-break follow ``deploy``. ``tests/sim/test_fast_v
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
+from typing import Any
 
 import numpy as np
 
@@ -68,6 +69,16 @@ class ServerTables:
     atom_bins: np.ndarray  # the histogram bin of each atom (``sim.fast_kernels.latency_bin``)
     bin_edges: np.ndarray  # (N_BINS + 1,) the least latency of each bin (``sim.fast_kernels.bin_edges``)
     atom_mass: np.ndarray  # (len(ATOM_LEVELS),) probability each atom stands for
+
+    @cached_property
+    def kernel_tables(self) -> tuple[tuple[Any, ...], tuple[Any, ...], tuple[Any, ...]]:
+        """The tables as ``sim.fast_kernels.interval`` takes them, made once: ``ServerRates``,
+        ``LatencyTable`` and ``LatencyAtoms``, each a plain tuple in its fields' order."""
+        return (
+            tuple(kernels.ServerRates(self.capacity_rps, self.service_rps, self.service_cv)),
+            tuple(kernels.LatencyTable(self.slo_s, self.n_rho, self.over)),
+            tuple(kernels.LatencyAtoms(self.atoms_s, self.atom_bins, self.atom_mass, self.bin_edges)),
+        )
 
 
 @lru_cache(maxsize=16)
@@ -154,32 +165,11 @@ def simulate_interval(
     by_env = np.empty((7, n_env))
     try:
         kernels.interval(
-            state.replicas,
-            state.cores,
-            state.serving_replicas,
-            state.serving_cores,
-            state.loading_left_s,
-            state.backlog,
-            state.backlog_var,
+            tuple(state),  # ``ClusterArrays``: ClusterState's fields, in its order
             np.asarray(per_tick, dtype=np.float64),
-            quotas.current,
-            quotas.planned,
-            tables.capacity_rps,
-            tables.service_rps,
-            tables.service_cv,
-            tables.over,
-            tables.atoms_s,
-            tables.atom_bins,
-            tables.atom_mass,
-            tables.bin_edges,
-            tables.n_rho,
-            tables.slo_s,
-            DISPATCHERS.index(dispatcher),
-            float(queue_factor),
-            serving,
-            queues,
-            by_variant,
-            by_env,
+            (DISPATCHERS.index(dispatcher), float(queue_factor), quotas.current, quotas.planned),  # ``Dispatch``
+            *tables.kernel_tables,
+            (serving, queues, by_variant, by_env),  # ``IntervalOutputs``
         )
     except TypeError as error:  # numba's "No matching definition"
         raise TypeError(

@@ -4,11 +4,25 @@ tick's latencies at its wait points, the interval's quantiles from a histogram o
 At five variants numpy's calls cost more than the arithmetic, for one environment and for a
 thousand; the loop replaced a numpy steady path, a numpy tick path and two smaller kernels.
 Compiled at import with one explicit signature (about 20 s once per machine, then loaded from
-numba's disk cache)."""
+numba's disk cache).
+
+The kernel's inputs come in groups (``ClusterArrays``, ``Dispatch``, ``ServerRates``,
+``LatencyTable``, ``LatencyAtoms``, ``IntervalOutputs``), each a plain tuple in its fields' order,
+named on entry. Each step of the loop is a function of its own that numba copies into it
+(``inline="always"``). Handing arrays to such a function costs an atomic reference count per array
+and call unless LLVM prunes the counts, which it does only where no path leaves the function early,
+so the steps keep to shapes it can prune: they raise nothing (``_start_environment`` reports what
+is wrong, ``interval`` raises); they divide by a replica count or the SLO with ``np.divide`` (the
+same IEEE division without Python's zero check, whose exception is such an early exit; these
+divisors are never 0); no two branches of an ``if`` both hand arrays to functions (the
+dispatchers' splits are written out in ``interval``, the over-SLO of a tick without a queue in
+``_over_slo``); and the waits of a tick behind a queue come from functions of numbers
+(``_slot_waits``). Otherwise a step costs up to a fifth more (``tests/benchmarks``)."""
 
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -29,15 +43,135 @@ UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation aver
 QUANTILE_GROUP_S = 5
 BIN_LOW_S, BIN_HIGH_S, N_BINS = 1e-3, 100.0, 160
 BIN_SCALE = N_BINS / math.log(BIN_HIGH_S / BIN_LOW_S)  # bins per e-fold
+N_SLOTS = len(WAIT_POINTS) * len(SPREAD_NODES)  # a tick's requests: one slot per wait point and spread node
 
 
 # ----------------------------------------------------------------------------- the whole interval
 ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``sim.fast.DISPATCHERS`` order)
+LOADING_NAN, CORES_OUTSIDE = 1, 2  # what ``_start_environment`` finds wrong with a state (0: nothing)
+
+
+class ClusterArrays(NamedTuple):
+    """What N clusters run per variant, (N, V) each: ``sim.cluster.ClusterState``'s fields in its
+    order (so that ``tuple(state)`` is this group)."""
+
+    replicas: np.ndarray  # target replicas (int64)
+    cores: np.ndarray  # target cores per replica (int64)
+    serving_replicas: np.ndarray  # (int64)
+    serving_cores: np.ndarray  # (int64)
+    loading_left_s: np.ndarray
+    backlog: np.ndarray
+    backlog_var: np.ndarray
+
+
+class Dispatch(NamedTuple):
+    """How an interval's arrivals are split and admitted: the dispatcher, the queue bound and the
+    ``quota`` dispatcher's quotas (N, V) set by the controller (NaN: none set; read only with
+    ``dispatcher == QUOTA``)."""
+
+    dispatcher: int  # ACCURACY_FIRST, PROPORTIONAL or QUOTA
+    queue_factor: float  # a variant's queue holds at most queue_factor x its capacity at the SLO
+    quotas_current: np.ndarray  # the quotas routing now
+    quotas_planned: np.ndarray  # the quotas routing from the second every load is done
+
+
+class ServerRates(NamedTuple):
+    """What one replica of each variant on each core count does, (V, C+1) each
+    (``sim.fast.ServerTables``)."""
+
+    capacity_rps: np.ndarray  # at the SLO
+    service_rps: np.ndarray  # completions per second
+    service_cv: np.ndarray  # coefficient of variation of the service time
+
+
+class LatencyTable(NamedTuple):
+    """The over-SLO table: ``over`` flattened from (V, C+1, n_rho, THRESHOLD_STEPS + 1), P(latency >
+    SLO x j / THRESHOLD_STEPS) on the utilisation grid (``sim.fast.ServerTables``)."""
+
+    slo_s: float
+    n_rho: int  # points of the utilisation grid
+    over: np.ndarray
+
+
+class LatencyAtoms(NamedTuple):
+    """The latency atoms the interval's quantiles are read from, and the histogram they go into
+    (``sim.fast.ServerTables``): per table row (V x (C+1) x n_rho rows), the latency quantiles at
+    ``sim.fast.ATOM_LEVELS``, their histogram bins, each level's probability, and the bins' edges."""
+
+    atoms_s: np.ndarray  # (rows, levels)
+    atom_bins: np.ndarray  # (rows, levels) int64: ``latency_bin`` of each atom
+    atom_mass: np.ndarray  # (levels,)
+    bin_edges: np.ndarray  # (N_BINS + 1,): ``bin_edges``
+
+
+class IntervalOutputs(NamedTuple):
+    """What ``interval`` writes (arrays the caller allocates; their contents on entry do not matter).
+    ``sim.fast.simulate_interval`` names the rows."""
+
+    serving: np.ndarray  # (2, N, V) int64: the new serving replicas and cores
+    queues: np.ndarray  # (3, N, V): the new loading left, backlog and its variance
+    by_variant: np.ndarray  # (5, N, V): in SLO, served, busy fraction, P50 and P99 in ms
+    by_env: np.ndarray  # (7, N): arrivals, peak rate, over SLO, dropped, lost, P50 and P99 in ms
+
+
+# What ``interval`` keeps of the environment at hand (allocated once per call, in a few blocks: at
+# N = 1 each allocation counts). The steps take these groups side by side, not nested: reading a
+# group out of another costs numba reference counting at each use.
+class Phases(NamedTuple):
+    """One environment's two phases per variant, (2, V) each: 0 = what serves until the target is
+    ready (from tick ``ready``), 1 = the target; and which variants the interval visits."""
+
+    cap: np.ndarray  # capacity at the SLO
+    mu: np.ndarray  # service rate
+    cv2: np.ndarray  # service CV^2
+    per_replica: np.ndarray  # replicas, at least 1: what a queue is shared by
+    cores: np.ndarray  # (int64)
+    ready: np.ndarray  # (V,) int64: the tick from which the target serves
+    visited: np.ndarray  # (V,) int64: the visited variants first, least accurate first (``interval``)
+
+
+class Flow(NamedTuple):
+    """One environment's variants in the tick at hand, (V,) each."""
+
+    queue: np.ndarray  # requests waiting
+    variance: np.ndarray  # of one replica's queue around the fluid one
+    routed: np.ndarray  # what the dispatcher sends
+    weight: np.ndarray  # the proportional and quota dispatchers' weights
+    room: np.ndarray  # what the variant can admit
+    take: np.ndarray  # what it admits
+    refused: np.ndarray  # what was offered to it and not admitted
+
+
+class TickRecord(NamedTuple):
+    """One environment's ticks: per variant (V, T) the queue and its variance at the tick's start,
+    the requests admitted and those completed; per tick (T,) the arrivals of the last
+    UTILISATION_WINDOW_S ticks, and the effective utilisation of the variant being scored."""
+
+    queue: np.ndarray
+    variance: np.ndarray
+    take: np.ndarray
+    done: np.ndarray
+    arrivals_window: np.ndarray
+    recent_rho: np.ndarray
+
+
+class LatencyGroups(NamedTuple):
+    """One variant's requests per group of ticks and slot (wait point x spread node), (G,
+    N_SLOTS) each: their mass, their mass times their wait (s), and the latency table row of the
+    group's middle tick; and the latency histograms (V + 1, N_BINS): one variant's, and in the last
+    row every variant's together."""
+
+    mass: np.ndarray
+    wait: np.ndarray
+    row: np.ndarray  # (int64)
+    hist: np.ndarray
 
 
 # Each kernel has one explicit signature, compiled at import (or loaded from the disk cache): two
 # processes compiling different specialisations at once can leave numba's cache index pointing at
 # the other one's code. Inputs are read-only arrays of any layout (writable and C arrays convert).
+# A group is a plain tuple at the call: numba types a named tuple argument in Python (about 0.1 us
+# per field, several per step), a plain one in C; only plain tuples convert to the signature's.
 def readonly(dtype: str, ndim: int) -> numba.types.Array:
     """The numba type of a read-only array of ``dtype`` with ``ndim`` dimensions, any layout."""
     return numba.types.Array(getattr(numba.types, dtype), ndim, "A", readonly=True)
@@ -45,14 +179,18 @@ def readonly(dtype: str, ndim: int) -> numba.types.Array:
 
 _I2, _F1, _F2 = readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 _i8, _f8 = numba.types.int64, numba.types.float64
+CLUSTER_ARRAYS = numba.types.Tuple((_I2, _I2, _I2, _I2, _F2, _F2, _F2))
+DISPATCH = numba.types.Tuple((_i8, _f8, _F2, _F2))
+SERVER_RATES = numba.types.UniTuple(_F2, 3)
+LATENCY_TABLE = numba.types.Tuple((_f8, _i8, _F1))
+LATENCY_ATOMS = numba.types.Tuple((_F2, _I2, _F1, _F1))
 # The outputs are arrays the caller allocates (numba boxes each array a kernel returns at a cost of
 # about 0.9 us, three times the cost of allocating it in Python and passing it in).
+INTERVAL_OUTPUTS = numba.types.Tuple(
+    (numba.types.int64[:, :, ::1], numba.types.float64[:, :, ::1], numba.types.float64[:, :, ::1], _f8[:, ::1])
+)
 INTERVAL_SIGNATURE = numba.types.none(
-    *([_I2] * 4 + [_F2] * 3 + [_F2] * 3 + [_F2] * 3 + [_F1, _F2, _I2, _F1, _F1] + [_i8, _f8, _i8, _f8]),
-    numba.types.int64[:, :, ::1],
-    numba.types.float64[:, :, ::1],
-    numba.types.float64[:, :, ::1],
-    _f8[:, ::1],
+    CLUSTER_ARRAYS, _F2, DISPATCH, SERVER_RATES, LATENCY_TABLE, LATENCY_ATOMS, INTERVAL_OUTPUTS
 )
 
 
@@ -155,142 +293,507 @@ def _quantile_ms(
     return 1000.0 * low_s * np.exp((b + frac) / scale), b, below
 
 
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _table_row(cell: int, rho: float, n_rho: int) -> int:
+    """The latency table row of ``cell`` (a variant and core count's first row) nearest to
+    utilisation ``rho`` on the RHO_STEP grid (capped at RHO_MAX)."""
+    return cell + min(int(min(rho, RHO_MAX) * (1.0 / RHO_STEP) + 0.5), n_rho - 1)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _threshold_step(wait: float, slo_s: float) -> tuple[int, float]:
+    """Where a request that waits ``wait`` (s) reads the over-SLO table: what is left of the SLO
+    on the table's THRESHOLD_STEPS grid, as the step below and the fraction towards the next
+    (step -1: the wait alone exceeds the SLO, P(over SLO) = 1)."""
+    budget = 1.0 - np.divide(wait, slo_s)
+    if budget <= 0.0:
+        return -1, 0.0
+    position = min(budget, 1.0) * THRESHOLD_STEPS
+    low = min(int(position), THRESHOLD_STEPS - 1)
+    return low, position - low
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _ticks_per_group(n_ticks: int) -> int:
+    """How many ticks one latency group gathers: QUANTILE_GROUP_S where they divide the interval, else 1."""
+    return QUANTILE_GROUP_S if n_ticks % QUANTILE_GROUP_S == 0 else 1
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _scratch(n_var: int, n_ticks: int) -> tuple[Phases, Flow, TickRecord, LatencyGroups]:
+    """``interval``'s working arrays for one environment of V variants and T ticks (reused by each)."""
+    phases = np.zeros((4, 2, n_var))
+    integers = np.zeros((4, n_var), dtype=np.int64)
+    ticks = np.zeros((4, n_var, n_ticks))
+    per_tick_scratch = np.zeros((2, n_ticks))
+    per_variant = np.zeros((7, n_var))
+    n_groups = n_ticks // _ticks_per_group(n_ticks)
+    groups = np.zeros((2, n_groups, N_SLOTS))
+    group_row = np.zeros((n_groups, N_SLOTS), dtype=np.int64)
+    hist = np.zeros((n_var + 1, N_BINS))
+    return (
+        Phases(phases[0], phases[1], phases[2], phases[3], integers[0:2], integers[2], integers[3]),
+        Flow(
+            per_variant[0],
+            per_variant[1],
+            per_variant[2],
+            per_variant[3],
+            per_variant[4],
+            per_variant[5],
+            per_variant[6],
+        ),
+        TickRecord(ticks[0], ticks[1], ticks[2], ticks[3], per_tick_scratch[1], per_tick_scratch[0]),
+        LatencyGroups(groups[0], groups[1], group_row, hist),
+    )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _outputs_fit(out: IntervalOutputs, n_env: int, n_var: int) -> bool:
+    """Whether the output arrays have the shapes of N environments of V variants."""
+    return (
+        out.serving.shape == (2, n_env, n_var)
+        and out.queues.shape == (3, n_env, n_var)
+        and out.by_variant.shape == (5, n_env, n_var)
+        and out.by_env.shape == (7, n_env)
+    )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _start_outputs(cluster: ClusterArrays, out: IntervalOutputs) -> None:
+    """Start the outputs: what serves now serves on (until a load finishes), and every sum at zero."""
+    out.serving[0] = cluster.serving_replicas
+    out.serving[1] = cluster.serving_cores
+    out.queues[:] = 0.0  # loading left, backlog, its variance
+    out.by_variant[:] = 0.0  # in SLO, served, busy, P50, P99
+    out.by_env[:] = 0.0  # arrivals, peak, over SLO, dropped, lost, P50, P99
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _start_environment(
+    n: int, cluster: ClusterArrays, rates: ServerRates, n_ticks: int, phases: Phases, flow: Flow
+) -> tuple[int, float, int]:
+    """Environment ``n``'s phases per variant (``Phases``: what serves at each tick, the target
+    from the second its load finishes) and its queues at the interval's start. Returns how many
+    variants are visited (listed in ``phases.visited``), the tick from which every load is done,
+    and the first thing wrong with the environment's state (``LOADING_NAN``, ``CORES_OUTSIDE``; 0:
+    nothing), for ``interval`` to raise."""
+    replicas, cores = cluster.replicas, cluster.cores
+    serving_replicas, serving_cores = cluster.serving_replicas, cluster.serving_cores
+    loading_left_s, backlog, backlog_var = cluster.loading_left_s, cluster.backlog, cluster.backlog_var
+    capacity_rps, service_rps, service_cv = rates.capacity_rps, rates.service_rps, rates.service_cv
+    cap_of, mu_of, cv2_of, per_replica_of = phases.cap, phases.mu, phases.cv2, phases.per_replica
+    cores_of, ready, visited = phases.cores, phases.ready, phases.visited
+    queue, variance = flow.queue, flow.variance
+    n_cores = capacity_rps.shape[1]
+    switch_tick = 0.0
+    n_visited = 0
+    problem = 0
+    for v in range(replicas.shape[1]):
+        ready_s = np.ceil(loading_left_s[n, v])
+        if np.isnan(ready_s):
+            problem = problem or LOADING_NAN
+            ready_s = 0.0  # (``interval`` raises)
+        switch_tick = max(switch_tick, ready_s)
+        ready[v] = int(min(ready_s, n_ticks + 1.0))
+        queue[v] = backlog[n, v]
+        variance[v] = backlog_var[n, v]
+        visit = queue[v] > 0.0 or variance[v] > 0.0
+        for k in range(2):
+            if k == 0:
+                r, c, used = serving_replicas[n, v], serving_cores[n, v], ready[v] > 0
+            else:
+                r, c, used = replicas[n, v], cores[n, v], ready[v] < n_ticks
+            valid = 0 <= c < n_cores and r >= 0
+            if used and not valid:
+                problem = problem or CORES_OUTSIDE
+            if not (used and valid):
+                r, c = 0, 0  # not serving in this phase, or not a deployment (``interval`` raises)
+            cap_of[k, v] = r * capacity_rps[v, c]
+            mu_of[k, v] = r * service_rps[v, c]
+            cv2_of[k, v] = service_cv[v, c] ** 2
+            per_replica_of[k, v] = max(r, 1)
+            cores_of[k, v] = c
+            visit = visit or cap_of[k, v] > 0.0 or mu_of[k, v] > 0.0
+        if visit:
+            visited[n_visited] = v
+            n_visited += 1
+    return n_visited, switch_tick, problem
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _quotas_planned(n: int, quotas_planned: np.ndarray) -> bool:
+    """Whether the controller planned quotas for environment ``n`` (any not NaN)."""
+    planned_set = False
+    for v in range(quotas_planned.shape[1]):
+        if not np.isnan(quotas_planned[n, v]):
+            planned_set = True
+    return planned_set
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _capacity_weights(t: int, phases: Phases, n_visited: int, flow: Flow) -> float:
+    """Step 1 at tick ``t`` under ``proportional`` and ``quota``: each variant's weight is its
+    capacity (``flow.weight``). Returns their sum."""
+    cap_of, ready, visited, weight = phases.cap, phases.ready, phases.visited, flow.weight
+    total = 0.0
+    for i in range(n_visited):
+        v = visited[i]
+        weight[v] = cap_of[int(ready[v] <= t), v]
+        total += weight[v]
+    return total
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _rounded_quotas(n: int, use_planned: bool, dispatch: Dispatch, phases: Phases, n_visited: int, flow: Flow) -> float:
+    """Step 1 under ``quota``: the controller's quotas (its planned ones if ``use_planned``) of the
+    variants with capacity, rounded (``flow.routed``; 0 where none is set). Returns their sum."""
+    quotas_current, quotas_planned = dispatch.quotas_current, dispatch.quotas_planned
+    visited, routed, weight = phases.visited, flow.routed, flow.weight
+    given = 0.0
+    for i in range(n_visited):
+        v = visited[i]
+        q = quotas_planned[n, v] if use_planned else quotas_current[n, v]
+        routed[v] = np.rint(q) if weight[v] > 0.0 and not np.isnan(q) else 0.0
+        given += routed[v]
+    return given
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _quota_weights(given: float, phases: Phases, n_visited: int, flow: Flow) -> float:
+    """Step 1 under ``quota``: the round robin's integer quotas as weights (``flow.weight``): the
+    controller's where it set any (``given`` > 0), else the rounded capacities. Returns their sum."""
+    visited, routed, weight = phases.visited, flow.routed, flow.weight
+    total = 0.0
+    for i in range(n_visited):
+        v = visited[i]
+        weight[v] = routed[v] if given > 0.0 else np.rint(weight[v])
+        total += weight[v]
+    return total
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _admit(t: int, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, lost: float) -> tuple[float, float]:
+    """Step 2 at tick ``t``: what each variant admits of what it was sent (``flow.take``), up to its
+    room (``flow.room``: the queue bound plus its completions, less its queue); the rest is refused.
+    A variant that stopped serving loses its queue. Returns the requests admitted, and ``lost`` with
+    the queues lost added."""
+    cap_of, mu_of, ready, visited = phases.cap, phases.mu, phases.ready, phases.visited
+    queue, routed, room, take, refused = flow.queue, flow.routed, flow.room, flow.take, flow.refused
+    admitted = 0.0
+    for i in range(n_visited):
+        v = visited[i]
+        k = int(ready[v] <= t)
+        mu = mu_of[k, v]
+        if mu == 0.0 and queue[v] > 0.0:  # a variant that stopped serving loses its queue
+            lost += queue[v]
+            queue[v] = 0.0
+        room[v] = max(queue_factor * cap_of[k, v] + mu - queue[v], 0.0)
+        take[v] = min(routed[v], room[v])
+        refused[v] = routed[v] - take[v]
+        admitted += take[v]
+    return admitted, lost
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _spill_over(rate: float, admitted: float, phases: Phases, n_visited: int, flow: Flow) -> float:
+    """Step 2 under ``accuracy_first``: what one variant cannot admit of the tick's ``rate``
+    arrivals (``admitted`` so far) goes to the next with room, most accurate first; each variant's
+    refused requests are the spill that passes on. Returns the requests admitted."""
+    visited, room, take, refused = phases.visited, flow.room, flow.take, flow.refused
+    spill = max(rate - admitted, 0.0)
+    admitted = 0.0
+    for i in range(n_visited - 1, -1, -1):  # most accurate first
+        v = visited[i]
+        put = min(spill, room[v] - take[v])
+        if put > 0.0:
+            take[v] += put
+            spill -= put
+        refused[v] = max(spill, 0.0)  # the spill that passes on
+        admitted += take[v]
+    return admitted
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _serve_tick(t: int, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, record: TickRecord) -> None:
+    """Step 3 at tick ``t``: record each variant's queue, variance and admissions at the tick's
+    start, then serve: the fluid queue, and the variance of one replica's queue around it."""
+    cap_of, mu_of, cv2_of, per_replica_of = phases.cap, phases.mu, phases.cv2, phases.per_replica
+    ready, visited = phases.ready, phases.visited
+    queue, variance, take, refused = flow.queue, flow.variance, flow.take, flow.refused
+    queue_t, variance_t, take_t, done_t = record.queue, record.variance, record.take, record.done
+    for i in range(n_visited):
+        v = visited[i]
+        k = int(ready[v] <= t)
+        mu = mu_of[k, v]
+        queue_t[v, t] = queue[v]
+        variance_t[v, t] = variance[v]
+        take_t[v, t] = take[v]
+        done = min(queue[v] + take[v], mu)
+        done_t[v, t] = done
+        queue[v] = queue[v] + take[v] - done
+        # One replica's queue wanders around the fluid one: a diffusion whose variance grows
+        # while the queue lasts, up to what the drift of the offered load allows (against a
+        # barrier a diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|)
+        # of it), never beyond half the queue's bound. A full queue's drift counts all that
+        # was offered to it.
+        if queue[v] > 0.0:
+            per_replica = per_replica_of[k, v]
+            growth = (take[v] + mu * cv2_of[k, v]) / per_replica
+            offered = take[v] + refused[v]
+            half_bound = queue_factor * cap_of[k, v] / per_replica / 2
+            reach = min(growth / max(2.0 * abs(offered - mu) / per_replica, 1e-12), half_bound)
+            variance[v] = min(variance[v] + growth, reach * reach)
+        else:
+            variance[v] = 0.0
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _throughput(v: int, phases: Phases, record: TickRecord) -> tuple[float, float, float]:
+    """Variant ``v``'s requests admitted (served) and completed over the interval, and how many
+    it could have completed (its service rate summed over the ticks)."""
+    mu_of, ready = phases.mu, phases.ready
+    take_t, done_t = record.take, record.done
+    served_v = 0.0
+    done_v = 0.0
+    mu_v = 0.0
+    for t in range(take_t.shape[1]):
+        served_v += take_t[v, t]
+        done_v += done_t[v, t]
+        mu_v += mu_of[int(ready[v] <= t), v]
+    return served_v, done_v, mu_v
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _recent_utilisation(v: int, phases: Phases, record: TickRecord) -> None:
+    """Variant ``v``'s utilisation at each tick (``record.recent_rho``), where the latency tables
+    are read: the last UTILISATION_WINDOW_S ticks' load over their capacity, made effective for the
+    burstiness of what one replica receives (``effective_rho``)."""
+    window = UTILISATION_WINDOW_S
+    mu_of, cv2_of, per_replica_of, ready = phases.mu, phases.cv2, phases.per_replica, phases.ready
+    take_t, arrivals_window, recent_t = record.take, record.arrivals_window, record.recent_rho
+    load_sum = 0.0
+    mu_sum = 0.0
+    for t in range(take_t.shape[1]):
+        k = int(ready[v] <= t)
+        load_sum += take_t[v, t]
+        mu_sum += mu_of[k, v]
+        if t >= window:
+            load_sum -= take_t[v, t - window]
+            mu_sum -= mu_of[int(ready[v] <= t - window), v]
+        count = min(t + 1, window)
+        # (a running sum that drops the tick leaving the window can round below 0)
+        load = max(load_sum, 0.0) / count
+        capacity = max(mu_sum, 0.0) / count
+        share = load / max(arrivals_window[t] / count, 1e-12)
+        per_replica = per_replica_of[k, v]
+        recent_t[t] = effective_rho(
+            load / max(capacity, 1e-12),
+            np.divide(share, per_replica),
+            cv2_of[k, v],
+            np.divide(capacity, per_replica),
+            RHO_MAX,
+        )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _spread_waits(
+    ahead: float, variance: float, scatter: float, mu_replica: float, safe_mu: float, longest_wait: float
+) -> tuple[float, float, float]:
+    """The waits (s) at one wait point, ``ahead`` requests ahead served at ``safe_mu``, at each of
+    the SPREAD_NODES of one replica's queue around the fluid one (its variance ``variance``, plus
+    ``scatter`` per request ahead), at most ``longest_wait``."""
+    spread = np.sqrt(variance + ahead * scatter) / mu_replica
+    low = min(max(ahead / safe_mu + SPREAD_NODES[0] * spread, 0.0), longest_wait)
+    middle = min(max(ahead / safe_mu + SPREAD_NODES[1] * spread, 0.0), longest_wait)
+    high = min(max(ahead / safe_mu + SPREAD_NODES[2] * spread, 0.0), longest_wait)
+    return low, middle, high
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _slot_waits(
+    queue: float, variance: float, take: float, mu: float, per_replica: float, cv2: float, longest_wait: float
+) -> tuple[float, float, float, float, float, float]:
+    """The wait (s) of each slot (the two WAIT_POINTS, each at the three SPREAD_NODES) of a tick's
+    ``take`` requests behind a queue of ``queue`` requests, served at ``mu`` by ``per_replica``
+    replicas with service CV^2 ``cv2``: the requests ahead at the wait point over ``mu``, spread by
+    the wandering of one replica's queue (``variance``), by the random share of the queue a replica
+    holds and by the randomness of its completions (``_spread_waits``). A function of numbers: it
+    runs at every tick behind a queue, where arrays handed over would cost reference counting."""
+    safe_mu = max(mu, 1e-12)
+    mu_replica = max(np.divide(mu, per_replica), 1e-12)
+    scatter = np.divide(1.0 - np.divide(1.0, per_replica) + cv2, per_replica)
+    first = _spread_waits(
+        max(queue + (take - mu) * WAIT_POINTS[0], 0.0), variance, scatter, mu_replica, safe_mu, longest_wait
+    )
+    second = _spread_waits(
+        max(queue + (take - mu) * WAIT_POINTS[1], 0.0), variance, scatter, mu_replica, safe_mu, longest_wait
+    )
+    return first + second
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _over_slo(
+    v: int,
+    n_cores: int,
+    queue_factor: float,
+    latency: LatencyTable,
+    phases: Phases,
+    record: TickRecord,
+    groups: LatencyGroups,
+) -> float:
+    """Steps 3-4 for variant ``v`` (of a profile with ``n_cores`` core counts, 0..C): each tick's
+    requests at the wait points and queue spreads, whether over the SLO, gathered per group of ticks
+    (``_ticks_per_group``) into ``groups`` (empty on entry). Without a queue every slot waits 0 on
+    one table row; behind one each slot waits its own time (``_slot_waits``) and reads the over-SLO
+    table at what is left of the SLO (``_threshold_step``). Returns the requests over the SLO."""
+    slo_s, n_rho, over = latency.slo_s, latency.n_rho, latency.over
+    cap_of, mu_of, cv2_of, per_replica_of = phases.cap, phases.mu, phases.cv2, phases.per_replica
+    cores_of, ready = phases.cores, phases.ready
+    queue_t, variance_t, take_t, recent_t = record.queue, record.variance, record.take, record.recent_rho
+    group_mass, group_wait, group_row = groups.mass, groups.wait, groups.row
+    n_ticks = take_t.shape[1]
+    group = _ticks_per_group(n_ticks)
+    over_v = 0.0
+    for g in range(group_mass.shape[0]):
+        for j in range(group):
+            t = g * group + j
+            middle = j == group // 2
+            k = int(ready[v] <= t)
+            take_v = take_t[v, t]
+            cell = (v * n_cores + cores_of[k, v]) * n_rho
+            if queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu_of[k, v]:
+                # nothing ahead at any wait point: every slot at wait 0 (the same table row)
+                base = _table_row(cell, recent_t[t], n_rho)
+                p_over = over[base * (THRESHOLD_STEPS + 1) + THRESHOLD_STEPS]
+                for s in range(N_SLOTS):
+                    mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
+                    over_v += mass * p_over
+                    group_mass[g, s] += mass
+                    if middle:
+                        group_row[g, s] = base
+            else:
+                mu = mu_of[k, v]
+                longest_wait = queue_factor * cap_of[k, v] / max(mu, 1e-12)
+                waits = _slot_waits(
+                    queue_t[v, t], variance_t[v, t], take_v, mu, per_replica_of[k, v], cv2_of[k, v], longest_wait
+                )
+                for s in range(N_SLOTS):
+                    wait = waits[s]
+                    # behind a queue only the service time is left (the table's lightest load)
+                    base = _table_row(cell, 0.0 if wait > 0.0 else recent_t[t], n_rho)
+                    low, frac = _threshold_step(wait, slo_s)
+                    row = base * (THRESHOLD_STEPS + 1) + low
+                    p_over = 1.0 if low < 0 else over[row] * (1 - frac) + over[row + 1] * frac
+                    mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
+                    over_v += mass * p_over
+                    group_mass[g, s] += mass
+                    group_wait[g, s] += mass * wait
+                    if middle:
+                        group_row[g, s] = base
+    return over_v
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _latency_histogram(v: int, atoms: LatencyAtoms, groups: LatencyGroups) -> tuple[int, int]:
+    """Variant ``v``'s latency atoms into its histogram (``groups.hist[v]``): each group's latency
+    quantiles shifted by its mean wait (the shifted atoms rise with their level, so their bins walk
+    up the edges from the first one's); the slots that wait for nothing on the same table row are
+    one component (``_add_unwaited``). Returns the range of bins in use (``N_BINS, -1``: none)."""
+    values, bins, mass, edges = atoms.atoms_s, atoms.atom_bins, atoms.atom_mass, atoms.bin_edges
+    group_mass, group_wait, group_row = groups.mass, groups.wait, groups.row
+    hv = groups.hist[v]
+    first, last = N_BINS, -1
+    for g in range(group_mass.shape[0]):
+        pending = 0.0
+        pending_row = -1
+        for s in range(N_SLOTS):
+            requests = group_mass[g, s]
+            if requests == 0.0:
+                continue
+            wait = group_wait[g, s] / max(requests, 1e-300)
+            row = group_row[g, s]
+            if wait == 0.0:
+                if row != pending_row:
+                    first, last = _add_unwaited(hv, bins, mass, pending_row, pending, first, last)
+                    pending_row, pending = row, 0.0
+                pending += requests
+                continue
+            b = latency_bin(wait + values[row, 0], BIN_LOW_S, BIN_SCALE, N_BINS)
+            first = min(first, b)
+            for j in range(mass.size):
+                value = wait + values[row, j]
+                while value >= edges[b + 1]:
+                    b += 1
+                hv[b] += requests * mass[j]
+            last = max(last, b)
+        first, last = _add_unwaited(hv, bins, mass, pending_row, pending, first, last)
+    return first, last
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _finish_loads(n: int, cluster: ClusterArrays, ready: np.ndarray, n_ticks: int, out: IntervalOutputs) -> None:
+    """Environment ``n``'s loads after the interval: the targets whose load finished serve, the
+    others have ``n_ticks`` seconds less left."""
+    replicas, cores, loading_left_s = cluster.replicas, cluster.cores, cluster.loading_left_s
+    serving_out, queues_out = out.serving, out.queues
+    for v in range(ready.size):
+        if ready[v] <= n_ticks:
+            serving_out[0, n, v] = replicas[n, v]
+            serving_out[1, n, v] = cores[n, v]
+        else:
+            queues_out[0, n, v] = loading_left_s[n, v] - n_ticks
+
+
 @compiled(INTERVAL_SIGNATURE)
 def interval(
-    replicas: np.ndarray,
-    cores: np.ndarray,
-    serving_replicas: np.ndarray,
-    serving_cores: np.ndarray,
-    loading_left_s: np.ndarray,
-    backlog: np.ndarray,
-    backlog_var: np.ndarray,
+    cluster: ClusterArrays,
     per_tick: np.ndarray,
-    quotas_current: np.ndarray,
-    quotas_planned: np.ndarray,
-    capacity_rps: np.ndarray,
-    service_rps: np.ndarray,
-    service_cv: np.ndarray,
-    over: np.ndarray,
-    atoms: np.ndarray,
-    bins: np.ndarray,
-    atom_mass: np.ndarray,
-    edges: np.ndarray,
-    n_rho: int,
-    slo_s: float,
-    dispatcher: int,
-    queue_factor: float,
-    serving_out: np.ndarray,
-    queues_out: np.ndarray,
-    by_variant: np.ndarray,
-    by_env: np.ndarray,
+    dispatch: Dispatch,
+    rates: ServerRates,
+    latency: LatencyTable,
+    atoms: LatencyAtoms,
+    out: IntervalOutputs,
 ) -> None:
-    """One interval of ``per_tick`` arrivals (N, T) for N clusters (arrays (N, V)): the rules of
-    ``sim.fast``'s docstring, steps 1-4, and the interval's quantiles.
+    """One interval of ``per_tick`` arrivals (N, T) for the N clusters of ``cluster`` (arrays (N,
+    V)): the rules of ``sim.fast``'s docstring, steps 1-4, and the interval's quantiles, written
+    into ``out``. The tables are ``sim.fast.ServerTables``'s.
 
-    ``quotas_current``/``quotas_planned`` (N, V): the ``quota`` dispatcher's quotas (NaN: none set;
-    read only with ``dispatcher == QUOTA``). The tables: ``sim.fast.ServerTables``.
-    Writes four arrays (their contents on entry do not matter): the new serving replicas and cores
-    (2, N, V); the new loading left, backlog and its variance (3, N, V); per variant in SLO, served,
-    busy fraction, P50 and P99 in ms (5, N, V); per environment arrivals, peak rate, over SLO,
-    dropped, lost, P50 and P99 in ms (7, N) (``sim.fast.simulate_interval`` names them).
-
-    Only the variants that serve, will serve or hold a queue are visited: the others have no
-    capacity, so the dispatcher gives them nothing and every sum over them adds zeros."""
-    rho_step, rho_max, threshold_steps, window = RHO_STEP, RHO_MAX, THRESHOLD_STEPS, UTILISATION_WINDOW_S
-    wait_points, spread_nodes, spread_weights = WAIT_POINTS, SPREAD_NODES, SPREAD_WEIGHTS
-    low_s, scale, n_bins = BIN_LOW_S, BIN_SCALE, N_BINS
-    group_s = QUANTILE_GROUP_S
+    Per environment: its phases and queues (``_start_environment``); each tick's split (step 1:
+    written out, the weights of ``proportional`` and ``quota`` from ``_capacity_weights``,
+    ``_rounded_quotas`` and ``_quota_weights``), admission (``_admit``, ``_spill_over``) and queues
+    (``_serve_tick``); each visited variant's service (``_throughput``), utilisation
+    (``_recent_utilisation``), requests over the SLO (``_over_slo``) and latency quantiles
+    (``_latency_histogram``); and the loads that finished (``_finish_loads``). Only the variants
+    that serve, will serve or hold a queue are visited: the others have no capacity, so the
+    dispatcher gives them nothing and every sum over them adds zeros. (About a hundred lines: the
+    loops over ticks and variants, the splits and the errors are here for the reasons the module
+    docstring gives.)"""
+    cluster, dispatch, rates = ClusterArrays(*cluster), Dispatch(*dispatch), ServerRates(*rates)
+    latency, atoms, out = LatencyTable(*latency), LatencyAtoms(*atoms), IntervalOutputs(*out)
     n_env, n_ticks = per_tick.shape
-    n_var = replicas.shape[1]
-    n_cores = capacity_rps.shape[1]
-    n_x = len(wait_points)
-    n_z = len(spread_nodes)
-    slots = n_x * n_z
-    n_levels = atom_mass.size
-    if (
-        serving_out.shape != (2, n_env, n_var)
-        or queues_out.shape != (3, n_env, n_var)
-        or by_variant.shape != (5, n_env, n_var)
-        or by_env.shape != (7, n_env)
-    ):
+    n_var = cluster.replicas.shape[1]
+    n_cores = rates.capacity_rps.shape[1]
+    dispatcher, queue_factor, quotas_planned = dispatch.dispatcher, dispatch.queue_factor, dispatch.quotas_planned
+    window = UTILISATION_WINDOW_S
+    if not _outputs_fit(out, n_env, n_var):
         raise ValueError("fast simulator: an output array has the wrong shape")
-    serving_out[0] = serving_replicas
-    serving_out[1] = serving_cores
-    queues_out[:] = 0.0  # loading left, backlog, its variance
-    by_variant[:] = 0.0  # in SLO, served, busy, P50, P99
-    by_env[:] = 0.0  # arrivals, peak, over SLO, dropped, lost, P50, P99
-    # One environment's two phases per variant (V,): 0 = what serves until the target is ready
-    # (from tick ``ready``), 1 = the target. Capacity at the SLO, service rate, service CV^2,
-    # replicas (at least 1: what a queue is shared by) and cores. (Scratch is allocated in a few
-    # blocks: at N = 1 each allocation counts.)
-    phases = np.zeros((4, 2, n_var))
-    cap_of, mu_of, cv2_of, per_replica_of = phases[0], phases[1], phases[2], phases[3]
-    integers = np.zeros((4, n_var), dtype=np.int64)
-    cores_of, ready, visited = integers[0:2], integers[2], integers[3]  # visited: see the docstring
-    # one environment's ticks per variant (V, T), reused
-    ticks = np.zeros((4, n_var, n_ticks))
-    queue_t, variance_t, take_t, done_t = ticks[0], ticks[1], ticks[2], ticks[3]
-    per_tick_scratch = np.zeros((2, n_ticks))
-    recent_t, rate_window = per_tick_scratch[0], per_tick_scratch[1]  # rate_window: the last ``window`` ticks' arrivals
-    per_variant = np.zeros((7, n_var))
-    queue, variance, routed, weight, room, take, refused = (
-        per_variant[0],
-        per_variant[1],
-        per_variant[2],
-        per_variant[3],
-        per_variant[4],
-        per_variant[5],
-        per_variant[6],
-    )
-    group = group_s if n_ticks % group_s == 0 else 1
-    n_groups = n_ticks // group
-    groups = np.zeros((2, n_groups, slots))
-    group_mass, group_wait = groups[0], groups[1]
-    group_row = np.zeros((n_groups, slots), dtype=np.int64)
-    hist = np.zeros((n_var + 1, n_bins))  # one variant's, and the last row: every variant together
+    _start_outputs(cluster, out)
+    queues_out, by_variant, by_env = out.queues, out.by_variant, out.by_env
+    phases, flow, record, groups = _scratch(n_var, n_ticks)
+    visited, queue, variance, arrivals_window = phases.visited, flow.queue, flow.variance, record.arrivals_window
+    cap_of, ready, routed, weight = phases.cap, phases.ready, flow.routed, flow.weight
+    hist = groups.hist
+    overall = hist[n_var]
     for n in range(n_env):
-        # What serves at each tick: the target from the second its load finishes.
-        switch_tick = 0.0
-        n_visited = 0
-        for v in range(n_var):
-            ready_s = np.ceil(loading_left_s[n, v])
-            if np.isnan(ready_s):
-                raise ValueError("fast simulator: loading_left_s holds NaN")
-            switch_tick = max(switch_tick, ready_s)
-            ready[v] = int(min(ready_s, n_ticks + 1.0))
-            queue[v] = backlog[n, v]
-            variance[v] = backlog_var[n, v]
-            visit = queue[v] > 0.0 or variance[v] > 0.0
-            for k in range(2):
-                if k == 0:
-                    r, c, used = serving_replicas[n, v], serving_cores[n, v], ready[v] > 0
-                else:
-                    r, c, used = replicas[n, v], cores[n, v], ready[v] < n_ticks
-                if not used:
-                    r, c = 0, 0
-                elif not (0 <= c < n_cores and r >= 0):
-                    raise ValueError(
-                        "fast simulator: a deployment's cores are outside the profile's 0..C or replicas < 0"
-                    )
-                cap_of[k, v] = r * capacity_rps[v, c]
-                mu_of[k, v] = r * service_rps[v, c]
-                cv2_of[k, v] = service_cv[v, c] ** 2
-                per_replica_of[k, v] = max(r, 1)
-                cores_of[k, v] = c
-                visit = visit or cap_of[k, v] > 0.0 or mu_of[k, v] > 0.0
-            if visit:
-                visited[n_visited] = v
-                n_visited += 1
-        planned_set = False
-        if dispatcher == QUOTA:
-            for v in range(n_var):
-                if not np.isnan(quotas_planned[n, v]):
-                    planned_set = True
-        arrivals = 0.0
-        peak = 0.0
-        dropped = 0.0
-        lost = 0.0
-        rate_sum = 0.0
+        n_visited, switch_tick, problem = _start_environment(n, cluster, rates, n_ticks, phases, flow)
+        if problem == LOADING_NAN:
+            raise ValueError("fast simulator: loading_left_s holds NaN")
+        if problem == CORES_OUTSIDE:
+            raise ValueError("fast simulator: a deployment's cores are outside the profile's 0..C or replicas < 0")
+        # the quota dispatcher routes the planned quotas from the second every load is done
+        planned = dispatcher == QUOTA and _quotas_planned(n, quotas_planned)
+        planned_from = switch_tick if planned else np.inf
+        arrivals = peak = dropped = lost = rate_sum = 0.0
         for t in range(n_ticks):
             rate = per_tick[n, t]
             if not 0.0 <= rate < np.inf:
@@ -300,216 +803,52 @@ def interval(
             rate_sum += rate
             if t >= window:
                 rate_sum -= per_tick[n, t - window]
-            rate_window[t] = rate_sum
-            # 1. the dispatcher's split
-            if dispatcher == ACCURACY_FIRST:
+            arrivals_window[t] = rate_sum
+            # 1. the dispatcher's split (written out: see the module docstring)
+            if dispatcher == ACCURACY_FIRST:  # each variant up to its capacity, most accurate first
                 after = 0.0
                 for i in range(n_visited - 1, -1, -1):
                     v = visited[i]
                     cap = cap_of[int(ready[v] <= t), v]
                     routed[v] = min(max(rate - after, 0.0), cap)
                     after += cap
-            else:
-                for i in range(n_visited):
-                    v = visited[i]
-                    weight[v] = cap_of[int(ready[v] <= t), v]
-                if dispatcher == QUOTA:  # the round robin's integer quotas, over the variants that serve
-                    given = 0.0
-                    use_planned = planned_set and t >= switch_tick
-                    for i in range(n_visited):
-                        v = visited[i]
-                        q = quotas_planned[n, v] if use_planned else quotas_current[n, v]
-                        routed[v] = np.rint(q) if weight[v] > 0.0 and not np.isnan(q) else 0.0
-                        given += routed[v]
-                    for i in range(n_visited):
-                        v = visited[i]
-                        weight[v] = routed[v] if given > 0.0 else np.rint(weight[v])
-                total = 0.0
-                for i in range(n_visited):
-                    total += weight[visited[i]]
+            else:  # in proportion to capacity, or to the round robin's integer quotas
+                total = _capacity_weights(t, phases, n_visited, flow)
+                if dispatcher == QUOTA:
+                    given = _rounded_quotas(n, t >= planned_from, dispatch, phases, n_visited, flow)
+                    total = _quota_weights(given, phases, n_visited, flow)
                 for i in range(n_visited):
                     v = visited[i]
                     routed[v] = rate * weight[v] / max(total, 1e-300)
-            # 2.-3. admission, spill-over, the queues
-            admitted = 0.0
-            for i in range(n_visited):
-                v = visited[i]
-                k = int(ready[v] <= t)
-                mu = mu_of[k, v]
-                if mu == 0.0 and queue[v] > 0.0:  # a variant that stopped serving loses its queue
-                    lost += queue[v]
-                    queue[v] = 0.0
-                room[v] = max(queue_factor * cap_of[k, v] + mu - queue[v], 0.0)
-                take[v] = min(routed[v], room[v])
-                refused[v] = routed[v] - take[v]
-                admitted += take[v]
-            if dispatcher == ACCURACY_FIRST:  # what one variant cannot admit goes to the next with room
-                spill = max(rate - admitted, 0.0)
-                admitted = 0.0
-                for i in range(n_visited - 1, -1, -1):  # most accurate first
-                    v = visited[i]
-                    put = min(spill, room[v] - take[v])
-                    if put > 0.0:
-                        take[v] += put
-                        spill -= put
-                    refused[v] = max(spill, 0.0)  # the spill that passes on
-                    admitted += take[v]
+            admitted, lost = _admit(t, queue_factor, phases, n_visited, flow, lost)
+            if dispatcher == ACCURACY_FIRST:
+                admitted = _spill_over(rate, admitted, phases, n_visited, flow)
             dropped += max(rate - admitted, 0.0)
-            for i in range(n_visited):
-                v = visited[i]
-                k = int(ready[v] <= t)
-                mu = mu_of[k, v]
-                queue_t[v, t] = queue[v]
-                variance_t[v, t] = variance[v]
-                take_t[v, t] = take[v]
-                done = min(queue[v] + take[v], mu)
-                done_t[v, t] = done
-                queue[v] = queue[v] + take[v] - done
-                # One replica's queue wanders around the fluid one: a diffusion whose variance grows
-                # while the queue lasts, up to what the drift of the offered load allows (against a
-                # barrier a diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|)
-                # of it), never beyond half the queue's bound. A full queue's drift counts all that
-                # was offered to it.
-                if queue[v] > 0.0:
-                    per_replica = per_replica_of[k, v]
-                    growth = (take[v] + mu * cv2_of[k, v]) / per_replica
-                    offered = take[v] + refused[v]
-                    half_bound = queue_factor * cap_of[k, v] / per_replica / 2
-                    reach = min(growth / max(2.0 * abs(offered - mu) / per_replica, 1e-12), half_bound)
-                    variance[v] = min(variance[v] + growth, reach * reach)
-                else:
-                    variance[v] = 0.0
+            _serve_tick(t, queue_factor, phases, n_visited, flow, record)
         by_env[0, n], by_env[1, n], by_env[3, n], by_env[4, n] = arrivals, peak, dropped, lost
         over_total = 0.0
-        all_first, all_last = n_bins, -1  # the bins in use in the overall histogram
+        all_first, all_last = N_BINS, -1  # the bins in use in the overall histogram
         for i in range(n_visited):
             v = visited[i]
             queues_out[1, n, v] = queue[v]
             queues_out[2, n, v] = variance[v]
-            served_v = 0.0
-            done_v = 0.0
-            mu_v = 0.0
-            for t in range(n_ticks):
-                served_v += take_t[v, t]
-                done_v += done_t[v, t]
-                mu_v += mu_of[int(ready[v] <= t), v]
+            served_v, done_v, mu_v = _throughput(v, phases, record)
             by_variant[1, n, v] = served_v
             by_variant[2, n, v] = done_v / max(mu_v, 1e-12)
             if served_v == 0.0:
                 continue  # in SLO 0, nothing over it, no latency
-            # The utilisation the latency tables are read at: the last ``window`` ticks' load, made
-            # effective for the burstiness of what one replica receives (``effective_rho``).
-            load_sum = 0.0
-            mu_sum = 0.0
-            for t in range(n_ticks):
-                k = int(ready[v] <= t)
-                load_sum += take_t[v, t]
-                mu_sum += mu_of[k, v]
-                if t >= window:
-                    load_sum -= take_t[v, t - window]
-                    mu_sum -= mu_of[int(ready[v] <= t - window), v]
-                count = min(t + 1, window)
-                # (a running sum that drops the tick leaving the window can round below 0)
-                load = max(load_sum, 0.0) / count
-                capacity = max(mu_sum, 0.0) / count
-                share = load / max(rate_window[t] / count, 1e-12)
-                per_replica = per_replica_of[k, v]
-                recent_t[t] = effective_rho(
-                    load / max(capacity, 1e-12), share / per_replica, cv2_of[k, v], capacity / per_replica, rho_max
-                )
-            # 3.-4. each tick's requests at the wait points and queue spreads: over the SLO, and the
-            # atoms of the interval's quantiles (grouped by ``group`` ticks)
-            over_v = 0.0
-            group_mass[:] = 0.0
-            group_wait[:] = 0.0
-            for t in range(n_ticks):
-                k = int(ready[v] <= t)
-                take_v = take_t[v, t]
-                mu = mu_of[k, v]
-                g = t // group
-                middle = t == g * group + group // 2
-                cell = (v * n_cores + cores_of[k, v]) * n_rho
-                if queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu:
-                    # nothing ahead at any wait point: every slot at wait 0 (the same table row)
-                    base = cell + min(int(min(recent_t[t], rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
-                    p_over = over[base * (threshold_steps + 1) + threshold_steps]
-                    for s in range(slots):
-                        mass = take_v * (spread_weights[s % n_z] / n_x)
-                        over_v += mass * p_over
-                        group_mass[g, s] += mass
-                        if middle:
-                            group_row[g, s] = base
-                    continue
-                safe_mu = max(mu, 1e-12)
-                per_replica = per_replica_of[k, v]
-                mu_replica = max(mu / per_replica, 1e-12)
-                scatter = (1.0 - 1.0 / per_replica + cv2_of[k, v]) / per_replica
-                longest_wait = queue_factor * cap_of[k, v] / safe_mu
-                for x in range(n_x):
-                    ahead = max(queue_t[v, t] + (take_v - mu) * wait_points[x], 0.0)
-                    spread = np.sqrt(variance_t[v, t] + ahead * scatter) / mu_replica
-                    for z in range(n_z):
-                        s = x * n_z + z
-                        wait = min(max(ahead / safe_mu + spread_nodes[z] * spread, 0.0), longest_wait)
-                        # behind a queue only the service time is left (the table's lightest load)
-                        rho = 0.0 if wait > 0.0 else recent_t[t]
-                        base = cell + min(int(min(rho, rho_max) * (1.0 / rho_step) + 0.5), n_rho - 1)
-                        budget = 1.0 - wait / slo_s
-                        if budget <= 0.0:
-                            p_over = 1.0
-                        else:
-                            position = min(budget, 1.0) * threshold_steps
-                            low = min(int(position), threshold_steps - 1)
-                            frac = position - low
-                            row = base * (threshold_steps + 1) + low
-                            p_over = over[row] * (1 - frac) + over[row + 1] * frac
-                        mass = take_v * (spread_weights[z] / n_x)
-                        over_v += mass * p_over
-                        group_mass[g, s] += mass
-                        group_wait[g, s] += mass * wait
-                        if middle:
-                            group_row[g, s] = base
+            _recent_utilisation(v, phases, record)
+            groups.mass[:] = 0.0  # each variant's latency groups start empty
+            groups.wait[:] = 0.0
+            over_v = _over_slo(v, n_cores, queue_factor, latency, phases, record, groups)
             by_variant[0, n, v] = max(served_v - over_v, 0.0)
             over_total += min(over_v, served_v)
-            # The atoms: each group's latency quantiles shifted by its mean wait, into this variant's
-            # histogram. Slots that wait for nothing on the same table row are one component.
-            hv = hist[v]
-            first, last = n_bins, -1  # the bins in use
-            for g in range(n_groups):
-                pending = 0.0
-                pending_row = -1
-                for s in range(slots):
-                    requests = group_mass[g, s]
-                    if requests == 0.0:
-                        continue
-                    wait = group_wait[g, s] / max(requests, 1e-300)
-                    row = group_row[g, s]
-                    if wait == 0.0:
-                        if row != pending_row:
-                            first, last = _add_unwaited(hv, bins, atom_mass, pending_row, pending, first, last)
-                            pending_row, pending = row, 0.0
-                        pending += requests
-                        continue
-                    # the atoms shifted by the wait rise with j: their bins walk up the edges from
-                    # the first one's
-                    b = latency_bin(wait + atoms[row, 0], low_s, scale, n_bins)
-                    first = min(first, b)
-                    for j in range(n_levels):
-                        value = wait + atoms[row, j]
-                        while value >= edges[b + 1]:
-                            b += 1
-                        hv[b] += requests * atom_mass[j]
-                    last = max(last, b)
-                first, last = _add_unwaited(hv, bins, atom_mass, pending_row, pending, first, last)
+            first, last = _latency_histogram(v, atoms, groups)
             all_first, all_last = min(all_first, first), max(all_last, last)
             # this variant's quantiles; its histogram then joins the overall one
-            by_variant[3, n, v], by_variant[4, n, v] = _p50_p99_ms(hv, first, last, low_s, scale, hist[n_var], True)
+            by_variant[3, n, v], by_variant[4, n, v] = _p50_p99_ms(
+                hist[v], first, last, BIN_LOW_S, BIN_SCALE, overall, True
+            )
         by_env[2, n] = over_total
-        by_env[5, n], by_env[6, n] = _p50_p99_ms(hist[n_var], all_first, all_last, low_s, scale, hist[n_var], False)
-        # the loads that finished
-        for v in range(n_var):
-            if ready[v] <= n_ticks:
-                serving_out[0, n, v] = replicas[n, v]
-                serving_out[1, n, v] = cores[n, v]
-            else:
-                queues_out[0, n, v] = loading_left_s[n, v] - n_ticks
+        by_env[5, n], by_env[6, n] = _p50_p99_ms(overall, all_first, all_last, BIN_LOW_S, BIN_SCALE, overall, False)
+        _finish_loads(n, cluster, phases.ready, n_ticks, out)

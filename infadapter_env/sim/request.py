@@ -40,40 +40,39 @@ its already reported latency differ from its final one (``info["rescheduled_late
 rare, as waits are bounded near a second and loads take 6.4 s or more). Requests that the load
 generator sends after the episode's last second are not played, like the seconds after the last
 whole interval.
+
+The loops over requests and the interval's statistics run compiled (``sim.request_kernels``) on
+arrays of replica state; this module holds the episode, the deployment changes (rare, in Python)
+and draws every random number: per interval the dispatcher's uniforms, service times in chunks of
+``SERVICE_CHUNK`` per (variant, cores) when the last one runs out, and a uniform per request moved
+at a change. ``tests/sim/request_oracle.py`` is the same simulator in plain Python, one request at
+a time; on one seed both give equal outcomes.
 """
 
 from __future__ import annotations
 
-import heapq
 import math
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan, served_shares
+from infadapter_env.sim import request_kernels as kernels
+from infadapter_env.sim.cluster import DISPATCHERS, ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.sim.fast import ServerTables
-from infadapter_env.sim.latency_histogram import EXPERIMENT_WINDOW_S, window_quantiles_ms
+from infadapter_env.sim.latency_histogram import BUCKET_UPPER_MS, EXPERIMENT_WINDOW_S
 from infadapter_env.world.arrivals import request_times, whole_counts
 from infadapter_env.world.profiles import CapacityProfile
 from infadapter_env.world.service_model import ServiceModel
 
-_NO_DRAWS: tuple[list[float], int] = ([], 0)
 SERVICE_CHUNK = 2048
 MAX_EPISODE_REQUESTS = 50_000_000  # about 2 GB of request times and 4 min of simulation
-
-
-@dataclass
-class Replica:
-    """One model server: ``workers`` FIFO workers, a bounded waiting queue."""
-
-    variant: int
-    cores: int
-    bound: float
-    free_at: list[float]
-    # (start time, request index, arrival time) of admitted requests, in start order; entries
-    # whose start has passed are dropped lazily, so the rest are the waiting requests.
-    pending: deque = field(default_factory=deque)
+# A replica's ring holds its waiting requests (at most its bound) and one more; where the bound is
+# larger it starts at this depth, and all rings double when one is full of waiting requests.
+FIRST_QUEUE_DEPTH = 1024
+UNBOUNDED = 2**62  # the bound of a queue that takes every request
+NO_REQUESTS = kernels.Interval(  # before the first interval
+    np.zeros(0), np.zeros(1, dtype=np.int64), np.zeros((2, 0)), np.zeros(0, dtype=np.int64), np.zeros(0)
+)
 
 
 @dataclass
@@ -83,6 +82,62 @@ class RequestRecords:
     arrival_s: np.ndarray
     variant: np.ndarray
     latency_s: np.ndarray
+
+
+def no_replicas(n_variants: int) -> kernels.Replicas:
+    """The replica state of a cluster that serves nothing."""
+    return replica_rows(0, 0, 0, 0, 0, 0.0, 1, 2)._replace(first=np.zeros(n_variants + 1, dtype=np.int64))
+
+
+def waiting_bound(bound: float) -> int:
+    """The most requests that may wait where a request waits only while fewer than ``bound`` do."""
+    if not bound > 0:
+        return 0
+    return math.ceil(bound) if bound < UNBOUNDED else UNBOUNDED
+
+
+def replica_rows(
+    count: int, variant: int, cores: int, bound: int, workers: int, now: float, width: int, depth: int
+) -> kernels.Replicas:
+    """``count`` idle replicas of ``variant`` with ``cores``, ``workers`` free from ``now``, as
+    rows of ``width`` workers (a heap: free at ``now``, then never) and ``depth`` queue entries
+    (``first`` left empty); at most ``bound`` requests wait."""
+    free_at = np.full((count, width), np.inf)
+    free_at[:, :workers] = now
+    return kernels.Replicas(
+        np.zeros(0, dtype=np.int64),
+        np.full(count, variant, dtype=np.int64),
+        np.full(count, cores, dtype=np.int64),
+        np.full(count, bound, dtype=np.int64),
+        free_at,
+        np.zeros((count, depth)),
+        np.zeros((count, depth), dtype=np.int64),
+        np.zeros((count, depth)),
+        np.zeros(count, dtype=np.int64),
+        np.zeros(count, dtype=np.int64),
+    )
+
+
+def resized(replicas: kernels.Replicas, width: int, depth: int) -> kernels.Replicas:
+    """``replicas`` with room for ``width`` workers and ``depth`` queue entries per replica (at
+    least what they have), each ring buffer laid out from its first entry."""
+    old_width, old_depth = replicas.free_at.shape[1], replicas.queue_start.shape[1]
+    free_at = np.full((replicas.variant.size, width), np.inf)
+    free_at[:, :old_width] = replicas.free_at
+    slots = (replicas.head[:, None] + np.arange(old_depth)) % old_depth
+
+    def laid_out(ring: np.ndarray) -> np.ndarray:
+        out = np.zeros((ring.shape[0], depth), dtype=ring.dtype)
+        out[:, :old_depth] = np.take_along_axis(ring, slots, axis=1)
+        return out
+
+    return replicas._replace(
+        free_at=free_at,
+        queue_start=laid_out(replicas.queue_start),
+        queue_index=laid_out(replicas.queue_index),
+        queue_arrival=laid_out(replicas.queue_arrival),
+        head=np.zeros_like(replicas.head),
+    )
 
 
 class RequestSimulator:
@@ -97,6 +152,8 @@ class RequestSimulator:
         arrivals: str,
         rng: np.random.Generator,
     ) -> None:
+        if dispatcher not in DISPATCHERS:
+            raise ValueError(f"dispatcher must be one of {', '.join(map(repr, DISPATCHERS))}; got {dispatcher!r}")
         self.profile = profile
         self.service = service
         self.dispatcher = dispatcher
@@ -106,11 +163,23 @@ class RequestSimulator:
         n_var = len(profile.variants)
         self.n_variants = n_var
         self.serving: list[tuple[int, int]] = [(0, 0)] * n_var
-        self.replicas: list[list[Replica]] = [[] for _ in range(n_var)]
-        self._service_buffers: dict[tuple[int, int], tuple[list[float], int]] = {}
+        self.replicas = no_replicas(n_var)
+        n_cores = service.workers.shape[1]
+        self._draws = kernels.ServiceDraws(
+            np.zeros((n_var, n_cores, SERVICE_CHUNK)), np.full((n_var, n_cores), SERVICE_CHUNK, dtype=np.int64)
+        )
+        self._dispatch = kernels.Dispatch(
+            DISPATCHERS.index(dispatcher),
+            np.zeros(n_var),
+            np.zeros(n_var),
+            np.zeros(n_var, dtype=np.int64),
+            np.zeros(n_var, dtype=np.int64),
+            np.array([0, 1, 0], dtype=np.int64),  # the round robin: (index, round), no quotas yet
+            np.zeros(n_var),
+        )
         self._times = np.zeros(0)
-        self._wrr = (0, 1)  # the round-robin's (index, round)
-        self._quotas: list[int] = []
+        self._interval: kernels.Interval | None = None  # the last interval's requests and outcomes
+        self._moment = np.zeros(2)  # (arrival, now) of a request queued first (``run_ticks``)
         self.quotas: list[float] | None = None  # the controller's quotas routing now (quota dispatcher)
         self.rescheduled_late = 0
         self._lost = 0
@@ -129,9 +198,9 @@ class RequestSimulator:
         self._times = request_times(counts, self.arrival_process, self.rng)
         self._bounds = np.searchsorted(self._times, np.arange(per_second.size + 1, dtype=np.float64))
         self.serving = [(0, 0)] * self.n_variants
-        self.replicas = [[] for _ in range(self.n_variants)]
-        self._service_buffers = {}
-        self._wrr, self._quotas = (0, 1), []
+        self.replicas = no_replicas(self.n_variants)
+        self._draws.used[:] = SERVICE_CHUNK  # none drawn
+        self._dispatch.rr[:] = (0, 1, 0)
         self.quotas = None
         self.rescheduled_late = 0
         for v, (r, c) in enumerate(serving):
@@ -152,39 +221,46 @@ class RequestSimulator:
         first, last = int(self._bounds[start_s]), int(self._bounds[start_s + n_ticks])
         times = self._times[first:last]
         n = times.size
-        variant_of = np.full(n, -1, dtype=np.int64)
-        finish = np.full(n, np.nan)
-        records = (times, variant_of, finish)
         draws = self.rng.random((2, n))  # the variant (and the replica in it); a replica elsewhere
-        per_tick_bounds = self._bounds[start_s : start_s + n_ticks + 1] - first
-        self.service_seconds = np.zeros(self.n_variants)  # what the servers could complete, per variant
-        for tick in range(n_ticks + 1):
+        tick_start = self._bounds[start_s : start_s + n_ticks + 1] - first
+        interval = kernels.Interval(times, tick_start, draws, np.full(n, -1, dtype=np.int64), np.full(n, np.nan))
+        self._interval = interval
+        self._dispatch.service_s[:] = 0.0  # what the servers could complete, per variant
+        changes = {t for t in ready_tick if 0 <= t <= n_ticks}
+        if planned_quotas is not None:
+            changes.add(planned_quotas[0])
+        tick = 0
+        while True:
             for v in range(self.n_variants):
                 if ready_tick[v] == tick and self.serving[v] != target[v]:
-                    self._switch(v, *target[v], float(start_s + tick), records)
+                    self._switch(v, *target[v], float(start_s + tick), interval)
             if planned_quotas is not None and planned_quotas[0] == tick:
                 self.quotas = planned_quotas[1]
             if tick == n_ticks:  # a load finishing with the interval serves from the next one on
                 break
-            for v, (r, c) in enumerate(self.serving):
-                self.service_seconds[v] += r * float(self.service.service_rps[v, c]) if r and c else 0.0
-            begin, end = int(per_tick_bounds[tick]), int(per_tick_bounds[tick + 1])
-            shares = self._shares(end - begin)
-            total = sum(weight for _, weight in shares)
-            tick_times = times[begin:end].tolist()
-            first_draws, other_draws = draws[0, begin:end].tolist(), draws[1, begin:end].tolist()
-            for k, i in enumerate(range(begin, end)):
-                self._admit(i, tick_times[k], first_draws[k], other_draws[k], shares, total, records)
-        latency = finish - times
-        return RequestRecords(times, variant_of, latency)
+            stop = min((t for t in changes if t > tick), default=n_ticks)
+            self._run(interval, tick, min(stop, n_ticks))
+            tick = min(stop, n_ticks)
+        self.service_seconds = self._dispatch.service_s.copy()
+        return RequestRecords(times, interval.variant, interval.finish_s - times)
 
-    def waiting(self, v: int, now: float) -> int:
-        """Requests waiting (not yet started) in variant ``v``'s queues at time ``now``."""
-        total = 0
-        for replica in self.replicas[v]:
-            self._prune(replica, now)
-            total += len(replica.pending)
-        return total
+    def interval_stats(self, start_s: int, n_ticks: int, slo_ms: float) -> kernels.IntervalStats:
+        """The last interval's statistics (``request_kernels.IntervalStats``); its 5 s window P99s
+        become ``window_p99_ms``."""
+        assert self._interval is not None, "run_interval first"
+        n_windows = math.ceil(n_ticks / EXPERIMENT_WINDOW_S)
+        stats = kernels.IntervalStats.empty(self.n_variants, n_windows)
+        kernels.interval_stats(
+            self._interval, float(start_s), n_ticks, slo_ms, EXPERIMENT_WINDOW_S, BUCKET_UPPER_MS, stats
+        )
+        self.window_p99_ms = stats.window_p99_ms
+        return stats
+
+    def waiting(self, now: float) -> np.ndarray:
+        """Requests waiting (not yet started) in each variant's queues at time ``now``."""
+        out = np.zeros(self.n_variants)
+        kernels.waiting(self.replicas, float(now), out)
+        return out
 
     def take_lost(self) -> int:
         """Waiting requests lost when their variant stopped, since the last call."""
@@ -196,163 +272,110 @@ class RequestSimulator:
         r, c = self.serving[v]
         return r * float(self.profile.per_replica_rps[v, c]) if r and c else 0.0
 
-    def _service_s(self, v: int, cores: int) -> float:
-        key = (v, cores)
-        buffer, used = self._service_buffers.get(key, _NO_DRAWS)
-        if used >= len(buffer):  # drawn in chunks (as Python floats: indexed once per request)
-            buffer, used = self.service.draw_service_s(v, cores, self.rng, SERVICE_CHUNK).tolist(), 0
-        self._service_buffers[key] = (buffer, used + 1)
-        return buffer[used]
-
-    def _order(self) -> list[int]:
-        return [v for v in range(self.n_variants - 1, -1, -1) if self.replicas[v]]
-
-    @staticmethod
-    def _prune(replica: Replica, now: float) -> None:
-        pending = replica.pending
-        while pending and pending[0][0] <= now:
-            pending.popleft()
-
-    def _has_room(self, replica: Replica, now: float) -> bool:
-        """A free worker takes the request at once; otherwise it waits if the queue has room."""
-        if replica.free_at[0] <= now:
-            return True
-        self._prune(replica, now)
-        return len(replica.pending) < replica.bound
-
-    def _pick_replica(self, v: int, draw: float) -> Replica:
-        group = self.replicas[v]
-        return group[min(int(draw * len(group)), len(group) - 1)]
-
-    def _shares(self, count: int) -> list[tuple[int, float]]:
-        """(variant, weight) of the random split of a second's ``count`` requests, most accurate first."""
-        order = self._order()
-        if self.dispatcher == "proportional":
-            return [(v, self._capacity(v)) for v in order]
-        # accuracy_first: the fluid split (most accurate first, up to capacity); the excess goes to
-        # the most accurate variant (and on from a full queue).
-        split = served_shares([self._capacity(v) for v in range(self.n_variants)], float(count))
-        shares = [(v, split[v]) for v in order]
-        left = count - sum(split)
-        if order and left > 0:
-            shares[0] = (order[0], shares[0][1] + left)
-        return shares
-
-    def _admit(
-        self,
-        i: int,
-        now: float,
-        draw: float,
-        other_draw: float,
-        shares: list[tuple[int, float]],
-        total: float,
-        records,
-    ) -> None:
-        if not shares:
-            return
-        if self.dispatcher == "quota":
-            v = self._next_quota()
-            if v is not None:
-                replica = self._pick_replica(v, draw)
-                if self._has_room(replica, now):
-                    self._serve(replica, i, now, now, records)
-            return
-        if total <= 0:
-            return
-        point, v, share = draw * total, shares[-1][0], shares[-1][1]
-        for candidate, weight in shares:
-            if point < weight:
-                v, share = candidate, weight
-                break
-            point -= weight
-        # The replica draw reuses the fraction left inside the chosen variant's share.
-        replica = self._pick_replica(v, min(point / max(share, 1e-12), 0.999999))
-        if self._has_room(replica, now):
-            self._serve(replica, i, now, now, records)
-            return
-        if self.dispatcher == "accuracy_first":  # a full queue passes the request on
-            for other, _ in shares:
-                if other != v:
-                    replica = self._pick_replica(other, other_draw)
-                    if self._has_room(replica, now):
-                        self._serve(replica, i, now, now, records)
-                        return
-
-    def _next_quota(self) -> int | None:
+    def _quota_now(self) -> list[int]:
+        """The quotas the round robin runs over: the controller's, else ``round(cap)``, of the
+        variants that serve."""
+        serves = np.diff(self.replicas.first) > 0
         quotas = [0] * self.n_variants
         if self.quotas is not None:
-            quotas = [round(q) if self.replicas[v] else 0 for v, q in enumerate(self.quotas)]
+            quotas = [round(q) if serves[v] else 0 for v, q in enumerate(self.quotas)]
         if max(quotas) <= 0:
-            quotas = [round(self._capacity(v)) if self.replicas[v] else 0 for v in range(self.n_variants)]
-        if quotas != self._quotas:  # new quotas restart the round robin (the original's /reset)
-            self._quotas, self._wrr = quotas, (0, 1)
-        top = max(quotas)
-        if top <= 0:
-            return None
-        index, rnd = self._wrr
-        while True:
-            v, eligible = index, quotas[index] >= rnd
-            index += 1
-            if index == self.n_variants:
-                index, rnd = 0, rnd + 1
-                if rnd > top:
-                    rnd = 1
-            if eligible:
-                self._wrr = (index, rnd)
-                return v
+            quotas = [round(self._capacity(v)) if serves[v] else 0 for v in range(self.n_variants)]
+        return quotas
 
-    def _serve(self, replica: Replica, i: int, arrival: float, now: float, records) -> None:
-        service = self._service_s(replica.variant, replica.cores)
-        earliest = replica.free_at[0]
-        start = now if now > earliest else earliest
-        heapq.heapreplace(replica.free_at, start + service)
-        replica.pending.append((start, i, arrival))
-        _, variant_of, finish = records
-        if i >= 0:
-            variant_of[i] = replica.variant
-            finish[i] = start + service
+    def _next_quota(self) -> int | None:
+        """The quota dispatcher's next variant (None: no variant has a quota)."""
+        self._dispatch.quota[:] = self._quota_now()
+        v = int(kernels.next_quota(self._dispatch))
+        return None if v < 0 else v
 
-    def _switch(self, v: int, replicas: int, cores: int, now: float, records) -> None:
+    def _run(self, interval: kernels.Interval, tick: int, stop: int) -> None:
+        """Seconds ``tick`` to ``stop`` of the interval, in which what serves does not change."""
+        dispatch = self._dispatch
+        for v, (r, c) in enumerate(self.serving):
+            dispatch.capacity_rps[v] = self._capacity(v)
+            dispatch.service_rps[v] = r * float(self.service.service_rps[v, c]) if r and c else 0.0
+        if self.dispatcher == "quota":
+            dispatch.quota[:] = self._quota_now()
+        self._kernel(interval, np.array([tick, stop, -1, -1], dtype=np.int64))
+
+    def _kernel(self, interval: kernels.Interval, cursor: np.ndarray) -> None:
+        """``run_ticks`` from ``cursor`` to the end, drawing the service times it asks for."""
+        while (
+            answer := kernels.run_ticks(interval, self.replicas, self._draws, self._dispatch, cursor, self._moment)
+        ) != kernels.OK:
+            self._provide(answer)
+
+    def _provide(self, answer: int) -> None:
+        """What a kernel stopped for: deeper queues, or the next chunk of a (variant, cores)'s
+        service times, drawn here (where the request that needs it is served)."""
+        if answer == kernels.GROW:
+            self.replicas = resized(
+                self.replicas, self.replicas.free_at.shape[1], 2 * self.replicas.queue_start.shape[1]
+            )
+            return
+        v, cores = divmod(answer, self._draws.used.shape[1])
+        self._draws.seconds[v, cores] = self.service.draw_service_s(v, cores, self.rng, SERVICE_CHUNK)
+        self._draws.used[v, cores] = 0
+
+    def _serve(self, r: int, i: int, arrival: float, now: float, interval: kernels.Interval) -> None:
+        """Queue request ``i`` (-1: of an earlier interval), arrived at ``arrival``, on replica
+        ``r`` at ``now`` (it moves at a change)."""
+        self._moment[:] = arrival, now
+        self._kernel(interval, np.array([0, 0, i, r], dtype=np.int64))
+
+    def _lose(self, index: int, interval: kernels.Interval) -> None:
+        self._lost += 1
+        if index >= 0:
+            interval.variant[index] = -1
+            interval.finish_s[index] = np.nan
+
+    def _set_variant(self, v: int, count: int, cores: int, now: float) -> None:
+        """Variant ``v``'s replicas become ``count`` idle ones with ``cores``."""
+        old = self.replicas
+        workers = int(self.service.workers[v, cores]) if count else 0
+        bound = waiting_bound(self.queue_factor * float(self.profile.per_replica_rps[v, cores])) if count else 0
+        width = max(old.free_at.shape[1], workers)
+        depth = max(old.queue_start.shape[1], min(bound, FIRST_QUEUE_DEPTH) + 2)
+        if (width, depth) != (old.free_at.shape[1], old.queue_start.shape[1]):
+            old = resized(old, width, depth)
+        rows = replica_rows(count, v, cores, bound, workers, now, width, depth)
+        lo, hi = int(old.first[v]), int(old.first[v + 1])
+        first = old.first.copy()
+        first[v + 1 :] += count - (hi - lo)
+        spliced = [np.concatenate([mine[:lo], new, mine[hi:]]) for mine, new in zip(old[1:], rows[1:], strict=True)]
+        self.replicas = kernels.Replicas(first, *spliced)
+
+    def _switch(self, v: int, replicas: int, cores: int, now: float, interval: kernels.Interval | None) -> None:
         """Variant ``v`` now serves ``replicas`` x ``cores``; waiting requests move to the new replicas."""
+        old = self.replicas
         waiting: list[tuple[float, int, float]] = []
-        for old in self.replicas[v]:
-            waiting.extend(entry for entry in old.pending if entry[0] > now)
+        for r in range(int(old.first[v]), int(old.first[v + 1])):
+            slots = (old.head[r] + np.arange(old.size[r])) % old.queue_start.shape[1]
+            entries = zip(
+                old.queue_start[r, slots].tolist(),
+                old.queue_index[r, slots].tolist(),
+                old.queue_arrival[r, slots].tolist(),
+                strict=True,
+            )
+            waiting.extend(entry for entry in entries if entry[0] > now)
         waiting.sort()
         self.serving[v] = (replicas, cores) if replicas and cores else (0, 0)
-        if not (replicas and cores):
-            self.replicas[v] = []
-        else:
-            workers = int(self.service.workers[v, cores])
-            bound = self.queue_factor * float(self.profile.per_replica_rps[v, cores])
-            self.replicas[v] = [Replica(v, cores, bound, [now] * workers) for _ in range(replicas)]
+        self._set_variant(v, *self.serving[v], now)
+        first, count = int(self.replicas.first[v]), int(self.replicas.first[v + 1] - self.replicas.first[v])
+        interval = NO_REQUESTS if interval is None else interval
         for _, i, arrival in waiting:
-            index = i if records is not None and 0 <= i < records[0].size and records[0][i] == arrival else -1
+            index = i if 0 <= i < interval.arrival_s.size and interval.arrival_s[i] == arrival else -1
             if index < 0:
                 self.rescheduled_late += 1
-            if not self.replicas[v]:
-                self._lost += 1
-                if index >= 0:
-                    records[1][index] = -1
-                    records[2][index] = np.nan
+            if not count:
+                self._lose(index, interval)
                 continue
-            replica = self._pick_replica(v, float(self.rng.random()))
-            if not self._has_room(replica, now):  # the new replicas' queues are full: lost
-                self._lost += 1
-                if index >= 0:
-                    records[1][index] = -1
-                    records[2][index] = np.nan
+            r = first + min(int(float(self.rng.random()) * count), count - 1)
+            if not kernels.has_room(self.replicas, r, now):  # the new replicas' queues are full: lost
+                self._lose(index, interval)
                 continue
-            self._serve(replica, index, arrival, now, records or (np.zeros(0), np.zeros(0), np.zeros(0)))
-
-
-def window_p99_ms(records: RequestRecords, served: np.ndarray, start_s: int, n_ticks: int) -> np.ndarray:
-    """P99 (ms) of each 5 s window of an interval's completions, as TF-Serving's histogram reports it
-    (0 where nothing completed; completions after the interval's end count in its last window)."""
-    n_windows = math.ceil(n_ticks / EXPERIMENT_WINDOW_S)
-    done_s = records.arrival_s[served] + records.latency_s[served] - start_s
-    window = np.clip(np.floor(done_s / EXPERIMENT_WINDOW_S), 0, n_windows - 1).astype(np.int64)
-    latency_ms = records.latency_s[served] * 1000.0
-    return np.nan_to_num(window_quantiles_ms(window, latency_ms, n_windows)[0], nan=0.0)
+            self._serve(r, index, arrival, now, interval)
 
 
 def simulate_requests(
@@ -378,48 +401,33 @@ def simulate_requests(
         if not np.isnan(quotas.planned[0]).all():
             planned = (int(QuotaPlan.switch_tick(state.loading_left_s)[0]), quotas.planned[0].tolist())
     records = engine.run_interval(start_s, n_ticks, target, switch_tick, planned)
+    stats = engine.interval_stats(start_s, n_ticks, tables.slo_s * 1000.0)
     end_s = float(start_s + n_ticks)
-    served = records.variant >= 0
-    latency_ms = records.latency_s * 1000.0
-    in_slo = np.zeros(n_var)
-    served_by = np.zeros(n_var)
-    p50 = np.zeros(n_var)
-    p99 = np.zeros(n_var)
-    for v in range(n_var):
-        mine = latency_ms[records.variant == v]
-        served_by[v] = mine.size
-        if mine.size:
-            in_slo[v] = float((mine <= tables.slo_s * 1000.0).sum())
-            p50[v], p99[v] = np.percentile(mine, [50, 99])
-    all_served = latency_ms[served]
-    engine.window_p99_ms = window_p99_ms(records, served, start_s, n_ticks)
-    p50_all, p99_all = np.percentile(all_served, [50, 99]) if all_served.size else (0.0, 0.0)
     finished = np.array([r <= n_ticks for r in ready])
     new_replicas = np.where(finished, state.replicas[0], state.serving_replicas[0])
     new_cores = np.where(finished, state.cores[0], state.serving_cores[0])
-    busy = np.minimum(served_by / np.maximum(engine.service_seconds, 1e-12), 1.0)
+    busy = np.minimum(stats.served / np.maximum(engine.service_seconds, 1e-12), 1.0)
     new_state = ClusterState(
         state.replicas,
         state.cores,
         new_replicas[None],
         new_cores[None],
         np.where(finished, 0.0, loading - n_ticks)[None],
-        np.array([[engine.waiting(v, end_s) for v in range(n_var)]], dtype=float),
+        engine.waiting(end_s)[None],
         np.zeros((1, n_var)),  # the request-level queue is exact: no spread to track
     )
-    counts = np.bincount(np.floor(records.arrival_s - start_s).astype(np.int64).clip(0, n_ticks - 1), minlength=n_ticks)
     result = IntervalResult.of(
         arrivals=np.array([float(records.arrival_s.size)]),
-        peak_rate_rps=np.array([float(counts.max(initial=0))]),
-        in_slo=in_slo[None],
-        served=served_by[None],
-        over_slo=np.array([float(served_by.sum() - in_slo.sum())]),
-        dropped=np.array([float((~served).sum())]),
+        peak_rate_rps=stats.counts[1:],
+        in_slo=stats.in_slo[None],
+        served=stats.served[None],
+        over_slo=np.array([float(stats.served.sum() - stats.in_slo.sum())]),
+        dropped=stats.counts[:1],
         lost=np.array([float(engine.take_lost())]),
         busy=busy[None],
-        p50_ms=p50[None],
-        p99_ms=p99[None],
-        p50_ms_all=np.array([p50_all]),
-        p99_ms_all=np.array([p99_all]),
+        p50_ms=stats.p50_ms[None],
+        p99_ms=stats.p99_ms[None],
+        p50_ms_all=stats.overall_ms[:1],
+        p99_ms_all=stats.overall_ms[1:],
     )
     return new_state, result

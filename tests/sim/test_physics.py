@@ -238,15 +238,13 @@ def test_the_kernels_refuse_output_arrays_of_the_wrong_shape():
 
     tables = server_tables(load_profile(750, "measured"))
     state, quotas = empty_state(1, 5), no_quotas(1, 5)
-    args = (*state, np.full((1, 30), 10.0), quotas.current, quotas.planned, tables.capacity_rps, tables.service_rps)
-    args += (tables.service_cv, tables.over, tables.atoms_s, tables.atom_bins, tables.atom_mass, tables.bin_edges)
-    args += (tables.n_rho, tables.slo_s, 0, 1.25)
+    args = (tuple(state), np.full((1, 30), 10.0), (0, 1.25, quotas.current, quotas.planned), *tables.kernel_tables)
     outputs = [np.empty((2, 1, 5), dtype=np.int64), np.empty((3, 1, 5)), np.empty((5, 1, 5)), np.empty((7, 1))]
-    fast_sim_kernels.interval(*args, *outputs)
+    fast_sim_kernels.interval(*args, tuple(outputs))
     assert outputs[3][0, 0] == 300  # arrivals
     outputs[2] = np.empty((5, 1, 4))
     with pytest.raises(ValueError, match="an output array has the wrong shape"):
-        fast_sim_kernels.interval(*args, *outputs)
+        fast_sim_kernels.interval(*args, tuple(outputs))
     values = np.zeros((1, 5), dtype=np.int64)
     with pytest.raises(ValueError, match="decode: an output array has the wrong shape"):
         pipeline_kernels.decode(
