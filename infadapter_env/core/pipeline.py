@@ -155,7 +155,7 @@ class StepPipeline:
         # the quotas routing at the interval's end (NaN: none set)
         n_env, n_var = len(values), len(self.accuracy)
         routing = (no_quotas(n_env, n_var) if quotas is None else quotas.after(state.loading_left_s)).current
-        env = np.empty((len(kernels.ENV_FLOATS), n_env))
+        service = np.empty((len(kernels.SERVICE_FLOATS), n_env))
         by_variant = np.empty((len(kernels.VARIANT_FLOATS), n_env, n_var))
         obs = np.empty((n_env, self.high.size), dtype=np.float32)
         kernels.report(
@@ -170,20 +170,20 @@ class StepPipeline:
                 n_steps,
             ),
             self.observation_bounds,
-            (env, by_variant, obs),  # ``ReportOutputs``
+            (service, by_variant, obs),  # ``ReportOutputs``
         )
         if self.layout.observe_weights or available is not None:
             self.observe_weights(obs, beta)
             self.observe_budget(obs, steps_done)
             np.minimum(obs, self.high, out=obs)
-        report = StepReport(env, by_variant, replicas, cores, fix, steps_done, cfg.interval_s, available)
+        report = StepReport(service, by_variant, replicas, cores, fix, steps_done, cfg.interval_s, available)
         if cfg.reward_mode == "vector":  # the objective's terms, unweighted (MO-Gymnasium style)
-            return state, np.stack([env[AA_EFFECTIVE], -env[RC], -env[LC]], axis=1), obs, report
-        return state, env[REWARD], obs, report
+            return state, np.stack([service[AA_EFFECTIVE], -service[RC], -service[LC]], axis=1), obs, report
+        return state, service[REWARD], obs, report
 
 
 TOTAL_CORES, AA_EFFECTIVE, RC, LC, REWARD = (
-    kernels.ENV_FLOATS.index(name) for name in ("cores", "aa_effective", "rc", "lc", "reward")
+    kernels.SERVICE_FLOATS.index(name) for name in ("cores", "aa_effective", "rc", "lc", "reward")
 )
 
 
@@ -193,7 +193,7 @@ class StepReport:
     packed numbers, the objective's terms and the deployment. ``arrays()`` is the vector env's info,
     ``scalar(weights)`` the scalar env's (environment 0, plain Python values)."""
 
-    env: np.ndarray  # (len(ENV_FLOATS), N): with rc, lc, reward and objective_planned
+    service: np.ndarray  # (len(SERVICE_FLOATS), N): the service as a whole, with rc, lc, reward, objective_planned
     by_variant: np.ndarray  # (len(VARIANT_FLOATS), N, V)
     replicas: np.ndarray  # (N, V) the deployment asked for, after the action's fixes
     cores: np.ndarray
@@ -205,9 +205,9 @@ class StepReport:
     def arrays(self) -> dict[str, np.ndarray]:
         """The info as arrays over the N environments."""
         info: dict[str, np.ndarray] = {"step": self.steps_done, "time_s": self.steps_done * self.interval_s}
-        info.update(zip(kernels.ENV_FLOATS, self.env, strict=True))
+        info.update(zip(kernels.SERVICE_FLOATS, self.service, strict=True))
         info.update(zip(kernels.VARIANT_FLOATS, self.by_variant, strict=True))
-        info["cores"] = self.env[TOTAL_CORES].astype(np.int64)
+        info["cores"] = self.service[TOTAL_CORES].astype(np.int64)
         info.update(
             replicas=self.replicas,
             cores_per_replica=self.cores,
@@ -221,7 +221,7 @@ class StepReport:
         """The info of environment 0 as plain Python values, with ``reward_terms`` under ``weights``."""
         step = int(self.steps_done[0])
         info: dict[str, Any] = {"step": step, "time_s": step * self.interval_s}
-        info.update(zip(kernels.ENV_FLOATS, self.env[:, 0].tolist(), strict=True))
+        info.update(zip(kernels.SERVICE_FLOATS, self.service[:, 0].tolist(), strict=True))
         info.update(zip(kernels.VARIANT_FLOATS, self.by_variant[:, 0].tolist(), strict=True))
         info["cores"] = int(info["cores"])
         info.update(

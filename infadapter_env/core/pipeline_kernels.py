@@ -22,8 +22,9 @@ from infadapter_env.sim.fast_kernels import readonly
 float32, float64, int8, int64 = (getattr(numba.types, name) for name in ("float32", "float64", "int8", "int64"))
 _I1, _I2, _F1, _F2 = readonly("int64", 1), readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 
-# The rows of ``report``'s outputs: the info keys they become (``pipeline.StepReport``).
-ENV_FLOATS = (
+# The rows of ``report``'s outputs, the info keys they become (``pipeline.StepReport``): the service as
+# a whole (summed over its variants), then each variant.
+SERVICE_FLOATS = (
     "arrivals",
     "mean_rate_rps",
     "peak_rate_rps",
@@ -169,7 +170,7 @@ class ObservationBounds(NamedTuple):
 class ReportOutputs(NamedTuple):
     """What ``report`` writes (arrays the caller allocates; their contents on entry do not matter)."""
 
-    env: np.ndarray  # (len(ENV_FLOATS), N)
+    service: np.ndarray  # (len(SERVICE_FLOATS), N): the service as a whole
     by_variant: np.ndarray  # (len(VARIANT_FLOATS), N, V)
     obs: np.ndarray  # (N, SIZE) float32
 
@@ -190,7 +191,7 @@ REPORT_SIGNATURE = numba.types.none(
 def _check_outputs(out: ReportOutputs, n_env: int, n_var: int, size: int) -> None:
     """Refuse output arrays of the wrong shape."""
     if (
-        out.env.shape != (len(ENV_FLOATS), n_env)
+        out.service.shape != (len(SERVICE_FLOATS), n_env)
         or out.by_variant.shape != (len(VARIANT_FLOATS), n_env, n_var)
         or out.obs.shape != (n_env, size)
     ):
@@ -275,7 +276,7 @@ def report(
     out: ReportOutputs,
 ) -> None:
     """The info's numbers and the observations of N environments after an interval: writes
-    ``out.env`` (``ENV_FLOATS`` (K, N)), ``out.by_variant`` (``VARIANT_FLOATS`` (K, N, V)) and
+    ``out.service`` (``SERVICE_FLOATS`` (K, N)), ``out.by_variant`` (``VARIANT_FLOATS`` (K, N, V)) and
     ``out.obs`` (N, SIZE), the observations clipped to the bounds. Each group comes as a plain
     tuple in its named tuple's field order and is named here.
 
@@ -289,7 +290,7 @@ def report(
     episode, bounds, out = EpisodeArrays(*episode), ObservationBounds(*bounds), ReportOutputs(*out)
     n_env, n_var = deployment.replicas.shape
     _check_outputs(out, n_env, n_var, bounds.high.size)
-    env, by_variant, obs = out.env, out.by_variant, out.obs
+    service, by_variant, obs = out.service, out.by_variant, out.obs
     result_by_env, result_by_variant = interval.by_env, interval.by_variant
     arrivals, over_slo, dropped, lost = result_by_env[0], result_by_env[2], result_by_env[3], result_by_env[4]
     accuracy, alpha, gamma = scoring.accuracy, scoring.alpha, scoring.gamma
@@ -316,7 +317,7 @@ def report(
             aa_planned = weighted / weight_total
         else:
             aa_planned = average_accuracy_row(capacity, accuracy, mean_rate)
-        row = env[:, n]
+        row = service[:, n]
         row[0], row[1], row[2], row[3] = total, mean_rate, result_by_env[1, n], in_slo_total
         row[4], row[5], row[6], row[7] = violated, over_slo[n], dropped[n], lost[n]
         row[8], row[9], row[10], row[11] = violation_rate, drop_rate, result_by_env[5, n], result_by_env[6, n]
