@@ -165,7 +165,7 @@ def simulate_interval(
     by_env = np.empty((7, n_env))
     try:
         kernels.interval(
-            tuple(state),  # ``ClusterArrays``: ClusterState's fields, in its order
+            tuple(state),  # ``ClusterState``, as a plain tuple
             np.asarray(per_tick, dtype=np.float64),
             (DISPATCHERS.index(dispatcher), float(queue_factor), quotas.current, quotas.planned),  # ``Dispatch``
             *tables.kernel_tables,

@@ -6,7 +6,7 @@ thousand; the loop replaced a numpy steady path, a numpy tick path and two small
 Compiled at import with one explicit signature (about 20 s once per machine, then loaded from
 numba's disk cache).
 
-The kernel's inputs come in groups (``ClusterArrays``, ``Dispatch``, ``ServerRates``,
+The kernel's inputs come in groups (``ClusterState``, ``Dispatch``, ``ServerRates``,
 ``LatencyTable``, ``LatencyAtoms``, ``IntervalOutputs``), each a plain tuple in its fields' order,
 named on entry. Each step of the loop is a function of its own that numba copies into it
 (``inline="always"``). Handing arrays to such a function costs an atomic reference count per array
@@ -28,6 +28,7 @@ import numba
 import numpy as np
 
 from infadapter_env.jit import compiled
+from infadapter_env.sim.cluster import ClusterState
 
 # The model's constants (``sim.fast``'s docstring explains them); numba reads them as constants.
 RHO_STEP = 0.005  # the utilisation grid of the latency tables
@@ -49,19 +50,6 @@ N_SLOTS = len(WAIT_POINTS) * len(SPREAD_NODES)  # a tick's requests: one slot pe
 # ----------------------------------------------------------------------------- the whole interval
 ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``sim.fast.DISPATCHERS`` order)
 LOADING_NAN, CORES_OUTSIDE = 1, 2  # what ``_start_environment`` finds wrong with a state (0: nothing)
-
-
-class ClusterArrays(NamedTuple):
-    """What N clusters run per variant, (N, V) each: ``sim.cluster.ClusterState``'s fields in its
-    order (so that ``tuple(state)`` is this group)."""
-
-    replicas: np.ndarray  # target replicas (int64)
-    cores: np.ndarray  # target cores per replica (int64)
-    serving_replicas: np.ndarray  # (int64)
-    serving_cores: np.ndarray  # (int64)
-    loading_left_s: np.ndarray
-    backlog: np.ndarray
-    backlog_var: np.ndarray
 
 
 class Dispatch(NamedTuple):
@@ -359,7 +347,7 @@ def _outputs_fit(out: IntervalOutputs, n_env: int, n_var: int) -> bool:
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _start_outputs(cluster: ClusterArrays, out: IntervalOutputs) -> None:
+def _start_outputs(cluster: ClusterState, out: IntervalOutputs) -> None:
     """Start the outputs: what serves now serves on (until a load finishes), and every sum at zero."""
     out.serving[0] = cluster.serving_replicas
     out.serving[1] = cluster.serving_cores
@@ -370,7 +358,7 @@ def _start_outputs(cluster: ClusterArrays, out: IntervalOutputs) -> None:
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
 def _start_environment(
-    n: int, cluster: ClusterArrays, rates: ServerRates, n_ticks: int, phases: Phases, flow: Flow
+    n: int, cluster: ClusterState, rates: ServerRates, n_ticks: int, phases: Phases, flow: Flow
 ) -> tuple[int, float, int]:
     """Environment ``n``'s phases per variant (``Phases``: what serves at each tick, the target
     from the second its load finishes) and its queues at the interval's start. Returns how many
@@ -731,7 +719,7 @@ def _latency_histogram(v: int, atoms: LatencyAtoms, groups: LatencyGroups) -> tu
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _finish_loads(n: int, cluster: ClusterArrays, ready: np.ndarray, n_ticks: int, out: IntervalOutputs) -> None:
+def _finish_loads(n: int, cluster: ClusterState, ready: np.ndarray, n_ticks: int, out: IntervalOutputs) -> None:
     """Environment ``n``'s loads after the interval: the targets whose load finished serve, the
     others have ``n_ticks`` seconds less left."""
     replicas, cores, loading_left_s = cluster.replicas, cluster.cores, cluster.loading_left_s
@@ -746,7 +734,7 @@ def _finish_loads(n: int, cluster: ClusterArrays, ready: np.ndarray, n_ticks: in
 
 @compiled(INTERVAL_SIGNATURE)
 def interval(
-    cluster: ClusterArrays,
+    cluster: ClusterState,
     per_tick: np.ndarray,
     dispatch: Dispatch,
     rates: ServerRates,
@@ -768,7 +756,7 @@ def interval(
     dispatcher gives them nothing and every sum over them adds zeros. (About a hundred lines: the
     loops over ticks and variants, the splits and the errors are here for the reasons the module
     docstring gives.)"""
-    cluster, dispatch, rates = ClusterArrays(*cluster), Dispatch(*dispatch), ServerRates(*rates)
+    cluster, dispatch, rates = ClusterState(*cluster), Dispatch(*dispatch), ServerRates(*rates)
     latency, atoms, out = LatencyTable(*latency), LatencyAtoms(*atoms), IntervalOutputs(*out)
     n_env, n_ticks = per_tick.shape
     n_var = cluster.replicas.shape[1]

@@ -29,11 +29,6 @@ def call_interval(state: ClusterState, per_tick: np.ndarray, out: tuple[np.ndarr
     kernels.interval(tuple(state), per_tick, tuple(dispatch), *tables.kernel_tables, out)
 
 
-def test_cluster_arrays_are_cluster_states_fields_in_order():
-    """``simulate_interval`` hands the kernel ``tuple(state)`` as its ``ClusterArrays``."""
-    assert kernels.ClusterArrays._fields == ClusterState._fields
-
-
 def test_interval_writes_its_outputs_and_refuses_outputs_of_the_wrong_shape():
     out = outputs()
     call_interval(empty_state(1, 5), np.full((1, 30), 10.0), out)
