@@ -37,10 +37,19 @@ def whole_counts(rates: np.ndarray) -> np.ndarray:
 
 def request_times(counts: np.ndarray, process: str, rng: np.random.Generator, start_s: float = 0.0) -> np.ndarray:
     """Sorted arrival times (s) of every request, second ``i`` of ``counts`` starting at ``start_s + i``."""
+    if process not in ARRIVAL_PROCESSES:
+        raise ValueError(f"arrivals must be one of {', '.join(map(repr, ARRIVAL_PROCESSES))}; got {process!r}")
     counts = np.asarray(counts, dtype=np.int64)
     total = int(counts.sum())
     seconds = np.repeat(np.arange(counts.size, dtype=np.float64), counts) + start_s
     if total == 0:
+        return seconds
+    if process == "poisson":
+        # Uniform offsets within each second, in order: sorting the times themselves gives what sorting
+        # each second's offsets gives (the same numbers, each second's below the next one's) in a
+        # quarter of the time of a sort by (second, offset).
+        seconds += rng.random(total)
+        seconds.sort()
         return seconds
     # Position of each request within its second: j = 0..n-1.
     first = np.repeat(np.cumsum(counts) - counts, counts)
@@ -48,13 +57,8 @@ def request_times(counts: np.ndarray, process: str, rng: np.random.Generator, st
     n = np.repeat(counts, counts).astype(np.float64)
     if process == "uniform":
         return seconds + (j + 0.5) / n
-    if process == "poisson":
-        offsets = rng.random(total)
-        order = np.lexsort((offsets, seconds))
-        return seconds + offsets[order]
-    if process == "loadgen":
-        gaps = rng.exponential(1.0, total) / (LOADGEN_RATE_FACTOR * n)
-        cumulative = np.cumsum(gaps)
-        before = np.concatenate([[0.0], cumulative])[first]
-        return np.sort(seconds + cumulative - before)
-    raise ValueError(f"arrivals must be one of {', '.join(map(repr, ARRIVAL_PROCESSES))}; got {process!r}")
+    # loadgen
+    gaps = rng.exponential(1.0, total) / (LOADGEN_RATE_FACTOR * n)
+    cumulative = np.cumsum(gaps)
+    before = np.concatenate([[0.0], cumulative])[first]
+    return np.sort(seconds + cumulative - before)

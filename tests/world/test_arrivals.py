@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from infadapter_env.world.arrivals import request_times, whole_counts
 
@@ -29,6 +31,23 @@ def test_poisson_is_seeded_sorted_and_stays_in_its_second():
     np.testing.assert_array_equal(np.bincount(np.floor(one).astype(int), minlength=4), counts)
 
 
+@given(
+    counts=st.lists(st.integers(0, 40), min_size=1, max_size=60),
+    start_s=st.sampled_from([0.0, 1234.0, 2.0**40]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_poisson_times_are_each_seconds_offsets_in_order(counts, start_s, seed):
+    """What ``request_times`` draws: one uniform offset per request in the order of the seconds, each
+    second's offsets sorted (a sort by second, then offset; far from 0 the sums may round up to the
+    next second's start, which keeps them in order)."""
+    counts = np.array(counts)
+    seconds = np.repeat(np.arange(counts.size, dtype=np.float64), counts) + start_s
+    offsets = np.random.default_rng(seed).random(seconds.size)
+    expected = seconds + offsets[np.lexsort((offsets, seconds))]
+    times = request_times(counts, "poisson", np.random.default_rng(seed), start_s)
+    np.testing.assert_array_equal(times, expected)
+
+
 def test_loadgen_sends_a_second_in_about_its_first_two_thirds():
     # Exponential gaps of mean 1 / (1.5 n): the k-th of n requests comes on average at k / (1.5 n) s,
     # the last at 2/3 s. Busy seconds alternate with empty ones so that spill-over cannot interleave.
@@ -40,6 +59,7 @@ def test_loadgen_sends_a_second_in_about_its_first_two_thirds():
     assert offsets.max() < 2.0
 
 
-def test_unknown_process_is_refused():
+@pytest.mark.parametrize("counts", [[1], [0, 0]])
+def test_unknown_process_is_refused(counts):
     with pytest.raises(ValueError, match="arrivals must be one of"):
-        request_times(np.array([1]), "bursty", np.random.default_rng(0))
+        request_times(np.array(counts), "bursty", np.random.default_rng(0))
