@@ -88,11 +88,11 @@ class StepPipeline:
         self.observation_bounds = tuple(kernels.ObservationBounds(self.observed_starts, high))
 
     def fast(
-        self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
+        self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None, threads: int = 1
     ) -> tuple[ClusterState, IntervalResult]:
-        """The fast model's interval (``Simulate``)."""
+        """The fast model's interval (``Simulate``), its environments split over ``threads``."""
         cfg = self.settings
-        return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas)
+        return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas, threads)
 
     def reset_observation(
         self, state: ClusterState, minute_peaks: np.ndarray, beta: np.ndarray | None = None

@@ -10,11 +10,14 @@ Gymnasium's ``NEXT_STEP`` mode by default (``SAME_STEP`` on request: then ``info
 holds the last observation of an ended episode). ``info`` holds the scalar env's numeric metrics as
 arrays, per-variant ones as (N, 5) arrays. With ``betas``, each environment draws its episode's
 beta at every reset (its own generator, as the scalar env does; ``info["beta"]`` at reset) and its
-rewards use it.
+rewards use it. ``threads`` (default: every core the process may use) splits the environments of a
+step into blocks simulated side by side (``sim.fast.simulate_interval``; at least
+``MIN_ENVS_PER_THREAD`` each); the numbers are the same on any number of threads.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,7 @@ from gymnasium.vector.utils import batch_space
 from infadapter_env.core.assembly import EnvAssembly
 from infadapter_env.core.observation import HISTORY_MINUTES
 from infadapter_env.core.scalar_env import InfAdapterEnv
+from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.world.traces import Trace
 
 
@@ -37,10 +41,18 @@ class InfAdapterVectorEnv(VectorEnv):
         num_envs: int = 1,
         autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
         max_episode_steps: int | None = None,
+        threads: int | None = None,
         **kwargs: Any,
     ) -> None:
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
+        if threads is None:
+            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        if not isinstance(threads, int) or threads < 1:
+            raise ValueError(
+                f"threads must be a positive integer (None: every core this process may use), got {threads!r}"
+            )
+        self.threads = threads
         self.assembly = EnvAssembly(**kwargs)  # checks the settings; the spaces, profile, trace and pipeline
         self.settings = self.assembly.settings
         if self.settings.backend == "live":
@@ -163,6 +175,12 @@ class InfAdapterVectorEnv(VectorEnv):
         self._state = self._state.put(rows, self._initial.select(rows))
         self._obs[rows] = self.pipeline.reset_observation(self._initial.select(rows), self._minute_peaks[rows, 0], beta)
 
+    def _simulate(
+        self, state: ClusterState, per_tick: np.ndarray, quotas: QuotaPlan | None = None
+    ) -> tuple[ClusterState, IntervalResult]:
+        """The fast model's interval for these rows, over the env's threads."""
+        return self.pipeline.fast(state, per_tick, quotas, self.threads)
+
     def _step_rows(self, rows: np.ndarray, values: np.ndarray, rewards: np.ndarray) -> dict[str, Any]:
         everyone = rows.size == self.num_envs
         steps = self._steps[rows]
@@ -175,7 +193,7 @@ class InfAdapterVectorEnv(VectorEnv):
         state = self._state if everyone else self._state.select(rows)
         beta = None if self._beta is None else self._beta[rows]
         state, reward, obs, report = self.pipeline.step(
-            state, values, per_tick, peaks, steps + 1, self.n_steps, self.pipeline.fast, None, beta
+            state, values, per_tick, peaks, steps + 1, self.n_steps, self._simulate, None, beta
         )
         self._steps[rows] = steps + 1
         rewards[rows] = reward

@@ -75,6 +75,42 @@ def test_batched_env_replays_the_scalar_env(env_id, mode, steps, autoreset):
     assert episodes_ended > 0 or (env_id == "InfAdapter-v0" and steps < 42)
 
 
+@pytest.mark.parametrize("dispatcher", ["accuracy_first", "quota"])
+def test_threads_split_the_environments_without_changing_a_number(dispatcher):
+    """200 environments over 3 threads (blocks of 66-68 rows, ``MIN_ENVS_PER_THREAD`` = 64), and over
+    one: the same observations, rewards, ends and infos, through episode ends and resets."""
+    from infadapter_env.sim.fast import MIN_ENVS_PER_THREAD
+
+    n = 200
+    assert n // MIN_ENVS_PER_THREAD >= 3
+    made = [
+        gym.make_vec(
+            "InfAdapterShort-v0", num_envs=n, vectorization_mode="vector_entry_point", dispatcher=dispatcher, threads=k
+        )
+        for k in (1, 3)
+    ]
+    outs = [envs.reset(seed=3) for envs in made]
+    rng = np.random.default_rng(1)
+    ended = 0
+    for _ in range(45):
+        actions = random_actions(made[0].single_action_space, rng, n)
+        one, three = (envs.step(actions) for envs in made)
+        ended += int(one[3].sum())
+        for a, b in zip(one[:4], three[:4], strict=True):
+            np.testing.assert_array_equal(a, b)
+        assert one[4].keys() == three[4].keys()
+        for key in one[4]:
+            np.testing.assert_array_equal(one[4][key], three[4][key], err_msg=key)
+    assert ended >= n
+    np.testing.assert_array_equal(outs[0][0], outs[1][0])
+
+
+@pytest.mark.parametrize("threads", [0, -1, 1.5, "2"])
+def test_threads_must_be_a_positive_integer(threads):
+    with pytest.raises(ValueError, match="threads must be a positive integer"):
+        gym.make_vec("InfAdapter-v0", num_envs=2, vectorization_mode="vector_entry_point", threads=threads)
+
+
 def test_reset_draws_a_window_per_env_and_reproduces_with_the_seed():
     envs = gym.make_vec("InfAdapterShort-v0", num_envs=16, vectorization_mode="vector_entry_point")
     _, first = envs.reset(seed=0)
