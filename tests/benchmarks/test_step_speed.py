@@ -14,10 +14,11 @@ import numpy as np
 import pytest
 
 import infadapter_env  # noqa: F401
+from tests.benchmarks.targets import at_most, check
 
-# Targets (issue "Latency you can trust"): a fast-model step at most 5x a CartPole-v1 step when the
-# deployment serves the load, at most 8x when it is overloaded.
-TARGETS = {"steady": 5.0, "overloaded": 8.0}
+# Targets (issue "The main job in minutes"): a fast-model step at most 3x a CartPole-v1 step, whether
+# the deployment serves the load or is overloaded.
+TARGETS = {"steady": 3.0, "overloaded": 3.0}
 # Serves the paper slice without queues (ResNet18 at 12 cores: 289 req/s, ResNet152 at 8: 27 req/s).
 STEADY = np.array([12, 0, 0, 0, 8])
 # Under-provisioned: queues and drops in the slice's burst (waits, spreads and their latency atoms).
@@ -58,6 +59,4 @@ def test_step_cost_relative_to_cartpole(benchmark, case, action):
     )
     benchmark(infadapter)
     print(f"\n{case}: InfAdapter-v0 step {ours_us:.1f} us, CartPole-v1 step {cartpole_us:.1f} us, ratio {ratio:.2f}")
-    assert ratio <= TARGETS[case], (
-        f"an InfAdapter-v0 step ({case}) costs {ratio:.2f}x a CartPole-v1 step (target {TARGETS[case]}x)"
-    )
+    check(benchmark, at_most(f"step cost / CartPole-v1 step ({case})", ratio, TARGETS[case]))
