@@ -184,7 +184,9 @@ def simulate_interval(
             _interval_kernel(*inputs, (*dispatch, quotas.current[rows], quotas.planned[rows]), tables, outputs)
             return outputs
 
-        parts = list(_pool(blocks).map(block, [slice(lo, hi) for lo, hi in pairwise(edges)]))
+        rows = [slice(lo, hi) for lo, hi in pairwise(edges)]
+        others = [_pool(blocks - 1).submit(block, part) for part in rows[1:]]  # this thread runs the first
+        parts = [block(rows[0]), *(other.result() for other in others)]
         serving, queues, by_variant, by_env = (np.concatenate(part, axis=1) for part in zip(*parts, strict=True))
     # (indexed rather than unpacked: an array's iterator costs twice as much at every step)
     new_state = ClusterState(state.replicas, state.cores, serving[0], serving[1], queues[0], queues[1], queues[2])
@@ -221,5 +223,6 @@ def _interval_kernel(
 
 @lru_cache(maxsize=4)
 def _pool(threads: int) -> ThreadPoolExecutor:
-    """The threads that run blocks of environments (one pool per size, kept for the process)."""
+    """The threads that run blocks of environments besides the caller's (one pool per size, kept for
+    the process)."""
     return ThreadPoolExecutor(max_workers=threads, thread_name_prefix="infadapter-fast")
