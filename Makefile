@@ -25,8 +25,8 @@ $(STAMP): pyproject.toml
 	sys.exit(0 if torch.__version__ == want else f'pip replaced torch {want} by {torch.__version__}')"
 	@touch $(STAMP)
 
-# The benchmark's own protocol (about 25 min on 2 cores; resumable), then the paper's experiment
-# (protocol paper-2023, about 2 min).
+# The benchmark's own protocol (about 2 min on 2 cores; resumable), then the paper's experiment
+# (protocol paper-2023, seconds).
 leaderboard: $(STAMP)
 	$(BIN)/infadapter leaderboard --out $(OUT)
 	$(BIN)/infadapter leaderboard --protocol paper-2023 --out $(PAPER_OUT)
