@@ -1,51 +1,76 @@
-"""Aggregates of the leaderboard's rows: Student-t intervals of seed means, and rliable's estimates.
+"""Aggregates of the leaderboard's rows: normalised scores, SLO attainment, and interval estimates
+that resample windows.
 
-rliable (Agarwal et al., "Deep RL at the edge of the statistical precipice", NeurIPS 2021) is used
-as it is meant for RL benchmarks: per (agent, beta) a score matrix of the objective with one row per
-run (seed) and one column per task (scenario), ``score_set``; then
+**Scores.** Per (scenario, beta, seed) an agent's objective is normalised by the protocol's
+normaliser (``NORMALISER``, the oracle, which plans with the coming interval's arrivals) on the same
+episode: ``score = (objective - FLOOR) / (normaliser's objective - FLOOR)``, ``FLOOR = 0`` being the
+objective of an empty cluster (nothing served, nothing paid: ``alpha x 0 - beta x 0 - gamma x 0``).
+A score of 1 matches the oracle; above 1 beats it (the oracle plans, it is not an upper bound).
+Normalising puts every window on one scale, so a hard window no longer weighs as a low score and the
+IQM trims the agents' worst episodes rather than the hardest windows. Where the protocol has no
+normaliser (``paper-2023``) the scores are the raw objective, and the summary says so. The rows keep
+the raw objective.
 
-- the interquartile mean (IQM: the mean of the middle 50 % of all runs x tasks scores) with a 95 %
-  stratified-bootstrap confidence interval (seeds resampled within each scenario), ``iqm_intervals``;
-- the probability of improvement of every agent over ``infadapter`` (P(X > Y) on a scenario, for a
-  run of each drawn at random, ties counting one half, averaged over the scenarios), with the same
-  kind of interval, ``improvement_intervals``;
-- performance profiles (the share of runs x tasks whose objective exceeds tau, for every tau), with
-  pointwise intervals, ``performance_profiles``.
+**SLO attainment.** The P99 SLO holds where at most 1 % of requests were late or dropped
+(``rollout.SLO_MET_LATE_SHARE``). Per episode: whether it held over the whole episode
+(``slo_violation_pct`` at most 1) and the share of its decision intervals in which it held
+(``intervals_slo_met_pct``). An agent *meets the SLO* when its mean interval attainment is at least
+``ATTAINMENT_TOLERANCE``; the ranking lists the agents that meet it before those that do not, so no
+agent ranks above another only by violating the SLO more.
 
-The objective is already on one scale across scenarios (``alpha * accuracy - beta * cores share -
-gamma * loading cost``), so it is not normalised further. Every interval is bootstrapped with
-``BOOTSTRAP_REPS`` resamples from ``BOOTSTRAP_SEED`` (rliable 1.2 draws from NumPy's global
-generator: it is seeded for each bootstrap and restored after). The agents of one beta with as many
-runs are bootstrapped together, stacked as a third axis of rliable's strata (each agent's seeds are
-still resampled independently, within each scenario), and the statistics are vectorised equivalents
-of rliable's ``metrics.aggregate_iqm`` and ``metrics.probability_of_improvement`` (the tests hold
-them equal): one bootstrap per agent with rliable's own statistics takes minutes for a full sweep.
+**Uncertainty over windows.** Per beta the agents' scores form a runs (seeds) x tasks (scenarios) x
+agents stack over the seeds and scenarios every agent played (``score_set``). Every interval is
+rliable's stratified bootstrap with ``task_bootstrap=True`` (``library.get_interval_estimates``): each
+resample draws the scenarios with replacement, the same draw for every agent (paired over windows),
+and within each drawn scenario the seeds with replacement, for each agent on its own (seeds nested in
+windows; rliable resamples runs per agent, which is conservative where, as here, a seed gives every
+agent the same arrivals).
+rliable is used rather than ``scipy.stats.bootstrap`` because it resamples on two levels (scipy's
+resamples one axis of independent observations) and it is the RL community's reference for these
+aggregates. Per agent: the IQM of its scores (rliable's ``aggregate_iqm``) with its interval; the
+paired difference of every two agents' IQMs (the same resample for both), from which an order is
+called only where the difference's interval excludes 0; the probability of improvement over the
+reference agent (``REFERENCE_AGENT``; rliable's ``probability_of_improvement``: P(X > Y) per scenario
+over pairs of seeds, ties counting one half, averaged over the scenarios); and the attainment means.
+Bootstraps use ``BOOTSTRAP_REPS`` resamples from ``BOOTSTRAP_SEED`` (rliable 1.2 draws from NumPy's
+global generator: it is seeded for each bootstrap and restored after). The statistics are vectorised
+over the agents' axis; the tests hold them to rliable's own functions.
 
-With one seed the bootstrap has nothing to resample: the intervals are the points themselves.
+With one scenario (``paper-2023``) only the seeds are resampled: the summary says the intervals are
+over seeds only.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from infadapter_env.core.rollout import SLO_MET_LATE_SHARE
+
 BOOTSTRAP_SEED = 2023
 BOOTSTRAP_REPS = 2000
 CI_LEVEL = 0.95
-REFERENCE_AGENT = "infadapter"  # probabilities of improvement are of every agent over this one
-SCORE_COLUMN = "objective"
+REFERENCE_AGENT = "infadapter"  # differences and probabilities of improvement are against this agent
+NORMALISER = "oracle"  # the agent whose objective on the same episode scores 1
+FLOOR = 0.0  # the objective of an empty cluster, which scores 0
+ATTAINMENT_TOLERANCE = 0.95  # the mean share of intervals meeting the P99 SLO that an agent must reach
+SCORE_COLUMN = "score"
+OBJECTIVE_COLUMN = "objective"
+EPISODE_MET_COLUMN = "episode_slo_met"  # 1.0 where the whole episode met the P99 SLO
+INTERVALS_MET_COLUMN = "intervals_slo_met_pct"
 
 
 def mean_ci(values: Sequence[float], level: float = 0.95) -> tuple[float, float]:
-    """Mean and the half-width of its Student-t confidence interval over independent seeds (0 for
+    """Mean and the half-width of its Student-t confidence interval over independent values (0 for
     a single value; NaN for both where a value is NaN, a metric the simulator does not measure). scipy
-    gives the t quantile; with 5 seeds the interval is mean +- 2.78 s / sqrt(5)."""
+    gives the t quantile. (For figures of repeated runs of one scenario; the leaderboard's intervals
+    are the window bootstrap's.)"""
     from scipy import stats
 
     n = len(values)
@@ -68,55 +93,93 @@ def rliable_version() -> str:
     return version("rliable")
 
 
+# ----------------------------------------------------------------------------- scores per episode
+def with_scores(results: pd.DataFrame, normaliser: str | None = NORMALISER, floor: float = FLOOR) -> pd.DataFrame:
+    """The rows with the columns the aggregates read: ``score`` (the objective normalised by
+    ``normaliser``'s on the same (scenario, beta, seed), see the module docstring; the raw objective
+    where ``normaliser`` is None or played no row; NaN where the normaliser's objective is not above
+    the floor or its episode is missing) and ``episode_slo_met`` (1.0 where the episode met the P99 SLO)."""
+    out = results.copy()
+    out[EPISODE_MET_COLUMN] = (out["slo_violation_pct"] <= 100 * SLO_MET_LATE_SHARE).astype(float)
+    if normaliser is None or normaliser not in set(out["agent"]):
+        out[SCORE_COLUMN] = out[OBJECTIVE_COLUMN]
+        return out
+    key = ["scenario", "beta", "seed"]
+    reference = out[out["agent"] == normaliser].groupby(key)[OBJECTIVE_COLUMN].mean().rename("_normaliser")
+    joined = out.join(reference, on=key)
+    span = joined["_normaliser"] - floor
+    out[SCORE_COLUMN] = ((joined[OBJECTIVE_COLUMN] - floor) / span).where(span > 0)
+    return out
+
+
+def normaliser_of(results: pd.DataFrame, normaliser: str | None = NORMALISER) -> str | None:
+    """The agent the scores are normalised by, or None where they are the raw objective."""
+    return normaliser if normaliser is not None and normaliser in set(results["agent"]) else None
+
+
+# ----------------------------------------------------------------------------- the score matrices
 @dataclass(frozen=True)
 class ScoreSet:
-    """The score matrices of one beta: per agent, runs (seeds) x tasks (scenarios).
-
-    The tasks are the scenarios every agent at this beta played, so that aggregates compare like
-    with like; an agent's runs are its seeds with a row on every task. Scenarios some agent lacks,
-    and agents with no complete seed, are left out (and listed)."""
+    """The score matrices of one beta: per agent, runs (seeds) x tasks (scenarios), over the seeds
+    and scenarios every agent played (in the same order for every agent, so that they stack).
+    Scenarios or seeds some agent lacks, and agents with nothing in common with the others, are left
+    out (and listed)."""
 
     beta: float
     column: str
     scenarios: tuple[str, ...]
+    seeds: tuple[int, ...]
     matrices: dict[str, np.ndarray]
-    seeds: dict[str, tuple[int, ...]]
     left_out_scenarios: tuple[str, ...] = ()
+    left_out_seeds: tuple[int, ...] = ()
     left_out_agents: tuple[str, ...] = ()
 
     @property
-    def one_run(self) -> tuple[str, ...]:
-        """The agents with one run only: their bootstrap intervals are points, which separate nothing."""
-        return tuple(a for a, m in self.matrices.items() if m.shape[0] < 2)
+    def agents(self) -> list[str]:
+        return list(self.matrices)
 
-    @property
-    def single_run(self) -> bool:
-        """Whether every agent has one run only (no interval separates anything: no order to call)."""
-        return len(self.one_run) == len(self.matrices)
+    def stacked(self) -> np.ndarray:
+        """runs x tasks x agents, agents in ``agents`` order."""
+        return np.stack([self.matrices[a] for a in self.matrices], axis=-1)
 
 
 def score_set(results: pd.DataFrame, beta: float, column: str = SCORE_COLUMN) -> ScoreSet:
-    """The score matrices of ``column`` at ``beta`` (see ``ScoreSet``); agents and scenarios sorted."""
-    rows = results[results["beta"] == beta]
+    """The matrices of ``column`` at ``beta`` (see ``ScoreSet``); agents, scenarios and seeds sorted.
+    Values that are NaN (a score without the normaliser's episode) count as not played; a seed that
+    misses a (scenario, agent) is left out for every agent."""
+    at_beta = results[results["beta"] == beta]
+    rows = at_beta[at_beta[column].notna()]
     played = rows.groupby("agent")["scenario"].agg(set)
-    everywhere = set.intersection(*played) if len(played) else set()
-    scenarios = tuple(sorted(everywhere))
-    left_out_scenarios = tuple(sorted(set(rows["scenario"]) - everywhere))
-    table = rows[rows["scenario"].isin(everywhere)].groupby(["agent", "seed", "scenario"])[column].mean().unstack()
-    matrices, seeds, left_out_agents = {}, {}, []
-    for agent in sorted(played.index):
-        if not scenarios or agent not in table.index.get_level_values("agent"):
-            left_out_agents.append(agent)
-            continue
-        own = table.loc[agent].reindex(columns=list(scenarios)).dropna()
-        if own.empty:
-            left_out_agents.append(agent)
-            continue
-        matrices[agent] = own.to_numpy(dtype=float)
-        seeds[agent] = tuple(int(s) for s in own.index)
-    return ScoreSet(beta, column, scenarios, matrices, seeds, left_out_scenarios, tuple(left_out_agents))
+    agents = list(played.index)
+    scenarios = sorted(set.intersection(*played)) if agents else []
+    cells = pd.MultiIndex.from_product([scenarios, agents], names=["scenario", "agent"])
+    table = (
+        rows[rows["scenario"].isin(scenarios)]
+        .groupby(["seed", "scenario", "agent"])[column]
+        .mean()
+        .unstack(["scenario", "agent"])
+        .reindex(columns=cells)
+    )
+    complete = table.dropna()
+    seeds = tuple(int(seed) for seed in complete.index) if scenarios else ()
+    matrices = (
+        {agent: complete.xs(agent, axis=1, level="agent")[scenarios].to_numpy(dtype=float) for agent in agents}
+        if seeds
+        else {}
+    )
+    return ScoreSet(
+        beta,
+        column,
+        tuple(scenarios) if seeds else (),
+        seeds,
+        matrices,
+        tuple(sorted(set(rows["scenario"]) - set(scenarios if seeds else []))),
+        tuple(sorted({int(seed) for seed in rows["seed"]} - set(seeds))),
+        tuple(sorted(set(at_beta["agent"]) - set(matrices))),
+    )
 
 
+# ----------------------------------------------------------------------------- statistics (vectorised)
 def iqm(scores: np.ndarray) -> float:
     """The interquartile mean of all scores: ``scipy.stats.trim_mean(scores, 0.25, axis=None)``, as
     rliable's ``metrics.aggregate_iqm``."""
@@ -130,6 +193,17 @@ def iqm_per_agent(stacked: np.ndarray) -> np.ndarray:
     cut = int(0.25 * n)
     kept = np.partition(flat, (cut, n - cut - 1), axis=0)[cut : n - cut]
     return np.mean(kept, axis=0)
+
+
+def iqm_differences(stacked: np.ndarray) -> np.ndarray:
+    """IQM(agent i) - IQM(agent j) for every pair of a stack, flattened (agents x agents)."""
+    point = iqm_per_agent(stacked)
+    return (point[:, None] - point[None, :]).ravel()
+
+
+def mean_per_agent(stacked: np.ndarray) -> np.ndarray:
+    """The mean of every agent's runs x tasks slice."""
+    return stacked.reshape(-1, stacked.shape[-1]).mean(axis=0)
 
 
 def probability_of_improvement(scores_x: np.ndarray, scores_y: np.ndarray) -> float:
@@ -158,6 +232,7 @@ def score_distributions(stacked: np.ndarray, taus: np.ndarray) -> np.ndarray:
     return np.mean(flat[:, :, None] > np.asarray(taus, dtype=float)[None, None, :], axis=0)
 
 
+# ----------------------------------------------------------------------------- the window bootstrap
 @contextmanager
 def seeded(seed: int) -> Iterator[None]:
     """NumPy's global generator seeded with ``seed`` (rliable 1.2's bootstrap draws from it), then restored."""
@@ -171,34 +246,32 @@ def seeded(seed: int) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Interval:
-    """A point estimate and its bootstrap confidence interval; ``runs``: the fewest runs it came from."""
+    """A point estimate and its bootstrap confidence interval."""
 
     point: float
     low: float
     high: float
-    runs: int
 
-    def above(self, other: Interval) -> bool:
-        """Whether this interval lies wholly above ``other`` (both from at least two runs)."""
-        return self.runs > 1 and other.runs > 1 and self.low > other.high
+    def excludes_zero(self) -> bool:
+        return self.low > 0 or self.high < 0
 
 
-def by_runs(matrices: dict[str, np.ndarray]) -> dict[int, list[str]]:
-    """The agents grouped by their number of runs (each group is bootstrapped as one stack)."""
-    groups: dict[int, list[str]] = {}
-    for agent, matrix in matrices.items():
-        groups.setdefault(matrix.shape[0], []).append(agent)
-    return dict(sorted(groups.items()))
-
-
-def _bootstrap(data: np.ndarray | list[np.ndarray], statistic, reps: int, seed: int, level: float):
-    """rliable's ``get_interval_estimates`` of ``statistic`` on ``data`` from ``seed``: points and
-    (lower, upper) bounds, each an array."""
+def window_bootstrap(
+    stacked: np.ndarray,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CI_LEVEL,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``statistic`` of a runs x tasks x agents stack and its interval: rliable's
+    ``get_interval_estimates`` with ``task_bootstrap=True`` (scenarios drawn with replacement, the same
+    for every agent; seeds drawn within each drawn scenario), from ``seed``. Points, lower and upper
+    bounds, each an array like the statistic's."""
     from rliable import library as rly
 
     with seeded(seed):
         points, intervals = rly.get_interval_estimates(
-            {"x": data}, statistic, reps=reps, confidence_interval_size=level
+            {"x": stacked}, statistic, task_bootstrap=True, reps=reps, confidence_interval_size=level
         )
     point = np.asarray(points["x"], dtype=float)
     low, high = np.asarray(intervals["x"], dtype=float)
@@ -206,18 +279,35 @@ def _bootstrap(data: np.ndarray | list[np.ndarray], statistic, reps: int, seed: 
     return point, np.minimum(low, point), np.maximum(high, point)
 
 
+def per_agent(agents: Sequence[str], point: np.ndarray, low: np.ndarray, high: np.ndarray) -> dict[str, Interval]:
+    return {a: Interval(float(point[k]), float(low[k]), float(high[k])) for k, a in enumerate(agents)}
+
+
 def iqm_intervals(
     scores: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
 ) -> dict[str, Interval]:
-    """Per agent: the IQM of its score matrix and its stratified-bootstrap interval (rliable's
-    ``get_interval_estimates``: seeds resampled within each scenario, independently for each
-    agent: the agents with as many runs are stacked as a third axis of strata, one bootstrap)."""
-    out: dict[str, Interval] = {}
-    for runs, agents in by_runs(scores.matrices).items():
-        stacked = np.stack([scores.matrices[a] for a in agents], axis=-1)
-        point, low, high = _bootstrap(stacked, iqm_per_agent, reps, seed, level)
-        out |= {a: Interval(float(point[k]), float(low[k]), float(high[k]), runs) for k, a in enumerate(agents)}
-    return {a: out[a] for a in scores.matrices}
+    """Per agent: the IQM of its scores and its window-bootstrap interval."""
+    if not scores.matrices:
+        return {}
+    return per_agent(scores.agents, *window_bootstrap(scores.stacked(), iqm_per_agent, reps, seed, level))
+
+
+def difference_intervals(
+    scores: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
+) -> dict[tuple[str, str], Interval]:
+    """Per ordered pair (a, b) of agents: IQM(a) - IQM(b) on the same resamples (paired over
+    windows), and its interval."""
+    if not scores.matrices:
+        return {}
+    agents = scores.agents
+    point, low, high = window_bootstrap(scores.stacked(), iqm_differences, reps, seed, level)
+    n = len(agents)
+    return {
+        (a, b): Interval(float(point[i * n + j]), float(low[i * n + j]), float(high[i * n + j]))
+        for i, a in enumerate(agents)
+        for j, b in enumerate(agents)
+        if i != j
+    }
 
 
 def improvement_intervals(
@@ -227,20 +317,49 @@ def improvement_intervals(
     seed: int = BOOTSTRAP_SEED,
     level: float = CI_LEVEL,
 ) -> dict[str, Interval]:
-    """Per agent other than ``reference``: its probability of improvement over ``reference`` and
-    the interval of rliable's independent stratified bootstrap (the agents' and the reference's
-    seeds resampled independently within each scenario); empty when ``reference`` is not in ``scores``."""
+    """Per agent other than ``reference``: its probability of improvement over ``reference`` and its
+    window-bootstrap interval; empty when ``reference`` is not in ``scores``."""
     if reference not in scores.matrices:
         return {}
-    theirs = scores.matrices[reference]
-    others = {a: m for a, m in scores.matrices.items() if a != reference}
-    out: dict[str, Interval] = {}
-    for runs, agents in by_runs(others).items():
-        stacked = np.stack([others[a] for a in agents], axis=-1)
-        point, low, high = _bootstrap([stacked, theirs], improvement_per_agent, reps, seed, level)
-        fewest = min(runs, theirs.shape[0])
-        out |= {a: Interval(float(point[k]), float(low[k]), float(high[k]), fewest) for k, a in enumerate(agents)}
-    return {a: out[a] for a in others}
+    agents = scores.agents
+    k = agents.index(reference)
+
+    def statistic(stack: np.ndarray) -> np.ndarray:
+        return improvement_per_agent(stack, stack[..., k])
+
+    out = per_agent(agents, *window_bootstrap(scores.stacked(), statistic, reps, seed, level))
+    return {a: out[a] for a in agents if a != reference}
+
+
+def mean_intervals(
+    values: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
+) -> dict[str, Interval]:
+    """Per agent: the mean of its values (an attainment) and its window-bootstrap interval."""
+    if not values.matrices:
+        return {}
+    return per_agent(values.agents, *window_bootstrap(values.stacked(), mean_per_agent, reps, seed, level))
+
+
+def mean_difference_intervals(
+    scores: ScoreSet,
+    reference: str = REFERENCE_AGENT,
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CI_LEVEL,
+) -> dict[str, Interval]:
+    """Per agent other than ``reference``: the mean of its scores less the reference's (the paired
+    difference: the same episodes) and its window-bootstrap interval; empty without ``reference``."""
+    if reference not in scores.matrices:
+        return {}
+    agents = scores.agents
+    k = agents.index(reference)
+
+    def statistic(stack: np.ndarray) -> np.ndarray:
+        means = mean_per_agent(stack)
+        return means - means[k]
+
+    out = per_agent(agents, *window_bootstrap(scores.stacked(), statistic, reps, seed, level))
+    return {a: out[a] for a in agents if a != reference}
 
 
 def performance_profiles(
@@ -250,40 +369,30 @@ def performance_profiles(
     seed: int = BOOTSTRAP_SEED,
     level: float = CI_LEVEL,
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per agent: its score distribution at ``taus`` (rliable's ``create_performance_profile``, with
-    the agents of as many runs stacked as above) and the pointwise interval's lower and upper bounds."""
-    from rliable import library as rly
-
+    """Per agent: its score distribution at ``taus`` (rliable's ``create_performance_profile``) and
+    the pointwise window-bootstrap interval's lower and upper bounds."""
+    if not scores.matrices:
+        return {}
     taus = np.asarray(taus, dtype=float)
-    out: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
-    for agents in by_runs(scores.matrices).values():
-        stacked = np.stack([scores.matrices[a] for a in agents], axis=-1)
-        with seeded(seed):
-            profiles, cis = rly.create_performance_profile(
-                {"x": stacked},
-                taus,
-                custom_profile_func=lambda s, t: score_distributions(s, t).ravel(),
-                reps=reps,
-                confidence_interval_size=level,
-            )
-        shape = (len(agents), taus.size)
-        point = np.asarray(profiles["x"]).reshape(shape)
-        low, high = (np.asarray(b).reshape(shape) for b in cis["x"])
-        out |= {
-            a: (point[k], np.minimum(low[k], point[k]), np.maximum(high[k], point[k])) for k, a in enumerate(agents)
-        }
-    return {a: out[a] for a in scores.matrices}
+    agents = scores.agents
+    point, low, high = window_bootstrap(
+        scores.stacked(), lambda s: score_distributions(s, taus).ravel(), reps, seed, level
+    )
+    shape = (len(agents), taus.size)
+    point, low, high = (x.reshape(shape) for x in (point, low, high))
+    return {a: (point[k], low[k], high[k]) for k, a in enumerate(agents)}
 
 
-def rank_ranges(intervals: dict[str, Interval]) -> dict[str, tuple[int, int]]:
-    """Per agent the ranks its interval allows: from 1 + the agents wholly above it to the number of
-    agents less those wholly below it. One number where the intervals separate it from every
-    other agent; ``(1, n)`` for every agent with one run (its interval says nothing)."""
-    n = len(intervals)
+# ----------------------------------------------------------------------------- the ranking
+def rank_ranges(order: Sequence[str], differences: dict[tuple[str, str], Interval]) -> dict[str, tuple[int, int]]:
+    """Per agent of ``order`` (one group, best first) the ranks the paired differences allow: from 1 +
+    the agents significantly above it to the group's size less those significantly below it ("a
+    above b": the interval of IQM(a) - IQM(b) lies above 0)."""
+    n = len(order)
     out = {}
-    for agent, mine in intervals.items():
-        above = sum(other.above(mine) for name, other in intervals.items() if name != agent)
-        below = sum(mine.above(other) for name, other in intervals.items() if name != agent)
+    for agent in order:
+        above = sum(differences[(other, agent)].low > 0 for other in order if other != agent)
+        below = sum(differences[(agent, other)].low > 0 for other in order if other != agent)
         out[agent] = (1 + above, n - below)
     return out
 
@@ -295,13 +404,27 @@ def point_order(intervals: dict[str, Interval]) -> list[str]:
 
 @dataclass(frozen=True)
 class BetaAggregates:
-    """Everything rliable gives at one beta: the scores, IQMs, probabilities of improvement, ranks."""
+    """Everything the summary reads at one beta."""
 
     scores: ScoreSet
     iqm: dict[str, Interval]
+    differences: dict[tuple[str, str], Interval]
     improvement: dict[str, Interval]
+    episodes_met: dict[str, Interval]  # the share of episodes that met the P99 SLO
+    intervals_met: dict[str, Interval]  # the mean share of decision intervals that met it
+    meets: tuple[str, ...]  # the agents whose interval attainment reaches ATTAINMENT_TOLERANCE, by IQM
+    misses: tuple[str, ...]  # the others, by IQM
     ranks: dict[str, tuple[int, int]]
     reference: str
+    normaliser: str | None
+
+    @property
+    def order(self) -> list[str]:
+        return [*self.meets, *self.misses]
+
+    def versus_reference(self, agent: str) -> Interval | None:
+        """IQM(agent) - IQM(reference), or None."""
+        return self.differences.get((agent, self.reference))
 
 
 def beta_aggregates(
@@ -310,11 +433,38 @@ def beta_aggregates(
     reference: str = REFERENCE_AGENT,
     reps: int = BOOTSTRAP_REPS,
     seed: int = BOOTSTRAP_SEED,
-    column: str = SCORE_COLUMN,
+    normaliser: str | None = NORMALISER,
+    tolerance: float = ATTAINMENT_TOLERANCE,
 ) -> BetaAggregates:
-    """The aggregates of ``column`` at ``beta`` (``score_set``, ``iqm_intervals``,
-    ``improvement_intervals``, ``rank_ranges``)."""
-    scores = score_set(results, beta, column)
-    intervals = iqm_intervals(scores, reps, seed)
+    """The aggregates at ``beta`` (see the module docstring): scores normalised by ``normaliser``,
+    intervals by the window bootstrap, agents meeting the SLO (``tolerance``) ranked before the others,
+    each group by IQM with the ranks its paired differences allow."""
+    scored = with_scores(results, normaliser)
+    scores = score_set(scored, beta, SCORE_COLUMN)
+    iqms = iqm_intervals(scores, reps, seed)
+    differences = difference_intervals(scores, reps, seed)
     improvement = improvement_intervals(scores, reference, reps, seed)
-    return BetaAggregates(scores, intervals, improvement, rank_ranges(intervals), reference)
+    # Attainment over the same episodes as the scores.
+    kept = scored[scored["scenario"].isin(scores.scenarios) & scored["seed"].isin(scores.seeds)]
+    episodes_met = mean_intervals(score_set(kept, beta, EPISODE_MET_COLUMN), reps, seed)
+    intervals_share = kept.assign(**{INTERVALS_MET_COLUMN: kept[INTERVALS_MET_COLUMN] / 100})
+    intervals_met = mean_intervals(score_set(intervals_share, beta, INTERVALS_MET_COLUMN), reps, seed)
+    by_iqm = point_order(iqms)
+    meets = tuple(a for a in by_iqm if a in intervals_met and intervals_met[a].point >= tolerance)
+    misses = tuple(a for a in by_iqm if a not in meets)
+    ranks = rank_ranges(meets, differences)
+    for agent, (low, high) in rank_ranges(misses, differences).items():
+        ranks[agent] = (low + len(meets), high + len(meets))
+    return BetaAggregates(
+        scores,
+        iqms,
+        differences,
+        improvement,
+        episodes_met,
+        intervals_met,
+        meets,
+        misses,
+        ranks,
+        reference,
+        normaliser_of(results, normaliser),
+    )

@@ -7,9 +7,10 @@ confidence intervals (``python -m infadapter_scripts.eval_learned``).
 Plays each agent with ``infadapter_env.leaderboard.evaluate`` (a fresh agent per episode, the
 protocol's env settings for a submitted agent) and writes ``rows.csv`` (one row per episode),
 ``table.md`` and ``summary.json`` to ``--out/<protocol>``. Per agent and beta: the mean objective
-over the protocol's (scenario, seed) episodes and its 95 % t-interval; against the reference agent
-(``--reference``, InfAdapter): whether the intervals overlap, and the paired difference (same
-scenario and seed) with its 95 % t-interval.
+over the protocol's (scenario, seed) episodes; against the reference agent (``--reference``,
+InfAdapter), the paired difference of the means (same scenarios and seeds). Both intervals are the
+leaderboard's (``aggregate``: rliable's bootstrap over scenarios, seeds nested in them), not
+t-intervals over episodes, which would count a window's correlated seeds as independent.
 
 ``held-out-30`` stands for the default protocol's coming revision: the paper slice and 30 held-out
 windows of the test days (1,260 s, drawn with ``TEST_WINDOW_SEED`` from the windows that avoid the
@@ -20,7 +21,6 @@ protocol itself, ``--protocol default`` is the one to quote.
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from infadapter_env.leaderboard import evaluate
+from infadapter_env.leaderboard.aggregate import OBJECTIVE_COLUMN, mean_difference_intervals, mean_intervals, score_set
 from infadapter_env.leaderboard.protocol import (
     ACTION_MODE,
     DEFAULT_BETAS,
@@ -81,69 +81,72 @@ def held_out_protocol(windows: int = HELD_OUT_WINDOWS) -> Protocol:
     )
 
 
-def t_interval(values: np.ndarray) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % t-interval (0 for fewer than two values)."""
-    mean = float(np.mean(values))
-    if len(values) < 2:
-        return mean, 0.0
-    sem = float(np.std(values, ddof=1)) / math.sqrt(len(values))
-    return mean, float(stats.t.ppf(0.975, len(values) - 1)) * sem
-
-
 def compare(rows: pd.DataFrame, reference: str) -> list[dict[str, Any]]:
-    """Per agent and beta: mean, CI, and the paired difference with ``reference``."""
+    """Per agent and beta: the mean objective and, against ``reference``, the paired mean
+    difference, each with its window-bootstrap interval (``aggregate``), over the (scenario, seed)
+    episodes every agent played at that beta."""
     out = []
-    keyed = rows.set_index(["agent", "beta", "scenario", "seed"])["objective"].sort_index()
-    for (agent, beta), group in rows.groupby(["agent", "beta"], sort=True):
-        mean, half = t_interval(group["objective"].to_numpy())
-        entry: dict[str, Any] = {
-            "agent": agent,
-            "beta": float(beta),
-            "episodes": len(group),
-            "objective": mean,
-            "ci95": half,
-            "slo_violation_pct": float(group["slo_violation_pct"].mean()),
-            "mean_cores": float(group["mean_cores"].mean()),
-        }
-        if agent != reference:
-            ref = keyed.loc[reference, beta]
-            mine = group.set_index(["scenario", "seed"])["objective"]
-            diff = (mine - ref.reindex(mine.index)).to_numpy()
-            ref_mean, ref_half = t_interval(ref.to_numpy())
-            d_mean, d_half = t_interval(diff)
-            entry |= {
-                "reference_objective": ref_mean,
-                "reference_ci95": ref_half,
-                "ci_overlap": bool(mean + half >= ref_mean - ref_half and ref_mean + ref_half >= mean - half),
-                "at_least_matches": bool(mean + half >= ref_mean - ref_half),
-                "paired_difference": d_mean,
-                "paired_ci95": d_half,
+    for beta in sorted(set(rows["beta"])):
+        scores = score_set(rows, float(beta), OBJECTIVE_COLUMN)
+        means = mean_intervals(scores)
+        differences = mean_difference_intervals(scores, reference)
+        at_beta = rows[
+            (rows["beta"] == beta) & rows["scenario"].isin(scores.scenarios) & rows["seed"].isin(scores.seeds)
+        ]
+        for agent in scores.agents:
+            mine = at_beta[at_beta["agent"] == agent]
+            entry: dict[str, Any] = {
+                "agent": agent,
+                "beta": float(beta),
+                "episodes": len(mine),
+                "objective": means[agent].point,
+                "ci_low": means[agent].low,
+                "ci_high": means[agent].high,
+                "slo_violation_pct": float(mine["slo_violation_pct"].mean()),
+                "mean_cores": float(mine["mean_cores"].mean()),
             }
-        out.append(entry)
+            if agent in differences:
+                difference = differences[agent]
+                entry |= {
+                    "paired_difference": difference.point,
+                    "paired_low": difference.low,
+                    "paired_high": difference.high,
+                    "at_least_matches": bool(difference.high >= 0),
+                }
+            out.append(entry)
     return out
+
+
+def cell(point: float, low: float, high: float, signed: bool = False) -> str:
+    fmt = "{:+.4f}" if signed else "{:.4f}"
+    return f"{fmt.format(point)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
 def table(summary: list[dict[str, Any]], reference: str) -> str:
     lines = [
-        f"| agent | beta | objective (95 % CI) | {reference} (95 % CI) | CIs overlap or better | "
-        f"paired difference (95 % CI) | SLO viol. % | mean cores |",
-        "|---|---|---|---|---|---|---|---|",
+        f"| agent | beta | objective [95 % CI] | minus {reference}, paired [95 % CI] | at least matches | "
+        "SLO viol. % | mean cores |",
+        "|---|---|---|---|---|---|---|",
     ]
     for e in summary:
-        if e["agent"] == reference:
+        if "paired_difference" not in e:
             continue
         lines.append(
-            f"| {e['agent']} | {e['beta']:g} | {e['objective']:.4f} ± {e['ci95']:.4f} | "
-            f"{e['reference_objective']:.4f} ± {e['reference_ci95']:.4f} | "
-            f"{'yes' if e['at_least_matches'] else 'no'} | {e['paired_difference']:+.4f} ± {e['paired_ci95']:.4f} | "
-            f"{e['slo_violation_pct']:.2f} | {e['mean_cores']:.2f} |"
+            f"| {e['agent']} | {e['beta']:g} | {cell(e['objective'], e['ci_low'], e['ci_high'])} | "
+            f"{cell(e['paired_difference'], e['paired_low'], e['paired_high'], signed=True)} | "
+            f"{'yes' if e['at_least_matches'] else 'no'} | {e['slo_violation_pct']:.2f} | {e['mean_cores']:.2f} |"
         )
     ref_rows = [e for e in summary if e["agent"] == reference]
-    lines += ["", f"| {reference}: beta | objective (95 % CI) | SLO viol. % | mean cores |", "|---|---|---|---|"]
+    lines += ["", f"| {reference}: beta | objective [95 % CI] | SLO viol. % | mean cores |", "|---|---|---|---|"]
     lines += [
-        f"| {e['beta']:g} | {e['objective']:.4f} ± {e['ci95']:.4f} | {e['slo_violation_pct']:.2f} | "
+        f"| {e['beta']:g} | {cell(e['objective'], e['ci_low'], e['ci_high'])} | {e['slo_violation_pct']:.2f} | "
         f"{e['mean_cores']:.2f} |"
         for e in ref_rows
+    ]
+    lines += [
+        "",
+        "Intervals: 95 %, rliable's stratified bootstrap over scenarios with the seeds resampled within each "
+        "(`infadapter_env/leaderboard/aggregate.py`); at least matches: the paired difference's interval reaches 0.",
     ]
     return "\n".join(lines) + "\n"
 

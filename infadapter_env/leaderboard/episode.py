@@ -36,6 +36,7 @@ METRIC_COLUMNS = (
     "objective",
     "slo_violation_pct",
     "window_violation_pct",
+    "intervals_slo_met_pct",
     "dropped_pct",
     "aa_effective",
     "aa_planned",

@@ -19,9 +19,11 @@ from infadapter_env.leaderboard.aggregate import (
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     mean_ci,
+    normaliser_of,
     performance_profiles,
     score_set,
     seed_means,
+    with_scores,
 )
 from infadapter_env.leaderboard.episode import row_quotas
 from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
@@ -69,9 +71,12 @@ def agent_colours(agents: list[str]) -> dict[str, tuple]:
 def performance_profile(
     results: pd.DataFrame, path: Path, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, points: int = 81
 ) -> Path:
-    """Performance profiles of the objective (rliable's score distributions), one panel per beta:
-    for each tau, the share of an agent's runs x scenarios whose objective exceeds tau, with its 95 %
-    stratified-bootstrap band (``aggregate.performance_profiles``); tau spans the beta's scores."""
+    """Performance profiles of the score (rliable's score distributions; the normalised objective of
+    ``aggregate.with_scores``), one panel per beta: for each tau, the share of an agent's runs x
+    scenarios whose score exceeds tau, with its 95 % window-bootstrap band
+    (``aggregate.performance_profiles``); tau spans the beta's scores."""
+    normaliser = normaliser_of(results)
+    results = with_scores(results)
     betas = sorted(set(results["beta"]))
     colours = agent_colours(sorted(set(results["agent"])))
     ncols = min(len(betas), 3)
@@ -100,10 +105,10 @@ def performance_profile(
             ax.plot(taus, profile, color=colours[agent], linewidth=width, label=agent)
             ax.fill_between(taus, lower, upper, color=colours[agent], alpha=0.15, linewidth=0)
         ax.set_title(f"beta = {beta:g} ({len(scores.scenarios)} scenarios)")
-        ax.set_xlabel("objective tau")
+        ax.set_xlabel(f"score tau ({'objective' if normaliser is None else f'objective / {normaliser}'})")
         ax.grid(alpha=0.3)
     for row in grid:
-        row[0].set_ylabel("share of runs x scenarios\nwith objective > tau")
+        row[0].set_ylabel("share of runs x scenarios\nwith score > tau")
     handles: dict[str, Any] = {}
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
@@ -118,7 +123,8 @@ def performance_profile(
         fig.legend([handles[k] for k in labels], labels, loc="center right", fontsize=8)
     seeds = ", ".join(str(s) for s in sorted(set(results["seed"])))
     fig.suptitle(
-        f"Performance profiles of the objective (seeds {seeds}; 95 % stratified-bootstrap bands, {reps} resamples)"
+        f"Performance profiles of the score (seeds {seeds}; 95 % bands of a bootstrap over scenarios and seeds, "
+        f"{reps} resamples)"
     )
     fig.tight_layout(rect=(0, 0, 1 if spare else 1 - 2.3 / fig.get_figwidth(), 1))
     fig.savefig(path, dpi=110)
@@ -129,13 +135,13 @@ def performance_profile(
 def pareto_figure(results: pd.DataFrame, path: Path) -> Path:
     """Every agent's operating points over the beta sweep (``pareto.pareto_fronts``): effective
     accuracy (left) and SLO violations (right) against mean cores; points on the agent's Pareto
-    front filled, dominated ones hollow, joined in beta order; the legend gives each hypervolume."""
+    front filled, dominated ones hollow, joined in beta order."""
     fronts = pareto_fronts(results)
     colours = agent_colours(sorted(f.agent for f in fronts))
     fig, (ax_acc, ax_viol) = plt.subplots(1, 2, figsize=(15, 5.5), sharex=True)
     for front in fronts:
         points, colour = front.points, colours[front.agent]
-        label = f"{front.agent} (HV {front.hypervolume:.3f})"
+        label = front.agent
         for ax, column in ((ax_acc, "aa_effective"), (ax_viol, "slo_violation_pct")):
             ax.plot(points["mean_cores"], points[column], "-", color=colour, linewidth=0.8, alpha=0.6)
             on = points["on_front"].to_numpy()
@@ -146,7 +152,7 @@ def pareto_figure(results: pd.DataFrame, path: Path) -> Path:
     budget = budget_of(results)
     for ax in (ax_acc, ax_viol):
         ax.axvline(budget, color="grey", linestyle=":", linewidth=1)
-        ax.set_xlabel(f"mean cores (budget {budget:g}: the reference point)")
+        ax.set_xlabel(f"mean cores (budget {budget:g})")
         ax.grid(alpha=0.3)
     ax_acc.set_ylabel("effective accuracy (maximise)")
     ax_viol.set_ylabel("SLO violations, % of requests (minimise)")

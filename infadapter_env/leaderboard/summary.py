@@ -2,13 +2,13 @@
 sweep, and the paper's headline checked.
 
 Built from the results DataFrame (``store.load_results``). Per beta, contenders ranked by the
-interquartile mean (IQM) of their objective over runs (seeds) x tasks (scenarios), with rliable's
-95 % stratified-bootstrap confidence interval (``aggregate``): a rank is one number only where the
-intervals separate the contender from every other, else the range of ranks its interval allows;
-then each contender's probability of improvement over InfAdapter with its interval, and the means
-of every metric over scenarios and seeds (± the 95 % Student-t interval over seeds where there are
-several). Then per contender its Pareto front of (effective accuracy, mean cores, SLO violation %)
-over the betas and that front's hypervolume (``pareto``). Then InfAdapter against every VPA variant
+ranking rule of ``aggregate``: those that meet the P99 SLO first, each group by the interquartile
+mean (IQM) of the normalised score over seeds x scenarios; a rank is one number only where the
+paired IQM differences separate the contender from every other of its group. Beside each: its SLO
+attainment, IQM, paired difference with InfAdapter and probability of improvement over it, each
+with its window-bootstrap interval, and the plain means of every metric over its episodes. Then
+per contender its Pareto front of (effective accuracy, mean cores, SLO violation %) over the betas
+(``pareto``). Then InfAdapter against every VPA variant
 at every beta, as the paper states its claim ("up to 65 % fewer SLO violations and 33 % lower cost
 than VPA"), with a verdict per claim and one sentence per difference, built from the numbers.
 """
@@ -22,16 +22,18 @@ from pathlib import Path
 
 import pandas as pd
 
+from infadapter_env.core.rollout import SLO_MET_LATE_SHARE
 from infadapter_env.leaderboard.aggregate import (
+    ATTAINMENT_TOLERANCE,
     BOOTSTRAP_REPS,
     BOOTSTRAP_SEED,
     CI_LEVEL,
+    FLOOR,
     REFERENCE_AGENT,
     BetaAggregates,
     Interval,
     beta_aggregates,
-    mean_ci,
-    point_order,
+    normaliser_of,
     rliable_version,
 )
 from infadapter_env.leaderboard.pareto import budget_of, pareto_fronts
@@ -58,17 +60,10 @@ SUMMARY_COLUMNS = (  # (header, column, format)
 
 
 def ranking(results: pd.DataFrame, beta: float) -> pd.DataFrame:
-    """Per contender at ``beta``: mean and CI half-width (``<column>_ci``) of every summary column
-    over seeds (each seed's value is its mean over the scenarios), best objective first."""
+    """Per contender at ``beta``: the mean of every summary column over its episodes (scenarios x
+    seeds), best objective first. Descriptive: the intervals are the aggregates' (window bootstrap)."""
     columns = [c for _, c, _ in SUMMARY_COLUMNS]
-    per_seed = results[results["beta"] == beta].groupby(["agent", "seed"])[columns].mean()
-    table = {}
-    for agent, group in per_seed.groupby(level="agent"):
-        cells = {}
-        for column in columns:
-            cells[column], cells[f"{column}_ci"] = mean_ci(group[column].tolist())
-        table[agent] = cells
-    return pd.DataFrame.from_dict(table, orient="index").sort_values("objective", ascending=False)
+    return results[results["beta"] == beta].groupby("agent")[columns].mean().sort_values("objective", ascending=False)
 
 
 def write_summary(
@@ -85,20 +80,19 @@ def write_summary(
     if results["window_violation_pct"].isna().all():  # the fast simulator does not measure it
         columns = [c for c in columns if c[1] != "window_violation_pct"]
     seeds = sorted(set(results["seed"]))
+    scenarios = sorted(set(results["scenario"]))
     lines = [
         f"# InfAdapter-Gym leaderboard: protocol `{protocol.name}`",
         "",
-        f"Command: `{command}`. Means over scenarios ({', '.join(sorted(set(results['scenario'])))}) and seeds "
+        f"Command: `{command}`. Scenarios ({', '.join(scenarios)}) and seeds "
         f"({', '.join(map(str, seeds))}); {len(results)} rows in `{CSV_NAME}`. "
         "Protocol: `infadapter_env/leaderboard/protocol.py`.",
         "",
-        *aggregates_note(len(seeds), reps, seed),
+        *aggregates_note(normaliser_of(results), len(scenarios), reps, seed),
     ]
-    if len(seeds) > 1:
-        lines.append("The other cells are mean ± half-width of the 95 % Student-t confidence interval over seeds.")
     for beta in sorted(set(results["beta"])):
         aggregates = beta_aggregates(results, beta, reps=reps, seed=seed)
-        lines += ["", f"## beta = {beta:g}", "", *beta_table(ranking(results, beta), aggregates, columns, len(seeds))]
+        lines += ["", f"## beta = {beta:g}", "", *beta_table(ranking(results, beta), aggregates, columns)]
     lines += ["", *pareto_section(results)]
     lines += ["", *headline(results, protocol)]
     text = "\n".join(lines) + "\n"
@@ -106,116 +100,134 @@ def write_summary(
     return text
 
 
-def aggregates_note(n_seeds: int, reps: int, seed: int) -> list[str]:
-    """How the ranks, IQMs and probabilities of improvement are computed, and with what (reproducibility)."""
-    lines = [
-        "Ranks: by the interquartile mean (IQM) of the objective over runs (seeds) x tasks (scenarios), with its "
-        f"{100 * CI_LEVEL:g} % stratified-bootstrap confidence interval (seeds resampled within each scenario). "
-        "A rank is one number where the intervals separate the agent from every other; otherwise it is the range "
-        "of ranks its interval allows (`2-4`: tied with the agents whose intervals overlap its own), and an order "
-        f"is called only between separated intervals. P(> {REFERENCE_AGENT}): the probability that the agent's "
-        f"objective beats {REFERENCE_AGENT}'s on a scenario (a seed of each drawn at random, ties counting one "
-        "half), averaged over the scenarios, with its interval.",
-        f"Aggregates: rliable {rliable_version()}, stratified bootstrap with {reps} resamples, seed {seed} "
-        "(`infadapter_env/leaderboard/aggregate.py`).",
-    ]
-    if n_seeds < 2:
-        lines.append(
-            "**One seed**: the bootstrap over seeds has nothing to resample, so every interval is its point "
-            "estimate (degenerate); ranks are by IQM alone and call no order."
+def aggregates_note(normaliser: str | None, n_scenarios: int, reps: int, seed: int) -> list[str]:
+    """How the scores, attainments, intervals and ranks are computed, and with what (reproducibility)."""
+    level = f"{100 * CI_LEVEL:g} %"
+    if normaliser is None:
+        score = (
+            "Score: the raw objective (no normaliser's rows: the protocol has no oracle, or it was not played), on "
+            "one scale across scenarios only as far as their loads allow."
         )
-    return lines
+    else:
+        score = (
+            f"Score: each episode's objective over `{normaliser}`'s on the same (scenario, beta, seed), from a "
+            f"floor of {FLOOR:g} (an empty cluster: nothing served, nothing paid); 1 matches `{normaliser}`, which "
+            "plans with the coming arrivals but is not an upper bound. The rows keep the raw objective (the "
+            "`objective` column)."
+        )
+    over = (
+        "scenarios drawn with replacement (the same draw for every agent: paired over windows), and the seeds drawn "
+        "within each drawn scenario"
+        if n_scenarios > 1
+        else "one scenario: only the seeds are resampled, so the intervals say nothing about other windows"
+    )
+    return [
+        score,
+        f"SLO attainment: the P99 SLO holds where at most {100 * SLO_MET_LATE_SHARE:g} % of requests were late or "
+        "dropped. `intervals`: the mean share of an episode's decision intervals in which it held; `episodes`: the "
+        f"share of episodes over which it held. An agent meets the SLO when its interval attainment is at least "
+        f"{100 * ATTAINMENT_TOLERANCE:g} %.",
+        "Ranking rule: the agents that meet the SLO first, then those that do not, so that no agent ranks above "
+        "another only by violating the SLO more; within each group by the interquartile mean (IQM) of the score. A "
+        "rank is one number where the agent's paired IQM difference with every other agent of its group excludes 0, "
+        "else the range of ranks those differences allow; agent A is called above B only where the interval of "
+        "IQM(A) - IQM(B) lies above 0.",
+        f"Intervals ({level}): rliable {rliable_version()}'s stratified bootstrap with `task_bootstrap=True`, {over}; "
+        f"{reps} resamples, seed {seed} (`infadapter_env/leaderboard/aggregate.py`). P(> {REFERENCE_AGENT}): the "
+        f"probability that the agent's score beats {REFERENCE_AGENT}'s on a scenario (a seed of each drawn at random, "
+        "ties counting one half), averaged over the scenarios. The other columns are plain means over the episodes.",
+    ]
 
 
-def interval_cell(interval: Interval | None, digits: int) -> str:
+def interval_cell(interval: Interval | None, digits: int, scale: float = 1.0, signed: bool = False) -> str:
     if interval is None:
         return "-"
-    fmt = f"{{:.{digits}f}}"
-    return f"{fmt.format(interval.point)} [{fmt.format(interval.low)}, {fmt.format(interval.high)}]"
+    fmt = f"{{:{'+' if signed else ''}.{digits}f}}"
+    point, low, high = (scale * x for x in (interval.point, interval.low, interval.high))
+    return f"{fmt.format(point)} [{fmt.format(low)}, {fmt.format(high)}]"
 
 
-def beta_table(
-    means: pd.DataFrame, aggregates: BetaAggregates, columns: list[tuple[str, str, str]], n_seeds: int
-) -> list[str]:
-    """One beta's table (contenders by IQM; those without a complete seed last, by mean) and its notes."""
-    iqms = aggregates.iqm
-    ordered = point_order(iqms)
-    single = aggregates.scores.single_run
-    rank_of = {a: str(k) for k, a in enumerate(ordered, start=1)} if single else {}
-    if not single:
-        for agent, (low, high) in aggregates.ranks.items():
-            rank_of[agent] = str(low) if low == high else f"{low}-{high}"
-    rest = [a for a in means.index if a not in iqms]
-    improvement = bool(aggregates.improvement)
-    header = "| rank | agent | IQM objective [95 % CI] | "
-    header += f"P(> {aggregates.reference}) [95 % CI] | " if improvement else ""
+def beta_table(means: pd.DataFrame, aggregates: BetaAggregates, columns: list[tuple[str, str, str]]) -> list[str]:
+    """One beta's table (the ranking rule's order; agents without a complete seed last, by mean) and its notes."""
+    ordered = aggregates.order
+    rest = [a for a in means.index if a not in ordered]
+    reference = aggregates.reference
+    versus = reference in aggregates.iqm
+    header = "| rank | agent | SLO met: intervals % [95 % CI] | episodes % [95 % CI] | IQM score [95 % CI] | "
+    header += f"IQM - {reference} [95 % CI] | P(> {reference}) [95 % CI] | " if versus else ""
     lines = [header + " | ".join(h for h, _, _ in columns) + " |"]
-    lines.append("|---" * (len(columns) + 3 + improvement) + "|")
+    lines.append("|---" * (len(columns) + 5 + 2 * versus) + "|")
     for agent in [*ordered, *rest]:
-        cells = means.loc[agent]
-        shown = [
-            fmt.format(cells[col]) + (" ± " + fmt.format(cells[f"{col}_ci"]) if n_seeds > 1 else "")
-            for _, col, fmt in columns
+        low, high = aggregates.ranks.get(agent, (0, 0))
+        rank = "-" if agent in rest else (str(low) if low == high else f"{low}-{high}")
+        cells = [
+            rank,
+            agent,
+            interval_cell(aggregates.intervals_met.get(agent), 1, 100),
+            interval_cell(aggregates.episodes_met.get(agent), 0, 100),
+            interval_cell(aggregates.iqm.get(agent), 4),
         ]
-        row = f"| {rank_of.get(agent, '-')} | {agent} | {interval_cell(iqms.get(agent), 4)} | "
-        if improvement:
-            row += interval_cell(aggregates.improvement.get(agent), 2) + " | "
-        lines.append(row + " | ".join(shown) + " |")
+        if versus:
+            cells.append(interval_cell(aggregates.versus_reference(agent), 4, signed=True))
+            cells.append(interval_cell(aggregates.improvement.get(agent), 2))
+        cells += [fmt.format(means.loc[agent, col]) for _, col, fmt in columns]
+        lines.append("| " + " | ".join(cells) + " |")
     scores = aggregates.scores
-    notes = []
+    notes = [
+        f"Meet the SLO (interval attainment at least {100 * ATTAINMENT_TOLERANCE:g} %): "
+        f"{', '.join(aggregates.meets) or 'none'}; below it, ranked after them: "
+        f"{', '.join(aggregates.misses) or 'none'}."
+    ]
     if scores.left_out_scenarios:
         notes.append(
-            f"Scenarios left out of the IQM (not played by every agent at this beta): "
+            f"Scenarios left out of the aggregates (not played by every agent at this beta): "
             f"{', '.join(scores.left_out_scenarios)}."
         )
-    if scores.left_out_agents:
-        notes.append(f"No seed with every scenario (no IQM, no rank): {', '.join(scores.left_out_agents)}.")
-    if single and n_seeds > 1:
-        notes.append("One complete seed per agent at this beta: ranks are by IQM alone and call no order.")
-    elif scores.one_run:
+    if scores.left_out_seeds:
         notes.append(
-            f"One complete seed only for {', '.join(sorted(scores.one_run))}: a point interval, separated from no one."
+            f"Seeds left out of the aggregates (some agent lacks a scenario at them): "
+            f"{', '.join(map(str, scores.left_out_seeds))}."
         )
-    if not single and aggregates.reference in iqms:
+    if scores.left_out_agents:
+        notes.append(
+            f"No complete episodes in common with the others (no score, no rank): {', '.join(scores.left_out_agents)}."
+        )
+    if versus:
         notes.append(against_reference(aggregates))
-    if iqms and aggregates.reference not in iqms:
-        notes.append(f"No probability of improvement: `{aggregates.reference}` has no complete seed at this beta.")
+    elif aggregates.iqm:
+        notes.append(f"No comparison with `{reference}`: it has no complete seed at this beta.")
     return [*lines, *(["", *notes] if notes else [])]
 
 
 def against_reference(aggregates: BetaAggregates) -> str:
-    """Which agents' IQM intervals lie wholly above or below the reference's, and which overlap it."""
-    ours = aggregates.iqm[aggregates.reference]
-    others = [a for a in point_order(aggregates.iqm) if a != aggregates.reference]
-    above = [a for a in others if aggregates.iqm[a].above(ours)]
-    below = [a for a in others if ours.above(aggregates.iqm[a])]
+    """Which agents' paired IQM differences with the reference lie wholly above or below 0."""
+    reference = aggregates.reference
+    others = [a for a in aggregates.order if a != reference]
+    above = [a for a in others if aggregates.differences[(a, reference)].low > 0]
+    below = [a for a in others if aggregates.differences[(reference, a)].low > 0]
     tied = [a for a in others if a not in above and a not in below]
     return (
-        f"Against {aggregates.reference} (IQM intervals): above: {', '.join(above) or 'none'}; "
-        f"tied (overlapping): {', '.join(tied) or 'none'}; below: {', '.join(below) or 'none'}."
+        f"Against {reference} (paired IQM differences): above: {', '.join(above) or 'none'}; "
+        f"not separated: {', '.join(tied) or 'none'}; below: {', '.join(below) or 'none'}."
     )
 
 
 def pareto_section(results: pd.DataFrame) -> list[str]:
-    """Per contender: its Pareto front over the betas and its hypervolume (``pareto``)."""
-    budget = budget_of(results)
+    """Per contender: its Pareto front over the betas (``pareto``)."""
     lines = [
         "## Pareto fronts over the beta sweep",
         "",
         "Per agent, one operating point per beta (effective accuracy, mean cores, SLO violation %; means over "
         "scenarios and seeds); the front: the points none of its other points dominates (maximise accuracy, minimise "
-        "cores and violations). Hypervolume: the share of the box between the reference point (accuracy 0, "
-        f"{budget:g} cores (the budget), 100 % violations) and the ideal (accuracy 1, 0 cores, 0 %) that the front "
-        "dominates, exact. `pareto.png` draws the points.",
+        "cores and violations). No hypervolume: any reference box weighs the three axes arbitrarily "
+        "(`infadapter_env/leaderboard/pareto.py` says why). `pareto.png` draws the points.",
         "",
-        "| agent | points on the front | betas on the front | hypervolume |",
-        "|---|---|---|---|",
+        "| agent | points on the front | betas on the front |",
+        "|---|---|---|",
     ]
-    for front in pareto_fronts(results, budget):
+    for front in pareto_fronts(results, budget_of(results)):
         betas = ", ".join(f"{b:g}" for b in front.front_betas)
-        lines.append(
-            f"| {front.agent} | {len(front.front_betas)} of {len(front.points)} | {betas} | {front.hypervolume:.4f} |"
-        )
+        lines.append(f"| {front.agent} | {len(front.front_betas)} of {len(front.points)} | {betas} |")
     return lines
 
 

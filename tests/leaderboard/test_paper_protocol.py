@@ -224,7 +224,8 @@ def test_a_small_paper_sweep_reports_cis_headline_figure_and_validates(tmp_path,
     assert all(r["quotas"] and json.loads(r["env_settings"])["arrivals"] == "loadgen" for r in infadapter)
     assert json.loads(next(r for r in rows if r["agent"] == "vpa-50/busy")["agent_options"])["usage"] == "busy"
     summary = (tmp_path / "summary.md").read_text()
-    assert " ± " in summary and "### VPA usage signal `busy`" in summary and "### Verdicts" in summary
+    assert "IQM score [95 % CI]" in summary and "one scenario: only the seeds are resampled" in summary
+    assert "### VPA usage signal `busy`" in summary and "### Verdicts" in summary
     assert (tmp_path / "paper_figure.png").stat().st_size > 10_000
     capsys.readouterr()
     assert validate.main([str(tmp_path / "leaderboard.csv")]) == 0
