@@ -33,13 +33,13 @@ from infadapter_env.core.agent_registry import (
 def builtin_agents() -> dict[str, Callable[..., Agent]]:
     """The built-in agents by name, in the order the leaderboard lists them: the registry's provider
     (entry point ``builtin`` of ``infadapter.agent_providers``, ``pyproject.toml``)."""
-    from infadapter_agents.autopilot import AutopilotAgent
-    from infadapter_agents.hpa import HPAAgent
-    from infadapter_agents.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
-    from infadapter_agents.learned import SHIPPED, learned_agent
-    from infadapter_agents.mark import MArkAgent
-    from infadapter_agents.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
-    from infadapter_agents.vpa import VPAAgent
+    from infadapter_agents.baselines.autopilot import AutopilotAgent
+    from infadapter_agents.baselines.hpa import HPAAgent
+    from infadapter_agents.baselines.mark import MArkAgent
+    from infadapter_agents.baselines.static import OVER_RATE_RPS, UNDER_RATE_RPS, StaticAgent
+    from infadapter_agents.baselines.vpa import VPAAgent
+    from infadapter_agents.learned.agent import SHIPPED, learned_agent
+    from infadapter_agents.planning.infadapter import InfAdapterAgent, MSPlusAgent, oracle_agent
 
     builtin: dict[str, Callable[..., Agent]] = {
         "infadapter": InfAdapterAgent,

@@ -1,6 +1,6 @@
 """Tasks on Ray: a session started here or joined, and results as they finish.
 
-The leaderboard's sweeps and the trainings of ``infadapter_agents.training`` both run their tasks
+The leaderboard's sweeps and the trainings of ``infadapter_agents.learned.training`` both run their tasks
 this way with ``--backend ray``; Ray is an extra (``pip install 'infadapter-gym[ray]'``) and is
 imported only when a session starts.
 """

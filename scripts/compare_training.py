@@ -4,7 +4,7 @@
     infadapter compare-training --experiment budget-trace   (MaskablePPO with masks against PPO with
                                                              "scale", under the tenant-then-failure budget trace)
 
-The command line of ``infadapter_agents.training_experiments`` (whose docstring says what an
+The command line of ``infadapter_agents.learned.training_experiments`` (whose docstring says what an
 experiment trains, scores and writes); the held-out windows are the default protocol's.
 """
 
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import sys
 
-from infadapter_agents.training_experiments import EXPERIMENTS, ExperimentOptions, Windows, run_experiment
+from infadapter_agents.learned.training_experiments import EXPERIMENTS, ExperimentOptions, Windows, run_experiment
 from infadapter_env.leaderboard.protocol import EPISODE_S, TEST_WINDOW_STARTS
 from infadapter_scripts.arguments import parse
 

@@ -20,7 +20,7 @@ from infadapter_scripts.arguments import parse
 def agent_factory(name: str) -> Any:
     """A registered agent by name, or a learned agent from a checkpoint folder (or folder of seeds)."""
     import infadapter_agents
-    from infadapter_agents.learned import LearnedAgent
+    from infadapter_agents.learned.agent import LearnedAgent
 
     if Path(name).is_dir():
         return lambda: LearnedAgent(name)

@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from infadapter_agents.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
+from infadapter_agents.planning.solver import ILP_BACKENDS, SOLVERS, PlanningModel, solve, solve_single_variant
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.world.profiles import CAPACITY_MODELS, World, load_profile, load_world, shipped_world
 

@@ -5,9 +5,9 @@
 Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
 10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
 per-minute peaks, the target is the next minute's peak. The weights go to
-``agents/weights/lstm_forecaster.npz`` (numpy arrays: the agents run the forecaster without
+``agents/forecast/weights/lstm_forecaster.npz`` (numpy arrays: the agents run the forecaster without
 torch) and a report (command, seed, versions, errors next to EWM and
-last-value) to ``agents/weights/lstm_forecaster.json``.
+last-value) to ``agents/forecast/weights/lstm_forecaster.json``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from infadapter_agents.forecast import ewm_mean
-from infadapter_agents.lstm import WEIGHTS_FILE, WINDOW_MINUTES, whole_minute_peaks, windows
-from infadapter_agents.lstm_training import TorchPeakLSTM, export_weights
+from infadapter_agents.forecast.forecasters import ewm_mean
+from infadapter_agents.forecast.lstm import WEIGHTS_FILE, WINDOW_MINUTES, whole_minute_peaks, windows
+from infadapter_agents.forecast.lstm_training import TorchPeakLSTM, export_weights
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.world.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter

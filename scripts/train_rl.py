@@ -1,5 +1,5 @@
 """``infadapter train``: train a stable-baselines3 policy on InfAdapter-v0 with the batched env, then
-score it on training days (the library: ``infadapter_agents.training``).
+score it on training days (the library: ``infadapter_agents.learned.training``).
 
     python -m infadapter_scripts.train_rl --algo ppo --seed 0            (or: infadapter train --algo ppo --seed 0)
     infadapter train --algo ppo --seeds 0 1 2 --observe-weights --betas 0.01,0.02,0.05,0.1,0.2 --out runs/ppo-weights
@@ -10,7 +10,7 @@ are windows of the training days (days 0-13) drawn by the seeded env; observatio
 (VecNormalize), and the statistics are saved with the policy. ``--betas``: each episode draws its
 beta from these (the env's ``betas``), the rewards use it; with ``--observe-weights`` the policy sees
 it. ``--features forecast`` appends the paper LSTM's forecast to what the policy sees
-(``infadapter_agents.sb3_env.FEATURES``).
+(``infadapter_agents.learned.sb3_env.FEATURES``).
 
 Writes the checkpoint to ``--out`` (default ``runs/<run name>`` in the current folder, never into
 the installed package): ``model.zip`` (the whole SB3 algorithm: ``PPO.load("model.zip")`` then
@@ -45,7 +45,7 @@ from __future__ import annotations
 import shlex
 import sys
 
-from infadapter_agents.training import TrainingOptions, train, train_seeds
+from infadapter_agents.learned.training import TrainingOptions, train, train_seeds
 from infadapter_scripts.arguments import parse
 
 

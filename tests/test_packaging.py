@@ -40,7 +40,7 @@ def test_wheel_carries_the_data(wheel):
         "infadapter_env/leaderboard/protocol.py",
         "infadapter_agents/__init__.py",
         "infadapter_agents/py.typed",
-        "infadapter_agents/weights/lstm_forecaster.npz",
+        "infadapter_agents/forecast/weights/lstm_forecaster.npz",
         "infadapter_agents/checkpoints/ppo/agent.json",
         "infadapter_agents/checkpoints/ppo/seed0/model.zip",
         "infadapter_agents/checkpoints/ppo-weights/seed2/vecnormalize.pkl",

@@ -5,7 +5,7 @@ episode and records every step; ``episode_metrics`` turns the per-step infos int
 metrics (the one place they are computed: the leaderboard's rows, training evaluations and
 validations all use it); ``replay`` re-runs an episode from its recorded settings and actions.
 This is the env layer: the harness (``infadapter_env.leaderboard``) adds protocols and rows on top,
-and training (``infadapter_agents.training``) scores checkpoints with it.
+and training (``infadapter_agents.learned.training``) scores checkpoints with it.
 """
 
 from __future__ import annotations

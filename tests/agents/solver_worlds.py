@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from infadapter_agents.solver import PlanningModel
+from infadapter_agents.planning.solver import PlanningModel
 from infadapter_env.core.objective import Weights
 from infadapter_env.world.profiles import CapacityProfile, Variant
 

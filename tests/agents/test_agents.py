@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import infadapter_agents
-from infadapter_agents.forecast import Stabiliser, ewm_mean
+from infadapter_agents.forecast.forecasters import Stabiliser, ewm_mean
 from infadapter_env.world.traces import synthetic
 
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from infadapter_agents.lstm import WEIGHTS_FILE, load_model, predict, whole_minute_peaks, windows
-from infadapter_agents.lstm_training import TorchPeakLSTM, export_weights
+from infadapter_agents.forecast.lstm import WEIGHTS_FILE, load_model, predict, whole_minute_peaks, windows
+from infadapter_agents.forecast.lstm_training import TorchPeakLSTM, export_weights
 from infadapter_env.world.traces import DAY_S, TEST_DAYS, load_twitter
 
 

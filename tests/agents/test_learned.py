@@ -16,9 +16,9 @@ from stable_baselines3.common.env_checker import check_env
 from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
 import infadapter_agents
-from infadapter_agents.learned import AGENT_FILE, CHECKPOINTS, SHIPPED, LearnedAgent
-from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
-from infadapter_agents.training import TrainingOptions, make_model
+from infadapter_agents.learned.agent import AGENT_FILE, CHECKPOINTS, SHIPPED, LearnedAgent
+from infadapter_agents.learned.sb3_env import InfAdapterSB3VecEnv
+from infadapter_agents.learned.training import TrainingOptions, make_model
 from infadapter_env.core.actions import enumerate_deployments
 from infadapter_env.core.observation import observation_layout
 from infadapter_env.world.traces import synthetic
@@ -155,7 +155,7 @@ def test_shipped_agents_hold_their_seeds_as_full_saves_and_play_the_chosen_one(n
 def test_a_shipped_checkpoint_is_a_whole_algorithm_that_trains_on():
     from stable_baselines3 import PPO
 
-    from infadapter_agents.training import load_for_training
+    from infadapter_agents.learned.training import load_for_training
 
     seed0 = CHECKPOINTS / "ppo-weights" / "seed0"
     assert PPO.load(str(seed0 / "model.zip"), device="cpu").num_timesteps > 0  # no "No data found"
@@ -216,7 +216,7 @@ def test_a_policy_whose_input_size_does_not_match_is_refused(tmp_path):
 
 
 def test_a_policy_only_checkpoint_of_before_still_plays(tmp_path):
-    from infadapter_agents.training import load_for_training
+    from infadapter_agents.learned.training import load_for_training
 
     venv = VecNormalize(VecMonitor(InfAdapterSB3VecEnv(2, scenario="train", episode_length_s=300)))
     model = make_model(TrainingOptions(algo="ppo", seed=0, n_steps=8), venv)
@@ -235,7 +235,7 @@ def test_a_policy_only_checkpoint_of_before_still_plays(tmp_path):
 
 
 def test_seeds_train_into_one_folder_and_the_best_on_training_days_is_played(tmp_path, monkeypatch):
-    from infadapter_agents import training
+    from infadapter_agents.learned import training
     from infadapter_scripts import train_rl
 
     monkeypatch.setattr(training, "TRAIN_EVAL_WINDOWS", 1)
@@ -279,7 +279,7 @@ def test_train_script_runs_end_to_end_with_a_tiny_budget(tmp_path):
     from stable_baselines3 import A2C
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    from infadapter_agents.sb3_env import InfAdapterSB3VecEnv
+    from infadapter_agents.learned.sb3_env import InfAdapterSB3VecEnv
 
     train_env = InfAdapterSB3VecEnv(2, scenario="train", episode_length_s=300)  # the settings it was trained in
     normalised = VecNormalize.load(str(out / "vecnormalize.pkl"), VecMonitor(train_env))

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infadapter_agents import solver, solver_kernels
-from infadapter_agents.solver import Decision, PlanningModel, evaluate, solve, solve_single_variant
+from infadapter_agents.planning import solver, solver_kernels
+from infadapter_agents.planning.solver import Decision, PlanningModel, evaluate, solve, solve_single_variant
 from infadapter_env.core.actions import enumerate_deployments
 from infadapter_env.core.objective import Weights
 from infadapter_env.world.profiles import load_profile

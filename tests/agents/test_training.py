@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import infadapter_env  # noqa: F401
-from infadapter_agents.learned import CHECKPOINTS, SHIPPED, LearnedAgent
+from infadapter_agents.learned.agent import CHECKPOINTS, SHIPPED, LearnedAgent
 from infadapter_scripts import compare_training, train_rl
 
 README = Path(__file__).resolve().parents[2] / "README.md"
@@ -85,7 +85,7 @@ def test_seeds_without_out_go_to_runs_not_the_package(tmp_path, monkeypatch):
 
 
 def weights(folder: Path, algo: str) -> dict[str, np.ndarray]:
-    from infadapter_agents.learned import algorithm_class
+    from infadapter_agents.learned.agent import algorithm_class
 
     model = algorithm_class(algo).load(str(folder / "model.zip"), device="cpu")
     return {k: v.numpy() for k, v in model.policy.state_dict().items()}

@@ -15,8 +15,8 @@ import time
 
 import numpy as np
 
-from infadapter_agents import solver
-from infadapter_agents.solver import PlanningModel, solve
+from infadapter_agents.planning import solver
+from infadapter_agents.planning.solver import PlanningModel, solve
 from infadapter_env.core.objective import Weights
 from infadapter_env.world.profiles import load_profile
 from tests.agents.solver_worlds import benchmark_decisions, random_decision, random_world, synthetic_world

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import infadapter_agents
-from infadapter_agents.forecast import ewm_mean
-from infadapter_agents.vpa import VPAAgent
+from infadapter_agents.baselines.vpa import VPAAgent
+from infadapter_agents.forecast.forecasters import ewm_mean
 from infadapter_env.core.observation import observation_layout
 from infadapter_env.core.rollout import episode_metrics, play, replay
 from infadapter_env.leaderboard.protocol import PROTOCOLS, env_kwargs, paper_contenders
@@ -167,7 +167,7 @@ def test_quotas_that_name_no_serving_variant_fall_back_to_capacity_and_bad_quota
 
 
 def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
-    from infadapter_agents.lstm import load_model, predict
+    from infadapter_agents.forecast.lstm import load_model, predict
 
     agent = infadapter_agents.make("infadapter", history="run", stabilise=False)
     reset_info = {"settings": gym.make("InfAdapter-v0").unwrapped.settings.recorded(), "history_minutes": 10}

@@ -286,7 +286,7 @@ def test_play_takes_agents_of_ones_own(world_folder, tmp_path, monkeypatch, caps
 
 
 def test_a_policy_trains_in_a_world_of_ones_own_and_plays_only_there(world_folder, tmp_path):
-    from infadapter_agents.learned import LearnedAgent
+    from infadapter_agents.learned.agent import LearnedAgent
     from infadapter_scripts import train_rl
 
     out = tmp_path / "ppo"

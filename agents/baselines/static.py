@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.solver import PlanningModel, solve
+from infadapter_agents.planning.solver import PlanningModel, solve
 
 OVER_RATE_RPS = 300.0
 UNDER_RATE_RPS = 100.0

@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_agents.autoscaling import variant_index
 from infadapter_agents.base import Agent
-from infadapter_agents.forecast import make_forecaster, real_minute_peaks
+from infadapter_agents.baselines.autoscaling import variant_index
+from infadapter_agents.forecast.forecasters import make_forecaster, real_minute_peaks
 from infadapter_env.core.observation import HISTORY_MINUTES
 
 

@@ -12,8 +12,8 @@ interval, weighted by the CPU request (the allocated cores), as VPA weights its 
 
 What a sample reads (``usage``; the sources do not settle it, and it decides the cost claim):
 
-- ``"throttled"`` (default): the servers' busy fraction x the allocation (``infadapter_agents.autoscaling``); like a
-  CPU-throttled pod, usage never exceeds the allocation;
+- ``"throttled"`` (default): the servers' busy fraction x the allocation
+  (``infadapter_agents.baselines.autoscaling``); like a CPU-throttled pod, usage never exceeds the allocation;
 - ``"busy"``: a serving process under load uses its whole allocation (TF-Serving with
   ``inter_op_parallelism`` = cores spins its threads): the allocation whenever the variant served.
 
@@ -44,9 +44,9 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_agents.autoscaling import cpu_usage_cores, variant_index
 from infadapter_agents.base import Agent
-from infadapter_agents.forecast import Stabiliser
+from infadapter_agents.baselines.autoscaling import cpu_usage_cores, variant_index
+from infadapter_agents.forecast.forecasters import Stabiliser
 
 UPDATE_MODES = ("target", "bounds")
 USAGE_SIGNALS = ("throttled", "busy")

@@ -35,8 +35,8 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from infadapter_agents import make
-from infadapter_agents.learned import LearnedAgent, training_rules
-from infadapter_agents.training import TrainingOptions, learning_curves, train_seeds
+from infadapter_agents.learned.agent import LearnedAgent, training_rules
+from infadapter_agents.learned.training import TrainingOptions, learning_curves, train_seeds
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
 from infadapter_env.core.rollout import play
 from infadapter_env.options import option

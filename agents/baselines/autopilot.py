@@ -3,8 +3,8 @@ Autoscaling at Google", EuroSys 2020).
 
 Autopilot's moving-window recommenders set a job's CPU limit from recent usage: the peak (or a
 high percentile) of the usage samples in a sliding window, plus a safety margin. Here: one usage
-sample per decision interval (``infadapter_agents.autoscaling``); the recommendation is the ``percentile`` (100 =
-peak) of the last ``window_s`` (300 s) of samples, times ``1 + margin`` (0.15), in whole cores
+sample per decision interval (``infadapter_agents.baselines.autoscaling``); the recommendation is
+the ``percentile`` (100 = peak) of the last ``window_s`` (300 s) of samples, times ``1 + margin`` (0.15), in whole cores
 clamped to [2, budget]; applied every interval (Autopilot resizes in place).
 
 Parameters (defaults): ``variant`` resnet50, ``window_s`` 300, ``percentile`` 100, ``margin``
@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_agents.autoscaling import cpu_usage_cores, variant_index
 from infadapter_agents.base import Agent
+from infadapter_agents.baselines.autoscaling import cpu_usage_cores, variant_index
 
 
 class AutopilotAgent(Agent):

@@ -2,10 +2,10 @@
 
 The network is small (one LSTM layer of 25 units and a linear head, as in the InfAdapter code's
 Keras model); rates are divided by ``scale_rps`` on the way in and multiplied on the way out. It is
-trained with torch (``infadapter_agents.lstm_training``, ``infadapter train-lstm``), and runs here
+trained with torch (``infadapter_agents.forecast.lstm_training``, ``infadapter train-lstm``), and runs here
 in numpy: 25 units need no deep-learning framework, and the InfAdapter agent then runs without
-torch. Its weights ship in ``agents/weights/lstm_forecaster.npz`` (command, seed and test errors in
-``agents/weights/lstm_forecaster.json``). The numpy forward pass agrees with torch's to float32
+torch. Its weights ship in ``agents/forecast/weights/lstm_forecaster.npz`` (command, seed and test errors in
+``agents/forecast/weights/lstm_forecaster.json``). The numpy forward pass agrees with torch's to float32
 rounding (``tests/agents/test_forecast.py``).
 """
 

@@ -1,6 +1,6 @@
 """The two per-state loops of the fast solver's branch and bound, compiled by numba.
 
-Branch and bound (``infadapter_agents.solver``) handles thousands of partial deployments per level
+Branch and bound (``infadapter_agents.planning.solver``) handles thousands of partial deployments per level
 as numpy arrays. Two steps are loops over states with an early exit, which numpy can only do by
 building (states x something) matrices: the bound of each state (a minimum over tens of dual
 multipliers, most states pruned after a few) and the dominance filter (a prefix maximum over the

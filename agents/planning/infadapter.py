@@ -42,8 +42,8 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.forecast import LSTMForecaster, Stabiliser, make_forecaster, real_minute_peaks
-from infadapter_agents.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
+from infadapter_agents.forecast.forecasters import LSTMForecaster, Stabiliser, make_forecaster, real_minute_peaks
+from infadapter_agents.planning.solver import Decision, PlanningModel, check_solver, solve, solve_single_variant
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.observation import HISTORY_MINUTES
 from infadapter_env.sim.cluster import served_shares

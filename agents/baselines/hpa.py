@@ -9,7 +9,7 @@ Parameters (defaults): ``variant`` resnet50, ``cores_per_replica`` 4, ``target_u
 0.7, ``tolerance`` 0.1, ``downscale_window_s`` 300, ``initial_replicas`` 1, replicas between 1 and
 budget // cores_per_replica. Needs ``action_mode="replicas"``.
 
-Simplifications: utilisation is derived from the served share of capacity (``infadapter_agents.autoscaling``),
+Simplifications: utilisation is derived from the served share of capacity (``infadapter_agents.baselines.autoscaling``),
 averaged over the decision interval (Kubernetes uses 15 s metric windows); no scale-up rate limits.
 """
 
@@ -22,8 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from infadapter_agents.autoscaling import variant_index
 from infadapter_agents.base import Agent
+from infadapter_agents.baselines.autoscaling import variant_index
 
 
 class HPAAgent(Agent):

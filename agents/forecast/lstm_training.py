@@ -1,5 +1,5 @@
 """The LSTM forecaster as a torch module, to train it (``infadapter train-lstm``); the agents run
-the trained weights in numpy (``infadapter_agents.lstm``), which ``export_weights`` writes."""
+the trained weights in numpy (``infadapter_agents.forecast.lstm``), which ``export_weights`` writes."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from infadapter_agents.lstm import WEIGHT_NAMES
+from infadapter_agents.forecast.lstm import WEIGHT_NAMES
 
 
 class TorchPeakLSTM(nn.Module):
@@ -29,7 +29,7 @@ class TorchPeakLSTM(nn.Module):
 
 
 def export_weights(model: TorchPeakLSTM, path: Path) -> None:
-    """Write the model's weights for ``infadapter_agents.lstm.load_model`` (numpy arrays by their
+    """Write the model's weights for ``infadapter_agents.forecast.lstm.load_model`` (numpy arrays by their
     state-dict names)."""
     state = {name: tensor.detach().cpu().numpy() for name, tensor in model.state_dict().items()}
     np.savez(path, **{name: state[name] for name in WEIGHT_NAMES})

@@ -1,6 +1,6 @@
 """Training stable-baselines3 policies on InfAdapter-v0: one seed, several seeds, sweeps.
 
-    from infadapter_agents.training import TrainingOptions, train, train_seeds
+    from infadapter_agents.learned.training import TrainingOptions, train, train_seeds
 
     meta = train(TrainingOptions(algo="ppo", seed=0, total_timesteps=50_000, out="runs/ppo"), "my notebook")
     train_seeds(TrainingOptions(algo="a2c", seeds=[0, 1, 2], out="runs/a2c"), "my notebook")
@@ -31,8 +31,8 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from infadapter_agents.learned import AGENT_FILE, LearnedAgent, training_rules
-from infadapter_agents.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
+from infadapter_agents.learned.agent import AGENT_FILE, LearnedAgent, training_rules
+from infadapter_agents.learned.sb3_env import InfAdapterSB3VecEnv, PolicyFeatures
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
 from infadapter_env.core.rollout import play
 from infadapter_env.core.settings import EnvSettings
@@ -201,7 +201,7 @@ def load_for_training(checkpoint: str | Path, num_envs: int = 16) -> tuple[Any, 
     settings, features and observation statistics), to train on: ``model.learn(n, reset_num_timesteps=False)``."""
     from stable_baselines3.common.vec_env import VecMonitor, VecNormalize
 
-    from infadapter_agents.learned import algorithm_class, checkpoint_folder
+    from infadapter_agents.learned.agent import algorithm_class, checkpoint_folder
 
     folder = checkpoint_folder(checkpoint)
     meta = json.loads((folder / "meta.json").read_text())

@@ -44,7 +44,7 @@ Two exact solvers give the same optimum:
       keeps only the ``DIVE_WIDTH`` states of best bound per level (a beam) to improve it; the
       second keeps every state the bound and dominance allow. The two loops over states (extend
       and bound each state, stopping at the first bound that closes it; the dominance filter) are
-      compiled with numba (``infadapter_agents.solver_kernels``), loaded by ``prepare()``.
+      compiled with numba (``infadapter_agents.planning.solver_kernels``), loaded by ``prepare()``.
       Capacity need not grow with cores (measured tables do not): a size is tried only when it has
       more capacity than every smaller size, or it is the variant's previous size (no load). Of
       deployments of equal objective it keeps the first it finds.
@@ -132,7 +132,7 @@ class PlanningModel:
             _ = self.table
         else:
             _ = self.search_tables
-            from infadapter_agents import solver_kernels
+            from infadapter_agents.planning import solver_kernels
 
             solver_kernels.warm_up()
 
@@ -624,7 +624,7 @@ class _Plan:
         """One pass over the variants, most accurate first; ``keep`` states per level (the dive),
         or every state no bound or dominance rules out. Returns the best deployment and its value,
         or ``(best_value, best_cores)`` if none beats them."""
-        from infadapter_agents import solver_kernels as kernels  # numba: only branch and bound needs it
+        from infadapter_agents.planning import solver_kernels as kernels  # numba: only branch and bound needs it
 
         tables, rate, budget, gamma, per_core = self.tables, self.rate, self.budget, self.gamma, self.per_core
         V = self.n_variants
@@ -703,7 +703,7 @@ class _Plan:
 def _branch_and_bound(
     model: PlanningModel, rate: float, previous: tuple[int, ...], weights: Weights
 ) -> tuple[int, ...] | None:
-    from infadapter_agents.solver_kernels import REACH_TOLERANCE
+    from infadapter_agents.planning.solver_kernels import REACH_TOLERANCE
 
     if model.search_tables.reach[-1, -1] < rate * (1.0 - REACH_TOLERANCE):
         return None

@@ -15,7 +15,7 @@ and re-encoded for the env it plays in, so it runs in any mode.
 
 What a policy sees: the env's observation, then (trained with ``observe_weights``) the objective's
 weights alpha, beta, gamma, then the features of ``meta.json``'s ``features``
-(``infadapter_agents.sb3_env.FEATURES``: ``forecast``, the paper LSTM's forecast). The agent builds
+(``infadapter_agents.learned.sb3_env.FEATURES``: ``forecast``, the paper LSTM's forecast). The agent builds
 that from the env it plays in: the weights from the env's observation where it carries them
 (``observe_weights=True``), else from the reset info's settings, so a weights-observing policy plays
 the leaderboard's default env at every beta.
@@ -52,7 +52,7 @@ from infadapter_env.core.observation import observation_layout
 from infadapter_env.core.settings import EnvSettings
 from infadapter_env.world.profiles import UnsupportedWorld
 
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
+CHECKPOINTS = Path(__file__).resolve().parent.parent / "checkpoints"
 AGENT_FILE = "agent.json"  # in an agent's folder: its seeds and the one it plays
 WEIGHTS = ("alpha", "beta", "gamma")
 # Settings a policy's training does not fix: the objective's weights (checked apart for a policy
@@ -216,7 +216,7 @@ class LearnedAgent(Agent):
             parts.append(np.array([share], dtype=np.float32))
         row = np.concatenate(parts)[None]
         if self.features:
-            from infadapter_agents.sb3_env import policy_features
+            from infadapter_agents.learned.sb3_env import policy_features
 
             row = np.concatenate([row, policy_features(row, self.features)], axis=1)
         return row.astype(np.float32)

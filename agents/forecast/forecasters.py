@@ -79,12 +79,12 @@ class LSTMForecaster(Forecaster):
     name = "lstm"
 
     def __init__(self) -> None:
-        from infadapter_agents.lstm import load_model  # the weights load only when the LSTM is used
+        from infadapter_agents.forecast.lstm import load_model  # the weights load only when the LSTM is used
 
         self.model = load_model()
 
     def predict(self, peaks_rps: np.ndarray, info: Mapping[str, Any]) -> float:
-        from infadapter_agents.lstm import WINDOW_MINUTES, predict
+        from infadapter_agents.forecast.lstm import WINDOW_MINUTES, predict
 
         if peaks_rps.size < WINDOW_MINUTES:
             return ewm_mean(peaks_rps)

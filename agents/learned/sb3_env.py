@@ -42,7 +42,7 @@ def policy_features(observations: np.ndarray, features: Sequence[str]) -> np.nda
         raise ValueError(f"unknown policy feature(s) {unknown}; valid: {', '.join(FEATURES)}")
     columns = []
     for _feature in features:  # only "forecast" so far
-        from infadapter_agents.lstm import load_model
+        from infadapter_agents.forecast.lstm import load_model
 
         peaks = np.asarray(observations, dtype=np.float32)[:, observation_layout().MINUTE_PEAKS]
         forecast = load_model()(peaks)
