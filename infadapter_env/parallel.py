@@ -1,4 +1,5 @@
-"""Tasks on Ray: a session started here or joined, and results as they finish.
+"""Tasks on Ray: a session started here or joined, and results as they finish; and the CPUs this
+process may use (``usable_cpus``).
 
 The leaderboard's sweeps and the trainings of ``infadapter_agents.learned.training`` both run their tasks
 this way with ``--backend ray``; Ray is an extra (``pip install 'infadapter-gym[ray]'``) and is
@@ -7,9 +8,17 @@ imported only when a session starts.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+
+
+def usable_cpus() -> list[int]:
+    """The CPUs this process may run on (its affinity where the platform says, else all of them)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
 
 
 @contextmanager

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from infadapter_env.options import option
+from infadapter_env.parallel import usable_cpus
 from infadapter_scripts.arguments import parse
 
 
@@ -82,7 +83,7 @@ def run(args: Args, argv: list[str]) -> int:
     if any(c < 1 for c in args.cores) or not args.cores:
         raise ValueError(f"--cores must be whole numbers >= 1, got {args.cores}")
     cores = sorted(set(args.cores))
-    allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else list(range(os.cpu_count() or 1))
+    allowed = usable_cpus()
     _, spare = profiler.server_cpus(cores[-1], allowed)  # fails early if a server cannot fit
     for spec in specs:  # a model file that cannot be read fails here, before any server starts
         spec.check_loads()

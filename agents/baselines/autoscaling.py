@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from infadapter_agents.base import PlanningView
 from infadapter_env.core.observation import ObservationLayout
 from infadapter_env.world.profiles import UnsupportedWorld, World
 
@@ -24,6 +25,15 @@ def variant_index(variant: str | int, world: World) -> int:
             return index
     valid = ", ".join(f"{v.name} ({v.arch})" for v in world.variants)
     raise UnsupportedWorld(f"unknown variant {variant!r} in this world ({world.variants_path}); its variants: {valid}")
+
+
+def replica_scaler_variant(name: str, variant: str | int, settings: PlanningView) -> int:
+    """The index of the one variant a horizontal scaler (agent ``name``) adds replicas of; an env
+    whose actions are not replica counts is refused."""
+    index = variant_index(variant, settings.world)
+    if settings.action_mode != "replicas":
+        raise ValueError(f"{name} scales replicas: it needs action_mode='replicas', not {settings.action_mode!r}")
+    return index
 
 
 def cpu_usage_cores(observation: np.ndarray, variant: int, layout: ObservationLayout) -> float:

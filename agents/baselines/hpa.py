@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.baselines.autoscaling import variant_index
+from infadapter_agents.baselines.autoscaling import replica_scaler_variant
 
 
 class HPAAgent(Agent):
@@ -47,11 +47,7 @@ class HPAAgent(Agent):
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
-        self.variant = variant_index(self.variant_spec, self.settings.world)
-        if self.settings.action_mode != "replicas":
-            raise ValueError(
-                f"{self.name} scales replicas: it needs action_mode='replicas', not {self.settings.action_mode!r}"
-            )
+        self.variant = replica_scaler_variant(self.name, self.variant_spec, self.settings)
         if not self.settings.min_cores <= self.cores_per_replica <= self.settings.max_cores:
             raise ValueError(f"cores_per_replica must be in {self.settings.min_cores}..{self.settings.max_cores}")
         self.max_replicas = min(self.settings.budget_cores // self.cores_per_replica, self.settings.max_replicas)

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from infadapter_agents.base import Agent
-from infadapter_agents.baselines.autoscaling import variant_index
+from infadapter_agents.baselines.autoscaling import replica_scaler_variant
 from infadapter_agents.forecast.forecasters import make_forecaster, real_minute_peaks
 from infadapter_env.core.observation import HISTORY_MINUTES
 
@@ -41,11 +41,7 @@ class MArkAgent(Agent):
 
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
-        self.variant = variant_index(self.variant_spec, self.settings.world)
-        if self.settings.action_mode != "replicas":
-            raise ValueError(
-                f"{self.name} scales replicas: it needs action_mode='replicas', not {self.settings.action_mode!r}"
-            )
+        self.variant = replica_scaler_variant(self.name, self.variant_spec, self.settings)
         self.forecaster.reset(info)
         self.history_minutes = int(info.get("history_minutes", HISTORY_MINUTES))
         profile = self.settings.planning_profile()

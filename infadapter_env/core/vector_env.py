@@ -17,7 +17,6 @@ step into blocks simulated side by side (``sim.fast.simulate_interval``; at leas
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -29,6 +28,7 @@ from gymnasium.vector.utils import batch_space
 from infadapter_env.core.assembly import EnvAssembly
 from infadapter_env.core.observation import HISTORY_MINUTES
 from infadapter_env.core.scalar_env import InfAdapterEnv
+from infadapter_env.parallel import usable_cpus
 from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.world.traces import Trace
 
@@ -47,7 +47,7 @@ class InfAdapterVectorEnv(VectorEnv):
         if not isinstance(num_envs, int) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive integer, got {num_envs!r}")
         if threads is None:
-            threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+            threads = len(usable_cpus())
         if not isinstance(threads, int) or threads < 1:
             raise ValueError(
                 f"threads must be a positive integer (None: every core this process may use), got {threads!r}"

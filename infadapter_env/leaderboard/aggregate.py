@@ -283,13 +283,49 @@ def per_agent(agents: Sequence[str], point: np.ndarray, low: np.ndarray, high: n
     return {a: Interval(float(point[k]), float(low[k]), float(high[k])) for k, a in enumerate(agents)}
 
 
+def agent_intervals(
+    scores: ScoreSet,
+    statistic: Callable[[np.ndarray], np.ndarray],
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CI_LEVEL,
+) -> dict[str, Interval]:
+    """Per agent: ``statistic`` (one value per agent of a runs x tasks x agents stack) and its
+    window-bootstrap interval."""
+    if not scores.matrices:
+        return {}
+    return per_agent(scores.agents, *window_bootstrap(scores.stacked(), statistic, reps, seed, level))
+
+
+def reference_intervals(
+    scores: ScoreSet,
+    reference: str,
+    statistic: Callable[[np.ndarray, int], np.ndarray],
+    reps: int = BOOTSTRAP_REPS,
+    seed: int = BOOTSTRAP_SEED,
+    level: float = CI_LEVEL,
+) -> dict[str, Interval]:
+    """Per agent other than ``reference``: ``statistic(stack, k)`` against the reference (slice ``k``
+    of the stack) and its window-bootstrap interval; empty when ``reference`` is not in ``scores``."""
+    if reference not in scores.matrices:
+        return {}
+    k = scores.agents.index(reference)
+    out = agent_intervals(scores, lambda stack: statistic(stack, k), reps, seed, level)
+    return {a: interval for a, interval in out.items() if a != reference}
+
+
 def iqm_intervals(
     scores: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
 ) -> dict[str, Interval]:
     """Per agent: the IQM of its scores and its window-bootstrap interval."""
-    if not scores.matrices:
-        return {}
-    return per_agent(scores.agents, *window_bootstrap(scores.stacked(), iqm_per_agent, reps, seed, level))
+    return agent_intervals(scores, iqm_per_agent, reps, seed, level)
+
+
+def mean_intervals(
+    values: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
+) -> dict[str, Interval]:
+    """Per agent: the mean of its values (an attainment) and its window-bootstrap interval."""
+    return agent_intervals(values, mean_per_agent, reps, seed, level)
 
 
 def difference_intervals(
@@ -319,25 +355,7 @@ def improvement_intervals(
 ) -> dict[str, Interval]:
     """Per agent other than ``reference``: its probability of improvement over ``reference`` and its
     window-bootstrap interval; empty when ``reference`` is not in ``scores``."""
-    if reference not in scores.matrices:
-        return {}
-    agents = scores.agents
-    k = agents.index(reference)
-
-    def statistic(stack: np.ndarray) -> np.ndarray:
-        return improvement_per_agent(stack, stack[..., k])
-
-    out = per_agent(agents, *window_bootstrap(scores.stacked(), statistic, reps, seed, level))
-    return {a: out[a] for a in agents if a != reference}
-
-
-def mean_intervals(
-    values: ScoreSet, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED, level: float = CI_LEVEL
-) -> dict[str, Interval]:
-    """Per agent: the mean of its values (an attainment) and its window-bootstrap interval."""
-    if not values.matrices:
-        return {}
-    return per_agent(values.agents, *window_bootstrap(values.stacked(), mean_per_agent, reps, seed, level))
+    return reference_intervals(scores, reference, lambda s, k: improvement_per_agent(s, s[..., k]), reps, seed, level)
 
 
 def mean_difference_intervals(
@@ -349,17 +367,12 @@ def mean_difference_intervals(
 ) -> dict[str, Interval]:
     """Per agent other than ``reference``: the mean of its scores less the reference's (the paired
     difference: the same episodes) and its window-bootstrap interval; empty without ``reference``."""
-    if reference not in scores.matrices:
-        return {}
-    agents = scores.agents
-    k = agents.index(reference)
 
-    def statistic(stack: np.ndarray) -> np.ndarray:
+    def statistic(stack: np.ndarray, k: int) -> np.ndarray:
         means = mean_per_agent(stack)
         return means - means[k]
 
-    out = per_agent(agents, *window_bootstrap(scores.stacked(), statistic, reps, seed, level))
-    return {a: out[a] for a in agents if a != reference}
+    return reference_intervals(scores, reference, statistic, reps, seed, level)
 
 
 def performance_profiles(

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from infadapter_env.parallel import usable_cpus
 from infadapter_env.serving.loadgen import post
 from infadapter_env.serving.models import ModelSpec, model_spec
 from infadapter_env.serving.server import READY_TIMEOUT_S, ModelReplica, ServeBackend
@@ -147,18 +148,12 @@ class LiveCluster:
 
     # ------------------------------------------------------------------ servers
     def start(self) -> LiveCluster:
-        import os
-
         import ray
 
         self.backend.start()
         cpus = self.cpus
         if cpus is None:
-            cpus = (
-                sorted(os.sched_getaffinity(0))
-                if hasattr(os, "sched_getaffinity")
-                else list(range(os.cpu_count() or 1))
-            )
+            cpus = usable_cpus()
         self._pool = ray.remote(CpuPool).options(name=POOL_NAME, get_if_exists=True).remote(list(cpus))
         return self
 

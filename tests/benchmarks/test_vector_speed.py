@@ -8,7 +8,6 @@ second, and ``CartPoleVectorEnv`` at most ``CARTPOLE_TARGET`` times faster than 
 
 from __future__ import annotations
 
-import os
 import time
 
 import gymnasium as gym
@@ -17,11 +16,12 @@ import pytest
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
 import infadapter_env  # noqa: F401
+from infadapter_env.parallel import usable_cpus
 from tests.benchmarks.targets import at_least, at_most, check
 
 TARGET_SPEEDUP = 50.0
 CARTPOLE_TARGET = {"steady": 15.0, "overloaded": 20.0}  # CartPoleVectorEnv's env-steps/s over ours, at most
-THREADS = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+THREADS = len(usable_cpus())
 N_ENVS = 1024
 STEADY = np.array([12, 0, 0, 0, 8])  # serves the paper slice without queues
 OVERLOADED = np.array([0, 0, 8, 0, 12])  # queues every interval
