@@ -6,7 +6,7 @@ commands:
   solve           ask the InfAdapter solver a what-if question
   play            play one episode of agents; per-interval rows (--csv) and a timeline (--plot)
   train           train a stable-baselines3 policy (--algo ppo | maskable-ppo | a2c)
-  compare-training  settle a training choice: train its arms on seeds, score them on held-out windows
+  compare-training  settle a training choice: train its arms on seeds, score them on validation windows
   train-lstm      train the LSTM forecaster
   calibrate       fit the request-level service model to the capacity profile
   profile         measure a capacity profile of models on this machine (Ray Serve)

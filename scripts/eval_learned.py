@@ -1,7 +1,7 @@
 """Score learned agents against InfAdapter per beta, with 95 % confidence intervals.
 
     python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol default
-    python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol held-out-30
+    python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol validation
 
 The command line of ``infadapter_env.leaderboard.comparison`` (whose docstring says what is played
 and written); a checkpoint folder given as an agent plays as a learned agent.

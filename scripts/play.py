@@ -8,8 +8,9 @@ Each agent plays as a contender of ``--protocol`` (default ``default``: every re
 its default options) plays in the leaderboard: the same agent options and env settings, with
 ``--simulator``, ``--arrivals``, ``--episode-length-s``, ``--window-start-s`` and ``--trace`` on top
 (a file of counts per second, or per ``--trace-resolution-s`` seconds).
-``--scenario`` is one of the protocol's scenarios (``paper``, ``test1``..``test30``) or a named trace
-(``paper``, ``train``, ``test``, ``full``). ``--csv`` gets one row per agent and decision interval
+``--scenario`` is one of the protocol's scenarios (``test1``..``test40``; ``paper``, ``val1``.. in
+``validation``) or a named trace (``paper``, ``train``, ``test``, ``full``).
+``--csv`` gets one row per agent and decision interval
 (``infadapter_env.leaderboard.timeline`` documents the columns: arrivals, deployment per variant,
 capacity, P50/P99 latency, SLO violations, drops, the reward and its terms AA/RC/LC); ``--plot``
 draws every agent on one timeline. A summary per agent is printed.

@@ -24,16 +24,28 @@ Applying the target (``update_mode``), from ``first_decision_s`` on, every decis
   applied at once when it is higher; a lower-or-equal target is skipped up to
   ``downscale_patience`` (4) consecutive times and applied the next time; applying resets the count.
   No recommendation yet counts as an equal target;
-- ``"bounds"`` (the VPA updater): change the size only when it falls outside [lower, upper],
-  then to the target.
+- ``"bounds"`` (the VPA updater, ``vertical-pod-autoscaler/pkg/updater``): change the size only
+  when it falls outside [lower, upper], then to the target. The bounds are the recommender's:
+  scaled by its confidence in the history, ``c`` = min(days between the first and the last sample,
+  samples / 1,440), the lower bound by (1 + 0.001 / c)^-2 (0 with no history: never raise a pod
+  on a fresh history) and the upper bound by (1 + 1 / c) (unbounded with no history: an episode's
+  20 minutes of samples give c = 0.014 and an upper bound 70 times the 95th percentile, so the
+  updater does not shrink a pod within an episode). The updater evicts a pod only where its
+  controller has at least ``min_replicas`` live replicas (the updater's ``--min-replicas``, 2 by
+  default; VPA's ``updatePolicy.minReplicas`` overrides it): VPA here sizes one pod, so with the
+  default the updater never acts and the pod keeps its initial size; ``min_replicas=1`` lets it.
 
 Parameters (defaults): ``variant``, ``update_mode`` ``"target"``, ``initial_cores`` 8,
 ``half_life_s`` 86400, ``margin`` 0.15, ``downscale_patience`` 4, ``usage`` ``"throttled"``,
-``created_s`` 0, ``sample_period_s`` 60, ``first_decision_s`` 0.
+``created_s`` 0, ``sample_period_s`` 60, ``first_decision_s`` 0, ``min_replicas`` 2 (``"bounds"`` only).
 
-Simplifications: usage is derived from the observation's busy fraction of the last interval, no
-memory recommendation, and a resize restarts the variant's pod with the env's load time (a
-rolling update: the old size serves until the new one is ready).
+Simplifications: usage is derived from the observation's busy fraction of the last interval; no
+memory recommendation; recommendations in whole cores (VPA's are in millicores, with a 25 m
+floor); a resize restarts the variant's pod with the env's load time (a rolling update: the old
+size serves until the new one is ready); in ``"bounds"`` mode, the updater's eviction rate limits
+(``--eviction-tolerance``, the eviction rate), its rule that refreshes a pod inside the bounds
+after 12 h when the target differs by 10 % or more (no episode lasts 12 h), and the admission
+controller capping the request to the container's limit are not modelled.
 """
 
 from __future__ import annotations
@@ -101,6 +113,7 @@ class VPAAgent(Agent):
         created_s: int = 0,
         sample_period_s: int = 60,
         first_decision_s: int = 0,
+        min_replicas: int = 2,
     ) -> None:
         if update_mode not in UPDATE_MODES:
             raise ValueError(f"unknown VPA update mode {update_mode!r}; valid: {', '.join(UPDATE_MODES)}")
@@ -111,6 +124,7 @@ class VPAAgent(Agent):
             ("sample_period_s", sample_period_s, 1),
             ("first_decision_s", first_decision_s, 0),
             ("downscale_patience", downscale_patience, 0),
+            ("min_replicas", min_replicas, 1),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"VPA {name} must be an integer >= {low}, got {value!r}")
@@ -118,6 +132,7 @@ class VPAAgent(Agent):
         self.update_mode, self.initial_cores, self.half_life_s = update_mode, initial_cores, half_life_s
         self.margin, self.downscale_patience, self.usage = margin, downscale_patience, usage
         self.created_s, self.sample_period_s, self.first_decision_s = created_s, sample_period_s, first_decision_s
+        self.min_replicas = min_replicas
         self.name = f"vpa-{variant}"
 
     def reset(self, info: Mapping[str, Any]) -> None:
@@ -129,17 +144,27 @@ class VPAAgent(Agent):
         self.stabiliser = Stabiliser(self.downscale_patience)
         self.stabiliser.reset(level=self.cores)
         self.last_sample = -1  # index of the last sample period sampled
+        self.samples, self.first_sample_s, self.last_sample_s = 0, 0, 0
         self.recommendation: dict[str, int] = {}
 
     def _clamp(self, cores: float) -> int:
+        if cores >= self.settings.max_cores:
+            return int(self.settings.max_cores)
         return int(min(max(math.ceil(cores - 1e-9), self.settings.min_cores), self.settings.max_cores))
 
+    def confidence_days(self) -> float:
+        """The recommender's confidence in its history: min(days between the first and the last
+        sample, samples / 1,440) (one sample a minute for a day gives 1)."""
+        return min((self.last_sample_s - self.first_sample_s) / 86_400, self.samples / 1_440)
+
     def recommend(self) -> dict[str, int]:
-        """Target, lower and upper bound in whole cores (percentile x (1 + margin), clamped)."""
-        return {
-            key: self._clamp(self.histogram.percentile(q) * (1 + self.margin))
-            for key, q in (("lower", 0.5), ("target", 0.9), ("upper", 0.95))
-        }
+        """Target, lower and upper bound in whole cores (percentile x (1 + margin), clamped); the
+        bounds scaled by the confidence in the history, as the recommender scales them."""
+        lower, target, upper = (self.histogram.percentile(q) * (1 + self.margin) for q in (0.5, 0.9, 0.95))
+        confidence = self.confidence_days()
+        lower = lower * (1 + 0.001 / confidence) ** -2 if confidence > 0 else 0.0
+        upper = upper * (1 + 1 / confidence) if confidence > 0 else math.inf
+        return {"lower": self._clamp(lower), "target": self._clamp(target), "upper": self._clamp(upper)}
 
     def sample(self, observation: np.ndarray, time_s: int) -> None:
         """Add last interval's usage if a sample period has begun since the last sample."""
@@ -155,6 +180,9 @@ class VPAAgent(Agent):
         if self.usage == "busy":
             used = allocated if used > 0 else 0.0
         self.histogram.add(used, time_s, weight=max(allocated, 1e-3))
+        if self.samples == 0:
+            self.first_sample_s = time_s
+        self.samples, self.last_sample_s = self.samples + 1, time_s
 
     def decide(self, target: int) -> None:
         """The paper code's rule for a new target (``update_mode="target"``): ``Stabiliser``'s."""
@@ -169,7 +197,9 @@ class VPAAgent(Agent):
             self.recommendation = self.recommend() if not self.histogram.empty else {}
             rec = self.recommendation
             if self.update_mode == "bounds":
-                if rec and not rec["lower"] <= self.cores <= rec["upper"]:
+                replicas = 1  # VPA sizes the variant's one pod
+                evictable = replicas >= self.min_replicas
+                if rec and evictable and not rec["lower"] <= self.cores <= rec["upper"]:
                     self.cores = rec["target"]
             else:
                 self.decide(rec.get("target", self.cores))

@@ -1,5 +1,5 @@
 """Training choices settled by experiment (``infadapter compare-training``): each arm trained on
-several seeds, scored on held-out windows.
+several seeds, scored on validation windows.
 
     infadapter compare-training --experiment over-budget    (PPO: over_budget "reject" against "scale")
     infadapter compare-training --experiment budget-trace   (MaskablePPO with masks against PPO with
@@ -8,7 +8,7 @@ several seeds, scored on held-out windows.
 An experiment (``EXPERIMENTS``) names its arms by their ``infadapter train`` arguments. Every arm is
 trained with ``--seeds`` into ``--runs/<experiment>/<arm>`` (an arm whose ``agent.json`` is there
 already is reused, so an interrupted run resumes), then every training seed of every arm plays
-the first ``--windows`` held-out test windows of the default protocol (``TEST_WINDOW_STARTS``,
+the first ``--windows`` validation windows (``VALIDATION_WINDOW_STARTS``, never the sealed test split;
 1,260 s each) at the training beta, in the rules it was trained under (``over_budget``,
 ``budget_trace``), with the ``--simulator`` (request-level by default, as the leaderboard).
 InfAdapter plays the same windows under the experiment's env as a yardstick.
@@ -44,7 +44,7 @@ from infadapter_env.provenance import git_commit, versions
 
 
 class Windows(NamedTuple):
-    """The held-out windows an experiment scores on: start seconds into the test split, and their length."""
+    """The validation windows an experiment scores on: start seconds into the test split, and their length."""
 
     starts: Sequence[int]
     length_s: int
@@ -83,13 +83,13 @@ EXPERIMENTS = {
 
 @dataclass
 class ExperimentOptions:
-    """Train the arms of an experiment on several seeds and score them on held-out windows."""
+    """Train the arms of an experiment on several seeds and score them on validation windows."""
 
     experiment: str = option("over-budget", f"one of {', '.join(EXPERIMENTS)}")
     seeds: list[int] = option([0, 1, 2], "training seeds of every arm")
     total_timesteps: int = option(150_000, "environment steps each seed trains for")
     beta: float = option(0.05, "the beta of training and scoring")
-    windows: int = option(30, "held-out test windows scored (the first of TEST_WINDOW_STARTS)")
+    windows: int = option(30, "validation windows scored (the first of VALIDATION_WINDOW_STARTS)")
     simulator: str = option("request", "simulator of the scoring episodes (fast or request)")
     reference: str = option("infadapter", "the yardstick agent, played in the experiment's env")
     runs: str = option("runs/compare", "where the arms are trained (<runs>/<experiment>/<arm>)")
@@ -142,7 +142,7 @@ def check_settings(out: Path, settings: dict[str, Any]) -> None:
 
 
 def score(agent: Any, kwargs: dict[str, Any], args: ExperimentOptions, windows: Windows) -> list[dict[str, Any]]:
-    """One episode per held-out window: its objective, SLO violations and mean cores."""
+    """One episode per validation window: its objective, SLO violations and mean cores."""
     rows = []
     for k, start in enumerate(windows.starts, start=1):
         window = {"scenario": "test", "episode_length_s": windows.length_s, "window_start_s": start}
@@ -166,7 +166,7 @@ def saved_rows(path: Path, make: Any) -> pd.DataFrame:
 
 
 def evaluate(args: ExperimentOptions, experiment: Experiment, runs: Path, out: Path, windows: Windows) -> pd.DataFrame:
-    """Every training seed of every arm, and the yardstick, on the held-out windows."""
+    """Every training seed of every arm, and the yardstick, on the validation windows."""
     frames = []
     for arm in experiment.arms:
         for seed in args.seeds:
@@ -248,8 +248,8 @@ def run_experiment(args: ExperimentOptions, windows: Windows, command: str) -> s
     summary = summarise(rows, experiment, args.reference)
     header = (
         f"Command: `{command}` (commit {git_commit()}). Each arm: seeds {args.seeds}, "
-        f"{args.total_timesteps:,} steps each, beta {args.beta:g}; scored on the first {args.windows} held-out "
-        f"test windows (1,260 s), {args.simulator} simulator, seed 0, in the rules it trained under; "
+        f"{args.total_timesteps:,} steps each, beta {args.beta:g}; scored on the first {args.windows} "
+        f"validation windows (1,260 s), {args.simulator} simulator, seed 0, in the rules it trained under; "
         f"{args.reference} on the same windows as a yardstick."
     )
     (out / "table.md").write_text(markdown(summary, experiment, header))

@@ -2,7 +2,7 @@
 confidence intervals (``python -m infadapter_scripts.eval_learned``).
 
     python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol default
-    python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol held-out-30
+    python -m infadapter_scripts.eval_learned --agents ppo-weights infadapter --protocol validation
 
 Plays each agent with ``infadapter_env.leaderboard.evaluate`` (a fresh agent per episode, the
 protocol's env settings for a submitted agent) and writes ``rows.csv`` (one row per episode),
@@ -12,10 +12,8 @@ InfAdapter), the paired difference of the means (same scenarios and seeds). Both
 leaderboard's (``aggregate``: rliable's bootstrap over scenarios, seeds nested in them), not
 t-intervals over episodes, which would count a window's correlated seeds as independent.
 
-``held-out-30`` stands for the default protocol's coming revision: the paper slice and 30 held-out
-windows of the test days (1,260 s, drawn with ``TEST_WINDOW_SEED`` from the windows that avoid the
-daily data gap), the request-level simulator, seeds 0-4. Where ``protocol.py`` defines that
-protocol itself, ``--protocol default`` is the one to quote.
+Choosing between checkpoints is done on ``--protocol validation`` (the paper slice and 30
+validation windows); ``default`` is the sealed test split, to report on once the choice is made.
 """
 
 from __future__ import annotations
@@ -28,27 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from infadapter_env.leaderboard import evaluate
 from infadapter_env.leaderboard.aggregate import OBJECTIVE_COLUMN, mean_difference_intervals, mean_intervals, score_set
 from infadapter_env.leaderboard.protocol import (
-    ACTION_MODE,
     DEFAULT_BETAS,
-    EPISODE_S,
-    TEST_WINDOW_SEED,
-    Protocol,
-    Scenario,
-    default_contenders,
     get_protocol,
 )
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit
-from infadapter_env.world.traces import scenario as load_scenario
-from infadapter_env.world.traces import valid_window_starts
-
-HELD_OUT_WINDOWS = 30
 
 
 @dataclass
@@ -57,27 +44,11 @@ class ComparisonOptions:
 
     agents: list[str] = option(["ppo-weights"], "registered agents, or checkpoint folders, to score")
     reference: str = option("infadapter", "the agent to compare with (scored too)")
-    protocol: str = option(
-        "default", "default, paper-2023, or held-out-30 (30 held-out windows + paper, request level)"
-    )
+    protocol: str = option("default", "default (the sealed test split), validation (for choosing), or paper-2023")
     betas: list[float] = option(list(DEFAULT_BETAS), "betas to score")
     out: str = option("results/learned", "output folder (a subfolder per protocol)")
     reuse: bool = option(
         True, "reuse an agent's rows already in the output folder (rows-<agent>.csv) for the same betas"
-    )
-
-
-def held_out_protocol(windows: int = HELD_OUT_WINDOWS) -> Protocol:
-    """The paper slice and ``windows`` held-out test windows, request level, seeds 0-4."""
-    starts = valid_window_starts(load_scenario("test"), EPISODE_S)
-    chosen = sorted(int(s) for s in np.random.default_rng(TEST_WINDOW_SEED).choice(starts, windows, replace=False))
-    scenarios = {"paper": Scenario("paper", {"scenario": "paper"})}
-    for k, start in enumerate(chosen, start=1):
-        kwargs = {"scenario": "test", "episode_length_s": EPISODE_S, "window_start_s": start}
-        scenarios[f"test{k}"] = Scenario(f"test{k}", kwargs)
-    env = {"action_mode": ACTION_MODE, "simulator": "request"}
-    return Protocol(
-        f"held-out-{windows}", scenarios, (0, 1, 2, 3, 4), env, default_contenders, f"results/held-out-{windows}"
     )
 
 
@@ -155,7 +126,7 @@ def compare_agents(args: ComparisonOptions, factory: Callable[[str], Callable[[]
     """Play ``args.agents`` and the reference (``factory(name)()`` makes a fresh agent) on the
     protocol, write ``rows.csv``, ``table.md`` and ``summary.json`` into ``args.out/<protocol>``
     and return the table (markdown, with its header)."""
-    protocol = held_out_protocol() if args.protocol == f"held-out-{HELD_OUT_WINDOWS}" else get_protocol(args.protocol)
+    protocol = get_protocol(args.protocol)
     folder = Path(args.out) / protocol.name
     folder.mkdir(parents=True, exist_ok=True)
     frames = []

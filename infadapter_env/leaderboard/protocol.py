@@ -3,16 +3,20 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
 
 ``default`` (this benchmark's own choices):
 
-- Scenarios: ``paper`` (day 15, minutes 82-103) and 30 held-out windows of the test days
-  (days 14-21), ``test1``..``test30``, 1,260 s each, drawn once with seed ``TEST_WINDOW_SEED``
-  from the windows that avoid the daily data gap (``held_out_window_starts`` recomputes them; a
-  test checks they still match and do not overlap).
+- Scenarios: the sealed test split, ``test1``..``test40``: 40 windows of the test days (days
+  14-21), 1,260 s each, drawn with seed ``TEST_WINDOW_SEED`` from the windows that avoid the daily
+  data gap, stratified by load (``TEST_WINDOW_STRATA``: 9 windows from each of the three lower
+  quartiles of the window means, 8 from the 75th-95th percentile and 5 from the busiest 5 %),
+  none overlapping another, a validation window or the paper slice
+  (``sealed_test_window_starts`` recomputes them; a test checks they still match). No tuning,
+  checkpoint selection or design choice of this project looks at them: those use the train days
+  and the ``validation`` protocol.
 - Contenders: every registered agent with its default options, starting from an empty cluster.
 - Env: ``InfAdapter-v0`` on the request-level simulator (``simulator="request"``: every request's
   arrival time inside its second is drawn, Poisson, and its service time, so seeds matter), with
   ``action_mode="replicas"`` (so that horizontal agents can act; the physics and the objective do
   not depend on the action mode), all other settings at their defaults (accuracy-first
-  dispatcher). Seeds 0-4: 155 episodes per (agent, beta), aggregated over seeds (runs) and
+  dispatcher). Seeds 0-4: 200 episodes per (agent, beta), aggregated over seeds (runs) and
   scenarios (tasks).
 - An agent that does not read the objective's weights (``Agent.uses_weights`` False: the
   autoscalers, the learned policies that do not observe them) acts the same at every beta, so the
@@ -24,6 +28,13 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
   made it (``Task.replayed_seeds``; not where the seed moves the counts,
   ``EnvSettings.seed_moves_counts``). The rows are the same as playing every episode
   (``infadapter leaderboard --no-reuse``; a test compares them).
+
+``validation`` (for tuning; what the default protocol reported until the sealed split existed):
+
+- Scenarios: ``paper`` (day 15, minutes 82-103) and ``val1``..``val30``, 30 windows of the test
+  days drawn uniformly with seed ``VALIDATION_WINDOW_SEED`` (``validation_window_starts``). They
+  have been looked at: shipped checkpoints were chosen and training choices settled on them.
+- Contenders, env and seeds as ``default``.
 
 ``paper-2023`` (the experiment as the original code ran it, ``reconfigurable-ml-pipeline/InfAdapter``):
 
@@ -37,7 +48,7 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
   2 minutes on (the paper code's rule in ``agents.vpa``), under each usage signal
   (``throttled``, ``busy``).
 
-Both: objective weights alpha 1 and gamma 0.001 fixed, beta swept over ``DEFAULT_BETAS``. The
+All: objective weights alpha 1 and gamma 0.001 fixed, beta swept over ``DEFAULT_BETAS``. The
 harness checks that the env's settings are the same after the episode. Seeds go to
 ``env.reset(seed=...)``. Decision times are measured, not replayed: they are excluded when rows
 are compared or validated.
@@ -53,18 +64,28 @@ import numpy as np
 
 from infadapter_env.core import agent_registry
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_GAMMA
+from infadapter_env.world.traces import PAPER_SLICE_S, valid_window_starts, window_means
 from infadapter_env.world.traces import scenario as load_scenario
-from infadapter_env.world.traces import valid_window_starts
 
 DEFAULT_BETAS = (0.01, 0.02, 0.05, 0.1, 0.2)
 ALPHA, GAMMA = PAPER_ALPHA, PAPER_GAMMA  # the paper's accuracy and loading-cost weights
 EPISODE_S = 1260
-TEST_WINDOW_SEED = 2023
-TEST_WINDOWS = 30
-TEST_WINDOW_STARTS = (  # seconds into the test split (held_out_window_starts)
+VALIDATION_WINDOW_SEED = 2023
+VALIDATION_WINDOWS = 30
+VALIDATION_WINDOW_STARTS = (  # seconds into the test days (validation_window_starts)
     27_626, 41_742, 58_748, 75_506, 77_693, 103_617, 107_973, 124_909, 135_442, 150_073,
     160_487, 164_390, 176_320, 178_248, 196_077, 205_016, 225_601, 292_534, 304_538, 324_753,
     348_358, 357_179, 376_403, 402_239, 412_103, 421_245, 480_246, 526_301, 586_041, 619_152,
+)  # fmt: skip
+TEST_WINDOW_SEED = 2026
+# The sealed test windows' load strata: (from, to) percentiles of the 1,260-s window means of the
+# test days, and how many windows each gives; the busiest 5 % at 2.5 times its share.
+TEST_WINDOW_STRATA = ((0, 25, 9), (25, 50, 9), (50, 75, 9), (75, 95, 8), (95, 100, 5))
+TEST_WINDOW_STARTS = (  # seconds into the test days (sealed_test_window_starts)
+    19_632, 53_579, 69_853, 95_775, 102_110, 130_046, 142_969, 145_949, 182_202, 211_179,
+    217_446, 232_223, 243_825, 283_393, 285_639, 311_674, 327_298, 330_575, 341_284, 370_638,
+    379_503, 384_466, 393_500, 406_121, 451_163, 453_074, 495_910, 505_889, 509_083, 538_816,
+    567_936, 572_000, 574_571, 588_317, 590_989, 597_765, 633_405, 637_331, 642_088, 670_258,
 )  # fmt: skip
 DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 ACTION_MODE = "replicas"
@@ -102,20 +123,58 @@ class Protocol:
     hold_s: int = 0  # before this second of an episode the deployment in place is kept, whatever the agent says
 
 
-def held_out_window_starts() -> tuple[int, ...]:
-    """The held-out windows, recomputed from the recorded seed."""
+def validation_window_starts() -> tuple[int, ...]:
+    """The validation windows, recomputed from the recorded seed: a uniform draw of 30 of the
+    1,260-s windows of the test days that avoid the data gaps."""
     starts = valid_window_starts(load_scenario("test"), EPISODE_S)
-    chosen = np.random.default_rng(TEST_WINDOW_SEED).choice(starts, size=TEST_WINDOWS, replace=False)
+    chosen = np.random.default_rng(VALIDATION_WINDOW_SEED).choice(starts, size=VALIDATION_WINDOWS, replace=False)
     return tuple(sorted(int(s) for s in chosen))
 
 
-def scenarios() -> dict[str, Scenario]:
-    """The default protocol's scenarios."""
-    out = {"paper": Scenario("paper", {"scenario": "paper"})}
-    for k, start in enumerate(TEST_WINDOW_STARTS, start=1):
+def sealed_test_window_starts() -> tuple[int, ...]:
+    """The sealed test windows, recomputed from the recorded seed: per load stratum
+    (``TEST_WINDOW_STRATA``), windows drawn uniformly from the gap-free 1,260-s windows of the test
+    days whose mean rate falls in the stratum, each kept only if it overlaps neither a window kept
+    before it nor a validation window nor the paper slice."""
+    trace = load_scenario("test")
+    starts = valid_window_starts(trace, EPISODE_S)
+    means = window_means(trace, starts, EPISODE_S)
+    taken = [*VALIDATION_WINDOW_STARTS, PAPER_SLICE_S[0] - trace.start_s]
+    rng = np.random.default_rng(TEST_WINDOW_SEED)
+    chosen: list[int] = []
+    for low, high, count in TEST_WINDOW_STRATA:
+        lower, upper = np.percentile(means, [low, high])
+        inside = starts[(means >= lower) & ((means < upper) | (high == 100))]
+        kept = 0
+        for start in rng.permutation(inside):
+            if all(abs(int(start) - other) >= EPISODE_S for other in taken):
+                taken.append(int(start))
+                chosen.append(int(start))
+                kept += 1
+                if kept == count:
+                    break
+        if kept < count:
+            raise ValueError(f"load stratum {low}-{high} % holds only {kept} disjoint windows, {count} asked")
+    return tuple(sorted(chosen))
+
+
+def window_scenarios(prefix: str, starts: tuple[int, ...]) -> dict[str, Scenario]:
+    """Scenarios ``<prefix>1``.. of the test days' windows starting at ``starts``."""
+    out = {}
+    for k, start in enumerate(starts, start=1):
         kwargs = {"scenario": "test", "episode_length_s": EPISODE_S, "window_start_s": start}
-        out[f"test{k}"] = Scenario(f"test{k}", kwargs)
+        out[f"{prefix}{k}"] = Scenario(f"{prefix}{k}", kwargs)
     return out
+
+
+def scenarios() -> dict[str, Scenario]:
+    """The default protocol's scenarios: the sealed test windows."""
+    return window_scenarios("test", TEST_WINDOW_STARTS)
+
+
+def validation_scenarios() -> dict[str, Scenario]:
+    """The validation protocol's scenarios: the paper slice and the validation windows."""
+    return {"paper": Scenario("paper", {"scenario": "paper"}), **window_scenarios("val", VALIDATION_WINDOW_STARTS)}
 
 
 def default_contenders() -> dict[str, Contender]:
@@ -157,6 +216,14 @@ PROTOCOLS = {
         {"action_mode": ACTION_MODE, "simulator": "request"},
         default_contenders,
         "results/leaderboard",
+    ),
+    "validation": Protocol(
+        "validation",
+        validation_scenarios(),
+        DEFAULT_SEEDS,
+        {"action_mode": ACTION_MODE, "simulator": "request"},
+        default_contenders,
+        "results/validation",
     ),
     "paper-2023": Protocol(
         "paper-2023",

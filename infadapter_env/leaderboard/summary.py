@@ -454,7 +454,8 @@ WHY_DIFFERENT = {
     "default": (
         "Beyond these, this protocol is this benchmark's own, not the paper's experiment (`--protocol paper-2023` "
         "runs that; the README lists every difference): every system starts empty and decides from t = 0, the "
-        "scenarios include 30 held-out windows besides the paper's slice, arrivals inside a second are Poisson "
+        "scenarios are 40 sealed windows of the test days stratified by load (not the paper's slice), arrivals "
+        "inside a second are Poisson "
         "(not the load generator's), and the dispatcher is accuracy-first."
     ),
     "paper-2023": (

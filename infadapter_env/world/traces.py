@@ -184,6 +184,13 @@ def valid_window_starts(trace: Trace, length_s: int, skip_gaps: bool = True) -> 
     return starts
 
 
+def window_means(trace: Trace, starts: np.ndarray, length_s: int) -> np.ndarray:
+    """The mean requests per second of each ``length_s`` window of ``trace`` starting at ``starts``."""
+    cumulative = np.concatenate([[0.0], np.cumsum(trace.arrivals)])
+    starts = np.asarray(starts, dtype=np.int64)
+    return (cumulative[starts + length_s] - cumulative[starts]) / length_s
+
+
 def draw_window(
     trace: Trace,
     length_s: int,

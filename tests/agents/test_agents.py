@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -168,3 +170,31 @@ def test_static_over_has_almost_no_violations_and_static_under_violates_at_peaks
     at_peaks = sum(i["violated"] for k, i in enumerate(under) if overloaded[k] or overloaded[k - 1])
     assert at_peaks > 0.99 * sum(i["violated"] for i in under)
     assert sum(i["violated"] for i in under) > 0.3 * sum(i["arrivals"] for i in under)
+
+
+def test_vpa_bounds_are_scaled_by_the_recommenders_confidence():
+    agent = infadapter_agents.make("vpa-50", update_mode="bounds", min_replicas=1)
+    run_episode(agent, trace=synthetic("constant", 600, rate=30.0), action_mode="replicas")
+    # One sample per minute-long period, at the first decision in it: t = 30, 60, 120, ..., 540 s,
+    # ten samples over 510 s; the confidence is the smaller of 510 / 86,400 days and 10 / 1,440.
+    assert agent.samples == 10 and agent.confidence_days() == pytest.approx(min(510 / 86_400, 10 / 1_440))
+    c = agent.confidence_days()
+    p50, p95 = (agent.histogram.percentile(q) * 1.15 for q in (0.5, 0.95))
+    rec = agent.recommend()
+    assert rec["lower"] == max(math.ceil(p50 * (1 + 0.001 / c) ** -2), 2)
+    assert rec["upper"] == min(max(math.ceil(p95 * (1 + 1 / c)), 2), 20)  # 160 x the 95th percentile: the budget
+
+
+def test_the_vpa_updater_leaves_a_single_pod_alone_unless_min_replicas_is_1():
+    # Under bounds the upper bound is unbounded within an episode (no shrinking), and the lower
+    # bound follows the load once the pod is too small: the step from 30 to 150 req/s.
+    start = {"initial_cores": 4}
+    held = trajectory_of(infadapter_agents.make("vpa-50", update_mode="bounds", **start))
+    assert set(held) == {4}  # the updater's default --min-replicas=2: a single pod is never evicted
+    moved = trajectory_of(infadapter_agents.make("vpa-50", update_mode="bounds", min_replicas=1, **start))
+    assert moved[:20] == [4] * 20  # 30 req/s fit 4 cores: inside [lower, upper]
+    assert max(moved) > 4 and moved == sorted(moved)  # raised after the step, never lowered
+
+
+def trajectory_of(agent) -> list[int]:
+    return [i["cores_per_replica"][2] for i in run_episode(agent, trace=STEP_UP, action_mode="replicas")]

@@ -134,7 +134,7 @@ def test_agents_of_ones_own_reach_every_backend(plugins, backend, tmp_path):
         "--seeds",
         "0",
         "--scenarios",
-        "paper",
+        "test1",
         "--betas",
         "0.05",
         "--no-figures",
@@ -163,7 +163,7 @@ def test_a_factory_that_cannot_reach_the_workers_is_named(plugins, tmp_path, mon
 
     monkeypatch.setitem(sys.modules, "cloudpickle", None)  # as without cloudpickle: plain pickle
     infadapter_agents.register("local-lambda", lambda: infadapter_agents.make("static-under"))
-    args = ["--agents", "local-lambda", "--seeds", "0", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
+    args = ["--agents", "local-lambda", "--seeds", "0", "--scenarios", "test1", "--betas", "0.05", "--no-figures"]
     assert leaderboard.main([*args, "--backend", "local", "--workers", "2", "--out", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert "agent 'local-lambda': its factory <function" in err and "cannot be sent to the worker processes" in err
@@ -197,7 +197,7 @@ def test_the_spec_module_of_a_command_may_sit_in_the_current_folder(plugins, tmp
         "--seeds",
         "0",
         "--scenarios",
-        "paper",
+        "test1",
         "--betas",
         "0.05",
     ]

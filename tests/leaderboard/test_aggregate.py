@@ -353,7 +353,7 @@ def test_the_leaderboard_command_draws_the_profile_and_the_fronts(tmp_path):
         "--seeds",
         "0",
         "--scenarios",
-        "paper",
+        "test1",
         "--betas",
         "0.05",
         "--backend",

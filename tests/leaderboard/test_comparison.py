@@ -11,11 +11,11 @@ from infadapter_scripts import eval_learned
 
 
 def test_an_agent_is_compared_with_the_reference_and_its_rows_are_reused(tmp_path, monkeypatch):
-    base = get_protocol("default")
-    tiny = replace(base, scenarios={"test1": base.scenarios["test1"]}, seeds=(0,))
-    monkeypatch.setattr(comparison, "held_out_protocol", lambda windows=30: tiny)
+    base = get_protocol("validation")
+    tiny = replace(base, scenarios={"val1": base.scenarios["val1"]}, seeds=(0,))
+    monkeypatch.setattr(comparison, "get_protocol", lambda name: tiny if name == "validation" else None)
     options = comparison.ComparisonOptions(
-        agents=["static-over"], protocol="held-out-30", betas=[0.05], out=str(tmp_path)
+        agents=["static-over"], protocol="validation", betas=[0.05], out=str(tmp_path)
     )
     text = comparison.compare_agents(options, eval_learned.agent_factory, "the command")
     assert "| static-over | 0.05 |" in text and "Command: `the command`" in text

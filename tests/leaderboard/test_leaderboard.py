@@ -11,11 +11,22 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, Task, row_digest
-from infadapter_env.leaderboard.protocol import TEST_WINDOW_STARTS, get_protocol, held_out_window_starts
+from infadapter_env.leaderboard.protocol import (
+    EPISODE_S,
+    TEST_WINDOW_STARTS,
+    TEST_WINDOW_STRATA,
+    VALIDATION_WINDOW_STARTS,
+    get_protocol,
+    sealed_test_window_starts,
+    validation_window_starts,
+)
+from infadapter_env.world.traces import PAPER_SLICE_S, valid_window_starts, window_means
+from infadapter_env.world.traces import scenario as load_scenario
 from infadapter_scripts import leaderboard, validate
 
 TINY = [
@@ -25,7 +36,7 @@ TINY = [
     "--seeds",
     "0",
     "--scenarios",
-    "paper",
+    "test1",
     "--betas",
     "0.02,0.1",
     "--no-figures",
@@ -58,8 +69,21 @@ def tiny_sweep(tmp_path_factory) -> Path:
     return out
 
 
-def test_held_out_windows_are_the_ones_the_recorded_seed_draws():
-    assert held_out_window_starts() == TEST_WINDOW_STARTS
+def test_the_windows_are_the_ones_the_recorded_seeds_draw():
+    assert validation_window_starts() == VALIDATION_WINDOW_STARTS
+    assert sealed_test_window_starts() == TEST_WINDOW_STARTS
+
+
+def test_the_sealed_test_split_is_disjoint_stratified_and_holds_the_busiest_windows():
+    trace = load_scenario("test")
+    windows = sorted([*TEST_WINDOW_STARTS, *VALIDATION_WINDOW_STARTS, PAPER_SLICE_S[0] - trace.start_s])
+    assert len(TEST_WINDOW_STARTS) >= 40 and min(np.diff(windows)) >= EPISODE_S  # no two windows overlap
+    every = valid_window_starts(trace, EPISODE_S)
+    busiest = np.percentile(window_means(trace, every, EPISODE_S), 95)
+    sealed = window_means(trace, np.array(TEST_WINDOW_STARTS), EPISODE_S)
+    assert (sealed >= busiest).sum() == TEST_WINDOW_STRATA[-1][2] == 5
+    assert set(get_protocol("default").scenarios) == {f"test{k}" for k in range(1, 41)}
+    assert set(get_protocol("validation").scenarios) == {"paper"} | {f"val{k}" for k in range(1, 31)}
 
 
 def test_tiny_sweep_writes_every_column_and_validates(tiny_sweep, capsys):
@@ -69,7 +93,7 @@ def test_tiny_sweep_writes_every_column_and_validates(tiny_sweep, capsys):
     assert all(r["steps"] == "42" and r["git_commit"] and r["actions"].startswith("[[") for r in rows)
     summary = (tiny_sweep / "summary.md").read_text()
     assert summary.count("| 1 |") == 2
-    assert "Command: `infadapter leaderboard --agents static-under ms+ --seeds 0 --scenarios paper" in summary
+    assert "Command: `infadapter leaderboard --agents static-under ms+ --seeds 0 --scenarios test1" in summary
     assert validate.main([str(tiny_sweep / "leaderboard.csv")]) == 0
     assert "4 of 4 rows valid" in capsys.readouterr().out
 
@@ -92,7 +116,7 @@ def test_a_tampered_row_is_rejected(tiny_sweep, tmp_path, column, change, capsys
 
 @pytest.mark.slow
 def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
-    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "test1", "test2", "--no-figures"]
     sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "serial"]  # 24 rows
     reference = tmp_path / "reference"
     assert leaderboard.main([*sweep, "--out", str(reference)]) == 0
@@ -108,7 +132,7 @@ def test_a_killed_sweep_resumes_to_exactly_the_full_set(tmp_path):
     finished = len(path.read_text().splitlines()) - 1
     assert 1 <= finished < 24
     with path.open("a") as handle:  # a row torn in the middle of its write
-        handle.write("ms+,0.1,paper,0,0.7,")
+        handle.write("ms+,0.1,test1,0,0.7,")
     assert leaderboard.main([*sweep, "--out", str(out)]) == 0
     rows = read(path)
     assert len(rows) == 24 and len({(r["agent"], r["beta"], r["scenario"]) for r in rows}) == 24
@@ -140,7 +164,7 @@ def test_figures_are_drawn(tmp_path):
         "--seeds",
         "0",
         "--scenarios",
-        "paper",
+        "test1",
         "--betas",
         "0.05",
         "--backend",
@@ -148,7 +172,7 @@ def test_figures_are_drawn(tmp_path):
     ]
     assert leaderboard.main([*args, "--out", str(tmp_path)]) == 0
     assert (tmp_path / "beta_sweep.png").stat().st_size > 10_000
-    assert (tmp_path / "timeline_infadapter_paper_beta0.05.png").stat().st_size > 10_000
+    assert (tmp_path / "timeline_infadapter_test1_beta0.05.png").stat().st_size > 10_000
     assert "Verdict" not in (tmp_path / "summary.md").read_text()  # no VPA in this sweep: no headline verdict
 
 
@@ -156,7 +180,7 @@ def test_figures_are_drawn(tmp_path):
     ("args", "message"),
     [
         (["--agents", "vpa"], "unknown agent 'vpa'; valid agents: infadapter, ms+, oracle"),
-        (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: paper, test1, test2, test3, test4, test5"),
+        (["--scenarios", "day3"], "unknown scenario 'day3'; valid scenarios: test1, test2, test3, test4, test5, test6"),
         (["--betas", "0.1,-1"], "--betas: -1.0 is not a finite number >= 0"),
         (["--backend", "spark"], "unknown backend 'spark'"),
     ],
@@ -259,7 +283,7 @@ def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
     from infadapter_env.leaderboard import evaluate, load_results
 
     board = load_results(tiny_sweep)
-    mine = evaluate(lambda: infadapter_agents.make("ms+"), betas=[0.1], scenarios=["paper"], seeds=[0])
+    mine = evaluate(lambda: infadapter_agents.make("ms+"), betas=[0.1], scenarios=["test1"], seeds=[0])
     assert len(mine) == 1 and list(mine.columns) == list(COLUMNS)
     recorded = board[(board["agent"] == "ms+") & (board["beta"] == 0.1)].iloc[0]
     assert mine.iloc[0]["objective"] == recorded["objective"]
@@ -272,7 +296,7 @@ def test_evaluate_plays_any_agent_as_the_leaderboard_does(tiny_sweep):
         def act(self, observation, info):
             return np.array([0, 0, 1, 0, 0, 0, 0, 12, 0, 0])  # action_mode "replicas": ResNet50 x 12 cores
 
-    rows = evaluate(AlwaysResNet50, betas=[0.05, 0.1], scenarios=["paper"], seeds=[0])
+    rows = evaluate(AlwaysResNet50, betas=[0.05, 0.1], scenarios=["test1"], seeds=[0])
     assert list(rows["agent"]) == ["AlwaysResNet50"] * 2 and (rows["mean_cores"] == 12).all()
     assert rows.loc[0, "objective"] > rows.loc[1, "objective"]  # the same cores cost more at beta 0.1
     with pytest.raises(ValueError, match="unknown scenario"):
@@ -294,7 +318,7 @@ def test_a_duplicated_key_is_reported_with_its_first_line(tiny_sweep, tmp_path, 
     path = write(tmp_path / "twice.csv", [rows[0], rows[1], rows[0]])
     assert validate.main([str(path)]) == 1
     out = capsys.readouterr().out
-    assert f"{path}, line 4 (static-under beta=0.02 paper seed=0): duplicate of line 2 (same protocol, agent" in out
+    assert f"{path}, line 4 (static-under beta=0.02 test1 seed=0): duplicate of line 2 (same protocol, agent" in out
     assert "2 of 3 rows valid" in out
 
 
@@ -303,13 +327,18 @@ def test_a_duplicated_key_is_reported_with_its_first_line(tiny_sweep, tmp_path, 
     [
         ("beta", "0.05", "beta column 0.05 but the recorded settings have beta 0.02"),
         ("seed", "3", "seed column 3 but the recorded settings have seed 0"),
-        ("scenario", "test1", "scenario column 'test1' (default: scenario='test') but the recorded settings have "),
-        ("scenario", "day3", "scenario column 'day3' is not a scenario of default (paper, test1"),
+        (
+            "scenario",
+            "test2",
+            "scenario column 'test2' (default: window_start_s=53579) but the recorded settings have "
+            "window_start_s=19632",
+        ),
+        ("scenario", "day3", "scenario column 'day3' is not a scenario of default (test1, test2"),
         ("agent", "ms+", "agent column 'ms+' (agent 'ms+' in protocol default) but the recorded options name agent "),
         (
             "protocol",
             "paper-2023",
-            "protocol column 'paper-2023' (static-under: initial_cores=[0, 0, 0, 0, 20]) but the recorded",
+            "scenario column 'test1' is not a scenario of paper-2023 (paper)",
         ),
     ],
 )
@@ -317,7 +346,7 @@ def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
     tiny_sweep, tmp_path, column, value, message, capsys
 ):
     row = read(tiny_sweep / "leaderboard.csv")[0]
-    assert (row["agent"], row["beta"], row["scenario"]) == ("static-under", "0.02", "paper")
+    assert (row["agent"], row["beta"], row["scenario"]) == ("static-under", "0.02", "test1")
     row[column] = value
     row["row_sha256"] = row_digest(row)  # a consistent checksum: only the key gives it away
     path = write(tmp_path / "relabelled.csv", [row])
@@ -329,8 +358,8 @@ def test_key_columns_that_disagree_with_the_recorded_settings_are_reported(
 def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("flat.txt").write_text("40\n" * 600)  # 600 s of 40 req/s
-    sweep = ["--agents", "static-under", "--seeds", "0", "--scenarios", "paper", "--betas", "0.05", "--no-figures"]
-    sweep += ["--backend", "serial"]
+    sweep = ["--protocol", "validation", "--agents", "static-under", "--seeds", "0", "--scenarios", "paper"]
+    sweep += ["--betas", "0.05", "--no-figures", "--backend", "serial"]
     given = ["--slo-ms", "1000", "--budget-cores", "24", "--interval-s", "60", "--trace", "flat.txt"]
     assert leaderboard.main([*sweep, *given, "--out", "out"]) == 0
     (row,) = read(tmp_path / "out" / "leaderboard.csv")
@@ -350,30 +379,20 @@ def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monk
 @pytest.mark.parametrize(
     ("given", "message"),
     [
-        (["--slo-ms", "600"], "slo_ms=600 on scenario 'paper' (agent 'static-under'): slo_ms must be one of 500, 750"),
+        (["--slo-ms", "600"], "slo_ms=600 on scenario 'test1' (agent 'static-under'): slo_ms must be one of 500, 750"),
         (["--budget-cores", "0"], "budget_cores must be an integer in 1..1000, got 0"),
         (["--interval-s", "7200"], "interval_s must be an integer in 1..3600, got 7200"),
         (["--trace", "missing.txt"], "--trace: no file missing.txt"),
         (["--trace", "short.txt", "--scenarios", "test1"], "on scenario 'test1' (agent 'static-under'): episode_len"),
-        (["--trace", "short.txt", "--interval-s", "60"], "is shorter than one interval"),
+        (["--trace", "short.txt", "--interval-s", "60", "--protocol", "validation"], "is shorter than one interval"),
     ],
 )
 def test_bad_env_settings_flags_are_named(given, message, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     Path("short.txt").write_text("40\n" * 30)
-    args = [
-        "--agents",
-        "static-under",
-        "--seeds",
-        "0",
-        "--scenarios",
-        "paper",
-        "--betas",
-        "0.05",
-        "--backend",
-        "serial",
-    ]
-    assert leaderboard.main([*args, *given, "--out", "out"]) == 2
+    args = ["--agents", "static-under", "--seeds", "0", "--betas", "0.05", "--backend", "serial"]
+    scenarios = ["--scenarios", "paper" if "validation" in given else "test1"]
+    assert leaderboard.main([*args, *scenarios, *given, "--out", "out"]) == 2
     assert message in capsys.readouterr().err
 
 
@@ -412,7 +431,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_a_sweep_killed_with_sigkill_leaves_no_workers(tmp_path):
-    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "paper", "test1", "--no-figures"]
+    sweep = ["--agents", "static-under", "ms+", "--seeds", "0", "--scenarios", "test1", "test2", "--no-figures"]
     sweep += ["--betas", "0.01,0.02,0.05,0.1,0.2,0.5", "--backend", "local", "--workers", "2", "--out", str(tmp_path)]
     command = [sys.executable, "-m", "infadapter_scripts.cli", "leaderboard", *sweep]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)

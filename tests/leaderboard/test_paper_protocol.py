@@ -234,7 +234,7 @@ def test_a_small_paper_sweep_reports_cis_headline_figure_and_validates(tmp_path,
 
 def test_unknown_protocol_is_reported(tmp_path, capsys):
     assert leaderboard.main(["--protocol", "paper-2022", "--out", str(tmp_path)]) == 2
-    assert "unknown protocol 'paper-2022'; valid protocols: default, paper-2023" in capsys.readouterr().err
+    assert "unknown protocol 'paper-2022'; valid protocols: default, validation, paper-2023" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("simulator", ["request", "fast"])

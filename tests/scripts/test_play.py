@@ -47,7 +47,7 @@ def test_rows_agree_with_the_trace_and_the_leaderboard(one_agent):
     violated = 100 * rows["violated"] / rows["arrivals"]
     assert rows["slo_violation_pct"].tolist() == pytest.approx(violated.tolist(), abs=1e-9)
     # The same episode as the leaderboard's row for this contender, scenario, beta and seed.
-    board = run_task(Task("default", "static-over", 0.05, "paper", 0))[0]
+    board = run_task(Task("validation", "static-over", 0.05, "paper", 0))[0]
     assert math.isclose(rows["reward"].mean(), board["objective"], rel_tol=1e-9)
     assert math.isclose(rows["cores"].mean(), board["mean_cores"], rel_tol=1e-9)
 
@@ -96,7 +96,7 @@ def test_a_contender_of_the_paper_protocol_plays_as_in_its_leaderboard(tmp_path)
         (["--agent", "nope"], r"unknown agent 'nope'; valid agents: infadapter, ms\+"),
         (["--agent", "ms+,nope"], r"unknown agent 'nope'"),
         ([], r"give at least one --agent"),
-        (["--agent", "ms+", "--scenario", "day3"], r"unknown scenario 'day3'; valid scenarios: paper, test1"),
+        (["--agent", "ms+", "--scenario", "day3"], r"unknown scenario 'day3'; valid scenarios: test1, test2"),
         (["--agent", "ms+", "--protocol", "mine"], r"unknown protocol 'mine'"),
         (["--agent", "ms+", "--simulator", "slow"], r"simulator must be one of 'fast', 'request'"),
         (["--agent", "ms+", "--trace", "x.txt", "--scenario", "paper"], r"--scenario or --trace, not both"),
