@@ -19,6 +19,7 @@ import numpy as np
 
 from infadapter_agents.base import Agent
 from infadapter_agents.planning.solver import PlanningModel, solve
+from infadapter_env.world.profiles import UnsupportedWorld
 
 OVER_RATE_RPS = 300.0
 UNDER_RATE_RPS = 100.0
@@ -35,6 +36,10 @@ class StaticAgent(Agent):
     def reset(self, info: Mapping[str, Any]) -> None:
         super().reset(info)
         if self.fixed is not None:
+            if len(self.fixed) != self.settings.n_variants:
+                raise UnsupportedWorld(
+                    f"a static deployment of {len(self.fixed)} variants; this world has {self.settings.n_variants}"
+                )
             self.cores = tuple(self.fixed)
         else:
             model = PlanningModel(self.settings.planning_profile(), self.settings.budget_cores)

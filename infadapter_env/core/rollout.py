@@ -14,13 +14,16 @@ import copy
 import math
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+from infadapter_env.core.settings import EnvSettings
 
 
 def play(
@@ -160,15 +163,56 @@ def episode_metrics(infos: list[dict[str, Any]], settings: Mapping[str, Any]) ->
     }
 
 
-def replay(
-    env_settings: Mapping[str, Any], actions: list[Any], quotas: list[Any] | None = None
-) -> list[dict[str, Any]]:
-    """Re-run an episode from its recorded settings, actions and quotas; the per-step infos."""
+def env_kwargs_of(env_settings: Mapping[str, Any], trace_folders: Sequence[Path] = ()) -> tuple[dict[str, Any], int]:
+    """The env's keyword arguments and the seed of an episode's recorded settings. A trace of one's
+    own is found by its content digest (``trace_sha256``): at its recorded path if the file there
+    still has that content, else as ``<digest>.txt`` in one of ``trace_folders`` (where the
+    leaderboard keeps traces given as arrays); a ``ValueError`` says which when neither holds it
+    (an edited file is named as such)."""
     settings = dict(env_settings)
     seed = settings.pop("seed")
     settings.pop("sim_version", None)
+    digest = settings.pop("trace_sha256", None)
     if settings.get("initial_cores") is not None:
         settings["initial_cores"] = tuple(settings["initial_cores"])
+    if digest is not None:
+        settings["trace"] = find_trace(settings, digest, trace_folders)
+    return settings, seed
+
+
+def find_trace(settings: Mapping[str, Any], digest: str, trace_folders: Sequence[Path]) -> str:
+    """The file holding the recorded trace (see ``env_kwargs_of``)."""
+    recorded = str(settings.get("trace"))
+    candidates = [Path(recorded)] if recorded != "array" else []
+    candidates += [Path(folder) / f"{digest}.txt" for folder in trace_folders]
+    candidates = list(dict.fromkeys(path.resolve() for path in candidates))
+    found_other = []
+    for path in candidates:
+        if not path.is_file():
+            continue
+        kwargs = {k: v for k, v in settings.items() if k != "trace"}
+        if EnvSettings.from_kwargs(**kwargs, trace=str(path)).trace_sha256 == digest:
+            return str(path)
+        found_other.append(str(path))
+    if found_other:
+        raise ValueError(
+            f"trace {', '.join(found_other)} has other content than the row recorded (sha256 {digest[:12]}...): "
+            "the file was edited or replaced"
+        )
+    where = [recorded] if recorded != "array" else []
+    where += [str(Path(folder) / f"{digest}.txt") for folder in trace_folders]
+    raise ValueError(f"the row's trace (sha256 {digest[:12]}...) is not at {' or '.join(where) or 'any path'}")
+
+
+def replay(
+    env_settings: Mapping[str, Any],
+    actions: list[Any],
+    quotas: list[Any] | None = None,
+    trace_folders: Sequence[Path] = (),
+) -> list[dict[str, Any]]:
+    """Re-run an episode from its recorded settings, actions and quotas; the per-step infos.
+    ``trace_folders``: where else to look for a trace of one's own (``env_kwargs_of``)."""
+    settings, seed = env_kwargs_of(env_settings, trace_folders)
     env = gym.make("InfAdapter-v0", **settings)
     env.reset(seed=seed)
     infos = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,14 @@ from infadapter_env.sim.cluster import DISPATCHERS
 from infadapter_env.world.arrivals import ARRIVAL_PROCESSES, WITHIN_THEIR_SECOND
 from infadapter_env.world.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
 from infadapter_env.world.shipped_data import NotTextError, decode_text
-from infadapter_env.world.traces import Trace, from_array, load_trace_file, scenario, scenario_names
+from infadapter_env.world.traces import (
+    Trace,
+    from_array,
+    load_trace_file,
+    scenario,
+    scenario_names,
+    trace_digest,
+)
 
 SIMULATORS = ("fast", "request")
 BACKENDS = ("sim", "live")  # live: real model servers (infadapter_env.serving.live)
@@ -266,15 +274,32 @@ class EnvSettings:
             return load_trace_file(self.trace, self.trace_column, self.trace_resolution_s)
         return from_array(self.trace, resolution_s=self.trace_resolution_s)
 
+    @cached_property
+    def trace_sha256(self) -> str | None:
+        """The content digest of a trace of one's own (``trace_digest``; None for a named scenario)."""
+        if self.trace is None:
+            return None
+        if isinstance(self.trace, str | Path):
+            path = Path(self.trace).expanduser().resolve()
+            stat = path.stat()
+            return _file_trace_digest(
+                str(path), stat.st_mtime_ns, stat.st_size, self.trace_column, self.trace_resolution_s
+            )
+        return trace_digest(self.source_trace())
+
     def recorded(self) -> dict[str, Any]:
-        """The settings as plain values, for result rows (a custom trace is recorded by name)."""
+        """The settings as plain values, for result rows. A trace of one's own is recorded with its
+        content digest (``trace_sha256``), a file by its absolute path, an array as ``"array"`` (the
+        leaderboard keeps it in a file named by the digest), a ``Trace`` by its name."""
         out = {f.name: getattr(self, f.name) for f in fields(self) if f.init}
         if isinstance(self.trace, Trace):
             out["trace"] = self.trace.name
         elif self.trace is not None and not isinstance(self.trace, str | Path):
             out["trace"] = "array"
-        elif isinstance(self.trace, Path):
-            out["trace"] = str(self.trace)
+        elif self.trace is not None:
+            out["trace"] = str(Path(self.trace).expanduser().resolve())
+        if self.trace is not None:
+            out["trace_sha256"] = self.trace_sha256
         if self.initial_cores is not None:
             out["initial_cores"] = list(self.initial_cores)
         if self.betas is not None:
@@ -283,6 +308,12 @@ class EnvSettings:
             if out[name] is not None:
                 out[name] = str(Path(out[name]).expanduser().resolve())
         return out
+
+
+@lru_cache(maxsize=16)
+def _file_trace_digest(path: str, mtime_ns: int, size: int, column: str | None, resolution_s: int) -> str:
+    """A trace file's content digest, computed once per version of the file (its time and size)."""
+    return trace_digest(load_trace_file(path, column, resolution_s))
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

@@ -14,8 +14,9 @@ import json
 import math
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import infadapter_env
 from infadapter_env.core import agent_registry
 from infadapter_env.core.objective import Weights
 from infadapter_env.core.pipeline import reweighted_info
-from infadapter_env.core.rollout import Played, episode_metrics, play_steps, replay
+from infadapter_env.core.rollout import Played, env_kwargs_of, episode_metrics, play_steps, replay
 from infadapter_env.core.scalar_env import SIM_VERSION
 from infadapter_env.core.settings import EnvSettings
 from infadapter_env.leaderboard.protocol import PROTOCOLS, Contender, Protocol, env_kwargs, get_protocol
@@ -281,13 +282,16 @@ def other_physics_problem(recorded_version: str) -> str:
     )
 
 
-def check_row(row: dict[str, str], replays: dict[str, tuple[float, list]] | None = None) -> list[str]:
+def check_row(
+    row: dict[str, str], replays: dict[str, tuple[float, list]] | None = None, trace_folders: Sequence[Path] = ()
+) -> list[str]:
     """The problems of one row as written (empty if it is valid): its checksum, its key columns
-    against its recorded settings (``key_problems``), its physics version, and every replayed metric
-    against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
-    from the agent, both covered by the checksum only). ``replays``: a cache shared by the rows of
-    one file; rows that differ only in beta (an agent without weights, scored at every beta) replay
-    their episode once and are rescored (``pipeline.reweighted_info``)."""
+        against its recorded settings (``key_problems``), its physics version, and every replayed metric
+        against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
+        from the agent, both covered by the checksum only). ``replays``: a cache shared by the rows of
+        one file; rows that differ only in beta (an agent without weights, scored at every beta) replay
+        their episode once and are rescored (``pipeline.reweighted_info``). ``trace_folders``: where
+    a trace of one's own may be kept besides its recorded path (``rollout.env_kwargs_of``)."""
     problems = []
     if row_digest(row) != row["row_sha256"]:
         problems.append("checksum does not match the row's content")
@@ -297,7 +301,7 @@ def check_row(row: dict[str, str], replays: dict[str, tuple[float, list]] | None
         recorded_version = recorded_physics(settings)
         if recorded_version != SIM_VERSION:
             return [*problems, other_physics_problem(recorded_version)]
-        infos = _replayed(settings, json.loads(row["actions"]), row_quotas(row), replays)
+        infos = _replayed(settings, json.loads(row["actions"]), row_quotas(row), replays, trace_folders)
     except (ValueError, KeyError, TypeError) as exc:
         return [*problems, f"cannot replay: {exc}"]
     metrics = episode_metrics(infos, settings)
@@ -314,15 +318,19 @@ REPLAY_CACHE_SIZE = 64
 
 
 def _replayed(
-    settings: dict[str, Any], actions: list, quotas: list | None, cache: dict[str, tuple[float, list]] | None
+    settings: dict[str, Any],
+    actions: list,
+    quotas: list | None,
+    cache: dict[str, tuple[float, list]] | None,
+    trace_folders: Sequence[Path] = (),
 ) -> list[dict[str, Any]]:
     if cache is None:
-        return replay(settings, actions, quotas)
+        return replay(settings, actions, quotas, trace_folders)
     key = json.dumps([{k: v for k, v in settings.items() if k != "beta"}, actions, quotas], sort_keys=True)
     if key not in cache:
         if len(cache) >= REPLAY_CACHE_SIZE:  # rescored rows sit together in a file: the oldest go first
             cache.pop(next(iter(cache)))
-        cache[key] = (settings["beta"], replay(settings, actions, quotas))
+        cache[key] = (settings["beta"], replay(settings, actions, quotas, trace_folders))
     beta, infos = cache[key]
     if beta == settings["beta"]:
         return infos
@@ -368,4 +376,59 @@ def key_problems(row: Mapping[str, str]) -> list[str]:
         else:
             where = f"protocol column {protocol.name!r} ({row['agent']}: {key}={value!r})"
         problems.append(f"{where} but the recorded settings have {key}={settings.get(key)!r}")
+    return problems
+
+
+def rerun_problems(row: Mapping[str, str], cache: dict[str, Played], trace_folders: Sequence[Path] = ()) -> list[str]:
+    """Where the agent a row names does not play what the row recorded: the agent is made again
+    from the row's options (built-in, registered or a plugin, as ``agent_registry`` finds it) and
+    plays the row's episode (its recorded env settings and seed, its protocol's hold); its actions,
+    quotas and fallbacks must equal the recorded ones. Agents are deterministic given the seed, so
+    any difference means the row was not played by the agent it names (or the agent changed).
+    ``cache``: episodes already played for the rows of one file (an agent that does not read the
+    weights plays once for every beta)."""
+    try:
+        options = json.loads(row["agent_options"])
+        name = options.pop("agent")
+        protocol = get_protocol(row["protocol"])
+        kwargs, seed = env_kwargs_of(json.loads(row["env_settings"]), trace_folders)
+        agent = agent_registry.make(name, **options)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        return [f"cannot re-run the agent: {exc}"]
+    scored = {k: v for k, v in kwargs.items() if k != "beta" or getattr(agent, "uses_weights", True)}
+    key = json.dumps([name, options, scored, seed], sort_keys=True, default=str)
+    if key not in cache:
+        try:
+            cache[key] = play_steps(agent, kwargs, seed, protocol.hold_s)
+        except Exception as exc:  # an agent of one's own may raise anything
+            return [f"re-running agent {name!r} failed: {type(exc).__name__}: {exc}"]
+    played = cache[key]
+    problems = []
+    recorded_actions = json.loads(row["actions"])
+    if played.actions != recorded_actions:
+        step = next((k for k, (a, b) in enumerate(zip(played.actions, recorded_actions, strict=False)) if a != b), None)
+        where = (
+            f"from step {step + 1}"
+            if step is not None
+            else f"{len(played.actions)} steps, recorded {len(recorded_actions)}"
+        )
+        problems.append(f"re-running agent {name!r} gives other actions ({where})")
+    recorded_quotas = row_quotas(row) or [None] * len(played.quotas)
+    if any(q is not None for q in played.quotas) and played.quotas != recorded_quotas:
+        problems.append(f"re-running agent {name!r} gives other dispatcher quotas")
+    if played.fallbacks != int(float(row["fallbacks"])):
+        problems.append(f"re-running agent {name!r} gives {played.fallbacks} fallbacks, recorded {row['fallbacks']}")
+    return problems
+
+
+def provenance_problems(row: Mapping[str, str]) -> list[str]:
+    """Where a row's recorded package version or commit is not the running package's."""
+    problems = []
+    if row["package_version"] != infadapter_env.__version__:
+        problems.append(
+            f"package_version {row['package_version']!r}, running infadapter-gym {infadapter_env.__version__}"
+        )
+    running = git_commit()
+    if row["git_commit"] != running:
+        problems.append(f"git_commit {row['git_commit']!r}, running {running!r}")
     return problems

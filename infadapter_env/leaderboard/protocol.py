@@ -11,7 +11,11 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
   (``sealed_test_window_starts`` recomputes them; a test checks they still match). No tuning,
   checkpoint selection or design choice of this project looks at them: those use the train days
   and the ``validation`` protocol.
-- Contenders: every registered agent with its default options, starting from an empty cluster.
+- Contenders: every registered agent with its default options, starting from an empty cluster;
+  VPA as ``vpa-<m>/throttled`` and ``vpa-<m>/busy`` (both usage signals), and beside each VPA
+  variant its reference row ``resnet<m>@20``: ResNet-m held at the whole budget, 20 cores, for the
+  whole episode. VPA-m's violations minus those of ``resnet<m>@20`` are what its controller's lag
+  adds; the rest is what one ResNet-m cannot carry at any size VPA may give it.
 - Env: ``InfAdapter-v0`` on the request-level simulator (``simulator="request"``: every request's
   arrival time inside its second is drawn, Poisson, and its service time, so seeds matter), with
   ``action_mode="replicas"`` (so that horizontal agents can act; the physics and the objective do
@@ -46,7 +50,7 @@ episode per row. ``infadapter leaderboard --protocol NAME`` picks one (``PROTOCO
   minutes exist, then the LSTM; +10 %). ``vpa-<m>/<usage>`` starts as ResNet-m at 20 cores, its VPA
   object is created after 60 s, samples once a minute, and the adapter applies its target from
   2 minutes on (the paper code's rule in ``agents.vpa``), under each usage signal
-  (``throttled``, ``busy``).
+  (``throttled``, ``busy``); ``resnet<m>@20`` starts and stays as ResNet-m at 20 cores.
 
 All: objective weights alpha 1 and gamma 0.001 fixed, beta swept over ``DEFAULT_BETAS``. The
 harness checks that the env's settings are the same after the episode. Seeds go to
@@ -57,7 +61,7 @@ are compared or validated.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -91,6 +95,7 @@ DEFAULT_SEEDS = (0, 1, 2, 3, 4)
 ACTION_MODE = "replicas"
 VPA_DEPTHS = (18, 34, 50, 101, 152)
 VPA_USAGE_SIGNALS = ("throttled", "busy")
+VPA_HELD_CORES = 20  # the budget: VPA's reference rows hold its variant there
 
 
 @dataclass(frozen=True)
@@ -177,9 +182,39 @@ def validation_scenarios() -> dict[str, Scenario]:
     return {"paper": Scenario("paper", {"scenario": "paper"}), **window_scenarios("val", VALIDATION_WINDOW_STARTS)}
 
 
-def default_contenders() -> dict[str, Contender]:
+def vpa_label(depth: int, usage: str) -> str:
+    """A VPA contender's label: ``vpa-50/throttled``."""
+    return f"vpa-{depth}/{usage}"
 
-    return {name: Contender(name, name) for name in agent_registry.names()}
+
+def held_label(depth: int) -> str:
+    """The label of VPA-m's reference row: ResNet-m held at the whole budget, ``resnet50@20``."""
+    return f"resnet{depth}@{VPA_HELD_CORES}"
+
+
+def held_contender(k: int, depth: int) -> Contender:
+    """ResNet-``depth`` held at the whole budget for the whole episode: what capacity alone gives
+    VPA-``depth`` (its violations are those no controller of that one variant can avoid)."""
+    label = held_label(depth)
+    cores = tuple(VPA_HELD_CORES if v == k else 0 for v in range(len(VPA_DEPTHS)))
+    return Contender(label, "static-over", {"cores": cores})
+
+
+def default_contenders() -> dict[str, Contender]:
+    """Every registered agent with its default options, except VPA: ``vpa-<m>/<usage>`` under both
+    usage signals, and beside them each variant held at the whole budget (``resnet<m>@20``)."""
+    out = {}
+    for name in agent_registry.names():
+        depth = name.removeprefix("vpa-")
+        if name.startswith("vpa-") and depth.isdigit() and int(depth) in VPA_DEPTHS:
+            for usage in VPA_USAGE_SIGNALS:
+                label = vpa_label(int(depth), usage)
+                out[label] = Contender(label, name, {"usage": usage})
+        else:
+            out[name] = Contender(name, name)
+    for k, depth in enumerate(VPA_DEPTHS):
+        out[held_label(depth)] = held_contender(k, depth)
+    return out
 
 
 # The original experiments (auto_tuner/starter.py, adapter/main.py, adapter/notifier.py).
@@ -203,8 +238,11 @@ def paper_contenders() -> dict[str, Contender]:
                 "usage": usage,
             }
             start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(len(VPA_DEPTHS))]}
-            label = f"vpa-{depth}/{usage}"
+            label = vpa_label(depth, usage)
             out[label] = Contender(label, f"vpa-{depth}", options, start)
+    for k, depth in enumerate(VPA_DEPTHS):
+        start = {"initial_cores": [PAPER_START_CORES if v == k else 0 for v in range(len(VPA_DEPTHS))]}
+        out[held_label(depth)] = replace(held_contender(k, depth), env=start)
     return out
 
 

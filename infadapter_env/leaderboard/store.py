@@ -18,6 +18,7 @@ import pandas as pd
 from infadapter_env.leaderboard.episode import COLUMNS, METRIC_COLUMNS, TIMING_COLUMNS, row_digest
 
 CSV_NAME = "leaderboard.csv"
+TRACES_FOLDER = "traces"  # beside the CSV: traces given as arrays, each in <content digest>.txt
 KEY = ("protocol", "agent", "beta", "scenario", "seed")
 INTEGER_COLUMNS = ("seed", "reconfigurations", "fallbacks", "arrivals", "steps")
 

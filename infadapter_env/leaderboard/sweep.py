@@ -32,7 +32,16 @@ from infadapter_env.core import agent_registry
 from infadapter_env.core.settings import EnvSettings
 from infadapter_env.leaderboard.episode import SWEEP_SETTINGS, Task, contender, run_task, task_env_kwargs
 from infadapter_env.leaderboard.protocol import Protocol, get_protocol
-from infadapter_env.leaderboard.store import CSV_NAME, ResultsError, append, read_rows, rewrite, row_key, to_frame
+from infadapter_env.leaderboard.store import (
+    CSV_NAME,
+    TRACES_FOLDER,
+    ResultsError,
+    append,
+    read_rows,
+    rewrite,
+    row_key,
+    to_frame,
+)
 from infadapter_env.parallel import ray_results, ray_session
 from infadapter_env.provenance import git_commit
 
@@ -68,7 +77,7 @@ def run_sweep(
         raise ValueError(f"unknown backend {backend!r}; valid backends: {', '.join(BACKENDS)}")
     chosen = get_protocol(protocol)  # a clear error for an unknown name
     labels = resolve_agents(chosen, agents, log)
-    overrides = check_overrides(chosen, labels, scenarios, env or {})
+    overrides = kept_trace(check_overrides(chosen, labels, scenarios, env or {}), out)
     if overrides.get("profile") is not None or overrides.get("variants") is not None:
         labels = agents_for_world(chosen, labels, scenarios[0], overrides, asked=bool(agents), log=log)
     path = out / CSV_NAME
@@ -236,6 +245,22 @@ def agents_for_world(
     if not kept:
         raise SweepError("no contender can play in this world; name agents of your own with --agents")
     return kept
+
+
+def kept_trace(overrides: dict[str, Any], out: Path) -> dict[str, Any]:
+    """``overrides`` with a trace given as an array kept in a file beside the results
+    (``out/traces/<content digest>.txt``, the counts as given), so that every row replays from its
+    recorded settings; a trace file or a named ``Trace`` is left as it is."""
+    from infadapter_env.core.settings import EnvSettings
+    from infadapter_env.world.traces import Trace, write_counts
+
+    trace = overrides.get("trace")
+    if trace is None or isinstance(trace, str | Path | Trace):
+        return overrides
+    resolution = {"trace_resolution_s": overrides["trace_resolution_s"]} if "trace_resolution_s" in overrides else {}
+    digest = EnvSettings.from_kwargs(trace=trace, **resolution).trace_sha256
+    assert digest is not None
+    return overrides | {"trace": str(write_counts(trace, out / TRACES_FOLDER, digest).resolve())}
 
 
 def check_overrides(

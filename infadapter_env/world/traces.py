@@ -9,6 +9,7 @@ given at a coarser resolution, their first bin). Named scenarios live in a regis
 
 from __future__ import annotations
 
+import hashlib
 import lzma
 import math
 from collections.abc import Callable
@@ -205,6 +206,23 @@ def draw_window(
     if starts is None:
         starts = valid_window_starts(trace, length_s, skip_gaps)
     return trace.window(int(starts[rng.integers(starts.size)]), length_s)
+
+
+def trace_digest(trace: Trace) -> str:
+    """The SHA-256 of a trace's per-second arrivals (float64): what a row's replay must find again."""
+    return hashlib.sha256(np.ascontiguousarray(trace.arrivals, dtype=np.float64).tobytes()).hexdigest()
+
+
+def write_counts(values: object, folder: Path, digest: str) -> Path:
+    """Request counts, one per line (each float written exactly), as ``folder/<digest>.txt``: the
+    file a trace given as an array is kept in beside the results, named by its content digest."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{digest}.txt"
+    if not path.exists():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(f"{float(v)!r}\n" for v in np.asarray(values, dtype=np.float64).ravel()))
+        tmp.replace(path)
+    return path
 
 
 def from_array(values: object, name: str = "user", resolution_s: int = 1) -> Trace:

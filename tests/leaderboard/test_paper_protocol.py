@@ -46,7 +46,9 @@ def test_the_protocol_is_the_original_experiment():
     assert list(protocol.scenarios) == ["paper"] and protocol.seeds == (0, 1, 2, 3, 4)
     contenders = paper_contenders()
     assert sorted(contenders) == sorted(
-        ["infadapter", "ms+"] + [f"vpa-{d}/{u}" for u in ("throttled", "busy") for d in (18, 34, 50, 101, 152)]
+        ["infadapter", "ms+"]
+        + [f"vpa-{d}/{u}" for u in ("throttled", "busy") for d in (18, 34, 50, 101, 152)]
+        + [f"resnet{d}@20" for d in (18, 34, 50, 101, 152)]
     )
     kwargs = env_kwargs(protocol.scenarios["paper"], 0.05, "paper-2023", contenders["infadapter"])
     assert kwargs["initial_cores"] == (0, 0, 0, 0, 20)

@@ -224,11 +224,11 @@ def test_a_leaderboard_in_a_world_of_ones_own_skips_the_agents_that_cannot_play_
     lines: list[str] = []
     rows = run_sweep("default", [], ["test1"], [0.05], [0], tmp_path, "serial", env=env, log=lines.append)
     skipped = {line.split(":")[0].removeprefix("skipped ") for line in lines if line.startswith("skipped ")}
-    assert {"vpa-18", "vpa-152", "hpa", "ppo", "a2c"} <= skipped
+    assert {"vpa-18/throttled", "vpa-152/busy", "resnet18@20", "hpa", "ppo", "a2c"} <= skipped
     assert {"infadapter", "ms+", "oracle", "static-over"} <= set(rows["agent"])
     assert not skipped & set(rows["agent"])
-    with pytest.raises(SweepError, match=r"agent 'vpa-18' cannot play in this world: unknown variant"):
-        run_sweep("default", ["vpa-18"], ["test1"], [0.05], [0], tmp_path / "asked", "serial", env=env)
+    with pytest.raises(SweepError, match=r"agent 'vpa-18/busy' cannot play in this world: unknown variant"):
+        run_sweep("default", ["vpa-18/busy"], ["test1"], [0.05], [0], tmp_path / "asked", "serial", env=env)
 
 
 def test_play_runs_in_a_world_of_ones_own(world_folder, tmp_path, capsys):
@@ -257,7 +257,7 @@ def test_play_runs_in_a_world_of_ones_own(world_folder, tmp_path, capsys):
     assert cli(argv) == 0
     header = (tmp_path / "p.csv").read_text().splitlines()[0].split(",")
     assert {"cores_tiny", "cores_mid", "cores_big"} <= set(header) and "cores_resnet18" not in header
-    assert cli(["play", "--agent", "vpa-18", "--profile", profile]) == 2
+    assert cli(["play", "--agent", "vpa-18/busy", "--profile", profile]) == 2
     assert "unknown variant" in capsys.readouterr().err
 
 
