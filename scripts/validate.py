@@ -78,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     reruns: dict = {}  # episodes played again, once for the rows an agent played alike
     first_line: dict[tuple, int] = {}  # the line of each key's first row
     folders = [args.csv.parent / TRACES_FOLDER]
-    for line_no, row in enumerate(tqdm(rows, desc="validate", unit="row", file=sys.stderr, disable=None), start=2):
+    progress = tqdm(
+        rows, desc="validate", unit="row", file=sys.stderr, disable=None if not args.rerun_agents else False
+    )
+    for line_no, row in enumerate(progress, start=2):
         problems = check_row(row, replays, folders)
         if args.rerun_agents:
             problems += rerun_problems(row, reruns, folders)

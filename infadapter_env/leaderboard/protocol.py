@@ -205,10 +205,10 @@ def default_contenders() -> dict[str, Contender]:
     usage signals, and beside them each variant held at the whole budget (``resnet<m>@20``)."""
     out = {}
     for name in agent_registry.names():
-        depth = name.removeprefix("vpa-")
-        if name.startswith("vpa-") and depth.isdigit() and int(depth) in VPA_DEPTHS:
+        suffix = name.removeprefix("vpa-")
+        if name.startswith("vpa-") and suffix.isdigit() and int(suffix) in VPA_DEPTHS:
             for usage in VPA_USAGE_SIGNALS:
-                label = vpa_label(int(depth), usage)
+                label = vpa_label(int(suffix), usage)
                 out[label] = Contender(label, name, {"usage": usage})
         else:
             out[name] = Contender(name, name)

@@ -156,7 +156,7 @@ def beta_table(means: pd.DataFrame, aggregates: BetaAggregates, columns: list[tu
         cells = [
             rank,
             agent,
-            interval_cell(aggregates.intervals_met.get(agent), 1, 100),
+            interval_cell(aggregates.intervals_met.get(agent), 2, 100),
             interval_cell(aggregates.episodes_met.get(agent), 0, 100),
             interval_cell(aggregates.iqm.get(agent), 4),
         ]

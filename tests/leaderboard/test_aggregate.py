@@ -307,7 +307,7 @@ def test_an_agent_that_misses_the_slo_ranks_after_those_that_meet_it(tmp_path):
     assert text.index("| 1 | oracle |") < text.index("| 2 | infadapter |") < text.index("| 3 | greedy |")
     assert "Meet the SLO (interval attainment at least 95 %): oracle, infadapter; below it" in text
     assert "Score: each episode's objective over `oracle`'s" in text
-    assert "| 1 | oracle | 100.0 [100.0, 100.0] | 100 [100, 100] | 1.0000 [1.0000, 1.0000] |" in text
+    assert "| 1 | oracle | 100.00 [100.00, 100.00] | 100 [100, 100] | 1.0000 [1.0000, 1.0000] |" in text
 
 
 def test_summary_with_one_scenario_says_the_intervals_are_over_seeds_only(tmp_path):

@@ -59,3 +59,8 @@ def test_the_violations_are_split_into_capacity_and_lag(text):
     sentence = next(line for line in text.splitlines() if line.startswith("- SLO violations (per request)"))
     assert "held at 20 cores their variants violate 60.0 % (vpa-152/throttled cannot carry the load" in sentence
     assert "the controller's lag adds 9.0 points" in sentence
+
+
+def test_the_cost_sentence_names_the_vpas_cheaper_than_infadapter(text):
+    sentence = next(line for line in text.splitlines() if line.startswith("- cost (mean cores)"))
+    assert "so vpa-18/throttled use fewer cores than InfAdapter at every beta (InfAdapter: 8.0-10.0" in sentence
