@@ -35,6 +35,7 @@ DEFAULT_AGENT_NAME = "agent"  # the name of an agent class that sets none (``Age
 ENTRY_POINT_GROUP = "infadapter.agents"
 
 _FACTORIES: dict[str, Factory] = {}
+_SPECS: dict[str, str] = {}  # the module:attribute spec each agent loaded from a spec came from
 _LOADED = False
 _BUILTIN: set[str] = set()
 # The entry points found on a sys.path (looked up again when sys.path changes).
@@ -97,7 +98,25 @@ def resolve(name: str) -> str:
     if _FACTORIES.get(label, factory) is not factory:
         raise ValueError(f"agent spec {name!r} names its agent {label!r}, the name of another registered agent")
     _FACTORIES[label] = factory
+    _SPECS[label] = name
     return label
+
+
+def source(name: str) -> str | None:
+    """Where another process finds the agent registered as ``name`` when the name alone does not
+    find it: the ``module:attribute`` spec it was loaded from, or the module and name of a factory
+    registered here (None for a built-in or an entry point, which any process finds by name, and for
+    a factory defined in ``__main__`` or inside a function, which no other process can import)."""
+    _builtin()
+    if name in _SPECS:
+        return _SPECS[name]
+    factory = _FACTORIES.get(name)
+    if factory is None or name in _BUILTIN or name in _entry_points():
+        return None
+    module, qualname = getattr(factory, "__module__", None), getattr(factory, "__qualname__", "")
+    if not module or module == "__main__" or "<" in qualname:
+        return None
+    return f"{module}:{qualname}"
 
 
 def make(name: str, **options: Any) -> Any:

@@ -153,6 +153,9 @@ def run_task(task: Task) -> list[dict[str, Any]]:
     except Exception as exc:  # a factory of one's own may raise anything: named with its episode
         raise EpisodeError(f"{task.describe()}: making the agent failed: {type(exc).__name__}: {exc}") from exc
     options = {"agent": playing.agent, **playing.options}
+    found_at = agent_registry.source(playing.agent)
+    if found_at is not None:  # an agent of one's own: where validate --rerun-agents imports it from
+        options["agent_source"] = found_at
     kwargs = task_env_kwargs(task)
     if task.replayed_seeds and (
         not getattr(agent, "seed_independent", False) or EnvSettings.from_kwargs(**kwargs).seed_moves_counts
@@ -389,10 +392,10 @@ def rerun_problems(row: Mapping[str, str], cache: dict[str, Played], trace_folde
     weights plays once for every beta)."""
     try:
         options = json.loads(row["agent_options"])
-        name = options.pop("agent")
+        name, found_at = options.pop("agent"), options.pop("agent_source", None)
         protocol = get_protocol(row["protocol"])
         kwargs, seed = env_kwargs_of(json.loads(row["env_settings"]), trace_folders)
-        agent = agent_registry.make(name, **options)
+        agent = agent_registry.make(found_at or name, **options)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         return [f"cannot re-run the agent: {exc}"]
     scored = {k: v for k, v in kwargs.items() if k != "beta" or getattr(agent, "uses_weights", True)}

@@ -155,7 +155,22 @@ def test_agents_of_ones_own_reach_every_backend(plugins, backend, tmp_path):
         rows = {row["agent"]: row for row in csv.DictReader(handle)}
     assert set(rows) == {"greedy", "fixed50", "fixed-ep"}
     assert float(rows["greedy"]["mean_cores"]) == 14 and float(rows["fixed50"]["mean_cores"]) == 12
-    assert json.loads(rows["fixed50"]["agent_options"]) == {"agent": "fixed50"}
+    assert json.loads(rows["fixed50"]["agent_options"]) == {"agent": "fixed50", "agent_source": "my_policies:Fixed"}
+    if backend != "serial":
+        return
+    # Who played the rows: the spec and the entry point are imported again and replay their actions;
+    # an agent registered only in the sweep's __main__ cannot be made elsewhere, and is named.
+    validate = [
+        sys.executable,
+        "-m",
+        "infadapter_scripts.cli",
+        "validate",
+        "--rerun-agents",
+        str(out / "leaderboard.csv"),
+    ]
+    checked = subprocess.run(validate, cwd=tmp_path, env=environ, capture_output=True, text=True, timeout=300)
+    assert checked.returncode == 1 and "2 of 3 rows valid" in checked.stdout, checked.stdout + checked.stderr[-2000:]
+    assert "(greedy beta=0.05 test1 seed=0): cannot re-run the agent: unknown agent 'greedy'" in checked.stdout
 
 
 def test_a_factory_that_cannot_reach_the_workers_is_named(plugins, tmp_path, monkeypatch, capsys):
