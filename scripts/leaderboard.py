@@ -26,8 +26,8 @@ starts as the protocol starts an agent given to ``evaluate``. Every backend's wo
 registrations made in this process (pickled by value with cloudpickle where the factory lives in
 ``__main__`` or a notebook).
 
-``--slo-ms``, ``--budget-cores``, ``--interval-s``, ``--trace``, ``--profile`` and ``--variants``
-set the env settings of the same names for every episode (files as absolute paths, so the rows
+``--slo-ms``, ``--budget-cores``, ``--interval-s``, ``--server-speed``, ``--trace``, ``--profile``
+and ``--variants`` set the env settings of the same names for every episode (files as absolute paths, so the rows
 validate from anywhere; with ``--trace`` the scenario ``paper`` plays the whole trace and a held-out
 window needs a trace that long). Rows record them in ``env_settings``; one output folder holds one
 set of them (a different set is refused: choose another ``--out``).
@@ -73,6 +73,9 @@ class Args:
     slo_ms: int | None = option(None, "env setting slo_ms for every episode (default: the protocol's, 750)")
     budget_cores: int | None = option(None, "env setting budget_cores for every episode (default: the protocol's, 20)")
     interval_s: int | None = option(None, "env setting interval_s for every episode (default: the protocol's, 30)")
+    server_speed: float | None = option(
+        None, "env setting server_speed for every episode: every server's service rate times this (default 1.0)"
+    )
     trace: str | None = option(None, "env setting trace: a file of per-second request counts (default: the scenario's)")
     trace_column: str | None = option(None, "with --trace: the CSV column holding the counts (needed if several)")
     trace_resolution_s: int | None = option(None, "with --trace: seconds per count (60: per-minute counts; default 1)")
@@ -109,7 +112,7 @@ def env_overrides(args: Args) -> dict[str, object]:
     """The env settings given on the command line; files as absolute paths, so that workers in
     other folders (and ``infadapter validate`` run from elsewhere) find them."""
     overrides: dict[str, object] = {"slo_ms": args.slo_ms, "budget_cores": args.budget_cores}
-    overrides["interval_s"] = args.interval_s
+    overrides["interval_s"], overrides["server_speed"] = args.interval_s, args.server_speed
     overrides["trace_column"], overrides["trace_resolution_s"] = args.trace_column, args.trace_resolution_s
     for setting in ("trace", "profile", "variants"):
         path = getattr(args, setting)

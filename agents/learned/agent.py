@@ -64,6 +64,7 @@ UNCHECKED_SETTINGS = frozenset(
     {*WEIGHTS, "betas", "observe_weights"}
     | {"scenario", "trace", "trace_column", "trace_resolution_s", "episode_length_s", "window_start_s", "skip_gaps"}
     | {"action_mode", "over_budget", "initial_cores", "reward_mode", "arrivals", "simulator", "backend", "ray_address"}
+    | {"server_speed"}
 )
 
 

@@ -66,6 +66,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     dispatcher once the step's new servers are ready; variants that do not serve are skipped, and
     where no serving variant has a quota the round robin runs over ``round(th)``). A replica's
     queue holds ``queue_factor x th`` waiting requests; beyond that requests are dropped.
+    ``server_speed`` (1.0) multiplies every server's service rate: service times, and so every
+    latency at a given utilisation, are divided by it, in both simulators; ``th``, the queue bounds
+    and the planners' profiles are configuration and do not change. It spans the band of server
+    speeds the measurements allow (a robustness check); live mode refuses any value but 1.0.
 
     Two simulators of that world (``simulator``):
 
@@ -190,6 +194,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | capacity_model | "measured" | the world's capacity: "measured" table or paper "linear_fit" x 0.8 |
     | action_mode | "cores" | "cores", "replicas" or "deployment" |
     | queue_factor | 1.25 | queue bound as a multiple of capacity (paper code) |
+    | server_speed | 1.0 | service rates times this, in (0, 4]; 1.0: as calibrated (see Physics) |
     | min_cores | 2 | minimum cores of an active replica (paper code) |
     | max_replicas | None | replica limit per variant in "replicas" mode (None: budget // min_cores) |
     | initial_cores | None | None: start empty; else cores per variant (one replica each), loaded at t = 0 |

@@ -28,6 +28,7 @@ from infadapter_env.world.traces import (
 
 SIMULATORS = ("fast", "request")
 BACKENDS = ("sim", "live")  # live: real model servers (infadapter_env.serving.live)
+MAX_SERVER_SPEED = 4.0  # server_speed: a multiplier on every server's service rate, in (0, 4]
 # Named budget traces (``budget_trace="<name>"``): runs of (decision intervals, share of budget_cores
 # available), the last run holding to the episode's end. Shares, not cores, so a pattern fits any budget.
 BUDGET_PATTERNS: dict[str, tuple[tuple[int, float], ...]] = {
@@ -72,6 +73,7 @@ class EnvSettings:
     capacity_model: str = "measured"
     action_mode: str = "cores"
     queue_factor: float = 1.25
+    server_speed: float = 1.0
     min_cores: int = PAPER_MIN_CORES
     max_replicas: int | None = None
     initial_cores: tuple[int, ...] | None = None
@@ -91,7 +93,10 @@ class EnvSettings:
             value = getattr(self, name)
             if value is not None and not isinstance(value, str | Path):
                 raise ValueError(f"{name} must be a path to a CSV file or None, got {value!r}")
-        object.__setattr__(self, "world", load_world(self.profile, self.variants))
+        _check_number("server_speed", self.server_speed, low=0.0, low_open=True)
+        if not self.server_speed <= MAX_SERVER_SPEED:
+            raise ValueError(f"server_speed must be in (0, {MAX_SERVER_SPEED:g}], got {self.server_speed!r}")
+        object.__setattr__(self, "world", load_world(self.profile, self.variants, self.server_speed))
         _check_choice("scenario", self.scenario, scenario_names())
         _check_choice("dispatcher", self.dispatcher, DISPATCHERS)
         _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
@@ -107,6 +112,11 @@ class EnvSettings:
         _check_choice("over_budget", self.over_budget, OVER_BUDGET_MODES)
         _check_choice("reward_mode", self.reward_mode, REWARD_MODES)
         _check_choice("backend", self.backend, BACKENDS)
+        if self.backend == "live" and self.server_speed != 1.0:
+            raise ValueError(
+                f"backend='live' serves with the real servers' own speed: server_speed must be 1.0, "
+                f"got {self.server_speed!r}"
+            )
         if self.backend == "live" and self.dispatcher != "accuracy_first":
             raise ValueError(
                 f"backend='live' runs the accuracy_first dispatcher only, got dispatcher={self.dispatcher!r}"

@@ -74,6 +74,7 @@ SWEEP_SETTINGS = (
     "slo_ms",
     "budget_cores",
     "interval_s",
+    "server_speed",
     "trace",
     "trace_column",
     "trace_resolution_s",

@@ -316,6 +316,7 @@ class World:
     variants_path: Path
     variants: tuple[Variant, ...]
     measured: MeasuredTable
+    server_speed: float = 1.0  # a multiplier on every server's service rate (1.0: as calibrated)
 
     @property
     def n_variants(self) -> int:
@@ -338,15 +339,19 @@ class World:
     def is_shipped(self) -> bool:
         return self.profile_path == _shipped_paths()[0] and self.variants_path == _shipped_paths()[1]
 
+    def at_speed(self, server_speed: float) -> World:
+        """This world with every server ``server_speed`` times as fast as calibrated (cached)."""
+        return load_world(self.profile_path, self.variants_path, server_speed)
+
     @cached_property
     def service_model(self) -> ServiceModel:
-        """The calibrated servers (``service_model.csv`` beside the profile)."""
-        return read_service_model(self._calibration_file(SERVICE_MODEL_FILE), self)
+        """The calibrated servers (``service_model.csv`` beside the profile), at ``server_speed``."""
+        return read_service_model(self._calibration_file(SERVICE_MODEL_FILE), self).at_speed(self.server_speed)
 
     @cached_property
     def latency_table(self) -> LatencyTable:
-        """The steady-state latency quantiles (``latency_quantiles.npz`` beside the profile)."""
-        return read_latency_table(self._calibration_file(LATENCY_TABLE_FILE), self)
+        """The steady-state latency quantiles (``latency_quantiles.npz`` beside the profile), at ``server_speed``."""
+        return read_latency_table(self._calibration_file(LATENCY_TABLE_FILE), self).at_speed(self.server_speed)
 
     def _calibration_file(self, name: str) -> Path:
         path = self.profile_path.parent / name
@@ -368,11 +373,14 @@ def shipped_world() -> World:
     return load_world()
 
 
-def load_world(profile: str | Path | None = None, variants: str | Path | None = None) -> World:
-    """The world of a capacity profile and a variants file.
+def load_world(
+    profile: str | Path | None = None, variants: str | Path | None = None, server_speed: float = 1.0
+) -> World:
+    """The world of a capacity profile and a variants file, its servers ``server_speed`` times as
+    fast as calibrated.
 
     ``profile=None`` is the shipped profile. ``variants=None`` is the ``variants.csv`` beside the
-    profile if there is one, else the shipped variants. Loaded once per (files, modification times).
+    profile if there is one, else the shipped variants. Loaded once per (files, modification times, speed).
     """
     profile_path = Path(profile).expanduser().resolve() if profile is not None else _shipped_paths()[0]
     if variants is not None:
@@ -384,10 +392,16 @@ def load_world(profile: str | Path | None = None, variants: str | Path | None = 
     for path, what in ((profile_path, "profile"), (variants_path, "variants")):
         if not path.is_file():
             raise FileNotFoundError(f"{what} file {path} not found")
-    return _load_world(profile_path, variants_path, profile_path.stat().st_mtime_ns, variants_path.stat().st_mtime_ns)
+    mtimes = profile_path.stat().st_mtime_ns, variants_path.stat().st_mtime_ns
+    return _load_world(profile_path, variants_path, *mtimes, float(server_speed))
 
 
 @lru_cache(maxsize=16)
-def _load_world(profile_path: Path, variants_path: Path, _profile_mtime: int, _variants_mtime: int) -> World:
+def _load_world(
+    profile_path: Path, variants_path: Path, _profile_mtime: int, _variants_mtime: int, server_speed: float
+) -> World:
+    if server_speed != 1.0:  # the same files read once: the world at speed 1, its servers scaled
+        base = _load_world(profile_path, variants_path, _profile_mtime, _variants_mtime, 1.0)
+        return World(profile_path, variants_path, base.variants, base.measured, server_speed)
     variants = read_variants(variants_path)
     return World(profile_path, variants_path, variants, read_capacity_table(profile_path, variants))

@@ -41,6 +41,15 @@ class ServiceModel:
     service_cv: np.ndarray  # (V, C+1)
     service_rps: np.ndarray  # (V, C+1); 0 at cores 0
 
+    def at_speed(self, speed: float) -> ServiceModel:
+        """The same servers ``speed`` times as fast: every service time divided by ``speed``."""
+        if speed == 1.0:
+            return self
+        arrays = (self.workers, self.mean_service_s / speed, self.service_cv, self.service_rps * speed)
+        for array in arrays[1:]:
+            array.setflags(write=False)
+        return ServiceModel(*arrays)
+
     def draw_service_s(self, variant: int, cores: int, rng: np.random.Generator, size: int) -> np.ndarray:
         """``size`` service times (s) of one request each on a server of ``variant`` with ``cores``."""
         mean = float(self.mean_service_s[variant, cores])
@@ -94,6 +103,15 @@ class LatencyTable:
     rho: np.ndarray  # (R,) utilisation grid
     levels: np.ndarray  # (L,) cumulative probabilities
     quantile_s: np.ndarray  # (V, C+1, R, L)
+
+    def at_speed(self, speed: float) -> LatencyTable:
+        """The table of servers ``speed`` times as fast: at the same utilisation every latency
+        (waiting and service) is the same multiple of the service time, so divided by ``speed``."""
+        if speed == 1.0:
+            return self
+        scaled = self.quantile_s / speed
+        scaled.setflags(write=False)
+        return LatencyTable(self.rho, self.levels, scaled)
 
 
 def file_sha256(path: Path) -> str:

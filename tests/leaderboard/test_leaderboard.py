@@ -361,11 +361,13 @@ def test_env_settings_flags_reach_every_row_and_the_rows_validate(tmp_path, monk
     sweep = ["--protocol", "validation", "--agents", "static-under", "--seeds", "0", "--scenarios", "paper"]
     sweep += ["--betas", "0.05", "--no-figures", "--backend", "serial"]
     given = ["--slo-ms", "1000", "--budget-cores", "24", "--interval-s", "60", "--trace", "flat.txt"]
+    given += ["--server-speed", "0.9"]
     assert leaderboard.main([*sweep, *given, "--out", "out"]) == 0
     (row,) = read(tmp_path / "out" / "leaderboard.csv")
     settings = json.loads(row["env_settings"])
-    recorded = {k: settings[k] for k in ("slo_ms", "budget_cores", "interval_s", "trace")}
-    assert recorded == {"slo_ms": 1000, "budget_cores": 24, "interval_s": 60, "trace": str(tmp_path / "flat.txt")}
+    recorded = {k: settings[k] for k in ("slo_ms", "budget_cores", "interval_s", "trace", "server_speed")}
+    trace = str(tmp_path / "flat.txt")
+    assert recorded == {"slo_ms": 1000, "budget_cores": 24, "interval_s": 60, "trace": trace, "server_speed": 0.9}
     assert row["steps"] == "10" and float(row["arrivals"]) == 40 * 600
     monkeypatch.chdir(tmp_path.parent)  # the recorded trace is an absolute path
     assert validate.main([str(tmp_path / "out" / "leaderboard.csv")]) == 0

@@ -260,3 +260,31 @@ def test_the_kernels_refuse_output_arrays_of_the_wrong_shape():
             np.empty((2, 1, 5), dtype=np.int64),
             np.empty((3, 2), dtype=np.int8),
         )
+
+
+@pytest.mark.parametrize("simulator", ["fast", "request"])
+def test_server_speed_scales_what_a_saturated_server_completes(simulator):
+    # 150 req/s on ResNet50 at 8 cores (mu = 90.3 req/s): saturated at every speed here, so what it
+    # completes (arrivals less drops, once the queue is full) is the service rate times the speed.
+    completed = {}
+    for speed in (0.85, 1.0, 1.15):
+        infos = episode([150.0] * 600, simulator, server_speed=speed)[4:]  # the queue full after 2 min
+        arrivals = sum(i["arrivals"] for i in infos)
+        completed[speed] = (arrivals - sum(i["dropped"] for i in infos)) / (30 * len(infos))
+    assert completed[1.0] == pytest.approx(90.3, rel=0.03)
+    assert completed[0.85] == pytest.approx(0.85 * completed[1.0], rel=0.03)
+    assert completed[1.15] == pytest.approx(1.15 * completed[1.0], rel=0.03)
+
+
+def test_server_speed_divides_service_times_and_latencies_and_is_checked():
+    world, fast = shipped_world(), shipped_world().at_speed(1.25)
+    assert fast.server_speed == 1.25 and fast.at_speed(1.25) is fast and world.server_speed == 1.0
+    assert np.allclose(fast.service_model.mean_service_s, world.service_model.mean_service_s / 1.25)
+    assert np.allclose(fast.service_model.service_rps, world.service_model.service_rps * 1.25)
+    assert np.allclose(fast.latency_table.quantile_s, world.latency_table.quantile_s / 1.25)
+    assert gym.make("InfAdapter-v0", server_speed=0.9).unwrapped.settings.recorded()["server_speed"] == 0.9
+    for bad in (0, -1, 5, float("nan")):
+        with pytest.raises(ValueError, match="server_speed"):
+            gym.make("InfAdapter-v0", server_speed=bad)
+    with pytest.raises(ValueError, match="backend='live' serves with the real servers' own speed"):
+        gym.make("InfAdapter-v0", backend="live", server_speed=0.9)
