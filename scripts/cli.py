@@ -12,6 +12,7 @@ commands:
   profile         measure a capacity profile of models on this machine (Ray Serve)
   sim2real        play an episode on real model servers, replay it in the simulators, compare
   validate-fast   hold the fast simulator to the request-level one
+  robustness      the leaderboard's conclusions and paper-2023's verdicts across server speeds
   agents          list the registered agents
   --version       the package version
 
@@ -36,6 +37,7 @@ COMMANDS = {
     "profile": "infadapter_scripts.profile_models",
     "sim2real": "infadapter_scripts.sim2real",
     "validate-fast": "infadapter_scripts.validate_fast",
+    "robustness": "infadapter_scripts.robustness",
 }
 
 

@@ -223,15 +223,45 @@ def claim_verdict(comparisons: list[Comparison], claim: Claim, signal: str) -> V
     return Verdict(claim, signal, value, where, at_paper, reaching, len(betas))
 
 
+def own_contenders(protocol: Protocol) -> set[str]:
+    """The protocol's InfAdapter and its VPAs of the variants the paper compared."""
+    return {
+        label
+        for label, c in protocol.contenders().items()
+        if c.agent == "infadapter" or (c.agent.startswith("vpa-") and vpa_depth(label) in PAPER_VPA_DEPTHS)
+    }
+
+
+def violation_definitions(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """The violation definitions the rows measure: per request, and 5 s windows where measured."""
+    definitions = [("per request", "slo_violation_pct")]
+    if rows["window_violation_pct"].notna().any():
+        definitions.append(("5 s windows with P99 > SLO", "window_violation_pct"))
+    return definitions
+
+
+def verdicts_of(comparisons: list[Comparison], definitions: list[tuple[str, str]]) -> list[Verdict]:
+    """Every claim and reading, per usage signal."""
+    return [
+        claim_verdict([c for c in comparisons if c.signal == signal], claim, signal)
+        for signal in dict.fromkeys(c.signal for c in comparisons)
+        for claim in claims([name for name, _ in definitions])
+    ]
+
+
+def headline_verdicts(results: pd.DataFrame, protocol: Protocol) -> list[Verdict]:
+    """The verdicts of ``headline`` alone (none where the rows lack InfAdapter or a VPA)."""
+    mine = results[results["agent"].isin(own_contenders(protocol))]
+    if "infadapter" not in set(mine["agent"]) or not any(a.startswith("vpa-") for a in set(mine["agent"])):
+        return []
+    definitions = violation_definitions(mine)
+    return verdicts_of(compare_with_vpa(mine, definitions), definitions)
+
+
 def headline(results: pd.DataFrame, protocol: Protocol) -> list[str]:
     """The section of ``summary.md`` (see the module docstring)."""
     lines = ["## The paper's headline: InfAdapter against VPA", ""]
-    contenders = protocol.contenders()
-    own = {
-        label
-        for label, c in contenders.items()
-        if c.agent == "infadapter" or (c.agent.startswith("vpa-") and vpa_depth(label) in PAPER_VPA_DEPTHS)
-    }
+    own = own_contenders(protocol)
     outside = sorted({a for a in results["agent"] if a not in own and (a == "infadapter" or a.startswith("vpa-"))})
     if outside:
         lines += [
@@ -243,9 +273,7 @@ def headline(results: pd.DataFrame, protocol: Protocol) -> list[str]:
     agents = set(mine["agent"])
     if "infadapter" not in agents or not any(a.startswith("vpa-") for a in agents):
         return [*lines, "Not computed: the sweep needs `infadapter` and at least one `vpa-*` agent."]
-    definitions = [("per request", "slo_violation_pct")]
-    if mine["window_violation_pct"].notna().any():
-        definitions.append(("5 s windows with P99 > SLO", "window_violation_pct"))
+    definitions = violation_definitions(mine)
     comparisons = compare_with_vpa(mine, definitions)
     lines.append(
         "Paper (EuroMLSys 2023): up to 65 % fewer SLO violations and 33 % lower cost than VPA. Violations are read "
@@ -259,11 +287,7 @@ def headline(results: pd.DataFrame, protocol: Protocol) -> list[str]:
         lines += ["", f"### VPA usage signal `{signal}`", "", *comparison_table(comparisons, signal, definitions)]
     splits = lag_splits(mine, comparisons, results)
     lines += ["", *lag_table(splits)]
-    verdicts = [
-        claim_verdict([c for c in comparisons if c.signal == signal], claim, signal)
-        for signal in dict.fromkeys(c.signal for c in comparisons)
-        for claim in claims([name for name, _ in definitions])
-    ]
+    verdicts = verdicts_of(comparisons, definitions)
     return [*lines, *verdict_lines(verdicts, comparisons, splits, protocol.name)]
 
 
