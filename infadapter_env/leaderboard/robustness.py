@@ -94,8 +94,19 @@ def report(
         f"95 % window bootstrap, {reps} resamples); a conclusion holds when it is the same at every speed.",
     ]
     betas = sorted(set.intersection(*(set(b["beta"]) for b in boards.values())))
+    standings = {beta: {s: standing(boards[s], beta, reps) for s in speeds} for beta in betas}
+    lines += [
+        "",
+        "## Who meets the P99 SLO, per speed",
+        "",
+        "| beta | " + " | ".join(f"speed {s:g}" for s in speeds) + " |",
+        "|---" * (len(speeds) + 1) + "|",
+    ]
     for beta in betas:
-        per_speed = {s: standing(boards[s], beta, reps) for s in speeds}
+        met = [", ".join(a for a, (m, _) in standings[beta][s].items() if m) or "none" for s in speeds]
+        lines.append(f"| {beta:g} | " + " | ".join(met) + " |")
+    for beta in betas:
+        per_speed = standings[beta]
         agents = [a for a in per_speed[speeds[len(speeds) // 2]] if all(a in per_speed[s] for s in speeds)]
         lines += ["", f"## Default protocol, beta = {beta:g}", ""]
         lines.append("| contender | " + " | ".join(f"speed {s:g}" for s in speeds) + " | holds across the band |")
@@ -141,6 +152,7 @@ def report(
         f"**{counts['hold']} conclusions hold across the band, {counts['flip']} do not.** Those that do not:",
         "",
         *([f"- {f}" for f in flips] or ["- none"]),
+        "",
     ]
     return "\n".join(lines) + "\n", counts
 
