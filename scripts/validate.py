@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     failed = 0
     replays: dict = {}  # episodes replayed once for the rows that differ only in beta
-    reruns: dict = {}  # episodes played again, once for the rows an agent played alike
+    reruns: dict = {}  # the decisions of episodes played again, once for the rows an agent played alike
     first_line: dict[tuple, int] = {}  # the line of each key's first row
     folders = [args.csv.parent / TRACES_FOLDER]
     progress = tqdm(

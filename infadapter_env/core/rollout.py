@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from infadapter_env.core.settings import EnvSettings
+from infadapter_env.world.traces import trace_file_digest
 
 
 def play(
@@ -187,11 +187,11 @@ def find_trace(settings: Mapping[str, Any], digest: str, trace_folders: Sequence
     candidates += [Path(folder) / f"{digest}.txt" for folder in trace_folders]
     candidates = list(dict.fromkeys(path.resolve() for path in candidates))
     found_other = []
+    column, resolution_s = settings.get("trace_column"), settings.get("trace_resolution_s", 1)
     for path in candidates:
         if not path.is_file():
             continue
-        kwargs = {k: v for k, v in settings.items() if k != "trace"}
-        if EnvSettings.from_kwargs(**kwargs, trace=str(path)).trace_sha256 == digest:
+        if trace_file_digest(path, column, resolution_s) == digest:
             return str(path)
         found_other.append(str(path))
     if found_other:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +24,7 @@ from infadapter_env.world.traces import (
     scenario,
     scenario_names,
     trace_digest,
+    trace_file_digest,
 )
 
 SIMULATORS = ("fast", "request")
@@ -290,11 +291,7 @@ class EnvSettings:
         if self.trace is None:
             return None
         if isinstance(self.trace, str | Path):
-            path = Path(self.trace).expanduser().resolve()
-            stat = path.stat()
-            return _file_trace_digest(
-                str(path), stat.st_mtime_ns, stat.st_size, self.trace_column, self.trace_resolution_s
-            )
+            return trace_file_digest(self.trace, self.trace_column, self.trace_resolution_s)
         return trace_digest(self.source_trace())
 
     def recorded(self) -> dict[str, Any]:
@@ -318,12 +315,6 @@ class EnvSettings:
             if out[name] is not None:
                 out[name] = str(Path(out[name]).expanduser().resolve())
         return out
-
-
-@lru_cache(maxsize=16)
-def _file_trace_digest(path: str, mtime_ns: int, size: int, column: str | None, resolution_s: int) -> str:
-    """A trace file's content digest, computed once per version of the file (its time and size)."""
-    return trace_digest(load_trace_file(path, column, resolution_s))
 
 
 def _check_choice(name: str, value: object, allowed: tuple[object, ...]) -> None:

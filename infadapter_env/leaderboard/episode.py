@@ -290,11 +290,11 @@ def check_row(
     row: dict[str, str], replays: dict[str, tuple[float, list]] | None = None, trace_folders: Sequence[Path] = ()
 ) -> list[str]:
     """The problems of one row as written (empty if it is valid): its checksum, its key columns
-        against its recorded settings (``key_problems``), its physics version, and every replayed metric
-        against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
-        from the agent, both covered by the checksum only). ``replays``: a cache shared by the rows of
-        one file; rows that differ only in beta (an agent without weights, scored at every beta) replay
-        their episode once and are rescored (``pipeline.reweighted_info``). ``trace_folders``: where
+    against its recorded settings (``key_problems``), its physics version, and every replayed metric
+    against the recorded one (within 1e-9; timing columns are measurements and ``fallbacks`` comes
+    from the agent, both covered by the checksum only). ``replays``: a cache shared by the rows of
+    one file; rows that differ only in beta (an agent without weights, scored at every beta) replay
+    their episode once and are rescored (``pipeline.reweighted_info``). ``trace_folders``: where
     a trace of one's own may be kept besides its recorded path (``rollout.env_kwargs_of``)."""
     problems = []
     if row_digest(row) != row["row_sha256"]:
@@ -383,14 +383,16 @@ def key_problems(row: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def rerun_problems(row: Mapping[str, str], cache: dict[str, Played], trace_folders: Sequence[Path] = ()) -> list[str]:
+def rerun_problems(
+    row: Mapping[str, str], cache: dict[str, tuple[list, list, int]], trace_folders: Sequence[Path] = ()
+) -> list[str]:
     """Where the agent a row names does not play what the row recorded: the agent is made again
     from the row's options (built-in, registered or a plugin, as ``agent_registry`` finds it) and
     plays the row's episode (its recorded env settings and seed, its protocol's hold); its actions,
     quotas and fallbacks must equal the recorded ones. Agents are deterministic given the seed, so
     any difference means the row was not played by the agent it names (or the agent changed).
-    ``cache``: episodes already played for the rows of one file (an agent that does not read the
-    weights plays once for every beta)."""
+    ``cache``: the decisions (actions, quotas, fallbacks) of the episodes already played for the
+    rows of one file (an agent that does not read the weights plays once for every beta)."""
     try:
         options = json.loads(row["agent_options"])
         name, found_at = options.pop("agent"), options.pop("agent_source", None)
@@ -402,26 +404,27 @@ def rerun_problems(row: Mapping[str, str], cache: dict[str, Played], trace_folde
     scored = {k: v for k, v in kwargs.items() if k != "beta" or getattr(agent, "uses_weights", True)}
     key = json.dumps([name, options, scored, seed], sort_keys=True, default=str)
     if key not in cache:
+        if len(cache) >= REPLAY_CACHE_SIZE:  # a file's rows of one episode sit together: the oldest go first
+            cache.pop(next(iter(cache)))
         try:
-            cache[key] = play_steps(agent, kwargs, seed, protocol.hold_s)
+            played = play_steps(agent, kwargs, seed, protocol.hold_s)
         except Exception as exc:  # an agent of one's own may raise anything
             return [f"re-running agent {name!r} failed: {type(exc).__name__}: {exc}"]
-    played = cache[key]
+        cache[key] = played.actions, played.quotas, played.fallbacks
+    actions, quotas, fallbacks = cache[key]
     problems = []
     recorded_actions = json.loads(row["actions"])
-    if played.actions != recorded_actions:
-        step = next((k for k, (a, b) in enumerate(zip(played.actions, recorded_actions, strict=False)) if a != b), None)
+    if actions != recorded_actions:
+        step = next((k for k, (a, b) in enumerate(zip(actions, recorded_actions, strict=False)) if a != b), None)
         where = (
-            f"from step {step + 1}"
-            if step is not None
-            else f"{len(played.actions)} steps, recorded {len(recorded_actions)}"
+            f"from step {step + 1}" if step is not None else f"{len(actions)} steps, recorded {len(recorded_actions)}"
         )
         problems.append(f"re-running agent {name!r} gives other actions ({where})")
-    recorded_quotas = row_quotas(row) or [None] * len(played.quotas)
-    if any(q is not None for q in played.quotas) and played.quotas != recorded_quotas:
+    recorded_quotas = row_quotas(row) or [None] * len(quotas)
+    if any(q is not None for q in quotas) and quotas != recorded_quotas:
         problems.append(f"re-running agent {name!r} gives other dispatcher quotas")
-    if played.fallbacks != int(float(row["fallbacks"])):
-        problems.append(f"re-running agent {name!r} gives {played.fallbacks} fallbacks, recorded {row['fallbacks']}")
+    if fallbacks != int(float(row["fallbacks"])):
+        problems.append(f"re-running agent {name!r} gives {fallbacks} fallbacks, recorded {row['fallbacks']}")
     return problems
 
 

@@ -29,13 +29,14 @@ from pathlib import Path
 import pandas as pd
 
 import infadapter_env
+from infadapter_env.core.settings import MAX_SERVER_SPEED
 from infadapter_env.leaderboard.aggregate import BOOTSTRAP_REPS, BOOTSTRAP_SEED, REFERENCE_AGENT, beta_aggregates
 from infadapter_env.leaderboard.headline import headline_verdicts
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, get_protocol
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit
 
-SPEEDS = (0.85, 1.0, 1.15)  # the band, narrower than none the calibration has published yet
+SPEEDS = (0.85, 1.0, 1.15)  # until the calibration publishes the band the measurements allow
 PROTOCOLS = ("default", "paper-2023")
 
 
@@ -192,7 +193,7 @@ def run(args: RobustnessOptions, command: str, log: Callable[[str], None] = prin
 
 
 def speeds_given(speeds: Sequence[float]) -> list[float]:
-    bad = [s for s in speeds if not 0 < s <= 4]
+    bad = [s for s in speeds if not 0 < s <= MAX_SERVER_SPEED]
     if bad:
-        raise ValueError(f"--speeds: {bad[0]} is not in (0, 4]")
+        raise ValueError(f"--speeds: {bad[0]} is not in (0, {MAX_SERVER_SPEED:g}]")
     return sorted(set(speeds))

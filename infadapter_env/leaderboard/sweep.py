@@ -251,15 +251,12 @@ def kept_trace(overrides: dict[str, Any], out: Path) -> dict[str, Any]:
     """``overrides`` with a trace given as an array kept in a file beside the results
     (``out/traces/<content digest>.txt``, the counts as given), so that every row replays from its
     recorded settings; a trace file or a named ``Trace`` is left as it is."""
-    from infadapter_env.core.settings import EnvSettings
-    from infadapter_env.world.traces import Trace, write_counts
+    from infadapter_env.world.traces import Trace, from_array, trace_digest, write_counts
 
     trace = overrides.get("trace")
     if trace is None or isinstance(trace, str | Path | Trace):
         return overrides
-    resolution = {"trace_resolution_s": overrides["trace_resolution_s"]} if "trace_resolution_s" in overrides else {}
-    digest = EnvSettings.from_kwargs(trace=trace, **resolution).trace_sha256
-    assert digest is not None
+    digest = trace_digest(from_array(trace, resolution_s=overrides.get("trace_resolution_s", 1)))
     return overrides | {"trace": str(write_counts(trace, out / TRACES_FOLDER, digest).resolve())}
 
 

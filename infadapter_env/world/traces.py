@@ -213,6 +213,19 @@ def trace_digest(trace: Trace) -> str:
     return hashlib.sha256(np.ascontiguousarray(trace.arrivals, dtype=np.float64).tobytes()).hexdigest()
 
 
+def trace_file_digest(path: str | Path, column: str | None = None, resolution_s: int = 1) -> str:
+    """``trace_digest`` of a trace file as ``load_trace_file`` reads it, computed once per version
+    of the file (its modification time and size)."""
+    resolved = Path(path).expanduser().resolve()
+    stat = resolved.stat()
+    return _file_digest(str(resolved), stat.st_mtime_ns, stat.st_size, column, resolution_s)
+
+
+@lru_cache(maxsize=16)
+def _file_digest(path: str, _mtime_ns: int, _size: int, column: str | None, resolution_s: int) -> str:
+    return trace_digest(load_trace_file(path, column, resolution_s))
+
+
 def write_counts(values: object, folder: Path, digest: str) -> Path:
     """Request counts, one per line (each float written exactly), as ``folder/<digest>.txt``: the
     file a trace given as an array is kept in beside the results, named by its content digest."""
