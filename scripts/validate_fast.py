@@ -1,7 +1,8 @@
 """Hold the fast simulator to the request-level reference on every leaderboard agent's decisions.
 
     infadapter validate-fast                       (or: python -m infadapter_scripts.validate_fast)
-    infadapter validate-fast --agents infadapter vpa-50 --windows 5
+    infadapter validate-fast --agents infadapter vpa-50 --windows 5 --cases agents
+    infadapter validate-fast --cases stress
 
 The command line of ``infadapter_env.leaderboard.fast_validation`` (whose docstring says what is
 compared and written); exits 1 if a tolerance is missed.
@@ -13,6 +14,7 @@ import sys
 
 from infadapter_env.core import agent_registry
 from infadapter_env.leaderboard.fast_validation import ValidationOptions, validate
+from infadapter_env.sim.cluster import DISPATCHERS
 from infadapter_scripts.arguments import parse
 
 
@@ -27,6 +29,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not 0 <= args.windows <= 200:
         print(f"infadapter validate-fast: --windows must be in 0..200, got {args.windows}")
+        return 2
+    wrong = [d for d in args.dispatchers if d not in DISPATCHERS]
+    if wrong:
+        print(f"infadapter validate-fast: unknown dispatcher(s) {wrong}; valid: {', '.join(DISPATCHERS)}")
+        return 2
+    wrong = [c for c in args.cases if c not in ("agents", "stress")]
+    if wrong or not args.cases:
+        print(f"infadapter validate-fast: --cases takes agents and/or stress, got {args.cases}")
         return 2
     if args.workers < 1:
         print(f"infadapter validate-fast: --workers must be at least 1, got {args.workers}")

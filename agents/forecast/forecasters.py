@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from infadapter_env.core.observation import HISTORY_MINUTES, observation_layout
-from infadapter_env.world.traces import load_twitter
+from infadapter_env.world.traces import load_trace_file, load_twitter
 
 FORECASTERS = ("lstm", "ewm", "last", "oracle")
 EWM_SPAN = 10
@@ -94,8 +95,9 @@ class LSTMForecaster(Forecaster):
 class OracleForecaster(Forecaster):
     """Reads the true peak of the span a decision made now must serve: the next interval plus the
     longest load time (``lookahead_s``, 9 s), because a deployment keeps serving until the next one
-    has loaded. Without ``arrivals`` it rebuilds the episode's trace from the settings of a Twitter
-    scenario; for a custom trace pass its per-second ``arrivals`` (from the trace's first second)."""
+    has loaded. Without ``arrivals`` it rebuilds the episode's trace from its settings: a Twitter
+    scenario, or a trace file (read again from its recorded path); for a trace given as an array
+    pass its per-second ``arrivals`` (from the trace's first second)."""
 
     name = "oracle"
 
@@ -111,10 +113,14 @@ class OracleForecaster(Forecaster):
         elif settings.get("trace") is None:
             self.arrivals = load_twitter() * float(settings["rate_multiplier"])
             self.offset = int(info["trace_start_s"])
+        elif settings["trace"] != "array" and Path(settings["trace"]).is_file():
+            trace = load_trace_file(settings["trace"], settings.get("trace_column"), settings["trace_resolution_s"])
+            self.arrivals = trace.arrivals * float(settings["rate_multiplier"])
+            self.offset = int(info["trace_start_s"])
         else:
             raise ValueError(
-                "the oracle forecaster needs the per-second arrivals of a custom trace: "
-                "pass arrivals=... (the Twitter scenarios are rebuilt from the settings)"
+                "the oracle forecaster needs the per-second arrivals of a trace given as an array: "
+                "pass arrivals=... (Twitter scenarios and trace files are rebuilt from the settings)"
             )
         self.interval_s = int(settings["interval_s"])
 

@@ -18,7 +18,7 @@ from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.sim.request import RequestSimulator, simulate_requests
 from infadapter_env.world.traces import Trace
 
-SIM_VERSION = "v1"
+SIM_VERSION = "v2"
 
 
 # Live mode's cluster lives in the serving layer, above this one: looked up by name when a live env
@@ -47,7 +47,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     other with ``profile=`` and ``variants=`` (``infadapter_env.world.profiles``; the spaces and the
     observation follow its number of variants and cores).
 
-    Simulation (physics ``v1``; ``info["settings"]["sim_version"]``). A server of a variant with
+    Simulation (physics ``v2``; ``info["settings"]["sim_version"]``). A server of a variant with
     ``c`` cores is ``c`` parallel workers taking requests from one FIFO queue, with Gamma service
     times calibrated to the measured profile (``profiles/service_model.csv``; see
     ``infadapter_env.world.service_model``). ``th(cores)``, the capacity at the SLO from the profile
@@ -64,8 +64,11 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     round robin over integer quotas: ``round(th)``, or the controller's planned quotas set with
     ``env.unwrapped.set_quotas(q)`` before a step, as the original adapter posts them to its
     dispatcher once the step's new servers are ready; variants that do not serve are skipped, and
-    where no serving variant has a quota the round robin runs over ``round(th)``). A replica's
-    queue holds ``queue_factor x th`` waiting requests; beyond that requests are dropped.
+    where no serving variant has a quota the round robin runs over ``round(th)``). Among a
+    variant's replicas a request goes to one drawn uniformly at random, as the Kubernetes Service
+    in front of the original's TF-Serving pods does (kube-proxy's iptables mode picks an endpoint at
+    random); so each replica receives a random share of the variant's requests. A replica's queue
+    holds ``queue_factor x th`` waiting requests; beyond that requests are dropped.
     ``server_speed`` (1.0) multiplies every server's service rate: service times, and so every
     latency at a given utilisation, are divided by it, in both simulators; ``th``, the queue bounds
     and the planners' profiles are configuration and do not change. It spans the band of server
@@ -76,10 +79,14 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     - ``"fast"`` (default; ``infadapter_env.sim.fast``): 1 s ticks, fluid queues, and each tick's
       latency from the servers' steady-state latency distribution under Poisson arrivals
       (``profiles/latency_quantiles.npz``) at the utilisation of the last 10 s, made effective for
-      the burstiness of what a replica receives, plus the fluid wait (spread by a replica's random
-      share of the queue and the service time's CV); the interval's P50/P99 are the quantiles of
-      the mixture of those distributions. Validated against the request-level simulator on every
-      leaderboard agent's decisions (README, ``infadapter validate-fast``).
+      the burstiness of what a replica receives, plus the wait behind a queue: one replica's queue
+      around the fluid one, its random share of each second's requests and its random completions
+      making it wander, reflected at empty and at full (a full replica's shortfall below its bound
+      is exponential, as a diffusion pressed against a barrier); the interval's P50/P99 are the
+      quantiles of the mixture of those distributions. Validated against the request-level
+      simulator episode by episode, on every leaderboard agent's decisions under each dispatcher
+      and on a stress grid of fixed deployments of 1-10 replicas in and out of overload
+      (``infadapter validate-fast``, docs/validation.md).
     - ``"request"`` (``infadapter_env.sim.request``): every request is simulated: its arrival time
       inside its second (``arrivals``: ``"poisson"``, ``"uniform"``, or the original load
       generator's ``"loadgen"``, drawn from the generator seeded by ``reset(seed=...)``), its
@@ -214,7 +221,10 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     same seeds: both run ``infadapter_env.core.pipeline.StepPipeline``, this class with N = 1.
 
     ## Version History
-    - physics v1 (this docstring): calibrated servers and latencies, the request-level simulator,
+    - physics v2 (this docstring): the fast model's queues per replica (the variance of a
+      replica's random share of each second's count, the shortfall of a full queue below its
+      bound), validated on fixed multi-replica deployments in overload.
+    - physics v1: calibrated servers and latencies, the request-level simulator,
       P99 latency in the observation (46 entries) and info; ``utilisation`` is the busy fraction.
     - physics v0: the tick model (a request queued past its second counted as late); 41 entries.
     The id stays ``InfAdapter-v0`` until a release.

@@ -13,18 +13,27 @@ calibrated service model; ``q``: requests waiting):
 2. a variant admits at most ``queue_factor x cap + mu - q`` requests in the tick (its queue bound,
    plus what it completes meanwhile); under ``accuracy_first`` what one variant cannot admit goes
    to the next with room, most accurate first; the rest is dropped;
-3. the queue evolves as ``q <- max(q + admitted - mu, 0)``; a request admitted a fraction ``x`` into
-   the tick has ``max(q + (admitted - mu) x, 0)`` requests ahead of it (x = 1/4 and 3/4) and waits
-   for them: that many over ``mu``, spread (three Gauss-Hermite points) by the wandering of one
-   replica's queue around the fluid one (a diffusion fed by Poisson arrivals and random service,
-   within what its drift allows, ``backlog_var``: the drift of a full queue counts every request
-   offered to it and refused), by the random share of the queue a replica holds (requests pick one
-   of R replicas at random: variance n (1 - 1/R) for n ahead per replica) and by the randomness of
-   its completions (service-time CV c: variance n c^2);
-   then comes the server's steady-state latency under Poisson arrivals, read from
-   ``profiles/latency_quantiles.npz`` at the utilisation of the last 10 s made effective for the
-   burstiness of what the server really receives (``sim.fast_kernels.effective_rho``; behind a queue: the service
-   time alone);
+3. the queue evolves as ``q <- max(q + admitted - mu, 0)``. Requests pick one of a variant's R
+   replicas at random (as the reference routes them, and as the Kubernetes Service in front of the
+   original's pods does), so the model follows one replica's queue: the fluid share ``q / R``, and
+   around it a diffusion whose variance rate is the replica's random share of each second's count
+   (binomial, ``n p (1 - p)``; under ``quota`` only the pick of a replica is random) plus its random
+   completions (``mu c^2``), reflected at empty and at full (``backlog_var``). A request admitted a
+   fraction ``x`` into the tick (x = 1/4 and 3/4) is over the SLO when its wait behind that queue and
+   its own latency at the lightest load exceed the SLO, averaged over the service's latency atoms:
+   below the bound the queue is a normal around the fluid share, reflected at both ends; at the bound
+   it falls short of it by an exponential (the stationary law of a diffusion pressed against a
+   barrier by its drift, whose mean relaxes to ``s2 / (2 d)`` over ``theta / d`` seconds) plus the
+   completions' normal noise. Just past saturation (``|2 d b / s2|`` below ``KNEE_SPAN``), once the
+   queue has filled half its bound and where its spread covers the bound within two intervals, a
+   replica's queue is in the bounded diffusion's steady state, density ``exp(2 d x / s2)`` on [0, b]
+   (the heavy-traffic law of a G/G/1/K queue), with d and s2 over the interval; below saturation
+   that law also caps the tables' unbounded queue. Without a queue, the server's steady-state latency
+   under Poisson arrivals is read from ``profiles/latency_quantiles.npz`` at the utilisation of the
+   last 10 s made effective for the burstiness of what one replica really receives
+   (``sim.fast_kernels.effective_rho``, ``arrival_ca2``). Under ``quota`` the round robin sends a
+   variant its cycle's q_v requests in the cycle's first sum_u min(q_u, q_v); faster than the
+   variant serves, they queue within the cycle, and their waits spread evenly up to the last one's;
 4. a request violates the SLO when that latency exceeds the SLO (or it is dropped).
 
 Per interval and variant the P50/P99 latency is the quantile of the mixture of the ticks' latency
@@ -32,7 +41,8 @@ distributions, read from a log-binned histogram of every 5-tick group's latency 
 ``ATOM_LEVELS`` (shifted by its waits where queues form): a variant serving a few percent of the
 requests enters the overall P99 with the body of its distribution. Loading,
 rolling updates and make-before-break follow ``deploy``. ``tests/sim/test_fast_vs_request.py`` and
-``scripts/validate_fast.py`` hold this model to the request-level simulator.
+``infadapter validate-fast`` (``leaderboard.fast_validation``; docs/validation.md) hold this model to
+the request-level simulator episode by episode.
 """
 
 from __future__ import annotations

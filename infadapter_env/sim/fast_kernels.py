@@ -39,6 +39,12 @@ WAIT_POINTS = (0.25, 0.75)  # where in a tick the fluid wait of its admitted req
 SPREAD_NODES = (-(3**0.5), 0.0, 3**0.5)
 SPREAD_WEIGHTS = (1 / 6, 2 / 3, 1 / 6)
 UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation averaged over this window
+# Near saturation a replica's bounded queue, not the unbounded one of the latency tables, sets the
+# wait: where 2 d b / s2 (drift d per replica, its bound b, variance rate s2) exceeds -KNEE_SPAN.
+KNEE_SPAN = 6.0
+# A queue pressed full just past saturation takes its steady state's spread only where that spread
+# is reached within two intervals (bound^2 / s2 seconds); a large server's queue stays full longer.
+KNEE_RELAX_S = 60.0
 # Latency histogram for the interval quantiles: log-spaced bins from 1 ms to 100 s (7.5 % wide). Its
 # atoms come from groups of this many ticks (their waits averaged), which costs a fifth of per-tick atoms.
 QUANTILE_GROUP_S = 5
@@ -132,15 +138,20 @@ class Flow(NamedTuple):
 
 class TickRecord(NamedTuple):
     """One environment's ticks: per variant (V, T) the queue and its variance at the tick's start,
-    the requests admitted and those completed; per tick (T,) the arrivals of the last
-    UTILISATION_WINDOW_S ticks, and the effective utilisation of the variant being scored."""
+    the requests admitted, those completed and those offered (admitted or refused), and under the
+    quota dispatcher the part of its round robin's cycle in which each variant receives requests;
+    per tick (T,) the arrivals of the last UTILISATION_WINDOW_S ticks, the effective utilisation of
+    the variant being scored, and the cycle's length."""
 
     queue: np.ndarray
     variance: np.ndarray
     take: np.ndarray
     done: np.ndarray
+    offered: np.ndarray
+    on_fraction: np.ndarray  # (V, T) the quota dispatcher's: the share of its cycle a variant receives in (else 1)
     arrivals_window: np.ndarray
     recent_rho: np.ndarray
+    cycle_s: np.ndarray  # (T,) the quota dispatcher's: how long its round robin's cycle lasts
 
 
 class LatencyGroups(NamedTuple):
@@ -183,20 +194,37 @@ INTERVAL_SIGNATURE = numba.types.none(
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def effective_rho(rho: float, share: float, cv2: float, mu_replica: float, rho_max: float) -> float:
+def effective_rho(
+    rho: float, ca2_long: float, ca2_short: float, cv2: float, mu_replica: float, rho_max: float
+) -> float:
     """The utilisation at which Poisson arrivals (what the latency tables hold) queue as the
-    stream a server really gets: a random ``share`` of each second's count, which the trace fixes.
+    stream a server really gets, whose squared coefficient of variation is ``ca2_short`` over
+    windows shorter than a second and ``ca2_long`` over a second or more (``arrival_ca2``).
 
-    Kingman: the wait scales with (ca^2 + cs^2) / 2. Over windows shorter than a second the stream is
-    Poisson-like (ca^2 = 1: random times); over a second or more its counts vary only by the random
-    share (ca^2 = 1 - share). The queue remembers about ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which
-    weighs the two. The table is then read where rho / (1 - rho) is scaled by the same factor."""
+    Kingman: the wait scales with (ca^2 + cs^2) / 2. The queue remembers about
+    ``1 / (mu (1 - sqrt(rho))^2)`` seconds, which weighs the two. The table is then read where
+    rho / (1 - rho) is scaled by the same factor."""
     rho = min(rho, rho_max)
     relax_s = 1.0 / max(mu_replica * (1.0 - np.sqrt(rho)) ** 2, 1e-9)
-    ca2 = 1.0 - share * relax_s / (relax_s + 1.0)
+    ca2 = ca2_long + (ca2_short - ca2_long) / (relax_s + 1.0)
     factor = (ca2 + cv2) / (1.0 + cv2)
     g = factor * rho / (1.0 - rho)
     return g / (1.0 + g)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def arrival_ca2(share: float, on_fraction: float, per_replica: float, interleaved: bool) -> tuple[float, float]:
+    """How bursty one replica's arrivals are, over a second or more and over less (squared
+    coefficients of variation), when its variant receives ``share`` of a stream whose count per
+    second the trace fixes and whose times inside the second are random, and picks one of
+    ``per_replica`` replicas at random. A random dispatcher (``accuracy_first``, ``proportional``)
+    thins the stream at random: 1 - p and 1 for a replica's share p. The quota dispatcher's round
+    robin sends the variant one of every m requests while it receives (m = on_fraction / share):
+    the variant's count is then fixed too, and over short windows its gaps are sums of m."""
+    if not interleaved:
+        return 1.0 - np.divide(share, per_replica), 1.0
+    spread = np.divide(1.0, per_replica)
+    return 1.0 - spread, 1.0 - spread + spread * min(np.divide(share, max(on_fraction, 1e-12)), 1.0)
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
@@ -312,8 +340,9 @@ def _scratch(n_var: int, n_ticks: int) -> tuple[Phases, Flow, TickRecord, Latenc
     """``interval``'s working arrays for one environment of V variants and T ticks (reused by each)."""
     phases = np.zeros((4, 2, n_var))
     integers = np.zeros((4, n_var), dtype=np.int64)
-    ticks = np.zeros((4, n_var, n_ticks))
-    per_tick_scratch = np.zeros((2, n_ticks))
+    ticks = np.zeros((6, n_var, n_ticks))
+    ticks[5] = 1.0  # on_fraction: every variant receives all the time unless the quota dispatcher says otherwise
+    per_tick_scratch = np.zeros((3, n_ticks))
     per_variant = np.zeros((7, n_var))
     n_groups = n_ticks // _ticks_per_group(n_ticks)
     groups = np.zeros((2, n_groups, N_SLOTS))
@@ -330,7 +359,17 @@ def _scratch(n_var: int, n_ticks: int) -> tuple[Phases, Flow, TickRecord, Latenc
             per_variant[5],
             per_variant[6],
         ),
-        TickRecord(ticks[0], ticks[1], ticks[2], ticks[3], per_tick_scratch[1], per_tick_scratch[0]),
+        TickRecord(
+            ticks[0],
+            ticks[1],
+            ticks[2],
+            ticks[3],
+            ticks[4],
+            ticks[5],
+            per_tick_scratch[1],
+            per_tick_scratch[0],
+            per_tick_scratch[2],
+        ),
         LatencyGroups(groups[0], groups[1], group_row, hist),
     )
 
@@ -460,6 +499,24 @@ def _quota_weights(given: float, phases: Phases, n_visited: int, flow: Flow) -> 
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
+def _quota_cycle(
+    t: int, rate: float, total: float, phases: Phases, n_visited: int, flow: Flow, record: TickRecord
+) -> None:
+    """Under ``quota`` at tick ``t``: the round robin's cycle (``total`` requests) lasts total /
+    ``rate`` seconds, and in round j it sends one request to each variant whose quota exceeds j; so
+    variant v receives its q_v requests in the cycle's first sum_u min(q_u, q_v) requests, the part
+    of the cycle recorded in ``record.on_fraction``."""
+    visited, weight = phases.visited, flow.weight
+    record.cycle_s[t] = np.divide(total, max(rate, 1e-12))
+    for i in range(n_visited):
+        v = visited[i]
+        spanned = 0.0
+        for m in range(n_visited):
+            spanned += min(weight[visited[m]], weight[v])
+        record.on_fraction[v, t] = np.divide(spanned, total) if weight[v] > 0.0 and total > 0.0 else 1.0
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _admit(t: int, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, lost: float) -> tuple[float, float]:
     """Step 2 at tick ``t``: what each variant admits of what it was sent (``flow.take``), up to its
     room (``flow.room``: the queue bound plus its completions, less its queue); the rest is refused.
@@ -502,9 +559,12 @@ def _spill_over(rate: float, admitted: float, phases: Phases, n_visited: int, fl
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _serve_tick(t: int, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, record: TickRecord) -> None:
-    """Step 3 at tick ``t``: record each variant's queue, variance and admissions at the tick's
-    start, then serve: the fluid queue, and the variance of one replica's queue around it."""
+def _serve_tick(
+    t: int, rate: float, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, record: TickRecord
+) -> None:
+    """Step 3 at tick ``t`` (``rate`` arrivals): record each variant's queue, variance and
+    admissions at the tick's start, then serve: the fluid queue, and the variance of one replica's
+    queue around it."""
     cap_of, mu_of, cv2_of, per_replica_of = phases.cap, phases.mu, phases.cv2, phases.per_replica
     ready, visited = phases.ready, phases.visited
     queue, variance, take, refused = flow.queue, flow.variance, flow.take, flow.refused
@@ -516,21 +576,38 @@ def _serve_tick(t: int, queue_factor: float, phases: Phases, n_visited: int, flo
         queue_t[v, t] = queue[v]
         variance_t[v, t] = variance[v]
         take_t[v, t] = take[v]
+        record.offered[v, t] = take[v] + refused[v]
         done = min(queue[v] + take[v], mu)
         done_t[v, t] = done
         queue[v] = queue[v] + take[v] - done
-        # One replica's queue wanders around the fluid one: a diffusion whose variance grows
-        # while the queue lasts, up to what the drift of the offered load allows (against a
-        # barrier a diffusion with drift d and variance rate s2 stays within about s2 / (2 |d|)
-        # of it), never beyond half the queue's bound. A full queue's drift counts all that
-        # was offered to it.
+        # One replica's queue wanders around the fluid one, a diffusion: its variance rate is a
+        # replica's random share of the second's count, which the trace fixes (binomial: n p (1 - p)
+        # for a share p of n), and its random completions (about mu c^2). While the queue is full
+        # and pressed against its bound by a drift d > 0 (what was offered beyond what it serves,
+        # per replica), its shortfall below the bound is exponential with mean theta = s2 / (2 d)
+        # (the diffusion's stationary law), which it approaches as the drift pushes the shortfall
+        # in, over theta / d seconds: the mean follows a drift averaged over the queue's memory, not
+        # one second's. Elsewhere the variance grows freely (draining: up to the s2 / (2 |d|) a
+        # drift towards empty allows), never beyond half the queue's bound. The state ``variance``
+        # is theta^2 at the bound.
         if queue[v] > 0.0:
             per_replica = per_replica_of[k, v]
-            growth = (take[v] + mu * cv2_of[k, v]) / per_replica
-            offered = take[v] + refused[v]
-            half_bound = queue_factor * cap_of[k, v] / per_replica / 2
-            reach = min(growth / max(2.0 * abs(offered - mu) / per_replica, 1e-12), half_bound)
-            variance[v] = min(variance[v] + growth, reach * reach)
+            mine = np.divide(take[v], per_replica)
+            growth = mine * (1.0 - min(mine / max(rate, 1e-12), 1.0)) + np.divide(mu * cv2_of[k, v], per_replica)
+            drift = np.divide(take[v] + refused[v] - mu, per_replica)
+            bound = queue_factor * cap_of[k, v]
+            half_bound = np.divide(bound, per_replica) / 2
+            if queue[v] >= bound * (1.0 - 1e-9) and drift > 0.0:
+                target = min(growth / (2.0 * drift), half_bound)
+                theta = np.sqrt(variance[v])
+                if theta > target:
+                    theta = target + (theta - target) * np.exp(-drift / theta)
+                    variance[v] = theta * theta
+                else:
+                    variance[v] = min(variance[v] + growth, target * target)
+            else:
+                reach = min(growth / max(-2.0 * drift, 1e-12), half_bound)
+                variance[v] = min(variance[v] + growth, reach * reach)
         else:
             variance[v] = 0.0
 
@@ -552,7 +629,7 @@ def _throughput(v: int, phases: Phases, record: TickRecord) -> tuple[float, floa
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _recent_utilisation(v: int, phases: Phases, record: TickRecord) -> None:
+def _recent_utilisation(v: int, interleaved: bool, phases: Phases, record: TickRecord) -> None:
     """Variant ``v``'s utilisation at each tick (``record.recent_rho``), where the latency tables
     are read: the last UTILISATION_WINDOW_S ticks' load over their capacity, made effective for the
     burstiness of what one replica receives (``effective_rho``)."""
@@ -574,9 +651,11 @@ def _recent_utilisation(v: int, phases: Phases, record: TickRecord) -> None:
         capacity = max(mu_sum, 0.0) / count
         share = load / max(arrivals_window[t] / count, 1e-12)
         per_replica = per_replica_of[k, v]
+        ca2_long, ca2_short = arrival_ca2(share, record.on_fraction[v, t], per_replica, interleaved)
         recent_t[t] = effective_rho(
             load / max(capacity, 1e-12),
-            np.divide(share, per_replica),
+            ca2_long,
+            ca2_short,
             cv2_of[k, v],
             np.divide(capacity, per_replica),
             RHO_MAX,
@@ -620,11 +699,221 @@ def _slot_waits(
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
+def _normal_cdf(z: float) -> float:
+    """P(Z <= z) for a standard normal Z."""
+    return 0.5 * math.erfc(-z * 0.7071067811865476)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _reflected_below(x: float, mean: float, sd: float, bound: float, lower: bool, upper: bool) -> float:
+    """P(X <= x) (unnormalised, less its value at 0) for one replica's queue X: normal around
+    ``mean`` with ``sd``, reflected at 0 (an idle server) and at ``bound`` (a full queue refuses), by
+    the method of images (the first image at each barrier; ``lower`` and ``upper``: whether that
+    image holds any mass, else it is left out)."""
+    below = _normal_cdf(np.divide(x - mean, sd))
+    if lower:
+        below += _normal_cdf(np.divide(x + mean, sd)) - 1.0
+    if upper:
+        below += _normal_cdf(np.divide(x - 2.0 * bound + mean, sd))
+    return below
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _deficit_below(y: float, scale: float, sd: float) -> float:
+    """P(Z <= y) for a full replica's deficit Z below its bound: exponential with ``scale`` (a
+    diffusion pressed against a barrier by its drift) plus a normal with ``sd`` (the randomness of
+    the completions ahead): the exponentially modified normal."""
+    if scale <= 1e-9 or scale <= sd / 20.0:  # no exponential part to speak of
+        if sd <= 1e-9:
+            return 1.0 if y >= 0.0 else 0.0
+        return _normal_cdf(np.divide(y, sd))
+    if sd <= 1e-9:
+        return 1.0 - np.exp(np.divide(-y, scale)) if y > 0.0 else 0.0
+    if y <= -8.0 * sd:
+        return 0.0
+    if y >= 40.0 * scale + 8.0 * sd:  # (both terms below 1e-15)
+        return 1.0
+    ratio = np.divide(sd, scale)
+    return _normal_cdf(np.divide(y, sd)) - np.exp(np.divide(-y, scale) + 0.5 * ratio * ratio) * _normal_cdf(
+        np.divide(y, sd) - ratio
+    )
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _queue_over_slo(
+    ahead: float,
+    variance: float,
+    noise: float,
+    bound: float,
+    mu_replica: float,
+    slo_s: float,
+    service_s: np.ndarray,
+    row: int,
+    mass: np.ndarray,
+) -> float:
+    """P(latency > SLO) of a request behind one replica's queue, served at ``mu_replica``, whose
+    own time is the latency at the lightest load (the atoms of table ``row``): its wait exceeds what
+    the SLO leaves after that time. The queue ahead: below the bound, normal around the fluid
+    ``ahead`` (the wander ``variance`` plus the completions' ``noise``), reflected at 0 and at the
+    bound (``_reflected_below``); at the bound, the bound less an exponential deficit whose mean is
+    the wander's standard deviation (a diffusion's stationary law against a barrier), the
+    completions' noise added (``_deficit_below``)."""
+    full = ahead >= bound * (1.0 - 1e-9)
+    sd = np.sqrt(variance + noise)
+    scale = np.sqrt(variance)
+    # the images that hold mass (beyond 8 standard deviations of a barrier one holds below 1e-15)
+    lower, upper = ahead < 8.0 * sd, bound - ahead < 8.0 * sd
+    start = _reflected_below(0.0, ahead, sd, bound, lower, upper) if sd > 1e-9 else 0.0
+    total = 1.0 if full or sd <= 1e-9 else _reflected_below(bound, ahead, sd, bound, lower, upper) - start
+    p_over = 0.0
+    for j in range(mass.size):
+        x = mu_replica * (slo_s - service_s[row, j])
+        if x <= 0.0:
+            p = 1.0
+        elif full:
+            p = _deficit_below(bound - x, scale, np.sqrt(noise))
+        elif sd <= 1e-9 or x < ahead - 8.0 * sd:  # (below 1e-15 of it lies below x)
+            p = 1.0 if ahead > x else 0.0
+        elif x < bound:
+            p = 1.0 - min((_reflected_below(x, ahead, sd, bound, lower, upper) - start) / max(total, 1e-300), 1.0)
+        else:
+            p = 0.0
+        p_over += mass[j] * p
+    return p_over
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _bounded_over_slo(
+    beta: float, bound: float, mu_replica: float, slo_s: float, service_s: np.ndarray, row: int, mass: np.ndarray
+) -> float:
+    """P(latency > SLO) of a request at a replica whose queue is in the steady state of a diffusion
+    on [0, ``bound``] with drift over variance rate ``beta`` (= 2 d / s2): density proportional to
+    exp(beta x) (the heavy-traffic law of a bounded queue, either side of saturation), served at
+    ``mu_replica``, its own time the latency at the lightest load (the atoms of table ``row``)."""
+    p_over = 0.0
+    for j in range(mass.size):
+        x = mu_replica * (slo_s - service_s[row, j])
+        if x <= 0.0:
+            p = 1.0
+        elif x >= bound:
+            p = 0.0
+        elif abs(beta * bound) < 1e-9:
+            p = np.divide(bound - x, bound)
+        else:
+            p = np.divide(np.expm1(beta * (x - bound)), np.expm1(-beta * bound))
+        p_over += mass[j] * p
+    return p_over
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _knee(
+    v: int,
+    k: int,
+    arrivals: float,
+    count_var: float,
+    interleaved: bool,
+    queue_factor: float,
+    phases: Phases,
+    record: TickRecord,
+) -> tuple[float, float, float, float]:
+    """Variant ``v``'s phase ``k`` over the interval (of ``arrivals`` requests, whose count per
+    second varies by ``count_var``): 2 d / s2 of one replica's queue (drift d = what is offered to
+    it less what it serves, per second; s2 = its random share of each second's requests, n p (1 - p)
+    (under the quota dispatcher's round robin only the pick of a replica is random: n p (1 - 1/R)),
+    and of the count's own variation, p^2 var(n), plus its random completions, mu c^2), its bound and
+    its service rate."""
+    mu_of, cap_of, cv2_of, per_replica_of, ready = phases.mu, phases.cap, phases.cv2, phases.per_replica, phases.ready
+    offered_t = record.offered
+    n_ticks = offered_t.shape[1]
+    taken = 0.0
+    ticks = 0
+    for t in range(n_ticks):
+        if int(ready[v] <= t) == k:
+            taken += offered_t[v, t]
+            ticks += 1
+    per_replica = per_replica_of[k, v]
+    mu_replica = np.divide(mu_of[k, v], per_replica)
+    mine = np.divide(taken, max(ticks, 1) * per_replica)
+    p = min(np.divide(mine * n_ticks, max(arrivals, 1e-12)), 1.0)  # of a second's requests, one replica's share
+    thinning = 1.0 - np.divide(1.0, per_replica) if interleaved else 1.0 - p
+    s2 = max(mine * thinning + p * p * count_var + mu_replica * cv2_of[k, v], 1e-12)
+    bound = queue_factor * np.divide(cap_of[k, v], per_replica)
+    return 2.0 * (mine - mu_replica) / s2, bound, mu_replica, bound * bound / s2
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _behind_queue_over_slo(
+    queue: float,
+    variance: float,
+    take: float,
+    mu: float,
+    per_replica: float,
+    cv2: float,
+    bound: float,
+    slo_s: float,
+    service_s: np.ndarray,
+    row: int,
+    mass: np.ndarray,
+) -> float:
+    """The share over the SLO of a tick's ``take`` requests behind a fluid ``queue`` (bound
+    ``bound``) served at ``mu`` by ``per_replica`` replicas: at each of the WAIT_POINTS, one
+    replica's queue ahead (``_queue_over_slo``: the fluid share, its wander ``variance``, the
+    randomness of the completions ahead)."""
+    mu_replica = max(np.divide(mu, per_replica), 1e-12)
+    bound_replica = np.divide(bound, per_replica)
+    share = 0.0
+    for w in range(len(WAIT_POINTS)):
+        ahead = np.divide(max(queue + (take - mu) * WAIT_POINTS[w], 0.0), per_replica)
+        share += _queue_over_slo(
+            min(ahead, bound_replica), variance, ahead * cv2, bound_replica, mu_replica, slo_s, service_s, row, mass
+        )
+    return share / len(WAIT_POINTS)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _cycle_over_slo(longest: float, slo_s: float, over: np.ndarray, base: int) -> float:
+    """P(latency > SLO) of requests whose waits spread evenly from 0 to ``longest`` (s), each then
+    as latent as table row ``base`` says (the server's own queue at its mean utilisation): the
+    over-SLO table at what each wait leaves of the SLO, averaged over the slots' waits."""
+    p_over = 0.0
+    for s in range(N_SLOTS):
+        low, frac = _threshold_step(longest * (s + 0.5) / N_SLOTS, slo_s)
+        row = base * (THRESHOLD_STEPS + 1) + low
+        p_over += 1.0 if low < 0 else over[row] * (1 - frac) + over[row + 1] * frac
+    return p_over / N_SLOTS
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _phase_law(
+    v: int,
+    k: int,
+    n_cores: int,
+    n_rho: int,
+    knee: tuple[float, float, float, float],
+    slo_s: float,
+    service_s: np.ndarray,
+    mass: np.ndarray,
+    phases: Phases,
+) -> float:
+    """``_bounded_over_slo`` for variant ``v``'s phase ``k`` (``knee``: its ``_knee``), once per
+    phase; 1 where the bounded queue's law is far from being read (2 d b / s2 below -KNEE_SPAN)."""
+    beta, bound, mu_replica, _ = knee
+    if not beta * bound > -KNEE_SPAN or bound <= 0.0:
+        return 1.0
+    cell = (v * n_cores + phases.cores[k, v]) * n_rho
+    return _bounded_over_slo(beta, bound, mu_replica, slo_s, service_s, cell, mass)
+
+
+@numba.njit(nogil=True, inline="always")  # inlined where called
 def _over_slo(
     v: int,
     n_cores: int,
+    arrivals: float,
+    count_var: float,
+    interleaved: bool,
     queue_factor: float,
     latency: LatencyTable,
+    atoms: LatencyAtoms,
     phases: Phases,
     record: TickRecord,
     groups: LatencyGroups,
@@ -632,35 +921,89 @@ def _over_slo(
     """Steps 3-4 for variant ``v`` (of a profile with ``n_cores`` core counts, 0..C): each tick's
     requests at the wait points and queue spreads, whether over the SLO, gathered per group of ticks
     (``_ticks_per_group``) into ``groups`` (empty on entry). Without a queue every slot waits 0 on
-    one table row; behind one each slot waits its own time (``_slot_waits``) and reads the over-SLO
-    table at what is left of the SLO (``_threshold_step``). Returns the requests over the SLO."""
+    one table row; behind one the requests at each wait point are over the SLO as one replica's
+    queue makes them (``_queue_over_slo``), and each slot waits its own time (``_slot_waits``) for
+    the quantiles. Returns the requests over the SLO."""
     slo_s, n_rho, over = latency.slo_s, latency.n_rho, latency.over
+    service_s, atom_mass = atoms.atoms_s, atoms.atom_mass
     cap_of, mu_of, cv2_of, per_replica_of = phases.cap, phases.mu, phases.cv2, phases.per_replica
     cores_of, ready = phases.cores, phases.ready
     queue_t, variance_t, take_t, recent_t = record.queue, record.variance, record.take, record.recent_rho
     group_mass, group_wait, group_row = groups.mass, groups.wait, groups.row
     n_ticks = take_t.shape[1]
     group = _ticks_per_group(n_ticks)
+    knee = (
+        _knee(v, 0, arrivals, count_var, interleaved, queue_factor, phases, record),
+        _knee(v, 1, arrivals, count_var, interleaved, queue_factor, phases, record),
+    )
+    # the bounded queue's steady-state share over the SLO, per phase (where it could be read)
+    law = (
+        _phase_law(v, 0, n_cores, n_rho, knee[0], slo_s, service_s, atom_mass, phases),
+        _phase_law(v, 1, n_cores, n_rho, knee[1], slo_s, service_s, atom_mass, phases),
+    )
+    settled = False  # whether the phase's queue has filled half its bound (its steady state is near)
     over_v = 0.0
     for g in range(group_mass.shape[0]):
         for j in range(group):
             t = g * group + j
             middle = j == group // 2
             k = int(ready[v] <= t)
+            if t == 0 or k != int(ready[v] <= t - 1):
+                settled = False
             take_v = take_t[v, t]
+            mu = mu_of[k, v]
             cell = (v * n_cores + cores_of[k, v]) * n_rho
-            if queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu_of[k, v]:
-                # nothing ahead at any wait point: every slot at wait 0 (the same table row)
+            beta, bound_knee, _, relax_s = knee[k]
+            settled = settled or queue_t[v, t] >= 0.5 * queue_factor * cap_of[k, v]
+            quiet = queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu
+            # quota: receiving its cycle's requests in part of the cycle, faster than it serves, it
+            # queues them in the cycle: the last waits this long
+            on = record.on_fraction[v, t]
+            cycle_wait = np.divide(max(take_v - on * mu, 0.0) * record.cycle_s[t], max(mu, 1e-12)) if on < 1.0 else 0.0
+            if settled and 0.0 < beta * bound_knee < KNEE_SPAN and relax_s <= KNEE_RELAX_S:
+                # just past saturation, its queue long in use and quick to spread over its bound: the
+                # bounded queue's steady state (a queue that drains, or a large server's, which stays
+                # full for minutes, is a transient the fluid follows)
+                over_v += take_v * law[k]
+            elif quiet and cycle_wait > 0.0:
+                over_v += take_v * _cycle_over_slo(cycle_wait, slo_s, over, _table_row(cell, recent_t[t], n_rho))
+            elif quiet:
                 base = _table_row(cell, recent_t[t], n_rho)
                 p_over = over[base * (THRESHOLD_STEPS + 1) + THRESHOLD_STEPS]
+                if beta * bound_knee > -KNEE_SPAN:  # the table's queue is unbounded: at most the bounded one's
+                    p_over = min(p_over, law[k])
+                over_v += take_v * p_over
+            else:
+                over_v += take_v * _behind_queue_over_slo(
+                    queue_t[v, t],
+                    variance_t[v, t],
+                    take_v,
+                    mu,
+                    per_replica_of[k, v],
+                    cv2_of[k, v],
+                    queue_factor * cap_of[k, v],
+                    slo_s,
+                    service_s,
+                    cell,
+                    atom_mass,
+                )
+            # the latency quantiles' slots: every slot at wait 0 on one table row, or each its own wait
+            if quiet and cycle_wait > 0.0:  # waits spread evenly up to the cycle's
+                base = _table_row(cell, recent_t[t], n_rho)
+                for s in range(N_SLOTS):
+                    mass = take_v / N_SLOTS
+                    group_mass[g, s] += mass
+                    group_wait[g, s] += mass * cycle_wait * (s + 0.5) / N_SLOTS
+                    if middle:
+                        group_row[g, s] = base
+            elif quiet:
+                base = _table_row(cell, recent_t[t], n_rho)
                 for s in range(N_SLOTS):
                     mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
-                    over_v += mass * p_over
                     group_mass[g, s] += mass
                     if middle:
                         group_row[g, s] = base
             else:
-                mu = mu_of[k, v]
                 longest_wait = queue_factor * cap_of[k, v] / max(mu, 1e-12)
                 waits = _slot_waits(
                     queue_t[v, t], variance_t[v, t], take_v, mu, per_replica_of[k, v], cv2_of[k, v], longest_wait
@@ -669,11 +1012,7 @@ def _over_slo(
                     wait = waits[s]
                     # behind a queue only the service time is left (the table's lightest load)
                     base = _table_row(cell, 0.0 if wait > 0.0 else recent_t[t], n_rho)
-                    low, frac = _threshold_step(wait, slo_s)
-                    row = base * (THRESHOLD_STEPS + 1) + low
-                    p_over = 1.0 if low < 0 else over[row] * (1 - frac) + over[row + 1] * frac
                     mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
-                    over_v += mass * p_over
                     group_mass[g, s] += mass
                     group_wait[g, s] += mass * wait
                     if middle:
@@ -805,6 +1144,7 @@ def interval(
                 if dispatcher == QUOTA:
                     given = _rounded_quotas(n, t >= planned_from, dispatch, phases, n_visited, flow)
                     total = _quota_weights(given, phases, n_visited, flow)
+                    _quota_cycle(t, rate, total, phases, n_visited, flow, record)
                 for i in range(n_visited):
                     v = visited[i]
                     routed[v] = rate * weight[v] / max(total, 1e-300)
@@ -812,8 +1152,11 @@ def interval(
             if dispatcher == ACCURACY_FIRST:
                 admitted = _spill_over(rate, admitted, phases, n_visited, flow)
             dropped += max(rate - admitted, 0.0)
-            _serve_tick(t, queue_factor, phases, n_visited, flow, record)
+            _serve_tick(t, rate, queue_factor, phases, n_visited, flow, record)
         by_env[0, n], by_env[1, n], by_env[3, n], by_env[4, n] = arrivals, peak, dropped, lost
+        count_var = 0.0  # how the count per second varies over the interval
+        for t in range(n_ticks):
+            count_var += (per_tick[n, t] - arrivals / n_ticks) ** 2 / n_ticks
         over_total = 0.0
         all_first, all_last = N_BINS, -1  # the bins in use in the overall histogram
         for i in range(n_visited):
@@ -825,10 +1168,22 @@ def interval(
             by_variant[2, n, v] = done_v / max(mu_v, 1e-12)
             if served_v == 0.0:
                 continue  # in SLO 0, nothing over it, no latency
-            _recent_utilisation(v, phases, record)
+            _recent_utilisation(v, dispatcher == QUOTA, phases, record)
             groups.mass[:] = 0.0  # each variant's latency groups start empty
             groups.wait[:] = 0.0
-            over_v = _over_slo(v, n_cores, queue_factor, latency, phases, record, groups)
+            over_v = _over_slo(
+                v,
+                n_cores,
+                arrivals,
+                count_var,
+                dispatcher == QUOTA,
+                queue_factor,
+                latency,
+                atoms,
+                phases,
+                record,
+                groups,
+            )
             by_variant[0, n, v] = max(served_v - over_v, 0.0)
             over_total += min(over_v, served_v)
             first, last = _latency_histogram(v, atoms, groups)

@@ -29,7 +29,7 @@ TRAIN_DAYS = (0, 14)  # days 0-13 (the paper's LSTM training split)
 TEST_DAYS = (14, 22)  # days 14-21 (the last day is partial)
 GAP_MIN_S = 60  # a run of at least this many zero seconds is a hole in the source data
 MAX_RESOLUTION_S = DAY_S  # the coarsest counts a trace file may give (one per day)
-SYNTHETIC_KINDS = ("constant", "step", "sine", "bursty")
+SYNTHETIC_KINDS = ("constant", "step", "sine", "bursty", "spike", "ramp", "square")
 
 
 @dataclass(frozen=True)
@@ -415,12 +415,18 @@ def synthetic(kind: str, length_s: int, **params: float) -> Trace:
     - ``step``: ``low`` until ``at_s``, then ``high``.
     - ``sine``: ``mean + amplitude * sin(2 pi t / period_s)`` (a diurnal pattern with ``period_s = 86400``).
     - ``bursty``: ``base`` with bursts of ``burst`` extra requests/s lasting ``burst_s`` every ``every_s``.
+    - ``spike``: ``base``, times ``factor`` from ``at_s`` for ``hold_s`` seconds.
+    - ``ramp``: from ``low`` to ``high`` in a straight line over the whole trace.
+    - ``square``: ``low`` and ``high`` in turn, each for ``half_period_s`` seconds (``low`` first).
     """
     defaults: dict[str, dict[str, float]] = {
         "constant": {"rate": 50.0},
         "step": {"low": 30.0, "high": 150.0, "at_s": length_s / 2},
         "sine": {"mean": 100.0, "amplitude": 50.0, "period_s": 600.0},
         "bursty": {"base": 50.0, "burst": 150.0, "burst_s": 20.0, "every_s": 180.0},
+        "spike": {"base": 60.0, "factor": 3.0, "at_s": length_s / 2, "hold_s": 120.0},
+        "ramp": {"low": 20.0, "high": 200.0},
+        "square": {"low": 40.0, "high": 200.0, "half_period_s": 150.0},
     }
     if kind not in defaults:
         raise ValueError(f"unknown synthetic trace kind {kind!r}; valid kinds: {', '.join(SYNTHETIC_KINDS)}")
@@ -439,7 +445,14 @@ def synthetic(kind: str, length_s: int, **params: float) -> Trace:
         arrivals = np.where(t < p["at_s"], p["low"], p["high"])
     elif kind == "sine":
         arrivals = p["mean"] + p["amplitude"] * np.sin(2 * np.pi * t / p["period_s"])
-    else:
+    elif kind == "bursty":
         arrivals = p["base"] + np.where((t % p["every_s"]) < p["burst_s"], p["burst"], 0.0)
+    elif kind == "spike":
+        spiking = (t >= p["at_s"]) & (t < p["at_s"] + p["hold_s"])
+        arrivals = np.where(spiking, p["base"] * p["factor"], p["base"])
+    elif kind == "ramp":
+        arrivals = p["low"] + (p["high"] - p["low"]) * t / max(length_s - 1, 1)
+    else:
+        arrivals = np.where((t // p["half_period_s"]) % 2 == 0, p["low"], p["high"])
     label = ",".join(f"{key}={value:g}" for key, value in sorted(p.items()))
     return from_array(arrivals, name=f"{kind}({label})")

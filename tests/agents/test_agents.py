@@ -82,6 +82,23 @@ def test_oracle_has_almost_no_violations_on_a_feasible_trace():
     assert sum(i["arrivals"] for i in infos) == 121_697  # every request of the paper slice
 
 
+def test_oracle_reads_a_trace_file_again_and_refuses_an_array(tmp_path):
+    from infadapter_agents.forecast.forecasters import OracleForecaster
+
+    counts = np.r_[np.full(60, 40.0), np.full(60, 160.0)]
+    path = tmp_path / "step.txt"
+    path.write_text("\n".join(f"{c:g}" for c in counts) + "\n")
+    env = gym.make("InfAdapter-v0", trace=str(path), rate_multiplier=2.0)
+    _, info = env.reset(seed=0)
+    oracle = OracleForecaster()
+    oracle.reset(info)
+    assert oracle.predict(np.zeros(10), info) == 80.0  # the first 39 s, at twice the file's rate
+    assert oracle.predict(np.zeros(10), info | {"time_s": 30}) == 320.0  # reaches the step at 60 s
+    _, info = gym.make("InfAdapter-v0", trace=counts).reset(seed=0)
+    with pytest.raises(ValueError, match="given as an array: pass arrivals"):
+        oracle.reset(info)
+
+
 def test_infadapter_with_ilp_and_fast_solver_play_the_same_episode():
     fast = run_episode(infadapter_agents.make("infadapter", solver="fast"))
     ilp = run_episode(infadapter_agents.make("infadapter", solver="ilp"))

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from infadapter_env.core.scalar_env import SIM_VERSION
 from infadapter_env.leaderboard.episode import COLUMNS, TIMING_COLUMNS, Task, row_digest
 from infadapter_env.leaderboard.protocol import (
     EPISODE_S,
@@ -209,14 +210,21 @@ def test_reconfigurations_count_changes_from_the_starting_deployment():
 
 def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsys):
     rows = read(tiny_sweep / "leaderboard.csv")
-    assert json.loads(rows[0]["env_settings"])["sim_version"] == "v1"
+    assert json.loads(rows[0]["env_settings"])["sim_version"] == SIM_VERSION
     old = dict(rows[0])
     settings = json.loads(old["env_settings"])
     del settings["sim_version"]  # rows of physics v0 carried no version
     old["env_settings"] = json.dumps(settings, sort_keys=True)
     path = write(tmp_path / "old.csv", [old])
     assert validate.main([str(path)]) == 1
-    assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in capsys.readouterr().out
+    assert f"recorded with simulation physics v0; this version of the benchmark simulates {SIM_VERSION}" in (
+        capsys.readouterr().out
+    )
+    # rows of physics v1 (one fast model per variant, not per replica) are refused too
+    old["env_settings"] = json.dumps(settings | {"sim_version": "v1"}, sort_keys=True)
+    path = write(tmp_path / "v1.csv", [old])
+    assert validate.main([str(path)]) == 1
+    assert "recorded with simulation physics v1" in capsys.readouterr().out
 
 
 # The columns of a leaderboard.csv written by physics v0 (``scripts/protocol.py`` before ab8ca00).
@@ -260,7 +268,7 @@ def test_a_file_of_physics_v0_is_refused_by_its_version_not_its_columns(tiny_swe
         writer.writerow(old)
     assert validate.main([str(path)]) == 2
     err = capsys.readouterr().err
-    assert "recorded with simulation physics v0; this version of the benchmark simulates v1" in err
+    assert f"recorded with simulation physics v0; this version of the benchmark simulates {SIM_VERSION}" in err
     assert "columns" not in err
 
 

@@ -107,7 +107,17 @@ def test_synthetic_shapes():
     with pytest.raises(ValueError, match="unknown parameter"):
         traces.synthetic("constant", 10, level=3)
     with pytest.raises(ValueError, match="valid kinds"):
-        traces.synthetic("square", 10)
+        traces.synthetic("sawtooth", 10)
+
+
+def test_spike_ramp_and_square_traces():
+    spike = traces.synthetic("spike", 600, base=50, factor=3, at_s=100, hold_s=120)
+    assert spike.arrivals[99] == 50 and spike.arrivals[100] == 150 and spike.arrivals[219] == 150
+    assert spike.arrivals[220] == 50 and spike.arrivals.sum() == 50 * 600 + 100 * 120
+    ramp = traces.synthetic("ramp", 101, low=20, high=220)
+    assert ramp.arrivals[0] == 20 and ramp.arrivals[-1] == 220 and ramp.arrivals[50] == pytest.approx(120)
+    square = traces.synthetic("square", 400, low=40, high=200, half_period_s=150)
+    assert square.arrivals[149] == 40 and square.arrivals[150] == 200 and square.arrivals[300] == 40
 
 
 def test_user_trace_files(tmp_path):
