@@ -14,7 +14,7 @@ import sys
 
 from infadapter_env.core import agent_registry
 from infadapter_env.leaderboard.fast_validation import ValidationOptions, validate
-from infadapter_env.sim.cluster import DISPATCHERS
+from infadapter_env.sim.cluster import DISPATCHERS, REPLICA_ROUTINGS
 from infadapter_scripts.arguments import parse
 
 
@@ -33,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     wrong = [d for d in args.dispatchers if d not in DISPATCHERS]
     if wrong:
         print(f"infadapter validate-fast: unknown dispatcher(s) {wrong}; valid: {', '.join(DISPATCHERS)}")
+        return 2
+    wrong = [r for r in args.routings if r not in REPLICA_ROUTINGS]
+    if wrong or not args.routings:
+        print(f"infadapter validate-fast: --routings takes {' and/or '.join(REPLICA_ROUTINGS)}, got {args.routings}")
         return 2
     wrong = [c for c in args.cases if c not in ("agents", "stress")]
     if wrong or not args.cases:

@@ -42,6 +42,7 @@ import json
 import pickle
 import warnings
 from collections.abc import Mapping
+from dataclasses import MISSING, fields
 from pathlib import Path
 from typing import Any
 
@@ -168,14 +169,15 @@ class LearnedAgent(Agent):
                 f"({size} entries): train one in this world (infadapter train --help)"
             )
         now = dict(self.settings.raw)
+        # a setting a checkpoint does not record did not exist yet: it trained with its default
+        defaults = {f.name: f.default for f in fields(EnvSettings) if f.init and f.default is not MISSING}
+        then = {key: trained.get(key, defaults.get(key)) for key in set(trained) | set(now)}
         differ = sorted(
             key
-            for key in set(trained) | set(now)
-            if key not in UNCHECKED_SETTINGS
-            and key != "sim_version"
-            and _plain(trained.get(key)) != _plain(now.get(key))
+            for key in then
+            if key not in UNCHECKED_SETTINGS and key != "sim_version" and _plain(then[key]) != _plain(now.get(key))
         )
-        changes = [f"{key}={now.get(key)!r} (trained: {trained.get(key)!r})" for key in differ]
+        changes = [f"{key}={now.get(key)!r} (trained: {then[key]!r})" for key in differ]
         if self.observes_weights:
             changes += self.unseen_weights(trained)
         if changes:

@@ -92,7 +92,9 @@ class StepPipeline:
     ) -> tuple[ClusterState, IntervalResult]:
         """The fast model's interval (``Simulate``), its environments split over ``threads``."""
         cfg = self.settings
-        return simulate_interval(state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas, threads)
+        return simulate_interval(
+            state, per_tick, self.tables, cfg.dispatcher, cfg.queue_factor, quotas, threads, cfg.replica_routing
+        )
 
     def reset_observation(
         self, state: ClusterState, minute_peaks: np.ndarray, beta: np.ndarray | None = None

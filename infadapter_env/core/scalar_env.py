@@ -65,10 +65,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     ``env.unwrapped.set_quotas(q)`` before a step, as the original adapter posts them to its
     dispatcher once the step's new servers are ready; variants that do not serve are skipped, and
     where no serving variant has a quota the round robin runs over ``round(th)``). Among a
-    variant's replicas a request goes to one drawn uniformly at random, as the Kubernetes Service
-    in front of the original's TF-Serving pods does (kube-proxy's iptables mode picks an endpoint at
-    random); so each replica receives a random share of the variant's requests. A replica's queue
-    holds ``queue_factor x th`` waiting requests; beyond that requests are dropped.
+    variant's replicas (``replica_routing``) a request goes to one drawn uniformly at random, as the
+    Kubernetes Service in front of the original's TF-Serving pods does under kube-proxy's default
+    iptables mode, so each replica receives a random share of the variant's requests; or
+    (``"round_robin"``, kube-proxy's IPVS mode) to each in turn. The paper ran one replica per
+    variant, where both agree. A replica's queue holds ``queue_factor x th`` waiting requests;
+    beyond that requests are dropped (a full replica does not pass a request to another replica of
+    its variant).
     ``server_speed`` (1.0) multiplies every server's service rate: service times, and so every
     latency at a given utilisation, are divided by it, in both simulators; ``th``, the queue bounds
     and the planners' profiles are configuration and do not change. It spans the band of server
@@ -198,6 +201,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     | betas | None | None: ``beta`` always; else each episode's beta, drawn at reset (``info["settings"]["beta"]``) |
     | observe_weights | False | True: alpha, beta (this episode's), gamma are the observation's last three entries |
     | dispatcher | "accuracy_first" | or "proportional", "quota" |
+    | replica_routing | "random" | a request's replica among its variant's: "random" or "round_robin" (each in turn) |
     | capacity_model | "measured" | the world's capacity: "measured" table or paper "linear_fit" x 0.8 |
     | action_mode | "cores" | "cores", "replicas" or "deployment" |
     | queue_factor | 1.25 | queue bound as a multiple of capacity (paper code) |
@@ -273,7 +277,13 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
         self._quotas = QuotaPlan.unset(1, len(self.profile.variants))
         if cfg.simulator == "request":
             self._requests = RequestSimulator(
-                self.profile, cfg.world.service_model, cfg.dispatcher, cfg.queue_factor, cfg.arrivals, self.np_random
+                self.profile,
+                cfg.world.service_model,
+                cfg.dispatcher,
+                cfg.queue_factor,
+                cfg.arrivals,
+                self.np_random,
+                cfg.replica_routing,
             )
             serving = list(
                 zip(self._state.serving_replicas[0].tolist(), self._state.serving_cores[0].tolist(), strict=True)

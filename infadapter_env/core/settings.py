@@ -13,7 +13,7 @@ import numpy as np
 from infadapter_env.core.actions import ACTION_MODES, OVER_BUDGET_MODES
 from infadapter_env.core.objective import PAPER_ALPHA, PAPER_BETA, PAPER_GAMMA, Weights
 from infadapter_env.core.observation import ObservationLayout, observation_layout
-from infadapter_env.sim.cluster import DISPATCHERS
+from infadapter_env.sim.cluster import DISPATCHERS, REPLICA_ROUTINGS
 from infadapter_env.world.arrivals import ARRIVAL_PROCESSES, WITHIN_THEIR_SECOND
 from infadapter_env.world.profiles import CAPACITY_MODELS, PAPER_MIN_CORES, World, load_world
 from infadapter_env.world.shipped_data import NotTextError, decode_text
@@ -71,6 +71,7 @@ class EnvSettings:
     betas: tuple[float, ...] | None = None
     observe_weights: bool = False
     dispatcher: str = "accuracy_first"
+    replica_routing: str = "random"
     capacity_model: str = "measured"
     action_mode: str = "cores"
     queue_factor: float = 1.25
@@ -100,6 +101,7 @@ class EnvSettings:
         object.__setattr__(self, "world", load_world(self.profile, self.variants, self.server_speed))
         _check_choice("scenario", self.scenario, scenario_names())
         _check_choice("dispatcher", self.dispatcher, DISPATCHERS)
+        _check_choice("replica_routing", self.replica_routing, REPLICA_ROUTINGS)
         _check_choice("capacity_model", self.capacity_model, CAPACITY_MODELS)
         _check_choice("action_mode", self.action_mode, ACTION_MODES)
         _check_choice("slo_ms", self.slo_ms, self.world.slo_choices_ms)
@@ -117,6 +119,11 @@ class EnvSettings:
             raise ValueError(
                 f"backend='live' serves with the real servers' own speed: server_speed must be 1.0, "
                 f"got {self.server_speed!r}"
+            )
+        if self.backend == "live" and self.replica_routing != "random":
+            raise ValueError(
+                "backend='live' routes among a variant's replicas with Ray Serve's own router: replica_routing "
+                f"must be 'random' there, got {self.replica_routing!r}"
             )
         if self.backend == "live" and self.dispatcher != "accuracy_first":
             raise ValueError(

@@ -19,6 +19,10 @@ import numpy as np
 from infadapter_env.arrays import row_any, row_max
 
 DISPATCHERS = ("accuracy_first", "proportional", "quota")  # in the order of the kernel's dispatcher codes
+# How a request reaches one of its variant's replicas (in the order of the kernels' codes): one drawn at
+# random (a Kubernetes Service under kube-proxy's iptables mode, the default), or each in turn (its IPVS
+# mode's default scheduler).
+REPLICA_ROUTINGS = ("random", "round_robin")
 
 
 class ClusterState(NamedTuple):

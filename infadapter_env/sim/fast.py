@@ -56,7 +56,14 @@ from typing import Any
 import numpy as np
 
 from infadapter_env.sim import fast_kernels as kernels
-from infadapter_env.sim.cluster import DISPATCHERS, ClusterState, IntervalResult, QuotaPlan, no_quotas
+from infadapter_env.sim.cluster import (
+    DISPATCHERS,
+    REPLICA_ROUTINGS,
+    ClusterState,
+    IntervalResult,
+    QuotaPlan,
+    no_quotas,
+)
 from infadapter_env.sim.fast_kernels import BIN_LOW_S, BIN_SCALE, N_BINS, RHO_MAX, RHO_STEP, THRESHOLD_STEPS
 from infadapter_env.world.profiles import CapacityProfile, shipped_world
 
@@ -168,6 +175,7 @@ def simulate_interval(
     queue_factor: float = 1.25,
     quotas: QuotaPlan | None = None,
     threads: int = 1,
+    replica_routing: str = "random",
 ) -> tuple[ClusterState, IntervalResult]:
     """One interval of ``per_tick`` arrivals (N, T) from ``state``; a pure function. ``quotas``: the
     ``quota`` dispatcher's quotas set by the controller (None: ``round(cap)``). One compiled loop over
@@ -179,7 +187,7 @@ def simulate_interval(
     if quotas is None or dispatcher != "quota":
         quotas = no_quotas(n_env, n_var)
     per_tick = np.asarray(per_tick, dtype=np.float64)
-    dispatch = DISPATCHERS.index(dispatcher), float(queue_factor)
+    dispatch = DISPATCHERS.index(dispatcher), float(queue_factor), REPLICA_ROUTINGS.index(replica_routing)
     blocks = min(threads, n_env // MIN_ENVS_PER_THREAD)
     if blocks <= 1:
         serving, queues, by_variant, by_env = outputs = _interval_outputs(n_env, n_var)

@@ -44,7 +44,7 @@ UTILISATION_WINDOW_S = 10  # the latency tables are read at the utilisation aver
 KNEE_SPAN = 6.0
 # A queue pressed full just past saturation takes its steady state's spread only where that spread
 # is reached within two intervals (bound^2 / s2 seconds); a large server's queue stays full longer.
-KNEE_RELAX_S = 60.0
+KNEE_RELAX_S = 120.0
 # Latency histogram for the interval quantiles: log-spaced bins from 1 ms to 100 s (7.5 % wide). Its
 # atoms come from groups of this many ticks (their waits averaged), which costs a fifth of per-tick atoms.
 QUANTILE_GROUP_S = 5
@@ -55,6 +55,7 @@ N_SLOTS = len(WAIT_POINTS) * len(SPREAD_NODES)  # a tick's requests: one slot pe
 
 # ----------------------------------------------------------------------------- the whole interval
 ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``sim.fast.DISPATCHERS`` order)
+RANDOM_REPLICA, ROUND_ROBIN_REPLICA = 0, 1  # replica routings (``sim.cluster.REPLICA_ROUTINGS`` order)
 LOADING_NAN, CORES_OUTSIDE = 1, 2  # what ``_start_environment`` finds wrong with a state (0: nothing)
 
 
@@ -65,6 +66,7 @@ class Dispatch(NamedTuple):
 
     dispatcher: int  # ACCURACY_FIRST, PROPORTIONAL or QUOTA
     queue_factor: float  # a variant's queue holds at most queue_factor x its capacity at the SLO
+    replica_routing: int  # RANDOM_REPLICA or ROUND_ROBIN_REPLICA: how a request reaches a replica
     quotas_current: np.ndarray  # the quotas routing now
     quotas_planned: np.ndarray  # the quotas routing from the second every load is done
 
@@ -179,7 +181,7 @@ def readonly(dtype: str, ndim: int) -> numba.types.Array:
 _I2, _F1, _F2 = readonly("int64", 2), readonly("float64", 1), readonly("float64", 2)
 _i8, _f8 = numba.types.int64, numba.types.float64
 CLUSTER_ARRAYS = numba.types.Tuple((_I2, _I2, _I2, _I2, _F2, _F2, _F2))
-DISPATCH = numba.types.Tuple((_i8, _f8, _F2, _F2))
+DISPATCH = numba.types.Tuple((_i8, _f8, _i8, _F2, _F2))
 SERVER_RATES = numba.types.UniTuple(_F2, 3)
 LATENCY_TABLE = numba.types.Tuple((_f8, _i8, _F1))
 LATENCY_ATOMS = numba.types.Tuple((_F2, _I2, _F1, _F1))
@@ -213,18 +215,23 @@ def effective_rho(
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def arrival_ca2(share: float, on_fraction: float, per_replica: float, interleaved: bool) -> tuple[float, float]:
+def arrival_ca2(
+    share: float, on_fraction: float, per_replica: float, interleaved: bool, round_robin: bool
+) -> tuple[float, float]:
     """How bursty one replica's arrivals are, over a second or more and over less (squared
     coefficients of variation), when its variant receives ``share`` of a stream whose count per
-    second the trace fixes and whose times inside the second are random, and picks one of
-    ``per_replica`` replicas at random. A random dispatcher (``accuracy_first``, ``proportional``)
-    thins the stream at random: 1 - p and 1 for a replica's share p. The quota dispatcher's round
-    robin sends the variant one of every m requests while it receives (m = on_fraction / share):
-    the variant's count is then fixed too, and over short windows its gaps are sums of m."""
-    if not interleaved:
-        return 1.0 - np.divide(share, per_replica), 1.0
-    spread = np.divide(1.0, per_replica)
-    return 1.0 - spread, 1.0 - spread + spread * min(np.divide(share, max(on_fraction, 1e-12)), 1.0)
+    second the trace fixes and whose times inside the second are random. The variant: a random
+    dispatcher (``accuracy_first``, ``proportional``) thins the stream at random (1 - share, and 1);
+    the quota dispatcher's round robin (``interleaved``) sends it one of every m requests while it
+    receives (m = on_fraction / share), so its short gaps are sums of m (1 / m), while over seconds
+    its cycle, which rarely fits a second, makes its count vary about as a random split's does
+    (1 - share). The replica: one of ``per_replica`` drawn at random adds 1 - 1/R to both (and keeps
+    1/R of the variant's); taken in turn (``round_robin``) it keeps 1/R of the variant's."""
+    long_v = 1.0 - share
+    short_v = min(np.divide(share, max(on_fraction, 1e-12)), 1.0) if interleaved else 1.0
+    keep = np.divide(1.0, per_replica)
+    added = 0.0 if round_robin else 1.0 - keep
+    return added + keep * long_v, added + keep * short_v
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
@@ -560,7 +567,16 @@ def _spill_over(rate: float, admitted: float, phases: Phases, n_visited: int, fl
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
 def _serve_tick(
-    t: int, rate: float, queue_factor: float, phases: Phases, n_visited: int, flow: Flow, record: TickRecord
+    t: int,
+    rate: float,
+    count_var: float,
+    interleaved: bool,
+    round_robin: bool,
+    queue_factor: float,
+    phases: Phases,
+    n_visited: int,
+    flow: Flow,
+    record: TickRecord,
 ) -> None:
     """Step 3 at tick ``t`` (``rate`` arrivals): record each variant's queue, variance and
     admissions at the tick's start, then serve: the fluid queue, and the variance of one replica's
@@ -593,7 +609,10 @@ def _serve_tick(
         if queue[v] > 0.0:
             per_replica = per_replica_of[k, v]
             mine = np.divide(take[v], per_replica)
-            growth = mine * (1.0 - min(mine / max(rate, 1e-12), 1.0)) + np.divide(mu * cv2_of[k, v], per_replica)
+            share = min(np.divide(take[v], max(rate, 1e-12)), 1.0)
+            bursty = arrival_ca2(share, record.on_fraction[v, t], per_replica, interleaved, round_robin)[0]
+            mine_share = np.divide(share, per_replica)
+            growth = mine * bursty + mine_share * mine_share * count_var + np.divide(mu * cv2_of[k, v], per_replica)
             drift = np.divide(take[v] + refused[v] - mu, per_replica)
             bound = queue_factor * cap_of[k, v]
             half_bound = np.divide(bound, per_replica) / 2
@@ -629,7 +648,7 @@ def _throughput(v: int, phases: Phases, record: TickRecord) -> tuple[float, floa
 
 
 @numba.njit(nogil=True, inline="always")  # inlined where called
-def _recent_utilisation(v: int, interleaved: bool, phases: Phases, record: TickRecord) -> None:
+def _recent_utilisation(v: int, interleaved: bool, round_robin: bool, phases: Phases, record: TickRecord) -> None:
     """Variant ``v``'s utilisation at each tick (``record.recent_rho``), where the latency tables
     are read: the last UTILISATION_WINDOW_S ticks' load over their capacity, made effective for the
     burstiness of what one replica receives (``effective_rho``)."""
@@ -651,7 +670,7 @@ def _recent_utilisation(v: int, interleaved: bool, phases: Phases, record: TickR
         capacity = max(mu_sum, 0.0) / count
         share = load / max(arrivals_window[t] / count, 1e-12)
         per_replica = per_replica_of[k, v]
-        ca2_long, ca2_short = arrival_ca2(share, record.on_fraction[v, t], per_replica, interleaved)
+        ca2_long, ca2_short = arrival_ca2(share, record.on_fraction[v, t], per_replica, interleaved, round_robin)
         recent_t[t] = effective_rho(
             load / max(capacity, 1e-12),
             ca2_long,
@@ -812,6 +831,7 @@ def _knee(
     arrivals: float,
     count_var: float,
     interleaved: bool,
+    round_robin: bool,
     queue_factor: float,
     phases: Phases,
     record: TickRecord,
@@ -835,7 +855,7 @@ def _knee(
     mu_replica = np.divide(mu_of[k, v], per_replica)
     mine = np.divide(taken, max(ticks, 1) * per_replica)
     p = min(np.divide(mine * n_ticks, max(arrivals, 1e-12)), 1.0)  # of a second's requests, one replica's share
-    thinning = 1.0 - np.divide(1.0, per_replica) if interleaved else 1.0 - p
+    thinning = arrival_ca2(p * per_replica, 1.0, per_replica, interleaved, round_robin)[0]
     s2 = max(mine * thinning + p * p * count_var + mu_replica * cv2_of[k, v], 1e-12)
     bound = queue_factor * np.divide(cap_of[k, v], per_replica)
     return 2.0 * (mine - mu_replica) / s2, bound, mu_replica, bound * bound / s2
@@ -911,6 +931,7 @@ def _over_slo(
     arrivals: float,
     count_var: float,
     interleaved: bool,
+    round_robin: bool,
     queue_factor: float,
     latency: LatencyTable,
     atoms: LatencyAtoms,
@@ -933,8 +954,8 @@ def _over_slo(
     n_ticks = take_t.shape[1]
     group = _ticks_per_group(n_ticks)
     knee = (
-        _knee(v, 0, arrivals, count_var, interleaved, queue_factor, phases, record),
-        _knee(v, 1, arrivals, count_var, interleaved, queue_factor, phases, record),
+        _knee(v, 0, arrivals, count_var, interleaved, round_robin, queue_factor, phases, record),
+        _knee(v, 1, arrivals, count_var, interleaved, round_robin, queue_factor, phases, record),
     )
     # the bounded queue's steady-state share over the SLO, per phase (where it could be read)
     law = (
@@ -1071,6 +1092,19 @@ def _finish_loads(n: int, cluster: ClusterState, ready: np.ndarray, n_ticks: int
             queues_out[0, n, v] = loading_left_s[n, v] - n_ticks
 
 
+@numba.njit(nogil=True, inline="always")  # inlined where called
+def _count_variance(per_tick: np.ndarray, n: int) -> float:
+    """How environment ``n``'s count per second varies over the interval (its variance)."""
+    n_ticks = per_tick.shape[1]
+    mean = 0.0
+    for t in range(n_ticks):
+        mean += per_tick[n, t] / n_ticks
+    spread = 0.0
+    for t in range(n_ticks):
+        spread += (per_tick[n, t] - mean) ** 2 / n_ticks
+    return spread
+
+
 @compiled(INTERVAL_SIGNATURE)
 def interval(
     cluster: ClusterState,
@@ -1101,6 +1135,7 @@ def interval(
     n_var = cluster.replicas.shape[1]
     n_cores = rates.capacity_rps.shape[1]
     dispatcher, queue_factor, quotas_planned = dispatch.dispatcher, dispatch.queue_factor, dispatch.quotas_planned
+    round_robin = dispatch.replica_routing == ROUND_ROBIN_REPLICA
     window = UTILISATION_WINDOW_S
     if not _outputs_fit(out, n_env, n_var):
         raise ValueError("fast simulator: an output array has the wrong shape")
@@ -1121,6 +1156,7 @@ def interval(
         planned = dispatcher == QUOTA and _quotas_planned(n, quotas_planned)
         planned_from = switch_tick if planned else np.inf
         arrivals = peak = dropped = lost = rate_sum = 0.0
+        count_var = _count_variance(per_tick, n)
         for t in range(n_ticks):
             rate = per_tick[n, t]
             if not 0.0 <= rate < np.inf:
@@ -1152,11 +1188,11 @@ def interval(
             if dispatcher == ACCURACY_FIRST:
                 admitted = _spill_over(rate, admitted, phases, n_visited, flow)
             dropped += max(rate - admitted, 0.0)
-            _serve_tick(t, rate, queue_factor, phases, n_visited, flow, record)
+            _serve_tick(
+                t, rate, count_var, dispatcher == QUOTA, round_robin, queue_factor, phases, n_visited, flow, record
+            )
         by_env[0, n], by_env[1, n], by_env[3, n], by_env[4, n] = arrivals, peak, dropped, lost
-        count_var = 0.0  # how the count per second varies over the interval
-        for t in range(n_ticks):
-            count_var += (per_tick[n, t] - arrivals / n_ticks) ** 2 / n_ticks
+
         over_total = 0.0
         all_first, all_last = N_BINS, -1  # the bins in use in the overall histogram
         for i in range(n_visited):
@@ -1168,7 +1204,7 @@ def interval(
             by_variant[2, n, v] = done_v / max(mu_v, 1e-12)
             if served_v == 0.0:
                 continue  # in SLO 0, nothing over it, no latency
-            _recent_utilisation(v, dispatcher == QUOTA, phases, record)
+            _recent_utilisation(v, dispatcher == QUOTA, round_robin, phases, record)
             groups.mass[:] = 0.0  # each variant's latency groups start empty
             groups.wait[:] = 0.0
             over_v = _over_slo(
@@ -1177,6 +1213,7 @@ def interval(
                 arrivals,
                 count_var,
                 dispatcher == QUOTA,
+                round_robin,
                 queue_factor,
                 latency,
                 atoms,

@@ -1,7 +1,10 @@
 """The request-level reference simulator (``simulator="request"``): every request, one by one.
 
 Each request gets an arrival time (``infadapter_env.world.arrivals``), a variant (the dispatcher), a
-replica of that variant (uniformly at random, as Kubernetes' iptables proxy picks a pod), a place
+replica of that variant (``replica_routing``: uniformly at random, as the Kubernetes Service in front
+of the original's TF-Serving pods picks one under kube-proxy's default iptables mode; or each in turn,
+as its IPVS mode's default scheduler does; either way a replica whose queue is full is not passed
+over for another of the same variant), a place
 in that replica's FIFO queue, a service time (``infadapter_env.world.service_model``) and so a latency;
 or it is dropped. Per replica the queue is exact (``queueing.fifo_finish_times``' rule: start when
 arrived and a worker is free).
@@ -57,7 +60,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from infadapter_env.sim import request_kernels as kernels
-from infadapter_env.sim.cluster import DISPATCHERS, ClusterState, IntervalResult, QuotaPlan
+from infadapter_env.sim.cluster import DISPATCHERS, REPLICA_ROUTINGS, ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.sim.fast import ServerTables
 from infadapter_env.sim.latency_histogram import BUCKET_UPPER_MS, EXPERIMENT_WINDOW_S
 from infadapter_env.world.arrivals import request_times, whole_counts
@@ -151,9 +154,14 @@ class RequestSimulator:
         queue_factor: float,
         arrivals: str,
         rng: np.random.Generator,
+        replica_routing: str = "random",
     ) -> None:
         if dispatcher not in DISPATCHERS:
             raise ValueError(f"dispatcher must be one of {', '.join(map(repr, DISPATCHERS))}; got {dispatcher!r}")
+        if replica_routing not in REPLICA_ROUTINGS:
+            raise ValueError(
+                f"replica_routing must be one of {', '.join(map(repr, REPLICA_ROUTINGS))}; got {replica_routing!r}"
+            )
         self.profile = profile
         self.service = service
         self.dispatcher = dispatcher
@@ -176,6 +184,8 @@ class RequestSimulator:
             np.zeros(n_var, dtype=np.int64),
             np.array([0, 1, 0], dtype=np.int64),  # the round robin: (index, round), no quotas yet
             np.zeros(n_var),
+            REPLICA_ROUTINGS.index(replica_routing),
+            np.zeros(n_var, dtype=np.int64),  # each variant's next replica in turn (round robin)
         )
         self._times = np.zeros(0)
         self._interval: kernels.Interval | None = None  # the last interval's requests and outcomes
@@ -345,6 +355,7 @@ class RequestSimulator:
         first[v + 1 :] += count - (hi - lo)
         spliced = [np.concatenate([mine[:lo], new, mine[hi:]]) for mine, new in zip(old[1:], rows[1:], strict=True)]
         self.replicas = kernels.Replicas(first, *spliced)
+        self._dispatch.next_replica[v] = 0  # a new set of replicas: the round robin starts at the first
 
     def _switch(self, v: int, replicas: int, cores: int, now: float, interval: kernels.Interval | None) -> None:
         """Variant ``v`` now serves ``replicas`` x ``cores``; waiting requests move to the new replicas."""
@@ -371,7 +382,13 @@ class RequestSimulator:
             if not count:
                 self._lose(index, interval)
                 continue
-            r = first + min(int(float(self.rng.random()) * count), count - 1)
+            draw = float(self.rng.random())  # (drawn under either routing: one random stream)
+            if self._dispatch.routing == kernels.ROUND_ROBIN_REPLICA:
+                turn = int(self._dispatch.next_replica[v])
+                self._dispatch.next_replica[v] = (turn + 1) % count
+                r = first + turn
+            else:
+                r = first + min(int(draw * count), count - 1)
             if not kernels.has_room(self.replicas, r, now):  # the new replicas' queues are full: lost
                 self._lose(index, interval)
                 continue

@@ -24,6 +24,7 @@ import numpy as np
 from infadapter_env.jit import compiled
 
 ACCURACY_FIRST, PROPORTIONAL, QUOTA = 0, 1, 2  # dispatcher codes (``sim.cluster.DISPATCHERS`` order)
+RANDOM_REPLICA, ROUND_ROBIN_REPLICA = 0, 1  # replica routings (``sim.cluster.REPLICA_ROUTINGS`` order)
 OK = -1  # ``run_ticks`` simulated the seconds asked for
 GROW = -2  # a ring buffer is full: the caller deepens the queues and calls again
 # Other answers are the key ``variant * (max cores + 1) + cores`` of a service-time chunk that ran out.
@@ -68,6 +69,8 @@ class Dispatch(NamedTuple):
     rr_quota: np.ndarray  # (V,) int64: the quotas the round robin runs over
     rr: np.ndarray  # (3,) int64: the round robin's next index, its round, and 1 once rr_quota is set
     service_s: np.ndarray  # (V,) float64, output: service seconds the servers offered this interval
+    routing: int  # RANDOM_REPLICA or ROUND_ROBIN_REPLICA: how a request reaches one of its variant's replicas
+    next_replica: np.ndarray  # (V,) int64: round robin: the turn of each variant's next replica
 
 
 class Interval(NamedTuple):
@@ -106,7 +109,7 @@ _i8, _f8, _b1 = numba.types.int64, numba.types.float64, numba.types.boolean
 _I1, _I2, _F1, _F2, _F3 = _i8[::1], _i8[:, ::1], _f8[::1], _f8[:, ::1], _f8[:, :, ::1]
 REPLICAS = tuple_type(Replicas, _I1, _I1, _I1, _I1, _F2, _F2, _I2, _F2, _I1, _I1)
 SERVICE_DRAWS = tuple_type(ServiceDraws, _F3, _I2)
-DISPATCH = tuple_type(Dispatch, _i8, _F1, _F1, _I1, _I1, _I1, _F1)
+DISPATCH = tuple_type(Dispatch, _i8, _F1, _F1, _I1, _I1, _I1, _F1, _i8, _I1)
 INTERVAL = tuple_type(Interval, _F1, _I1, _F2, _I1, _F1)
 INTERVAL_STATS = tuple_type(IntervalStats, *[_F1] * 7)
 
@@ -178,9 +181,15 @@ def waiting(replicas: Replicas, now: float, out: np.ndarray) -> None:
 
 # ----------------------------------------------------------------------------- the dispatchers
 @numba.njit(nogil=True, inline="always")
-def pick_replica(first: np.ndarray, v: int, draw: float) -> int:
-    """Variant ``v``'s replica that a uniform ``draw`` picks."""
+def pick_replica(first: np.ndarray, v: int, draw: float, routing: int, next_replica: np.ndarray) -> int:
+    """Variant ``v``'s replica for the next request: the one a uniform ``draw`` picks (the draw is
+    made either way, so that the random stream does not depend on the routing), or under the round
+    robin the next in turn."""
     n = first[v + 1] - first[v]
+    if routing == ROUND_ROBIN_REPLICA:
+        turn = next_replica[v]
+        next_replica[v] = turn + 1 if turn + 1 < n else 0
+        return first[v] + (turn if turn < n else 0)
     k = int(draw * n)
     return first[v] + (k if k < n - 1 else n - 1)
 
@@ -299,6 +308,7 @@ def run_ticks(
     queue_start, queue_index, queue_arrival, head, size = ring_of(replicas)
     seconds, used, n_chunk = service.seconds, service.used, service.seconds.shape[2]
     quota, rr_quota, rr = dispatch.quota, dispatch.rr_quota, dispatch.rr
+    routing, next_replica = dispatch.routing, dispatch.next_replica
     n_var, dispatcher = dispatch.capacity_rps.size, dispatch.dispatcher
     order, weight, split = np.empty(n_var, dtype=np.int64), np.empty(n_var), np.empty(n_var)
     arrival, draws, tick_start = interval.arrival_s, interval.draws, interval.tick_start
@@ -322,7 +332,7 @@ def run_ticks(
             arrived = now = arrival[i]
             if n_order > 0 and dispatcher == QUOTA:
                 v = round_robin(quota, rr_quota, rr)
-                r = pick_replica(first, v, draws[0, i]) if v >= 0 else -1
+                r = pick_replica(first, v, draws[0, i], routing, next_replica) if v >= 0 else -1
                 r = r if r >= 0 and room(free_at, queue_start, head, size, bound, r, now) else -1
             elif n_order > 0 and total > 0:
                 point, v, share = draws[0, i] * total, order[n_order - 1], weight[n_order - 1]
@@ -332,12 +342,12 @@ def run_ticks(
                         break
                     point -= weight[k]
                 # The replica draw reuses the fraction left inside the chosen variant's share.
-                r = pick_replica(first, v, min(point / max(share, 1e-12), 0.999999))
+                r = pick_replica(first, v, min(point / max(share, 1e-12), 0.999999), routing, next_replica)
                 k = 0 if dispatcher == ACCURACY_FIRST else n_order  # a full queue passes it on
                 while r >= 0 and not room(free_at, queue_start, head, size, bound, r, now):
                     while k < n_order and order[k] == v:
                         k += 1
-                    r = pick_replica(first, order[k], draws[1, i]) if k < n_order else -1
+                    r = pick_replica(first, order[k], draws[1, i], routing, next_replica) if k < n_order else -1
                     k += 1
             if r < 0:
                 continue

@@ -61,8 +61,11 @@ class RequestSimulator:
         queue_factor: float,
         arrivals: str,
         rng: np.random.Generator,
+        replica_routing: str = "random",
     ) -> None:
         self.profile = profile
+        self.replica_routing = replica_routing
+        self._turns = [0] * len(profile.variants)  # round robin: each variant's next replica
         self.service = service
         self.dispatcher = dispatcher
         self.queue_factor = queue_factor
@@ -187,6 +190,10 @@ class RequestSimulator:
 
     def _pick_replica(self, v: int, draw: float) -> Replica:
         group = self.replicas[v]
+        if self.replica_routing == "round_robin":
+            turn = self._turns[v]
+            self._turns[v] = (turn + 1) % len(group)
+            return group[turn]
         return group[min(int(draw * len(group)), len(group) - 1)]
 
     def _shares(self, count: int) -> list[tuple[int, float]]:
@@ -290,6 +297,7 @@ class RequestSimulator:
             workers = int(self.service.workers[v, cores])
             bound = self.queue_factor * float(self.profile.per_replica_rps[v, cores])
             self.replicas[v] = [Replica(v, cores, bound, [now] * workers) for _ in range(replicas)]
+        self._turns[v] = 0
         for _, i, arrival in waiting:
             index = i if records is not None and 0 <= i < records[0].size and records[0][i] == arrival else -1
             if index < 0:

@@ -25,7 +25,7 @@ def outputs(n_env: int = 1, n_var: int = 5) -> tuple[np.ndarray, ...]:
 def call_interval(state: ClusterState, per_tick: np.ndarray, out: tuple[np.ndarray, ...]) -> None:
     tables = server_tables(load_profile(750, "measured"))
     quotas = no_quotas(*state.cores.shape)
-    dispatch = kernels.Dispatch(kernels.ACCURACY_FIRST, 1.25, quotas.current, quotas.planned)
+    dispatch = kernels.Dispatch(kernels.ACCURACY_FIRST, 1.25, kernels.RANDOM_REPLICA, quotas.current, quotas.planned)
     kernels.interval(tuple(state), per_tick, tuple(dispatch), *tables.kernel_tables, out)
 
 

@@ -54,6 +54,15 @@ def test_fast_model_holds_on_fixed_multi_replica_deployments(variant, cores, rep
     assert row["p99_median_rel_error"] <= P99_TOLERANCE, row
 
 
+@pytest.mark.parametrize(
+    ("variant", "cores", "replicas", "load"), [(2, 4, 5, 1.2), (2, 4, 10, 1.5), (4, 8, 5, 0.95), (0, 2, 5, 1.5)]
+)
+def test_fast_model_holds_with_replicas_taken_in_turn(variant, cores, replicas, load):
+    row = compare_fixed(variant, cores, replicas, load, "round_robin")
+    assert abs(row["violation_diff_pts"]) <= VIOLATION_TOLERANCE_PTS, row
+    assert row["p99_median_rel_error"] <= P99_TOLERANCE, row
+
+
 def test_replicas_in_overload_are_not_one_replica_at_their_summed_load():
     """R replicas at R times one replica's overload violate less than the one replica: each
     receives a random share of every second's requests, so its queue falls below its bound at
@@ -64,6 +73,17 @@ def test_replicas_in_overload_are_not_one_replica_at_their_summed_load():
     reference_ten = violation_pct(fixed_episode("request", 0, 2, 10, 10 * rate_one, 0))
     assert ten < one - 15
     assert abs(ten - reference_ten) < 6
+
+
+def test_replicas_taken_in_turn_share_no_luck():
+    """Just past saturation, replicas that each receive a random share of the requests spend time
+    below their bound; taken in turn each receives exactly its share and stays full: both
+    simulators see the difference (ten ResNet18 replicas at 1.2 x their capacity at the SLO)."""
+    rate = 10 * 1.2 * 43.0
+    for simulator in ("fast", "request"):
+        shared = violation_pct(fixed_episode(simulator, 0, 2, 10, rate, 0, "random"))
+        in_turn = violation_pct(fixed_episode(simulator, 0, 2, 10, rate, 0, "round_robin"))
+        assert in_turn > shared + 15, simulator
 
 
 def test_a_synthetic_spike_is_validated_like_a_window(tmp_path):

@@ -238,7 +238,7 @@ def test_the_kernels_refuse_output_arrays_of_the_wrong_shape():
 
     tables = server_tables(load_profile(750, "measured"))
     state, quotas = empty_state(1, 5), no_quotas(1, 5)
-    args = (tuple(state), np.full((1, 30), 10.0), (0, 1.25, quotas.current, quotas.planned), *tables.kernel_tables)
+    args = (tuple(state), np.full((1, 30), 10.0), (0, 1.25, 0, quotas.current, quotas.planned), *tables.kernel_tables)
     outputs = [np.empty((2, 1, 5), dtype=np.int64), np.empty((3, 1, 5)), np.empty((5, 1, 5)), np.empty((7, 1))]
     fast_sim_kernels.interval(*args, tuple(outputs))
     assert outputs[3][0, 0] == 300  # arrivals
@@ -288,3 +288,13 @@ def test_server_speed_divides_service_times_and_latencies_and_is_checked():
             gym.make("InfAdapter-v0", server_speed=bad)
     with pytest.raises(ValueError, match="backend='live' serves with the real servers' own speed"):
         gym.make("InfAdapter-v0", backend="live", server_speed=0.9)
+
+
+def test_replica_routing_is_a_recorded_setting_of_the_simulators_only():
+    assert gym.make("InfAdapter-v0").unwrapped.settings.recorded()["replica_routing"] == "random"
+    env = gym.make("InfAdapter-v0", replica_routing="round_robin", simulator="request")
+    assert env.unwrapped.settings.recorded()["replica_routing"] == "round_robin"
+    with pytest.raises(ValueError, match=r"replica_routing must be one of 'random', 'round_robin'; got 'least'"):
+        gym.make("InfAdapter-v0", replica_routing="least")
+    with pytest.raises(ValueError, match="backend='live' routes among a variant's replicas with Ray Serve's own"):
+        gym.make("InfAdapter-v0", backend="live", replica_routing="round_robin")

@@ -192,6 +192,7 @@ def test_unbounded_queues_grow_their_ring_buffers():
         assert log[-1]["state"][5].max() > compiled.FIRST_QUEUE_DEPTH
 
 
+@pytest.mark.parametrize("routing", ["random", "round_robin"])
 @settings(max_examples=8, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(
     st.lists(
@@ -199,14 +200,15 @@ def test_unbounded_queues_grow_their_ring_buffers():
     ),
     st.integers(0, 2**16),
 )
-def test_random_schedules_of_changes(schedule, seed):
-    """Driven below the env: any (change second, variant, replicas, cores) in 3 s intervals."""
+def test_random_schedules_of_changes(routing, schedule, seed):
+    """Driven below the env: any (change second, variant, replicas, cores) in 3 s intervals, under
+    either replica routing."""
     env = gym.make("InfAdapter-v0", simulator="request").unwrapped
     outcomes = []
     for module in (oracle, compiled):
         rng = np.random.default_rng(seed)
         engine = module.RequestSimulator(
-            env.profile, env.settings.world.service_model, "accuracy_first", 1.25, "poisson", rng
+            env.profile, env.settings.world.service_model, "accuracy_first", 1.25, "poisson", rng, routing
         )
         engine.start_episode(np.full(3 * len(schedule) + 3, 90.0), [(0, 0), (0, 0), (1, 4), (0, 0), (1, 2)])
         target = list(engine.serving)
