@@ -1,13 +1,19 @@
-"""Train the InfAdapter LSTM forecaster on the training days and report its test-day errors.
+"""Train an InfAdapter LSTM forecaster on the training days and report its test-day errors.
 
-    python -m infadapter_scripts.train_lstm --seed 0            (or: infadapter train-lstm --seed 0)
+    infadapter train-lstm --seed 0                               (this benchmark's scaled tanh LSTM)
+    infadapter train-lstm --variant keras-original --seed 7      (the InfAdapter code's Keras model)
 
 Data as in the paper: the Twitter trace with zero seconds removed, days 0-13 for training (the last
 10 % of them for validation and early stopping), days 14-21 for testing; inputs are the last 10
 per-minute peaks, the target is the next minute's peak. The weights go to
 ``agents/forecast/weights/lstm_forecaster.npz`` (numpy arrays: the agents run the forecaster without
 torch) and a report (command, seed, versions, errors next to EWM and
-last-value) to ``agents/forecast/weights/lstm_forecaster.json``.
+last-value) to ``agents/forecast/weights/lstm_forecaster.json``. ``--variant keras-original``
+trains the InfAdapter code's model as its ``model.fit`` did (``lstm_training.fit_keras_original``: raw
+peaks, 30 epochs, batches of 64, no early stopping) on the same days, into
+``agents/forecast/weights/lstm_keras_original.npz`` (and ``.json``). The original split its
+zero-filtered series at 14 x 86,400 s, which reaches about 7 hours into calendar day 14; here both
+train on days 0-13 only, so that the test days stay unseen.
 """
 
 from __future__ import annotations
@@ -23,26 +29,37 @@ import numpy as np
 import torch
 
 from infadapter_agents.forecast.forecasters import ewm_mean
-from infadapter_agents.forecast.lstm import WEIGHTS_FILE, WINDOW_MINUTES, whole_minute_peaks, windows
-from infadapter_agents.forecast.lstm_training import TorchPeakLSTM, export_weights
+from infadapter_agents.forecast.lstm import (
+    KERAS_WEIGHTS_FILE,
+    WEIGHTS_FILE,
+    WINDOW_MINUTES,
+    load_model,
+    whole_minute_peaks,
+    windows,
+)
+from infadapter_agents.forecast.lstm_training import KerasPeakLSTM, TorchPeakLSTM, export_weights, fit_keras_original
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit, relative_to_repo
 from infadapter_env.world.traces import DAY_S, TEST_DAYS, TRAIN_DAYS, load_twitter
 from infadapter_scripts.arguments import parse
+
+VARIANTS = {"scaled": WEIGHTS_FILE, "keras-original": KERAS_WEIGHTS_FILE}  # and their shipped files
+NAMES = {"scaled": "lstm-scaled", "keras-original": "lstm-keras"}  # their forecaster names
 
 
 @dataclass
 class Args:
     """Train the LSTM peak-rate forecaster."""
 
-    seed: int = option(0, "seed of torch and numpy")
+    variant: str = option("scaled", "scaled (this benchmark's tanh LSTM) or keras-original (the InfAdapter code's)")
+    seed: int = option(0, "seed of torch and numpy (the InfAdapter code used 7)")
     hidden_size: int = option(25, "LSTM units (paper code: 25)")
     epochs: int = option(60, "maximum training epochs")
     patience: int = option(8, "stop after this many epochs without a better validation loss")
     batch_size: int = option(256, "minibatch size")
     learning_rate: float = option(3e-3, "Adam learning rate")
     scale_rps: float = option(100.0, "rates are divided by this inside the network")
-    out: str = option(str(WEIGHTS_FILE), "where to write the weights (the report goes beside it as .json)")
+    out: str | None = option(None, "where to write the weights (default: the variant's shipped file; report beside)")
 
 
 def day_peaks(first_day: int, last_day: int) -> np.ndarray:
@@ -62,6 +79,10 @@ def errors(forecast: np.ndarray, actual: np.ndarray) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse(Args, argv, prog="infadapter train-lstm")
+    if args.variant not in VARIANTS:
+        print(f"infadapter train-lstm: --variant must be one of {', '.join(VARIANTS)}, got {args.variant!r}")
+        raise SystemExit(2)
+    out = Path(args.out or VARIANTS[args.variant])
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.use_deterministic_algorithms(True)
@@ -69,18 +90,28 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
 
     x, y = windows(day_peaks(*TRAIN_DAYS))
-    split = int(0.9 * len(x))
-    x_train, y_train = torch.tensor(x[:split]), torch.tensor(y[:split])
-    x_val, y_val = torch.tensor(x[split:]), torch.tensor(y[split:])
     x_test, y_test = windows(day_peaks(*TEST_DAYS))
-
-    model = TorchPeakLSTM(args.hidden_size, args.scale_rps)
-    best, history = fit(model, (x_train, y_train), (x_val, y_val), args)
+    model: TorchPeakLSTM | KerasPeakLSTM
+    if args.variant == "keras-original":
+        model = KerasPeakLSTM(args.hidden_size)
+        history = fit_keras_original(model, torch.tensor(x), torch.tensor(y), args.seed)
+        best = float("nan")  # (no validation: the original kept its last epoch)
+    else:
+        split = int(0.9 * len(x))
+        x_train, y_train = torch.tensor(x[:split]), torch.tensor(y[:split])
+        x_val, y_val = torch.tensor(x[split:]), torch.tensor(y[split:])
+        model = TorchPeakLSTM(args.hidden_size, args.scale_rps)
+        best, history = fit(model, (x_train, y_train), (x_val, y_val), args)
     with torch.no_grad():
         lstm_test = model(torch.tensor(x_test)).numpy()
+    others = {
+        name: load_model(str(path))(x_test)
+        for name, path in (("lstm-scaled", WEIGHTS_FILE), ("lstm-keras", KERAS_WEIGHTS_FILE))
+        if path != out.resolve() and path.exists()
+    }
     report = {
         "command": "infadapter train-lstm " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "args": asdict(args) | {"out": relative_to_repo(Path(args.out))},
+        "args": asdict(args) | {"out": relative_to_repo(out)},
         "hidden_size": args.hidden_size,
         "epochs_run": len(history),
         "best_validation_mae_rps": best,
@@ -88,18 +119,18 @@ def main(argv: list[str] | None = None) -> dict:
         "versions": {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__},
         "git_commit": git_commit(),
         "data": {
-            "train": f"days {TRAIN_DAYS[0]}-{TRAIN_DAYS[1] - 1}, zeros removed, {len(x)} windows "
-            "(last 10 % validation)",
+            "train": f"days {TRAIN_DAYS[0]}-{TRAIN_DAYS[1] - 1}, zeros removed, {len(x)} windows"
+            + (" (last 10 % validation)" if args.variant == "scaled" else " (every one; 30 epochs, the last kept)"),
             "test": f"days {TEST_DAYS[0]}-{TEST_DAYS[1] - 1}, zeros removed, {len(x_test)} windows",
             "window_minutes": WINDOW_MINUTES,
         },
         "test_errors": {
-            "lstm": errors(lstm_test, y_test),
+            NAMES[args.variant]: errors(lstm_test, y_test),
+            **{name: errors(forecast, y_test) for name, forecast in others.items()},
             "ewm": errors(np.array([ewm_mean(row.astype(float)) for row in x_test]), y_test),
             "last": errors(x_test[:, -1], y_test),
         },
     }
-    out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     export_weights(model, out)
     out.with_suffix(".json").write_text(json.dumps(report, indent=2) + "\n")

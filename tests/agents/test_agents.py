@@ -51,7 +51,7 @@ def test_unknown_agent_lists_the_valid_ones():
         (
             "infadapter",
             {"forecaster": "arima"},
-            "unknown forecaster 'arima'; valid forecasters: lstm, ewm, last, oracle",
+            "unknown forecaster 'arima'; valid forecasters: lstm, lstm-scaled, lstm-keras, ewm, last, oracle",
         ),
         ("infadapter", {"solver": "gurobi"}, "unknown solver 'gurobi'"),
         ("vpa-50", {"update_mode": "auto"}, "unknown VPA update mode"),

@@ -195,6 +195,16 @@ def test_forecaster_uses_ewm_until_ten_minutes_of_the_run_then_the_lstm():
     trace_agent = infadapter_agents.make("infadapter", stabilise=False)
     trace_agent.reset(reset_info)
     assert trace_agent.forecast(obs, {"time_s": 120})[0] == pytest.approx(predict(load_model(), peaks))
+    # paper-2023's planners forecast with the original's Keras LSTM
+    from infadapter_agents.forecast.lstm import KERAS_WEIGHTS_FILE
+    from infadapter_env.leaderboard.protocol import paper_contenders
+
+    assert {paper_contenders()[name].options["forecaster"] for name in ("infadapter", "ms+")} == {"lstm-keras"}
+    keras_agent = infadapter_agents.make("infadapter", history="run", stabilise=False, forecaster="lstm-keras")
+    keras_agent.reset(reset_info)
+    keras = predict(load_model(str(KERAS_WEIGHTS_FILE)), peaks)
+    assert keras_agent.forecast(obs, {"time_s": 570})[0] == pytest.approx(keras)
+    assert keras != pytest.approx(predict(load_model(), peaks))
 
 
 def test_play_passes_the_planned_quotas_and_replays_them():
