@@ -81,6 +81,7 @@ def run_sweep(
     if overrides.get("profile") is not None or overrides.get("variants") is not None:
         labels = agents_for_world(chosen, labels, scenarios[0], overrides, asked=bool(agents), log=log)
     path = out / CSV_NAME
+    set_aside_other_physics(path, log)
     rows, dropped = read_rows(path)
     others = sorted({row["protocol"] for row in rows} - {protocol})
     if others:
@@ -295,6 +296,33 @@ def check_overrides(
                 settings = ", ".join(f"{k}={v!r}" for k, v in given.items())
                 raise SweepError(f"{settings} on scenario {scenario!r} (agent {label!r}): {exc}") from None
     return given
+
+
+def set_aside_other_physics(path: Path, log: Any = print) -> None:
+    """Rows of another simulation physics cannot be mixed with this version's, nor replayed by it: a
+    ``leaderboard.csv`` that holds any is renamed ``leaderboard.<its versions>.csv`` beside (kept,
+    not deleted), and the sweep starts afresh."""
+    from infadapter_env.core.scalar_env import SIM_VERSION
+    from infadapter_env.leaderboard.episode import recorded_physics
+
+    rows, _ = read_rows(path)
+    versions = set()
+    for row in rows:
+        try:
+            versions.add(recorded_physics(json.loads(row["env_settings"])))
+        except (ValueError, KeyError):
+            continue  # validate reports it
+    old = sorted(versions - {SIM_VERSION})
+    if not old:
+        return
+    aside, n = path.with_name(f"{path.stem}.{'-'.join(old)}{path.suffix}"), 1
+    while aside.exists():  # an earlier set-aside is kept too
+        aside, n = path.with_name(f"{path.stem}.{'-'.join(old)}.{n}{path.suffix}"), n + 1
+    path.rename(aside)
+    log(
+        f"{path} held rows of simulation physics {', '.join(old)} (this version simulates {SIM_VERSION}): "
+        f"moved to {aside}; playing the sweep afresh"
+    )
 
 
 def check_folder_settings(

@@ -225,6 +225,22 @@ def test_rows_of_another_physics_version_are_refused(tiny_sweep, tmp_path, capsy
     path = write(tmp_path / "v1.csv", [old])
     assert validate.main([str(path)]) == 1
     assert "recorded with simulation physics v1" in capsys.readouterr().out
+    # and a sweep into a folder that holds them sets them aside (kept) and plays afresh
+    from infadapter_env.leaderboard.sweep import set_aside_other_physics
+
+    folder = tmp_path / "board"
+    folder.mkdir()
+    old["row_sha256"] = row_digest(old)  # a v1 file's rows are whole, not edited
+    write(folder / "leaderboard.csv", [old, rows[1]])
+    (folder / "leaderboard.v1.csv").write_text("an earlier set-aside\n")
+    said = []
+    set_aside_other_physics(folder / "leaderboard.csv", said.append)
+    assert not (folder / "leaderboard.csv").exists() and len(read(folder / "leaderboard.v1.1.csv")) == 2
+    assert (folder / "leaderboard.v1.csv").read_text() == "an earlier set-aside\n"
+    assert said and f"held rows of simulation physics v1 (this version simulates {SIM_VERSION})" in said[0]
+    write(folder / "leaderboard.csv", [rows[1]])  # this version's rows stay
+    set_aside_other_physics(folder / "leaderboard.csv", said.append)
+    assert (folder / "leaderboard.csv").exists() and len(said) == 1
 
 
 # The columns of a leaderboard.csv written by physics v0 (``scripts/protocol.py`` before ab8ca00).
