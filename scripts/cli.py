@@ -11,6 +11,7 @@ commands:
   calibrate       fit the request-level service model to the capacity profile
   profile         measure a capacity profile of models on this machine (Ray Serve)
   sim2real        play an episode on real model servers, replay it in the simulators, compare
+  speed-tests     a real server's speed by the profiler's 2-s burst and by a sustained overload
   validate-fast   hold the fast simulator to the request-level one
   robustness      the leaderboard's conclusions and paper-2023's verdicts across server speeds
   agents          list the registered agents
@@ -36,6 +37,7 @@ COMMANDS = {
     "calibrate": "infadapter_scripts.calibrate_service",
     "profile": "infadapter_scripts.profile_models",
     "sim2real": "infadapter_scripts.sim2real",
+    "speed-tests": "infadapter_scripts.speed_tests",
     "validate-fast": "infadapter_scripts.validate_fast",
     "robustness": "infadapter_scripts.robustness",
 }

@@ -372,3 +372,49 @@ def test_live_mode_switches_variants_make_before_break(tmp_path):
     assert infos[1]["served_in_slo_by_variant"][0] > 0  # the switch's interval: tiny still serving
     assert infos[-1]["served_in_slo_by_variant"] == [0.0, infos[-1]["served_in_slo"]]  # then ResNet18 alone
     assert applications == {"resnet18"}  # the tiny model was removed
+
+
+def test_the_sustained_rate_counts_completions_inside_its_window():
+    from infadapter_env.serving.speed_tests import completions_per_s
+
+    sent = np.arange(100) * 0.1  # 10 req/s for 10 s, each answered 2 s later, one failed
+    latency = np.full(100, 2000.0)
+    ok = np.ones(100, dtype=bool)
+    ok[50] = False
+    result = LoadResult(sent, np.where(ok, latency, np.nan), ok, 12.0)
+    # completions at 2.0 .. 11.9 s: in [4, 8) the 40 answers sent at 2.0 .. 5.9 s, less the failed one
+    assert completions_per_s(result, 4.0, 8.0) == pytest.approx(39 / 4)
+    assert completions_per_s(result, 20.0, 30.0) == 0.0
+
+
+@pytest.mark.slow
+def test_speed_tests_read_a_real_server_by_burst_and_by_sustained_overload(tmp_path):
+    """The speed tests on a tiny ResNet on one core, briefly (about 30 s)."""
+    command = [
+        sys.executable,
+        "-m",
+        "infadapter_scripts.cli",
+        "speed-tests",
+        "--models",
+        "resnet-tiny",
+        "--repeats",
+        "2",
+        "--sustained-s",
+        "8",
+        "--settle-s",
+        "3",
+        "--out",
+        str(tmp_path),
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    import json
+
+    record = json.loads((tmp_path / "speed_tests.json").read_text())
+    reading = record["readings"]["resnet-tiny-1c"]
+    assert len(reading["burst_rps"]) == 2 and reading["saturation_reading_rps"] > 0
+    assert reading["sustained_rps"] > 0 and reading["offered_rps"] == pytest.approx(
+        1.5 * reading["saturation_reading_rps"]
+    )
+    assert 0.3 < reading["burst_over_sustained"] < 3.0
+    assert "| resnet-tiny-1c |" in done.stdout

@@ -1,0 +1,29 @@
+"""Read real servers' speed by the profiler's 2-s burst and by a sustained overload.
+
+    infadapter speed-tests --models resnet18 resnet34 resnet50 --cores 1 --out results/speed-tests
+
+The command line of ``infadapter_env.serving.speed_tests`` (whose docstring says what is measured
+and written).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from infadapter_env.serving.speed_tests import SpeedOptions, run, table
+from infadapter_scripts.arguments import parse
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    options = parse(SpeedOptions, argv, prog="infadapter speed-tests")
+    if options.cores < 1 or options.repeats < 1 or not 0 <= options.settle_s < options.sustained_s:
+        print("infadapter speed-tests: --cores and --repeats must be at least 1 and --settle-s in [0, --sustained-s)")
+        return 2
+    record = run(options, "infadapter speed-tests " + " ".join(argv))
+    print(table(record))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
