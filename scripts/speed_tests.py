@@ -20,6 +20,9 @@ def main(argv: list[str] | None = None) -> int:
     if options.cores < 1 or options.repeats < 1 or not 0 <= options.settle_s < options.sustained_s:
         print("infadapter speed-tests: --cores and --repeats must be at least 1 and --settle-s in [0, --sustained-s)")
         return 2
+    if not 1.0 < options.overload <= 10.0:
+        print(f"infadapter speed-tests: --overload must be in (1, 10], got {options.overload}")
+        return 2
     record = run(options, "infadapter speed-tests " + " ".join(argv))
     print(table(record))
     return 0

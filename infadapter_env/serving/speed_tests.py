@@ -8,9 +8,10 @@ Per model, served on ``--cores`` CPUs by ``infadapter profile``'s server (``serv
 - the saturation test as the original took it (``serving.profiler``): a Poisson burst at 30 x
   cores req/s for 2 s, the answer rate over the last 2 s of completions, ``--repeats`` times, a
   second apart; its reading is the largest;
-- a sustained overload: Poisson arrivals at 1.5 x that reading for ``--sustained-s`` seconds (60),
-  the completions per second after the first ``--settle-s`` (20), when the queue has long been
-  full: what the server completes when it never waits for work.
+- a sustained overload: Poisson arrivals at ``--overload`` (1.5) x that reading for
+  ``--sustained-s`` seconds (60), the completions per second after the first ``--settle-s`` (20),
+  when the queue has long been full: what the server completes when it never waits for work (a
+  lower ``--overload`` keeps fewer requests pending in the proxy and the load generator).
 
 The ratio of the burst reading to the sustained rate says by how much the profile's
 ``saturation_tp`` under-reads (below 1) or over-reads a server. Writes ``speed_tests.json`` (the
@@ -48,6 +49,7 @@ class SpeedOptions:
     repeats: int = option(5, "saturation bursts (the original: 5)")
     sustained_s: float = option(60.0, "length of the sustained overload (s)")
     settle_s: float = option(20.0, "seconds of the overload before completions are counted")
+    overload: float = option(1.5, "the overload's rate as a multiple of the burst reading (above 1)")
     seed: int = option(0, "seed of the arrival times")
     out: str = option("results/speed-tests", "output folder")
 
@@ -65,7 +67,7 @@ def read_speed(url: str, cores: int, rng: np.random.Generator, options: SpeedOpt
         bursts.append(send(url, poisson_times(rng, BURST_RPS_PER_CORE * cores, BURST_S)).throughput(BURST_S))
         time.sleep(1.0)  # as the original: let the queue drain
     reading = max(bursts)
-    offered = 1.5 * reading
+    offered = options.overload * reading
     overload = send(url, poisson_times(rng, offered, options.sustained_s), timeout_s=30.0 * options.sustained_s)
     sustained = completions_per_s(overload, options.settle_s, options.sustained_s)
     return {
