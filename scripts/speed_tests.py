@@ -23,7 +23,11 @@ def main(argv: list[str] | None = None) -> int:
     if not 1.0 < options.overload <= 10.0:
         print(f"infadapter speed-tests: --overload must be in (1, 10], got {options.overload}")
         return 2
-    record = run(options, "infadapter speed-tests " + " ".join(argv))
+    try:
+        record = run(options, "infadapter speed-tests " + " ".join(argv))
+    except ValueError as exc:  # more cores than this process may use, an unknown model
+        print(f"infadapter speed-tests: error: {exc}")
+        return 2
     print(table(record))
     return 0
 

@@ -32,9 +32,11 @@ from typing import Any
 import numpy as np
 
 from infadapter_env.options import option
+from infadapter_env.parallel import usable_cpus
 from infadapter_env.provenance import git_commit
 from infadapter_env.serving.loadgen import LoadResult, poisson_times, send
 from infadapter_env.serving.models import ModelSpec, model_spec
+from infadapter_env.serving.profiler import server_cpus
 
 BURST_RPS_PER_CORE = 30.0  # the original profiler's saturation burst
 BURST_S = 2.0
@@ -85,9 +87,9 @@ def run(options: SpeedOptions, command: str) -> dict[str, Any]:
     from infadapter_env.serving.server import ServeBackend
 
     specs: list[ModelSpec] = [model_spec(m) for m in options.models]
-    cpus = list(range(options.cores))
-    if hasattr(os, "sched_setaffinity") and (os.cpu_count() or 1) > options.cores:
-        os.sched_setaffinity(0, set(range(options.cores, os.cpu_count() or 1)))  # the load off the server's CPUs
+    cpus, spare = server_cpus(options.cores, usable_cpus())
+    if spare and hasattr(os, "sched_setaffinity"):  # the load generator and Ray off the server's CPUs
+        os.sched_setaffinity(0, set(spare))
     readings = {}
     backend = ServeBackend()
     backend.start()
