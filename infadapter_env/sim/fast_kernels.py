@@ -974,6 +974,7 @@ def _over_slo(
             take_v = take_t[v, t]
             mu = mu_of[k, v]
             cell = (v * n_cores + cores_of[k, v]) * n_rho
+            here = _table_row(cell, recent_t[t], n_rho)  # the table row at the tick's utilisation
             beta, bound_knee, _, relax_s = knee[k]
             settled = settled or queue_t[v, t] >= 0.5 * queue_factor * cap_of[k, v]
             quiet = queue_t[v, t] == 0.0 and variance_t[v, t] == 0.0 and take_v <= mu
@@ -987,10 +988,9 @@ def _over_slo(
                 # full for minutes, is a transient the fluid follows)
                 over_v += take_v * law[k]
             elif quiet and cycle_wait > 0.0:
-                over_v += take_v * _cycle_over_slo(cycle_wait, slo_s, over, _table_row(cell, recent_t[t], n_rho))
+                over_v += take_v * _cycle_over_slo(cycle_wait, slo_s, over, here)
             elif quiet:
-                base = _table_row(cell, recent_t[t], n_rho)
-                p_over = over[base * (THRESHOLD_STEPS + 1) + THRESHOLD_STEPS]
+                p_over = over[here * (THRESHOLD_STEPS + 1) + THRESHOLD_STEPS]
                 if beta * bound_knee > -KNEE_SPAN:  # the table's queue is unbounded: at most the bounded one's
                     p_over = min(p_over, law[k])
                 over_v += take_v * p_over
@@ -1010,20 +1010,18 @@ def _over_slo(
                 )
             # the latency quantiles' slots: every slot at wait 0 on one table row, or each its own wait
             if quiet and cycle_wait > 0.0:  # waits spread evenly up to the cycle's
-                base = _table_row(cell, recent_t[t], n_rho)
                 for s in range(N_SLOTS):
                     mass = take_v / N_SLOTS
                     group_mass[g, s] += mass
                     group_wait[g, s] += mass * cycle_wait * (s + 0.5) / N_SLOTS
                     if middle:
-                        group_row[g, s] = base
+                        group_row[g, s] = here
             elif quiet:
-                base = _table_row(cell, recent_t[t], n_rho)
                 for s in range(N_SLOTS):
                     mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
                     group_mass[g, s] += mass
                     if middle:
-                        group_row[g, s] = base
+                        group_row[g, s] = here
             else:
                 longest_wait = queue_factor * cap_of[k, v] / max(mu, 1e-12)
                 waits = _slot_waits(
@@ -1032,7 +1030,7 @@ def _over_slo(
                 for s in range(N_SLOTS):
                     wait = waits[s]
                     # behind a queue only the service time is left (the table's lightest load)
-                    base = _table_row(cell, 0.0 if wait > 0.0 else recent_t[t], n_rho)
+                    base = _table_row(cell, 0.0, n_rho) if wait > 0.0 else here
                     mass = take_v * (SPREAD_WEIGHTS[s % len(SPREAD_NODES)] / len(WAIT_POINTS))
                     group_mass[g, s] += mass
                     group_wait[g, s] += mass * wait
