@@ -215,3 +215,22 @@ def test_the_vpa_updater_leaves_a_single_pod_alone_unless_min_replicas_is_1():
 
 def trajectory_of(agent) -> list[int]:
     return [i["cores_per_replica"][2] for i in run_episode(agent, trace=STEP_UP, action_mode="replicas")]
+
+
+def test_a_schedule_plays_its_plan_and_names_a_phase_it_cannot_read():
+    from infadapter_agents.baselines.schedule import ScheduleAgent, parse_plan
+    from infadapter_env.core.rollout import play_steps
+
+    agent = infadapter_agents.make(
+        "infadapter_agents.baselines.schedule:ScheduleAgent", plan="0:resnet18@2;3:resnet34@2+resnet50@4"
+    )
+    played = play_steps(agent, {"episode_length_s": 180}, seed=0)
+    assert played.actions == [[2, 0, 0, 0, 0]] * 3 + [[0, 2, 4, 0, 0]] * 3
+    assert played.infos[2]["cores_per_replica"] == [2, 0, 0, 0, 0]
+    assert played.infos[-1]["cores_per_replica"] == [0, 2, 4, 0, 0]
+    with pytest.raises(ValueError, match="unknown variant 'resnet19'"):
+        parse_plan("0:resnet19@1", ("resnet18", "resnet34"))
+    with pytest.raises(ValueError, match="start at interval 0"):
+        parse_plan("2:resnet18@1", ("resnet18", "resnet34"))
+    with pytest.raises(ValueError, match="needs @<cores>"):
+        parse_plan("0:resnet18", ("resnet18", "resnet34"))
