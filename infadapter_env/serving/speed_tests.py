@@ -15,7 +15,7 @@ Per model, served on ``--cores`` CPUs by ``infadapter profile``'s server (``serv
 
 The ratio of the burst reading to the sustained rate says by how much the profile's
 ``saturation_tp`` under-reads (below 1) or over-reads a server. Writes ``speed_tests.json`` (the
-readings, command, seed, versions) into ``--out`` and prints a table.
+readings, command, seed, versions) and ``summary.md`` (the table) into ``--out`` and prints the table.
 """
 
 from __future__ import annotations
@@ -115,6 +115,10 @@ def run(options: SpeedOptions, command: str) -> dict[str, Any]:
     out = Path(options.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "speed_tests.json").write_text(json.dumps(record, indent=2) + "\n")
+    (out / "summary.md").write_text(
+        f"# Speed tests\n\nMade by `{command}` at commit {record['git_commit']} "
+        f"({record['machine']['processor']}, {record['machine']['cpus']} CPUs).\n\n{table(record)}\n"
+    )
     return record
 
 
