@@ -18,7 +18,7 @@ from infadapter_env.sim.cluster import ClusterState, IntervalResult, QuotaPlan
 from infadapter_env.sim.request import RequestSimulator, simulate_requests
 from infadapter_env.world.traces import Trace
 
-SIM_VERSION = "v2"
+SIM_VERSION = "v3"
 
 
 # Live mode's cluster lives in the serving layer, above this one: looked up by name when a live env
@@ -47,7 +47,7 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     other with ``profile=`` and ``variants=`` (``infadapter_env.world.profiles``; the spaces and the
     observation follow its number of variants and cores).
 
-    Simulation (physics ``v2``; ``info["settings"]["sim_version"]``). A server of a variant with
+    Simulation (physics ``v3``; ``info["settings"]["sim_version"]``). A server of a variant with
     ``c`` cores is ``c`` parallel workers taking requests from one FIFO queue, with Gamma service
     times calibrated to the measured profile (``profiles/service_model.csv``; see
     ``infadapter_env.world.service_model``). ``th(cores)``, the capacity at the SLO from the profile
@@ -225,7 +225,9 @@ class InfAdapterEnv(gym.Env[np.ndarray, Any]):
     same seeds: both run ``infadapter_env.core.pipeline.StepPipeline``, this class with N = 1.
 
     ## Version History
-    - physics v2 (this docstring): the fast model's queues per replica (the variance of a
+    - physics v3 (this docstring): the servers' common speed settled on all of the profile's P99
+      readings at once (0.975 of the per-server fit; ``profiles/calibration_report.md``).
+    - physics v2: the fast model's queues per replica (the variance of a
       replica's random share of each second's count, the shortfall of a full queue below its
       bound), validated on fixed multi-replica deployments in overload.
     - physics v1: calibrated servers and latencies, the request-level simulator,

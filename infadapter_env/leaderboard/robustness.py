@@ -35,8 +35,10 @@ from infadapter_env.leaderboard.headline import headline_verdicts
 from infadapter_env.leaderboard.protocol import DEFAULT_BETAS, get_protocol
 from infadapter_env.options import option
 from infadapter_env.provenance import git_commit
+from infadapter_env.sim.calibration import read_speed_band
+from infadapter_env.world.profiles import shipped_world
 
-SPEEDS = (0.85, 1.0, 1.15)  # until the calibration publishes the band the measurements allow
+SPEEDS = (0.85, 1.0, 1.15)  # wider than the band the P99 readings allow (profiles/calibration_report.md)
 PROTOCOLS = ("default", "paper-2023")
 
 
@@ -50,6 +52,25 @@ class RobustnessOptions:
     backend: str = option("local", "sweep backend (local, serial, ray)")
     workers: int = option(2, "parallel workers")
     reps: int = option(BOOTSTRAP_REPS, "bootstrap resamples of the aggregates")
+
+
+def band_sentence(speeds: Sequence[float]) -> str:
+    """Where the swept speeds stand against the band the shipped calibration publishes."""
+    band = read_speed_band(shipped_world().profile_path.parent)
+    if band is None:
+        return "The shipped calibration publishes no band of server speeds (run `infadapter calibrate`)."
+    low, high = band
+    inside = [s for s in speeds if low <= s <= high]
+    return (
+        f"The band of server speeds the profile's P99 readings allow is {low:.3f}-{high:.3f} "
+        '(`profiles/calibration_report.md`, section "How fast the servers are"); '
+        + (
+            f"the speeds swept here reach {min(speeds):g} and {max(speeds):g}, beyond it on both sides: the sweep "
+            "brackets the band and tests more than it allows."
+            if min(speeds) <= low and max(speeds) >= high
+            else f"of the speeds swept here, {', '.join(f'{s:g}' for s in inside) or 'none'} lie inside it."
+        )
+    )
 
 
 def sweep_folder(out: Path, protocol: str, speed: float) -> Path:
@@ -93,6 +114,8 @@ def report(
         "the speed; capacities, queue bounds and the planners' profiles unchanged). Default protocol: per beta and "
         "contender, whether it meets the P99 SLO and where it stands against InfAdapter (paired IQM difference, "
         f"95 % window bootstrap, {reps} resamples); a conclusion holds when it is the same at every speed.",
+        "",
+        band_sentence(speeds),
     ]
     betas = sorted(set.intersection(*(set(b["beta"]) for b in boards.values())))
     standings = {beta: {s: standing(boards[s], beta, reps) for s in speeds} for beta in betas}

@@ -221,9 +221,7 @@ def test_a_schedule_plays_its_plan_and_names_a_phase_it_cannot_read():
     from infadapter_agents.baselines.schedule import ScheduleAgent, parse_plan
     from infadapter_env.core.rollout import play_steps
 
-    agent = infadapter_agents.make(
-        "infadapter_agents.baselines.schedule:ScheduleAgent", plan="0:resnet18@2;3:resnet34@2+resnet50@4"
-    )
+    agent = ScheduleAgent(plan="0:resnet18@2;3:resnet34@2+resnet50@4")  # make() would register it for later tests
     played = play_steps(agent, {"episode_length_s": 180}, seed=0)
     assert played.actions == [[2, 0, 0, 0, 0]] * 3 + [[0, 2, 4, 0, 0]] * 3
     assert played.infos[2]["cores_per_replica"] == [2, 0, 0, 0, 0]

