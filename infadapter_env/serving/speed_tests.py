@@ -104,11 +104,12 @@ def run(options: SpeedOptions, command: str) -> dict[str, Any]:
             backend.remove(name)
     finally:
         backend.stop()
-    record = {
+    machine = {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()}
+    record: dict[str, Any] = {
         "command": command,
         "options": asdict(options),
         "readings": readings,
-        "machine": {"processor": platform.processor() or platform.machine(), "cpus": os.cpu_count()},
+        "machine": machine,
         "versions": {"python": platform.python_version(), "numpy": np.__version__},
         "git_commit": git_commit(),
     }
@@ -117,7 +118,7 @@ def run(options: SpeedOptions, command: str) -> dict[str, Any]:
     (out / "speed_tests.json").write_text(json.dumps(record, indent=2) + "\n")
     (out / "summary.md").write_text(
         f"# Speed tests\n\nMade by `{command}` at commit {record['git_commit']} "
-        f"({record['machine']['processor']}, {record['machine']['cpus']} CPUs).\n\n{table(record)}\n"
+        f"({machine['processor']}, {machine['cpus']} CPUs).\n\n{table(record)}\n"
     )
     return record
 
